@@ -1,0 +1,49 @@
+"""Choosing the Keras backend. Keras reads ``KERAS_BACKEND`` once, at import, so one process has
+one backend; work that needs another runs in a child process (``core.child``)."""
+
+import importlib.util
+import os
+import sys
+
+from .errors import KerastackError, UsageError, choices_text
+
+BACKENDS = ("tensorflow", "jax", "torch")
+_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def resolve(name=None):
+    """The backend to use: ``name``, else ``KERAS_BACKEND``, else tensorflow; checked and installed."""
+    name = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}; valid: {choices_text(BACKENDS)}")
+    if importlib.util.find_spec(_PACKAGES[name]) is None:
+        raise UsageError(f"backend {name!r} is not installed; pip install {_PACKAGES[name]}")
+    return name
+
+
+def loaded():
+    """The backend of the keras already imported in this process, or None."""
+    keras = sys.modules.get("keras")
+    if keras is None or not hasattr(keras, "backend"):
+        return None
+    return keras.backend.backend()
+
+
+def can_use(name):
+    """Whether this process can run ``name`` (keras not imported yet, or imported with it)."""
+    current = loaded()
+    return current is None or current == name
+
+
+def use(name):
+    """Import keras under ``name`` in this process and return the module."""
+    name = resolve(name)
+    current = loaded()
+    if current is not None and current != name:
+        raise KerastackError(
+            f"this process already runs keras with backend {current!r}; {name!r} needs a new process"
+        )
+    os.environ["KERAS_BACKEND"] = name
+    import keras
+
+    return keras

@@ -1,0 +1,24 @@
+import click
+
+from ..exporting import export
+from ..params import parse_pairs
+from .options import pairs_option
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--to", "to", required=True, metavar="NAME", help="Exporter (see kerastack plugins).")
+@pairs_option("--opt", "an exporter option")
+@click.pass_obj
+def command(host, run_dir, to, pairs_opt):
+    """Export the model of RUN_DIR; files go to RUN_DIR/export/NAME/.
+
+    \b
+    Example:
+      kerastack export runs/cnn-digits-20261121-101500 --to tflite --opt quantize=int8
+      runs/cnn-digits-20261121-101500/export/tflite/model_int8.tflite
+      ...
+    """
+    extra = list(host.extra) or None  # default: the plugins recorded in the run
+    for path in export(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra):
+        click.echo(str(path))

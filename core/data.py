@@ -1,0 +1,131 @@
+"""What dataset plugins return (``Dataset``) and what architectures are built from (``DataSpec``)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import KerastackError
+
+TASKS = ("classification", "regression", "reconstruction", "generation")
+
+
+@dataclass
+class Dataset:
+    """Splits are ``(x, y)`` pairs of numpy arrays (``y`` may be None) or ``keras.utils.PyDataset``s."""
+
+    train: object
+    validation: object = None
+    test: object = None
+    task: str = "classification"
+    class_names: tuple = None
+
+    def split(self, name):
+        return getattr(self, name)
+
+    def evaluation_split(self):
+        """``(name, split)`` of the split used to judge a model: test, else validation, else train."""
+        for name in ("test", "validation", "train"):
+            if self.split(name) is not None:
+                return name, self.split(name)
+        raise KerastackError("the dataset has no splits")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What an architecture needs to know about the data: shapes, classes, task."""
+
+    input_shape: tuple
+    num_classes: int = None
+    task: str = "classification"
+    class_names: tuple = None
+    input_dtype: str = "float32"
+
+
+def is_pair(split):
+    return isinstance(split, (tuple, list)) and len(split) == 2
+
+
+def first_batch(split):
+    """``(x, y)`` arrays of a split: the whole pair, or the first batch of a PyDataset."""
+    return split if is_pair(split) else batch_of(split, 0)
+
+
+def as_arrays(split, limit=None):
+    """``(x, y)`` numpy arrays of a split (a PyDataset is read batch by batch up to ``limit`` samples)."""
+    if is_pair(split):
+        x, y = split
+        return (x[:limit], None if y is None else y[:limit]) if limit else (x, y)
+    xs, ys, n = [], [], 0
+    for i in range(len(split)):
+        x, y = batch_of(split, i)
+        xs.append(np.asarray(x))
+        if y is not None:
+            ys.append(np.asarray(y))
+        n += len(x)
+        if limit and n >= limit:
+            break
+    x = np.concatenate(xs)[:limit] if xs else np.zeros((0,))
+    y = np.concatenate(ys)[:limit] if ys else None
+    return x, y
+
+
+def batch_of(split, i):
+    batch = split[i]
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+def check_dataset(dataset, owner):
+    """Raise an error naming ``owner`` (the dataset plugin) if the dataset is malformed."""
+    if not isinstance(dataset, Dataset):
+        raise KerastackError(f"{owner} returned {type(dataset).__name__}, expected core.Dataset")
+    if dataset.task not in TASKS:
+        raise KerastackError(f"{owner}: unknown task {dataset.task!r}; valid: {', '.join(TASKS)}")
+    if dataset.train is None:
+        raise KerastackError(f"{owner}: the train split is empty")
+    for name in ("train", "validation", "test"):
+        split = dataset.split(name)
+        if split is None or not is_pair(split):
+            continue
+        x, y = split
+        if len(x) == 0:
+            raise KerastackError(f"{owner}: the {name} split is empty")
+        if y is not None and len(x) != len(y):
+            raise KerastackError(f"{owner}: {name} split has {len(x)} inputs but {len(y)} targets")
+        if np.issubdtype(np.asarray(x).dtype, np.floating) and not np.all(np.isfinite(x)):
+            raise KerastackError(f"{owner}: {name} split inputs contain NaN or inf")
+
+
+def spec_of(dataset):
+    """The DataSpec of a dataset: input shape from the train split, classes from names or labels."""
+    x, y = first_batch(dataset.train)
+    x = np.asarray(x)
+    num_classes = None
+    names = tuple(dataset.class_names) if dataset.class_names is not None else None
+    if dataset.task == "classification":
+        if names:
+            num_classes = len(names)
+        elif y is not None:
+            labels = [np.asarray(s[1]) for s in (dataset.train, dataset.validation, dataset.test)
+                      if s is not None and is_pair(s)] or [np.asarray(y)]
+            num_classes = int(max(int(np.max(a)) for a in labels)) + 1
+        if num_classes is not None:
+            _check_labels(dataset, num_classes)
+    return DataSpec(tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names,
+                    str(x.dtype))
+
+
+def _check_labels(dataset, num_classes):
+    for name in ("train", "validation", "test"):
+        split = dataset.split(name)
+        if split is None or not is_pair(split) or split[1] is None:
+            continue
+        y = np.asarray(split[1])
+        if not np.issubdtype(y.dtype, np.integer):
+            raise KerastackError(f"{name} labels have dtype {y.dtype}; classification needs integer labels")
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise KerastackError(
+                f"{name} labels must lie in [0, {num_classes - 1}] ({num_classes} classes); "
+                f"found {int(y.min())}..{int(y.max())}"
+            )

@@ -1,0 +1,66 @@
+"""``export()``: run a deployment plugin on a finished run, in the backend the plugin needs."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import backend as backends
+from .child import call_in_backend
+from .data import check_dataset
+from .errors import KerastackError
+from .plugins import get_plugin_host
+from .runs import load_run
+
+
+@dataclass
+class ExportContext:
+    """What an exporter gets: the run's model (loaded here), its dataset, where to write, the record."""
+
+    model: object
+    dataset: object
+    out_dir: Path
+    run: dict
+    run_dir: Path
+
+
+def export(run_dir, to, options=None, *, plugins=None):
+    """Export run ``run_dir`` with exporter ``to``; return the paths written.
+
+    ``plugins`` defaults to the ``--plugin`` modules recorded in the run, so a model trained with a
+    third-party architecture exports without naming it again.
+    """
+    run = load_run(run_dir)
+    plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
+    host = get_plugin_host(plugins)
+    entry = host.registry("exporter").get(to)
+    options = entry.options(options)
+    backend = entry.extra.get("backend") or backends.loaded() or run.backend
+    backend = backends.resolve(backend)
+    if not backends.can_use(backend):
+        kwargs = dict(run_dir=str(run.path), to=to, options=options, plugins=plugins)
+        return [Path(p) for p in call_in_backend(backend, "core.exporting:_export_json", kwargs)]
+
+    backends.use(backend)
+    dataset = load_dataset(run, host)
+    out_dir = run.path / "export" / to
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ExportContext(run.model, dataset, out_dir, run.record, run.path)
+    paths = entry.call(ctx, **options)
+    if not isinstance(paths, (list, tuple)) or not all(Path(p).exists() for p in paths):
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()}: export() must return a list of the paths it "
+            f"wrote; got {paths!r}"
+        )
+    return [Path(p) for p in paths]
+
+
+def _export_json(**kwargs):
+    return [str(p) for p in export(**kwargs)]
+
+
+def load_dataset(run, host):
+    """The run's dataset, loaded again by its plugin with the options recorded in ``run.json``."""
+    rec = run.record["dataset"]
+    entry = host.registry("dataset").get(rec["name"])
+    dataset = entry.call(**entry.options(rec.get("options", {})))
+    check_dataset(dataset, f"{entry.owner} from {entry.plugin.label()}")
+    return dataset

@@ -1,0 +1,109 @@
+"""The hooks a kerastack plugin can implement.
+
+Every hook receives a ``register`` callable and may call it any number of times. The core attributes
+each registration to the plugin that made it, so errors and ``kerastack plugins`` can name it.
+
+A plugin implements hooks with ``core.hookimpl`` or, without importing ``core`` at all, with its own
+``pluggy.HookimplMarker("kerastack")``. Plugin modules must not import TensorFlow, JAX, torch or keras
+at module level: import keras inside ``build``/``load``/``export`` so that ``kerastack --help`` stays
+instant.
+"""
+
+import pluggy
+
+PROJECT = "kerastack"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_architectures(register):
+    """Register model architectures. Called once, when the core first needs the architecture list.
+
+    ``register(name, build, summary="", tasks=("classification",))``
+
+    ``build(spec, **hparams) -> keras.Model``: ``spec`` is a :class:`core.DataSpec` (``input_shape``
+    without the batch axis, ``num_classes``, ``task``, ``class_names``). Every hyperparameter is a
+    keyword argument with a default; the core reads them from the signature, lists them in
+    ``kerastack plugins`` and coerces ``--hp name=value`` to the default's type. Return a compiled
+    model to keep your own loss and metrics; otherwise the core compiles it for the task.
+
+    Example::
+
+        @hookimpl
+        def register_architectures(register):
+            register("tiny", build_tiny, summary="one Dense layer", tasks=("classification",))
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets. Called once, when the core first needs the dataset list.
+
+    ``register(name, load, summary="")``
+
+    ``load(**options) -> core.Dataset``: options are keyword arguments with defaults, set with
+    ``--data-opt k=v``. Each split of the Dataset is an ``(x, y)`` pair of numpy arrays (``y`` may be
+    None for unsupervised tasks) or a ``keras.utils.PyDataset``.
+
+    Example::
+
+        @hookimpl
+        def register_datasets(register):
+            register("moons", load_moons, summary="two interleaving half circles")
+    """
+
+
+@hookspec
+def register_exporters(register):
+    """Register deployment targets. Called once, when the core first needs the exporter list.
+
+    ``register(name, export, summary="", backend=None)``
+
+    ``export(ctx, **options) -> list[pathlib.Path]``: ``ctx`` has ``model`` (the run's keras.Model,
+    loaded in this process), ``dataset`` (the run's ``core.Dataset``), ``out_dir`` (a
+    ``pathlib.Path`` to write into, created) and ``run`` (the run's ``run.json`` as a dict). Options
+    come from ``--opt k=v``. ``backend`` names the Keras backend the exporter needs (``"tensorflow"``
+    for TFLite); the core runs it in a process with that backend whatever the training backend was.
+
+    Example::
+
+        @hookimpl
+        def register_exporters(register):
+            register("npz", export_weights, summary="weights as .npz")
+    """
+
+
+@hookspec
+def register_callbacks(register):
+    """Register Keras callbacks selectable with ``kerastack train --callback NAME``.
+
+    ``register(name, factory, summary="")``
+
+    ``factory(**options) -> keras.callbacks.Callback``; called in the training process, after the
+    backend is chosen, once per run that selects it.
+
+    Example::
+
+        @hookimpl
+        def register_callbacks(register):
+            register("stop_at_99", lambda: StopAt(0.99), summary="stop at 99% val accuracy")
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add subcommands to the command line. Called once, when the CLI is built.
+
+    ``cli`` is the ``click.Group`` of ``kerastack``; add commands with ``@cli.command()``. Keep the
+    module import light: import keras inside the command function.
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                click.echo("hello")
+    """

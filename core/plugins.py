@@ -1,0 +1,228 @@
+"""Loading plugins — built-in, installed, or named by the user — through one path.
+
+Order: the built-in modules below; entry points in group ``kerastack``; modules or ``.py`` files from
+``--plugin`` / ``KERASTACK_PLUGINS``. A plugin that fails to import or register is recorded as broken,
+not raised: the commands that do not need it keep working, and ``kerastack plugins`` shows the error.
+"""
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from . import hookspecs
+from .errors import did_you_mean
+from .registry import KINDS, Registry, make_entry
+
+BUILTIN_PLUGINS = (
+    "plugins.architectures.cnn",
+    "plugins.architectures.mlp",
+    "plugins.datasets.digits",
+    "plugins.deployment.tflite",
+)
+
+
+@dataclass
+class PluginInfo:
+    """Where a plugin came from, and what went wrong with it, if anything."""
+
+    name: str
+    origin: str  # "built-in", "package", "module" or "path"
+    location: str  # module name or file path
+    package: str = None
+    version: str = None
+    error: str = None
+    hooks: list = field(default_factory=list)
+
+    def label(self):
+        if self.origin == "package":
+            where = f"{self.package} {self.version}"
+        elif self.origin == "built-in":
+            where = "built-in"
+        else:
+            where = self.location
+        return f"plugin {self.name!r} ({where})"
+
+    def describe(self):
+        out = {"name": self.name, "origin": self.origin, "location": self.location}
+        if self.package:
+            out.update(package=self.package, version=self.version)
+        out["hooks"] = list(self.hooks)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def env_list(name):
+    return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
+
+
+class PluginHost:
+    """A pluggy manager with every plugin loaded, and the registries built from it on demand.
+
+    ``extra`` are module names or ``.py`` paths (``--plugin``); ``KERASTACK_PLUGINS`` adds more and
+    ``KERASTACK_DISABLE_PLUGINS`` names plugins to skip. Each host is independent: tests make their own.
+    """
+
+    def __init__(self, extra=(), *, builtins=BUILTIN_PLUGINS, entry_points=True, disabled=None):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.extra = tuple(extra) + tuple(s for s in env_list("KERASTACK_PLUGINS") if s not in extra)
+        self.disabled = set(env_list("KERASTACK_DISABLE_PLUGINS") if disabled is None else disabled)
+        self.plugins = {}  # name → PluginInfo, in load order
+        self._objects = {}  # name → the registered module or object
+        self._registries = {}
+        for module in builtins:
+            self._load(PluginInfo(module, "built-in", module), lambda m=module: importlib.import_module(m))
+        if entry_points:
+            for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+                dist = ep.dist
+                info = PluginInfo(ep.name, "package", ep.value, dist.name if dist else None,
+                                  dist.version if dist else None)
+                self._load(info, ep.load)
+        for spec in self.extra:
+            self._load(*_user_plugin(spec))
+        self._reject_unknown_hooks()
+        self.pm.check_pending()
+
+    # -- loading -----------------------------------------------------------------------------------
+    def _load(self, info, loader):
+        if info.name in self.disabled:
+            return
+        if info.name in self.plugins:
+            info.error = f"a plugin named {info.name!r} is already loaded ({self.plugins[info.name].label()})"
+            self.plugins[info.name + f"#{len(self.plugins)}"] = info
+            return
+        self.plugins[info.name] = info
+        try:
+            obj = loader()
+            self.pm.register(obj, name=info.name)
+        except BaseException as exc:  # a plugin must not take the host down, even with SystemExit
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.error = _one_line(exc)
+            return
+        self._objects[info.name] = obj
+        info.hooks = sorted(c.name for c in self.pm.get_hookcallers(obj) or ())
+
+    def _reject_unknown_hooks(self):
+        """A hook implementation whose name matches no spec (a typo) marks its plugin broken."""
+        specs = [name for name in KINDS_HOOKS]
+        for name, caller in list(vars(self.pm.hook).items()):
+            if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.hookimpl_opts.get("optionalhook"):
+                    continue
+                info = self.plugins[impl.plugin_name]
+                info.error = f"hook {name!r} matches no kerastack hook{did_you_mean(name, specs)}"
+                self._unregister(info)
+
+    def _unregister(self, info):
+        obj = self._objects.pop(info.name, None)
+        if obj is not None and self.pm.is_registered(obj):
+            self.pm.unregister(obj)
+        info.hooks = []
+
+    # -- what plugins register ---------------------------------------------------------------------
+    @property
+    def broken(self):
+        return [p for p in self.plugins.values() if p.error]
+
+    def registry(self, kind):
+        """The registry of ``kind`` ("architecture", "dataset", "exporter", "callback"), built once."""
+        if kind not in self._registries:
+            hook = KINDS[kind][0]
+            collected = []
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                info = self.plugins[impl.plugin_name]
+                made = []
+
+                def register(name, func, summary="", _info=info, _made=made, **extra):
+                    _made.append(make_entry(kind, _info, name, func, summary, **extra))
+
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    info.error = f"{hook}: {_one_line(exc)}"
+                    continue
+                collected.extend(made)
+            registry = Registry(kind, self.broken)
+            for entry in collected:
+                registry.add(entry)
+            self._registries[kind] = registry
+        return self._registries[kind]
+
+    def add_commands(self, cli):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:
+                self.plugins[impl.plugin_name].error = f"register_commands: {_one_line(exc)}"
+
+    def describe(self):
+        """Everything ``kerastack plugins --json`` shows."""
+        regs = {kind: self.registry(kind) for kind in KINDS}
+        out = []
+        for info in self.plugins.values():
+            d = info.describe()
+            d["registers"] = {
+                kind: [e.describe() for e in reg.entries.values() if e.plugin is info]
+                + [e.describe() for es in reg.conflicts.values() for e in es if e.plugin is info]
+                for kind, reg in regs.items()
+            }
+            d["registers"] = {k: v for k, v in d["registers"].items() if v}
+            out.append(d)
+        conflicts = [
+            {"kind": kind, "name": name, "plugins": [e.plugin.name for e in es]}
+            for kind, reg in regs.items() for name, es in reg.conflicts.items()
+        ]
+        return {"plugins": out, "conflicts": conflicts}
+
+
+KINDS_HOOKS = [spec[0] for spec in KINDS.values()] + ["register_commands"]
+
+
+def _user_plugin(spec):
+    """PluginInfo and loader for a ``--plugin`` value: a ``.py`` file path or an importable module."""
+    if spec.endswith(".py") or os.sep in spec or "/" in spec:
+        path = Path(spec).expanduser().resolve()
+        info = PluginInfo(path.stem, "path", str(path))
+
+        def load():
+            if not path.is_file():
+                raise FileNotFoundError(f"no such plugin file: {path}")
+            module_name = f"kerastack_user_plugin_{path.stem}"
+            mod_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[module_name] = module
+            try:
+                mod_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(module_name, None)
+                raise
+            return module
+
+        return info, load
+    return PluginInfo(spec, "module", spec), lambda: importlib.import_module(spec)
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_default_hosts = {}
+
+
+def get_plugin_host(extra=()):
+    """The process-wide host for these ``--plugin`` values (built on first use)."""
+    key = tuple(extra)
+    if key not in _default_hosts:
+        _default_hosts[key] = PluginHost(key)
+    return _default_hosts[key]

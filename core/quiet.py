@@ -1,0 +1,63 @@
+"""Keep native-library start-up noise off the user's terminal.
+
+TensorFlow and XLA write C++ log lines straight to file descriptor 2 (oneDNN, CUDA probing, cpu
+features, converter passes); ``TF_CPP_MIN_LOG_LEVEL`` does not silence all of them. We route fd 2
+through a pipe and drop the lines that have the C++ logger's shape; everything else passes through.
+``--debug`` leaves stderr alone.
+"""
+
+import atexit
+import os
+import re
+import sys
+import threading
+
+NOISE = re.compile(
+    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-]+:\d+\]"  # absl / glog lines
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|To enable the following instructions: .*rebuild TensorFlow"
+    rb"|fully_quantize: \d+, inference_type: \d+"  # the TFLite quantizer's settings
+    rb"|An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed"
+    rb")"
+)
+
+_state = {}
+
+
+def filter_native_stderr():
+    """Start filtering fd 2 for the rest of the process (idempotent). Child processes inherit it."""
+    if _state:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread = threading.Thread(target=_pump, args=(read_end, real), daemon=True)
+    thread.start()
+    _state.update(real=real, thread=thread)
+    atexit.register(_stop)
+
+
+def _pump(read_end, real):
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        pending = b""
+        while chunk := pipe.read(65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = b"".join(line + b"\n" for line in lines if not NOISE.match(line))
+            if out:
+                os.write(real, out)
+        if pending and not NOISE.match(pending):
+            os.write(real, pending)
+
+
+def _stop():
+    """Put the real stderr back and let the pump drain what was written before exit."""
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os.dup2(_state["real"], 2)  # closes the pipe's last write end held by this process
+    _state["thread"].join(timeout=2)

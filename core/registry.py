@@ -1,0 +1,120 @@
+"""Named entries that plugins register: architectures, datasets, exporters, callbacks."""
+
+from dataclasses import dataclass, field
+
+from .errors import KerastackError, UsageError, choices_text, did_you_mean
+from .params import coerce_options, signature_defaults
+
+# kind → (hook name, how many leading positional arguments the callable takes before its options,
+#         what its options are called, extra keyword arguments of register() with their defaults)
+KINDS = {
+    "architecture": ("register_architectures", 1, "hyperparameter", {"tasks": ("classification",)}),
+    "dataset": ("register_datasets", 0, "option", {}),
+    "exporter": ("register_exporters", 1, "option", {"backend": None}),
+    "callback": ("register_callbacks", 0, "option", {}),
+}
+
+
+@dataclass
+class Entry:
+    """One registered name: who registered it, what to call, and the options it takes."""
+
+    kind: str
+    name: str
+    func: object
+    summary: str
+    plugin: object  # core.plugins.PluginInfo
+    extra: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)
+    accepts_any: bool = False
+
+    @property
+    def owner(self):
+        return f"{self.kind} {self.name!r}"
+
+    def options(self, given):
+        """Check and type ``given`` options (text or values) against this entry's defaults."""
+        return coerce_options(given, self.defaults, self.accepts_any, self.owner, KINDS[self.kind][2])
+
+    def call(self, *args, **kwargs):
+        """Call the plugin's function; an exception in it becomes an error naming the plugin."""
+        try:
+            return self.func(*args, **kwargs)
+        except KerastackError:
+            raise
+        except Exception as exc:
+            func = getattr(self.func, "__name__", "function")
+            raise KerastackError(
+                f"{self.owner} from {self.plugin.label()} failed in {func}(): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def describe(self):
+        out = {"name": self.name, "summary": self.summary, "plugin": self.plugin.name}
+        out.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.extra.items()})
+        out[KINDS[self.kind][2] + "s"] = {k: _jsonable(v) for k, v in self.defaults.items()}
+        return out
+
+
+class Registry:
+    """The entries of one kind, with the conflicts and errors met while collecting them."""
+
+    def __init__(self, kind, broken=()):
+        self.kind = kind
+        self.entries = {}
+        self.conflicts = {}  # name → [Entry, Entry, ...] registered by different plugins
+        self.broken = list(broken)  # PluginInfo of plugins that failed to load or register
+
+    def add(self, entry):
+        if entry.name in self.conflicts:
+            self.conflicts[entry.name].append(entry)
+        elif entry.name in self.entries:
+            self.conflicts[entry.name] = [self.entries.pop(entry.name), entry]
+        else:
+            self.entries[entry.name] = entry
+
+    def names(self):
+        return sorted(set(self.entries) | set(self.conflicts))
+
+    def get(self, name):
+        if name in self.conflicts:
+            who = " and ".join(e.plugin.label() for e in self.conflicts[name])
+            raise UsageError(
+                f"{self.kind} {name!r} is registered by both {who}; "
+                "disable one with KERASTACK_DISABLE_PLUGINS=NAME"
+            )
+        if name not in self.entries:
+            msg = (
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"valid: {choices_text(self.names())}"
+            )
+            if self.broken:
+                msg += "; broken plugins: " + ", ".join(p.label() for p in self.broken)
+            raise UsageError(msg)
+        return self.entries[name]
+
+
+def make_entry(kind, plugin, name, func, summary="", **extra):
+    """Validate one ``register(...)`` call; ``TypeError`` says what is wrong with it."""
+    _, skip, _, allowed = KINDS[kind]
+    unknown = set(extra) - set(allowed)
+    if unknown:
+        raise TypeError(f"register() got unexpected keyword(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
+    if not callable(func):
+        raise TypeError(f"{kind} {name!r}: expected a callable, got {type(func).__name__}")
+    values = {**allowed, **extra}
+    if "tasks" in values:
+        tasks = values["tasks"]
+        values["tasks"] = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    defaults, accepts_any = signature_defaults(func, skip)
+    return Entry(kind, name, func, str(summary or ""), plugin, values, defaults, accepts_any)
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return value
+    return repr(value)

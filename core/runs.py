@@ -1,0 +1,157 @@
+"""Run directories: what a training run leaves behind, written atomically, and read back."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import KerastackError
+
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success.
+
+    A crash at any moment leaves either the old file or the new one, never a truncated file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual mode
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path, text):
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj):
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+
+
+def write_csv(path, rows):
+    """``rows``: a list of dicts, as one CSV whose header is the union of their keys."""
+    buf = io.StringIO()
+    if rows:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def read_json(path, what="file"):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KerastackError(f"{path}: no such {what}") from None
+    except (OSError, ValueError) as exc:
+        raise KerastackError(f"{path}: unreadable {what}: {exc}") from None
+
+
+def new_run_dir(root, arch, data):
+    """A fresh directory ``root/ARCH-DATA-YYYYmmdd-HHMMSS[-N]``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{arch}-{data}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@dataclass
+class Run:
+    """A run directory read back: its record, metrics and history; the model loads on demand."""
+
+    path: Path
+    record: dict
+    metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    _model: object = field(default=None, repr=False)
+
+    @property
+    def model(self):
+        """The run's keras.Model (the trained one if this process trained it, else loaded)."""
+        if self._model is None:
+            self._model = load_model(self.model_path)
+        return self._model
+
+    @property
+    def model_path(self):
+        return self.path / MODEL_FILE
+
+    @property
+    def backend(self):
+        return self.record.get("training", {}).get("backend")
+
+
+def load_run(path):
+    path = Path(path)
+    if not path.is_dir():
+        raise KerastackError(f"{path}: no such run directory")
+    record = read_json(path / RUN_FILE, "run record (is this a kerastack run directory?)")
+    metrics = read_json(path / METRICS_FILE, "metrics file") if (path / METRICS_FILE).exists() else {}
+    history = []
+    if (path / HISTORY_FILE).exists():
+        with open(path / HISTORY_FILE, newline="") as f:
+            history = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return Run(path, record, metrics, history)
+
+
+def load_model(path):
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise KerastackError(f"{path}: no such model file (did the run finish?)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:
+        raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from exc
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
+
+
+def _default(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)

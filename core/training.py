@@ -1,0 +1,160 @@
+"""``train()``: build an architecture for a dataset, fit it under one backend, write the run."""
+
+import secrets
+import time
+from pathlib import Path
+
+from . import backend as backends
+from .callbacks import history_writer
+from .child import call_in_backend
+from .data import check_dataset, is_pair, spec_of
+from .errors import KerastackError, UsageError
+from .plugins import get_plugin_host
+from .runs import (HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, atomic_path, load_run,
+                   new_run_dir, write_json)
+from .versions import versions
+
+
+def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, data_options=None,
+          callbacks=(), out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto"):
+    """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
+
+    ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
+    checked against the plugins' signatures. If this process already runs keras under another
+    backend, the training runs in a child process with ``backend``.
+    """
+    host = get_plugin_host(plugins)
+    arch_entry = host.registry("architecture").get(arch)
+    data_entry = host.registry("dataset").get(data)
+    hparams = arch_entry.options(hparams)
+    data_options = data_entry.options(data_options)
+    callback_entries = [host.registry("callback").get(name) for name in callbacks]
+    if int(epochs) < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if int(batch_size) < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    backend = backends.resolve(backend)
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    out = Path(out) if out else new_run_dir(runs_dir, arch, data)
+    if (out / RUN_FILE).exists():
+        raise UsageError(f"{out} already holds a run; choose another --out")
+
+    kwargs = dict(arch=arch, data=data, backend=backend, epochs=int(epochs), batch_size=int(batch_size),
+                  hparams=hparams, data_options=data_options, callbacks=list(callbacks), out=str(out),
+                  seed=seed, plugins=list(plugins), verbose=verbose)
+    if not backends.can_use(backend):
+        call_in_backend(backend, "core.training:_train_json", kwargs)
+        return load_run(out)
+
+    keras = backends.use(backend)
+    keras.utils.set_random_seed(seed)
+    dataset = data_entry.call(**data_options)
+    check_dataset(dataset, f"{data_entry.owner} from {data_entry.plugin.label()}")
+    spec = spec_of(dataset)
+    tasks = arch_entry.extra["tasks"]
+    if spec.task not in tasks:
+        raise UsageError(
+            f"architecture {arch!r} supports {', '.join(tasks)}; dataset {data!r} is {spec.task}"
+        )
+    model = arch_entry.call(spec, **hparams)
+    if not isinstance(model, keras.Model):
+        raise KerastackError(
+            f"{arch_entry.owner} from {arch_entry.plugin.label()}: build() returned "
+            f"{type(model).__name__}, expected a keras.Model"
+        )
+    if not model.compiled:
+        _compile_for_task(keras, model, spec.task, arch)
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "architecture": _plugin_record(arch_entry, hparams),
+        "dataset": _plugin_record(data_entry, data_options),
+        "spec": {"input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+                 "task": spec.task, "class_names": list(spec.class_names or []) or None},
+        "training": {"backend": backend, "epochs": int(epochs), "batch_size": int(batch_size),
+                     "seed": seed, "callbacks": list(callbacks)},
+        "plugins": list(plugins),
+        "versions": versions(),
+    }
+    write_json(out / RUN_FILE, record)
+
+    cbs = [history_writer(out / HISTORY_FILE)]
+    cbs += [_make_callback(keras, e) for e in callback_entries]
+    started = time.perf_counter()
+    history = _fit(model, dataset, int(epochs), int(batch_size), cbs, verbose, arch, data, spec)
+    seconds = time.perf_counter() - started
+
+    metrics = {"backend": backend, "epochs": len(history.epoch), "seconds": round(seconds, 3)}
+    metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
+    if dataset.test is not None:
+        metrics.update({f"test_{k}": float(v) for k, v in _evaluate(model, dataset.test, batch_size).items()})
+    with atomic_path(out / MODEL_FILE) as tmp:
+        model.save(tmp)
+    write_json(out / METRICS_FILE, metrics)
+    record["status"] = "complete"
+    write_json(out / RUN_FILE, record)
+    run = load_run(out)
+    run._model = model
+    return run
+
+
+def _train_json(**kwargs):
+    return str(train(**kwargs).path)
+
+
+def _plugin_record(entry, options):
+    info = entry.plugin
+    out = {"name": entry.name, "plugin": info.name, "origin": info.origin}
+    if info.package:
+        out.update(package=info.package, version=info.version)
+    out["options"] = options
+    return out
+
+
+def _compile_for_task(keras, model, task, arch):
+    if task == "classification":
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    elif task == "regression":
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
+    else:
+        raise KerastackError(
+            f"architecture {arch!r} returned an uncompiled model for task {task!r}; "
+            "compile it in build() (the core compiles only classification and regression)"
+        )
+
+
+def _make_callback(keras, entry):
+    cb = entry.call()
+    if not isinstance(cb, keras.callbacks.Callback):
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()} returned {type(cb).__name__}, "
+            "expected a keras.callbacks.Callback"
+        )
+    return cb
+
+
+def _fit(model, dataset, epochs, batch_size, callbacks, verbose, arch, data, spec):
+    train, val = dataset.train, dataset.validation
+    try:
+        if is_pair(train):
+            return model.fit(train[0], train[1], batch_size=batch_size, epochs=epochs,
+                             validation_data=tuple(val) if val is not None else None,
+                             callbacks=callbacks, verbose=verbose)
+        return model.fit(train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose)
+    except KerastackError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise KerastackError(
+            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: "
+            f"{type(exc).__name__}: {first}"
+        ) from exc
+
+
+def _evaluate(model, split, batch_size):
+    if is_pair(split):
+        return model.evaluate(split[0], split[1], batch_size=batch_size, verbose=0, return_dict=True)
+    return model.evaluate(split, verbose=0, return_dict=True)

@@ -1,0 +1,65 @@
+"""``verify()``: run a .tflite on the device-side runtime (``tflite/``) and compare it with Keras."""
+
+from pathlib import Path
+
+import numpy as np
+
+from . import backend as backends
+from .data import as_arrays
+from .errors import KerastackError
+from .exporting import load_dataset
+from .plugins import get_plugin_host
+from .runs import load_run
+
+
+def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None):
+    """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
+
+    Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
+    ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,
+    ``keras_accuracy`` and ``agreement`` (top-1); for regression ``tflite_mae``/``keras_mae``.
+    """
+    from tflite.runner import TFLiteModel
+
+    tflite_path = Path(tflite_path)
+    run = load_run(run_dir)
+    try:
+        lite = TFLiteModel(tflite_path, num_threads=threads)
+    except (OSError, ValueError) as exc:
+        raise KerastackError(f"{tflite_path}: {exc}") from None
+    plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
+    host = get_plugin_host(plugins)
+    backends.use(backends.loaded() or run.backend)
+    split_name, split = load_dataset(run, host).evaluation_split()
+    x, y = as_arrays(split)
+    try:
+        lite_out = lite.predict(x)
+    except ValueError as exc:
+        raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
+    keras_out = np.asarray(run.model.predict(x, batch_size=256, verbose=0), dtype="float32")
+    bench = lite.benchmark(x[:1], runs=latency_runs)
+    result = {
+        "file": str(tflite_path),
+        "split": split_name,
+        "samples": int(len(x)),
+        "size_bytes": lite.size_bytes,
+        "max_abs_diff": float(np.max(np.abs(lite_out.reshape(keras_out.shape) - keras_out))),
+        "latency_ms_p50": float(bench["p50_ms"]),
+        "latency_ms_p90": float(bench["p90_ms"]),
+        "threads": threads,
+    }
+    task = run.record.get("spec", {}).get("task")
+    if task == "classification" and y is not None:
+        lite_top, keras_top = lite_out.argmax(-1), keras_out.argmax(-1)
+        result.update(
+            tflite_accuracy=float(np.mean(lite_top == y)),
+            keras_accuracy=float(np.mean(keras_top == y)),
+            agreement=float(np.mean(lite_top == keras_top)),
+        )
+    elif task == "regression" and y is not None:
+        y = np.asarray(y, dtype="float32").reshape(len(y), -1)
+        result.update(
+            tflite_mae=float(np.mean(np.abs(lite_out.reshape(y.shape) - y))),
+            keras_mae=float(np.mean(np.abs(keras_out.reshape(y.shape) - y))),
+        )
+    return result

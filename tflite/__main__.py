@@ -1,0 +1,146 @@
+"""python -m tflite MODEL.tflite [--input FILE.npy] [--bench N] [--threads N] [--top K] [--json]
+
+Examples:
+  python -m tflite model_int8.tflite --input samples.npy --top 3
+      0: cat 0.9141, dog 0.0547, bird 0.0117
+  python -m tflite model_int8.tflite --bench 200 --threads 2
+      latency p50 0.041 ms, p90 0.047 ms (200 runs, 2 threads)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .runner import TFLiteModel
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line, like every other error of this tool; --help has the usage.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tflite",
+        description="Run or time a .tflite model with LiteRT (numpy + ai_edge_litert only).",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", type=Path, help="the .tflite file (labels.txt/model.json beside it are used)")
+    p.add_argument("--input", type=Path, metavar="FILE.npy", help="float inputs: one sample, or a batch")
+    p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
+    p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except Exception as e:  # numpy raises several types for a bad file; all mean the same here
+        raise ValueError(f"{path}: not a valid .npy file ({str(e).strip() or type(e).__name__})") from e
+    if not isinstance(x, np.ndarray) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{path}: expected a numeric array, received {getattr(x, 'dtype', type(x))}")
+    return x
+
+
+def _is_classification(model: TFLiteModel, outputs: np.ndarray, top: int | None) -> bool:
+    if outputs.ndim != 2:
+        return False
+    task = (model.metadata or {}).get("task")
+    return task == "classification" or model.labels is not None or top is not None
+
+
+def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None) -> tuple[list[dict], list[str]]:
+    outputs = model.predict(x)
+    records, lines = [], []
+    if not _is_classification(model, outputs, top):
+        for i, row in enumerate(outputs):
+            records.append({"index": i, "output": row.tolist()})
+            lines.append(f"{i}: " + " ".join(f"{v:.6g}" for v in row.ravel()))
+        return records, lines
+    labels, num_classes = model.labels, outputs.shape[1]
+    if labels is not None and len(labels) != num_classes:
+        raise ValueError(f"{model.path}: {len(labels)} labels but the model outputs {num_classes} classes")
+    k = min(top or 5, num_classes)
+    for i, row in enumerate(outputs):
+        best = np.argsort(-row, kind="stable")[:k]
+        top_k = [
+            {"class": int(c), "label": labels[c] if labels else str(c), "probability": float(row[c])}
+            for c in best
+        ]
+        records.append({"index": i, "top": top_k})
+        lines.append(f"{i}: " + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in top_k))
+    return records, lines
+
+
+def _bench_input(model: TFLiteModel, x: np.ndarray | None) -> np.ndarray:
+    if x is not None:
+        return x[:1]
+    if -1 in model.input_shape:
+        raise ValueError(f"{model.path}: input shape {model.input_shape} is dynamic; pass --input")
+    return np.random.default_rng(0).random((1,) + model.input_shape, dtype=np.float32)
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = TFLiteModel(args.model, num_threads=args.threads)
+    x = None
+    if args.input is not None:
+        x = _load_npy(args.input)
+        if x.ndim == len(model.input_shape):  # one sample without its batch axis
+            x = x[None]
+    result: dict = {"model": str(model.path), "threads": args.threads}
+    lines: list[str] = []
+    if x is not None:
+        result["predictions"], lines = _predictions(model, x, args.top)
+    if args.bench:
+        bench = model.benchmark(_bench_input(model, x), runs=args.bench, warmup=min(10, args.bench))
+        result["benchmark"] = bench
+        plural = "s" if args.threads != 1 else ""
+        lines.append(
+            f"latency p50 {bench['p50_ms']:.3f} ms, p90 {bench['p90_ms']:.3f} ms "
+            f"({bench['runs']} runs, {args.threads} thread{plural})"
+        )
+    print(json.dumps(result) if args.json else "\n".join(lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.input is None and args.bench is None:
+        parser.error("give --input FILE.npy, --bench N, or both")
+    try:
+        return _run(args)
+    except (OSError, ValueError, RuntimeError) as e:
+        if args.debug:
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__  # always one line
+        print(f"tflite: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Run a .tflite model with LiteRT: float in, float out, whatever the model's own tensor types.
+
+Imports only the standard library and numpy at module level; `ai_edge_litert` is imported when a model
+is opened, so `import tflite` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TFLiteModel", "load_metadata", "load_labels", "latency_percentiles"]
+
+_QUANTIZED_TYPES = (np.int8, np.uint8, np.int16)
+_RUNTIME_NOISE = "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def _without_runtime_noise():
+    """Drop LiteRT's "Created ... XNNPACK delegate" line, pass any other C++ stderr output on.
+
+    The runtime prints it to file descriptor 2 on the first allocation in a process and ignores
+    TF_CPP_MIN_LOG_LEVEL; left alone it would precede every CLI result and one-line error.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            rest = [line for line in text.splitlines(keepends=True) if not line.startswith(_RUNTIME_NOISE)]
+            if rest:
+                sys.stderr.write("".join(rest))
+
+
+def load_metadata(tflite_path: str | Path) -> dict | None:
+    """The exporter's `model.json` beside `tflite_path`, with this file's entry under "file".
+
+    Returns every top-level key of model.json plus "file" (the `files[<this file name>]` entry, or None
+    when model.json does not list this file). Returns None when there is no model.json.
+    """
+    path = Path(tflite_path)
+    meta_path = path.parent / "model.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{meta_path}: cannot read metadata ({_first_line(e)})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{meta_path}: metadata must be a JSON object, got {type(data).__name__}")
+    files = data.get("files")
+    merged = dict(data)
+    merged["file"] = files.get(path.name) if isinstance(files, dict) else None
+    return merged
+
+
+def load_labels(tflite_path: str | Path, metadata: dict | None = None) -> list[str] | None:
+    """Class names: `labels.txt` beside the model (one per line), else metadata "class_names", else None."""
+    labels_path = Path(tflite_path).parent / "labels.txt"
+    if labels_path.is_file():
+        lines = labels_path.read_text(encoding="utf-8").splitlines()
+        while lines and not lines[-1].strip():  # a trailing newline is not a class
+            lines.pop()
+        return [line.strip() for line in lines]
+    names = (metadata or {}).get("class_names")
+    return [str(n) for n in names] if names else None
+
+
+def latency_percentiles(latencies_ms: np.ndarray) -> dict:
+    """{"p50_ms", "p90_ms", "mean_ms", "runs"} of per-invocation latencies."""
+    ms = np.asarray(latencies_ms, dtype=np.float64)
+    p50, p90 = np.percentile(ms, [50, 90])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "mean_ms": float(ms.mean()), "runs": int(ms.size)}
+
+
+class TFLiteModel:
+    """One-input, one-output .tflite model.
+
+    `predict` takes and returns float32 arrays with a leading batch axis; integer models get their
+    input quantized and their output dequantized with the tensors' own scale and zero point.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 1):
+        self.path = Path(path)
+        self.num_threads = num_threads
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such file")
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with _without_runtime_noise():
+                self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.path}: not a valid .tflite model ({_first_line(e)})") from e
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if not inputs or not outputs:
+            raise ValueError(f"{self.path}: model has {len(inputs)} inputs and {len(outputs)} outputs")
+        self._input = inputs[0]
+        self._output_index = outputs[0]["index"]
+        signature = self._input["shape_signature"]
+        if len(signature) == 0:
+            raise ValueError(f"{self.path}: model input is a scalar; expected a leading batch axis")
+        self._dynamic_batch = signature[0] == -1
+        self._fixed_batch = None if self._dynamic_batch else int(self._input["shape"][0])
+        # The shape the input tensor is allocated for; resizing re-allocates, so skip it when unchanged.
+        self._allocated_shape = tuple(int(d) for d in self._input["shape"])
+        self.metadata = load_metadata(self.path)
+        self.labels = load_labels(self.path, self.metadata)
+
+    def __repr__(self) -> str:
+        return f"TFLiteModel({str(self.path)!r}, input={self.input_shape} {self.input_dtype})"
+
+    # -- description -------------------------------------------------------------------------------
+    @property
+    def input_details(self) -> dict:
+        return self._interpreter.get_input_details()[0]
+
+    @property
+    def output_details(self) -> dict:
+        return self._interpreter.get_output_details()[0]
+
+    @property
+    def input_shape(self) -> tuple:
+        """Input shape without the batch axis; -1 marks a dynamic dimension."""
+        return tuple(int(d) for d in self._input["shape_signature"][1:])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        return np.dtype(self.output_details["dtype"])
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def op_names(self) -> list[str]:
+        """Op names in execution order, e.g. to assert there is no Flex op or DEQUANTIZE."""
+        return [op["op_name"] for op in self._interpreter._get_ops_details()]
+
+    def tensor_dtypes(self) -> list[dict]:
+        """[{"index", "name", "dtype"}] for every tensor; dtype is a numpy name such as "int8"."""
+        return [
+            {"index": t["index"], "name": t["name"], "dtype": np.dtype(t["dtype"]).name}
+            for t in self._interpreter.get_tensor_details()
+        ]
+
+    # -- inference ---------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """float32 outputs for a batch of inputs shaped (batch, *input_shape)."""
+        x = self._check_batch(x)
+        xq = self._quantize(x)
+        if self._dynamic_batch:
+            return self._dequantize(self._invoke(xq))
+        b = self._fixed_batch
+        outputs = []
+        for start in range(0, len(xq), b):
+            chunk = xq[start : start + b]
+            n = len(chunk)
+            if n < b:  # a fixed batch larger than what is left: pad, then drop the padding's outputs
+                chunk = np.concatenate([chunk, np.zeros((b - n,) + chunk.shape[1:], chunk.dtype)])
+            outputs.append(self._invoke(chunk)[:n])
+        return self._dequantize(np.concatenate(outputs))
+
+    def latencies_ms(self, x: np.ndarray, runs: int = 100, warmup: int = 10) -> np.ndarray:
+        """Per-invocation latencies in ms of single-sample runs on `x` (one sample, or a batch's first).
+
+        Each timing covers set_tensor + invoke + get_tensor, what one device call costs; input
+        quantization happens once, outside the timed loop.
+        """
+        x = np.asarray(x)
+        if x.ndim == len(self.input_shape):
+            x = x[None]
+        one = self._quantize(self._check_batch(x)[:1])
+        if self._fixed_batch not in (None, 1):
+            one = np.repeat(one, self._fixed_batch, axis=0)
+        self._ensure_shape(one.shape)
+        interp, index = self._interpreter, self._input["index"]
+        times = np.empty(runs, dtype=np.float64)
+        for i in range(-warmup, runs):
+            start = time.perf_counter()
+            interp.set_tensor(index, one)
+            interp.invoke()
+            interp.get_tensor(self._output_index)
+            if i >= 0:
+                times[i] = (time.perf_counter() - start) * 1e3
+        return times
+
+    def benchmark(self, x: np.ndarray, runs: int = 100, warmup: int = 10) -> dict:
+        """latency_percentiles of `latencies_ms`, plus the thread count."""
+        result = latency_percentiles(self.latencies_ms(x, runs=runs, warmup=warmup))
+        result["threads"] = self.num_threads
+        return result
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _check_batch(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        expected = self.input_shape
+        ok = x.ndim == len(expected) + 1 and all(e in (-1, d) for e, d in zip(expected, x.shape[1:]))
+        if not ok or len(x) == 0:
+            want = "(batch, " + ", ".join("?" if d == -1 else str(d) for d in expected) + ")"
+            raise ValueError(f"{self.path}: model expects input of shape {want}, received {x.shape}")
+        return x
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self.input_dtype
+        if x.dtype == dtype:  # already in the model's own type (e.g. pre-quantized int8)
+            return x
+        scale, zero_point = self._input["quantization"]
+        x = x.astype(np.float32)
+        if dtype.type in _QUANTIZED_TYPES and scale:
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+        return x.astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        scale, zero_point = self.output_details["quantization"]
+        if y.dtype.type in _QUANTIZED_TYPES and scale:
+            return ((y.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
+        return y.astype(np.float32)
+
+    def _ensure_shape(self, shape: tuple) -> None:
+        if tuple(shape) != self._allocated_shape:
+            self._interpreter.resize_tensor_input(self._input["index"], list(shape))
+            self._interpreter.allocate_tensors()
+            self._allocated_shape = tuple(shape)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        self._ensure_shape(x.shape)
+        self._interpreter.set_tensor(self._input["index"], x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output_index)
