@@ -112,15 +112,14 @@ class PluginHost:
 
     def _reject_unknown_hooks(self):
         """A hook implementation whose name matches no spec (a typo) marks its plugin broken."""
-        specs = [name for name in KINDS_HOOKS]
         for name, caller in list(vars(self.pm.hook).items()):
             if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
                 continue
             for impl in caller.get_hookimpls():
-                if impl.hookimpl_opts.get("optionalhook"):
+                if impl.optionalhook:
                     continue
                 info = self.plugins[impl.plugin_name]
-                info.error = f"hook {name!r} matches no kerastack hook{did_you_mean(name, specs)}"
+                info.error = f"hook {name!r} matches no kerastack hook{did_you_mean(name, HOOKS)}"
                 self._unregister(info)
 
     def _unregister(self, info):
@@ -185,7 +184,7 @@ class PluginHost:
         return {"plugins": out, "conflicts": conflicts}
 
 
-KINDS_HOOKS = [spec[0] for spec in KINDS.values()] + ["register_commands"]
+HOOKS = [spec[0] for spec in KINDS.values()] + ["register_commands"]
 
 
 def _user_plugin(spec):

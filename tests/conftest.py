@@ -1,0 +1,105 @@
+"""Shared helpers: run the real ``kerastack`` command in a subprocess, write throwaway plugins."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+KERASTACK = str(Path(sys.executable).with_name("kerastack"))
+
+
+def run_cli(*args, env=None, cwd=None, timeout=600):
+    """``kerastack ARGS`` in a fresh process; returns the CompletedProcess (text, captured)."""
+    full_env = dict(os.environ)
+    full_env.pop("KERASTACK_PLUGINS", None)
+    full_env.update(env or {})
+    return subprocess.run([KERASTACK, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
+
+
+def run_python(code, *args, env=None, timeout=600):
+    """Run ``code`` with this interpreter in a fresh process; fails the test on a non-zero exit."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+def one_line_error(proc, code):
+    """Assert ``proc`` failed with exit ``code`` and a single-line error, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "warning:" not in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def write_plugin(tmp_path):
+    """Write a plugin module to ``tmp_path/NAME.py`` and return its path."""
+
+    def write(name, source):
+        path = tmp_path / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+# One process per backend trains the reference run through the CLI's own code, then records what
+# only that backend can tell: its predictions, and an exact reload in the same backend.
+TRAIN_JOB = """
+import json, sys
+import numpy as np
+from core.cli import main
+backend, out = sys.argv[1], sys.argv[2]
+try:
+    main(["train", "--arch", "cnn", "--data", "digits", "--backend", backend, "--epochs", "4",
+          "--seed", "0", "--out", out, "--quiet"])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+import keras
+from core import load_run
+from plugins.datasets.digits import load
+x, y = load().test
+run = load_run(out)
+pred = np.asarray(run.model.predict(x, verbose=0))
+np.save(f"{out}/keras_pred.npy", pred)
+again = keras.saving.load_model(f"{out}/model.keras")
+report = {"backend": keras.backend.backend(),
+          "reload_diff": float(np.abs(np.asarray(again.predict(x, verbose=0)) - pred).max())}
+if backend == "jax":
+    # The Python API in a JAX process: the exporter needs TensorFlow, so the core runs it in a
+    # child process; verify then runs here, against the JAX model.
+    from core import export, verify
+    paths = export(out, "tflite", {"quantize": "dynamic"})
+    report["child_export"] = [str(p) for p in paths]
+    report["child_verify"] = verify(paths[0], out)
+    report["backend_after"] = keras.backend.backend()
+json.dump(report, open(f"{out}/job.json", "w"))
+"""
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """``trained(backend)`` → run directory of cnn on digits trained under ``backend`` (cached)."""
+    cache = {}
+
+    def get(backend):
+        if backend not in cache:
+            out = tmp_path_factory.mktemp(f"run-{backend}") / "run"
+            run_python(TRAIN_JOB, backend, out)
+            cache[backend] = out
+        return cache[backend]
+
+    return get

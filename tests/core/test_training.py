@@ -1,0 +1,85 @@
+"""Training the same architecture under each backend, each in its own process."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import read_json, run_python
+
+pytestmark = pytest.mark.slow
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cnn_learns_digits(trained, backend):
+    run = trained(backend)
+    metrics = read_json(run / "metrics.json")
+    assert metrics["backend"] == backend and metrics["epochs"] == 4
+    assert metrics["val_accuracy"] >= 0.9, metrics
+    assert metrics["test_accuracy"] >= 0.9, metrics
+    assert {"loss", "accuracy", "val_loss", "test_loss"} <= set(metrics)
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(metrics["val_accuracy"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_record_reproduces(trained, backend):
+    run = trained(backend)
+    record = read_json(run / "run.json")
+    assert record["status"] == "complete"
+    assert record["architecture"] == {"name": "cnn", "plugin": "plugins.architectures.cnn",
+                                      "origin": "built-in",
+                                      "options": {}}
+    assert record["dataset"]["name"] == "digits"
+    assert record["training"] == {"backend": backend, "epochs": 4, "batch_size": 32, "seed": 0,
+                                  "callbacks": []}
+    assert record["spec"] == {"input_shape": [8, 8, 1], "num_classes": 10, "task": "classification",
+                              "class_names": [str(i) for i in range(10)]}
+    assert record["versions"]["keras"].startswith("3.") and backend in str(record["versions"]) 
+    job = read_json(run / "job.json")
+    assert job["backend"] == backend and job["reload_diff"] <= 1e-6
+    assert not list(run.glob(".*")), "temporary files left behind"
+
+
+def test_jax_and_torch_models_reload_in_tensorflow(trained):
+    runs = {b: trained(b) for b in ("jax", "torch")}
+    proc = run_python("""
+        import sys, numpy as np, keras
+        from plugins.datasets.digits import load
+        assert keras.backend.backend() == "tensorflow"
+        x, _ = load().test
+        for run in sys.argv[1:]:
+            model = keras.saving.load_model(run + "/model.keras")
+            diff = np.abs(np.asarray(model.predict(x, verbose=0)) - np.load(run + "/keras_pred.npy")).max()
+            print("DIFF", diff)
+    """, *runs.values(), env={"KERAS_BACKEND": "tensorflow"})
+    diffs = [float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("DIFF")]
+    assert len(diffs) == 2 and max(diffs) <= 1e-5, diffs
+
+
+def test_api_in_jax_process_exports_through_tensorflow_child(trained):
+    job = read_json(trained("jax") / "job.json")
+    assert job["backend_after"] == "jax"  # the JAX process stayed JAX
+    assert job["child_export"][0].endswith("model_dynamic.tflite")
+    result = job["child_verify"]
+    assert result["agreement"] >= 0.97 and result["split"] == "test" and result["samples"] == 270
+    assert abs(result["tflite_accuracy"] - result["keras_accuracy"]) <= 0.02
+
+
+def test_seeded_runs_are_identical(tmp_path):
+    """Same seed, same backend → the same weights (tensorflow, one epoch)."""
+    proc = run_python("""
+        import sys, numpy as np
+        from core import train
+        a = train("mlp", "digits", epochs=1, seed=7, out=sys.argv[1] + "/a", verbose=0)
+        b = train("mlp", "digits", epochs=1, seed=7, out=sys.argv[1] + "/b", verbose=0)
+        c = train("mlp", "digits", epochs=1, seed=8, out=sys.argv[1] + "/c", verbose=0)
+        same = all(np.array_equal(x, y) for x, y in zip(a.model.get_weights(), b.model.get_weights()))
+        differ = not all(np.array_equal(x, y) for x, y in zip(a.model.get_weights(), c.model.get_weights()))
+        print("SAME", same, "DIFFER", differ)
+    """, tmp_path, env={"KERAS_BACKEND": "tensorflow"})
+    assert "SAME True DIFFER True" in proc.stdout

@@ -1,0 +1,138 @@
+"""The ``tflite`` exporter: every quantization mode converts, runs on LiteRT and matches Keras."""
+
+import json
+
+import pytest
+
+from conftest import one_line_error, read_json, run_cli, run_python
+
+pytestmark = pytest.mark.slow
+
+# One TensorFlow process exports every mode of the TensorFlow run and verifies each on LiteRT.
+EXPORT_ALL = """
+import json, sys
+from core import export, verify
+from tflite import TFLiteModel
+run = sys.argv[1]
+results = {}
+for quantize in ("none", "float16", "dynamic", "int8"):
+    paths = export(run, "tflite", {"quantize": quantize})
+    lite = paths[0]
+    model = TFLiteModel(lite)
+    results[quantize] = {
+        "paths": [str(p) for p in paths],
+        "verify": verify(lite, run),
+        "ops": model.op_names(),
+        "dtypes": sorted({t["dtype"] for t in model.tensor_dtypes()}),
+        "io": [model.input_dtype.name, model.output_dtype.name],
+    }
+json.dump(results, open(run + "/export_all.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(trained):
+    run = trained("tensorflow")
+    run_python(EXPORT_ALL, run, env={"KERAS_BACKEND": "tensorflow"})
+    return run, read_json(run / "export_all.json")
+
+
+def test_float32_matches_keras(exported):
+    _, results = exported
+    v = results["none"]["verify"]
+    assert v["max_abs_diff"] <= 1e-4 and v["agreement"] == 1.0
+    assert v["tflite_accuracy"] == v["keras_accuracy"]
+    assert results["none"]["paths"][0].endswith("export/tflite/model_float32.tflite")
+
+
+def test_int8_keeps_accuracy(exported):
+    _, results = exported
+    v = results["int8"]["verify"]
+    assert v["agreement"] >= 0.97, v
+    assert abs(v["tflite_accuracy"] - v["keras_accuracy"]) <= 0.02, v
+    assert results["int8"]["io"] == ["int8", "int8"]
+    assert "float32" not in results["int8"]["dtypes"], results["int8"]["dtypes"]
+    assert "DEQUANTIZE" not in results["int8"]["ops"]
+    assert v["size_bytes"] < 0.45 * results["none"]["verify"]["size_bytes"]
+
+
+@pytest.mark.parametrize("quantize", ["float16", "dynamic"])
+def test_other_modes_convert_and_verify(exported, quantize):
+    _, results = exported
+    v = results[quantize]["verify"]
+    assert v["agreement"] >= 0.97 and abs(v["tflite_accuracy"] - v["keras_accuracy"]) <= 0.02, v
+    assert v["size_bytes"] < 0.65 * results["none"]["verify"]["size_bytes"]
+    assert v["latency_ms_p50"] > 0
+
+
+def test_only_builtin_ops(exported):
+    _, results = exported
+    for quantize, r in results.items():
+        assert not [op for op in r["ops"] if op.startswith("Flex") or op == "CUSTOM"], (quantize, r["ops"])
+
+
+def test_sidecars_describe_every_file(exported):
+    run, _ = exported
+    out = run / "export" / "tflite"
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    meta = read_json(out / "model.json")
+    assert meta["task"] == "classification" and meta["input_shape"] == [8, 8, 1]
+    assert meta["class_names"] == [str(i) for i in range(10)]
+    assert meta["source_run"] == str(run.resolve()) and meta["trained_backend"] == "tensorflow"
+    assert set(meta["files"]) == {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
+                                  "model_int8.tflite"}
+    int8 = meta["files"]["model_int8.tflite"]
+    assert int8["input"]["dtype"] == "int8" and int8["input"]["shape"] == [-1, 8, 8, 1]
+    assert int8["input"]["quantization"]["scale"] > 0
+    assert meta["files"]["model_float32.tflite"]["input"]["dtype"] == "float32"
+
+
+def test_device_runner_uses_sidecar_labels(exported):
+    """``python -m tflite`` on an exported model prints labels from labels.txt."""
+    run, _ = exported
+    proc = run_python("""
+        import sys, numpy as np
+        from plugins.datasets.digits import load
+        x, y = load().test
+        np.save(sys.argv[1], x[:3])
+        print("LABELS", " ".join(str(v) for v in y[:3]))
+    """, run / "three.npy")
+    labels = proc.stdout.split("LABELS")[1].split()
+    import subprocess, sys
+    out = subprocess.run([sys.executable, "-m", "tflite", run / "export/tflite/model_int8.tflite",
+                          "--input", run / "three.npy", "--top", "1", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    predicted = [p["top"][0]["label"] if "top" in p else None for p in json.loads(out.stdout)["predictions"]]
+    assert sum(p == t for p, t in zip(predicted, labels)) >= 2, (predicted, labels)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_export_in_one_command(trained, backend):
+    """A model trained under JAX or torch exports with one ``kerastack export`` (TF runs in its own process)."""
+    run = trained(backend)
+    proc = run_cli("export", run, "--to", "tflite")
+    assert proc.returncode == 0, proc.stderr
+    lite = run / "export/tflite/model_float32.tflite"
+    assert str(lite) in proc.stdout.split()
+    proc = run_cli("verify", lite, "--run", run, "--json")
+    assert proc.returncode == 0, proc.stderr
+    v = json.loads(proc.stdout)
+    assert v["max_abs_diff"] <= 1e-4 and v["agreement"] == 1.0, v
+    assert set(v) >= {"tflite_accuracy", "keras_accuracy", "agreement", "max_abs_diff", "size_bytes",
+                      "latency_ms_p50"}
+
+
+def test_bad_options_are_usage_errors(trained):
+    run = trained("tensorflow")
+    line = one_line_error(run_cli("export", run, "--to", "tflite", "--opt", "quantize=int4"), 2)
+    assert "quantize='int4' is not one of none, float16, dynamic, int8" in line
+    line = one_line_error(run_cli("export", run, "--to", "tflite", "--opt", "calibration_samples=lots"), 2)
+    assert "calibration_samples='lots': expected an integer" in line
+
+
+def test_verify_rejects_a_file_that_is_not_a_model(trained, tmp_path):
+    bogus = tmp_path / "bogus.tflite"
+    bogus.write_bytes(b"not a flatbuffer at all")
+    line = one_line_error(run_cli("verify", bogus, "--run", trained("tensorflow")), 1)
+    assert "bogus.tflite" in line
