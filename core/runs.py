@@ -101,7 +101,7 @@ class Run:
     def model(self):
         """The run's keras.Model (the trained one if this process trained it, else loaded)."""
         if self._model is None:
-            self._model = load_model(self.model_path)
+            self._model = load_model(self.model_path, self.record.get("custom_modules", ()))
         return self._model
 
     @property
@@ -126,12 +126,28 @@ def load_run(path):
     return Run(path, record, metrics, history)
 
 
-def load_model(path):
+def load_model(path, modules=()):
+    """Load a .keras file in safe mode (Lambda bytecode refused).
+
+    ``modules`` are the modules that define the model's custom layers (recorded by training in
+    ``run.json``): Keras finds registered classes only once their module is imported, and imports
+    none but its own.
+    """
+    import importlib
+
     import keras
 
     path = Path(path)
     if not path.is_file():
         raise KerastackError(f"{path}: no such model file (did the run finish?)")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise KerastackError(
+                f"{path}: cannot import {module!r}, which defines layers of this model: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:

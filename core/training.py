@@ -75,7 +75,8 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
                  "task": spec.task, "class_names": list(spec.class_names or []) or None},
         "training": {"backend": backend, "epochs": int(epochs), "batch_size": int(batch_size),
                      "seed": seed, "callbacks": list(callbacks)},
-        "plugins": list(plugins),
+        "plugins": [_absolute(p) for p in plugins],
+        "custom_modules": custom_modules(model),
         "versions": versions(),
     }
     write_json(out / RUN_FILE, record)
@@ -102,6 +103,17 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
 
 def _train_json(**kwargs):
     return str(train(**kwargs).path)
+
+
+def custom_modules(model):
+    """Modules (other than keras's) whose classes the model is made of; imported again at load."""
+    objects = [model, *model._flatten_layers(include_self=False, recursive=True)]
+    return sorted({type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"})
+
+
+def _absolute(plugin):
+    """``--plugin`` files are recorded with absolute paths so the run exports from any directory."""
+    return str(Path(plugin).resolve()) if plugin.endswith(".py") or "/" in plugin else plugin
 
 
 def _plugin_record(entry, options):

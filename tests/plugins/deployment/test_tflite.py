@@ -136,3 +136,56 @@ def test_verify_rejects_a_file_that_is_not_a_model(trained, tmp_path):
     bogus.write_bytes(b"not a flatbuffer at all")
     line = one_line_error(run_cli("verify", bogus, "--run", trained("tensorflow")), 1)
     assert "bogus.tflite" in line
+
+
+ERF_LAYERS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="erftest")
+class Erf(keras.layers.Layer):
+    def call(self, x):
+        return keras.ops.erf(x)
+"""
+
+ERF_PLUGIN = """
+from core import hookimpl
+
+
+@hookimpl
+def register_architectures(register):
+    register("erfnet", build, summary="a Dense net with an erf activation (no LiteRT builtin)")
+
+
+def build(spec):
+    import keras
+    from erf_layers import Erf
+
+    inputs = keras.Input(spec.input_shape)
+    x = Erf()(keras.layers.Dense(16)(keras.layers.Flatten()(inputs)))
+    return keras.Model(inputs, keras.layers.Dense(spec.num_classes, activation="softmax")(x))
+"""
+
+
+def test_unsupported_op_is_named_unless_select_ops_allowed(tmp_path):
+    """A custom layer whose op LiteRT lacks: the error names the op; allow_select_ops converts it."""
+    (tmp_path / "erf_layers.py").write_text(ERF_LAYERS)
+    (tmp_path / "erfplugin.py").write_text(ERF_PLUGIN)
+    proc = run_python("""
+        import sys
+        from core import KerastackError, export, train
+        from tflite import TFLiteModel
+        run = train("erfnet", "digits", epochs=1, seed=0, out=sys.argv[1], plugins=["erfplugin"], verbose=0)
+        try:
+            export(run.path, "tflite")
+        except KerastackError as exc:
+            print("ERROR", exc)
+        paths = export(run.path, "tflite", {"allow_select_ops": True})
+        print("OPS", TFLiteModel(paths[0]).op_names())
+    """, tmp_path / "run", env={"PYTHONPATH": str(tmp_path), "KERAS_BACKEND": "tensorflow"})
+    error = proc.stdout.split("ERROR ", 1)[1].splitlines()[0]
+    assert "LiteRT builtin ops cannot run TensorFlow op(s) Erf" in error
+    assert "allow_select_ops=true" in error
+    assert "FlexErf" in proc.stdout.split("OPS", 1)[1]
+    assert read_json(tmp_path / "run" / "run.json")["custom_modules"] == ["erf_layers"]
+    assert not list((tmp_path / "run" / "export" / "tflite").glob(".*")), "temporary files left behind"
