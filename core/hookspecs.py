@@ -79,10 +79,12 @@ def register_exporters(register):
 def register_callbacks(register):
     """Register Keras callbacks selectable with ``kerastack train --callback NAME``.
 
+    Called once, when the core first needs the callback list.
+
     ``register(name, factory, summary="")``
 
-    ``factory(**options) -> keras.callbacks.Callback``; called in the training process, after the
-    backend is chosen, once per run that selects it.
+    ``factory(**options) -> keras.callbacks.Callback``; the factory runs in the training process,
+    after the backend is chosen, once per run that selects it.
 
     Example::
 

@@ -154,3 +154,28 @@ def test_commands_hook_adds_subcommand(write_plugin):
     group = click.Group()
     host.add_commands(group)
     assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
+
+
+def test_exporters_and_callbacks_register_with_their_options(write_plugin):
+    path = write_plugin("deploy", """
+        from core import hookimpl
+
+        @hookimpl
+        def register_exporters(register):
+            register("npz", export_npz, summary="weights as .npz", backend="jax")
+
+        @hookimpl
+        def register_callbacks(register):
+            register("stop_at", lambda target=0.99: None, summary="stop at a target")
+
+        def export_npz(ctx, compress=True):
+            return []
+    """)
+    host = host_with(path)
+    npz = host.registry("exporter").get("npz")
+    assert (npz.extra["backend"], npz.defaults, npz.summary) == ("jax", {"compress": True}, "weights as .npz")
+    assert npz.options({"compress": "no"}) == {"compress": False}
+    stop = host.registry("callback").get("stop_at")
+    assert stop.defaults == {"target": 0.99}
+    with pytest.raises(UsageError, match="callback 'stop_at' has no option 'targt'"):
+        stop.options({"targt": "1"})
