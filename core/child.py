@@ -1,7 +1,7 @@
 """Running a core operation in a child process with another Keras backend.
 
 Keras fixes its backend at import, so a process that already runs JAX cannot also convert with
-TensorFlow. ``call_in_backend`` starts ``python -m core.child`` with ``KERAS_BACKEND`` set, passes
+TensorFlow. ``call_in_backend`` starts ``python -m core.worker`` with ``KERAS_BACKEND`` set, passes
 the call as JSON, and turns the child's error back into the same one-line error here.
 """
 
@@ -23,7 +23,7 @@ def call_in_backend(backend, target, kwargs):
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({"target": target, "kwargs": kwargs}))
         env = dict(os.environ, KERAS_BACKEND=backend)
-        proc = subprocess.run([sys.executable, "-m", "core.child", str(request), str(result)], env=env)
+        proc = subprocess.run([sys.executable, "-m", "core.worker", str(request), str(result)], env=env)
         if not result.exists():
             raise KerastackError(f"the {backend} process for {target} died (exit code {proc.returncode})")
         answer = json.loads(result.read_text())
@@ -34,6 +34,10 @@ def call_in_backend(backend, target, kwargs):
 
 
 def main(argv):
+    if not os.environ.get("KERASTACK_DEBUG"):
+        from .quiet import filter_native_stderr
+
+        filter_native_stderr()
     request_path, result_path = argv
     request = json.loads(Path(request_path).read_text())
     module, _, name = request["target"].partition(":")
@@ -49,6 +53,3 @@ def main(argv):
         answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
     Path(result_path).write_text(json.dumps(answer, default=str))
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -4,20 +4,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import KerastackError
+from .errors import KerastackError, UsageError
 
 TASKS = ("classification", "regression", "reconstruction", "generation")
+# Tasks that need no labels: an architecture for one of them trains on any dataset's inputs.
+UNSUPERVISED = ("reconstruction", "generation")
 
 
 @dataclass
 class Dataset:
-    """Splits are ``(x, y)`` pairs of numpy arrays (``y`` may be None) or ``keras.utils.PyDataset``s."""
+    """Splits are ``(x, y)`` pairs of numpy arrays (``y`` may be None) or ``keras.utils.PyDataset``s.
+
+    ``vocab_size`` is set by token datasets (integer ids in ``[0, vocab_size)``, 0 = padding).
+    """
 
     train: object
     validation: object = None
     test: object = None
     task: str = "classification"
     class_names: tuple = None
+    vocab_size: int = None
 
     def split(self, name):
         return getattr(self, name)
@@ -39,6 +45,7 @@ class DataSpec:
     task: str = "classification"
     class_names: tuple = None
     input_dtype: str = "float32"
+    vocab_size: int = None
 
 
 def is_pair(split):
@@ -113,7 +120,31 @@ def spec_of(dataset):
         if num_classes is not None:
             _check_labels(dataset, num_classes)
     return DataSpec(tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names,
-                    str(x.dtype))
+                    str(x.dtype), dataset.vocab_size)
+
+
+def task_for(spec, tasks, arch, data):
+    """The task a run trains: the dataset's, if the architecture supports it, else an unsupervised
+    task of the architecture (an autoencoder learns from any dataset's inputs, labels unused)."""
+    if spec.task in tasks:
+        return spec.task
+    for task in tasks:
+        if task in UNSUPERVISED:
+            return task
+    raise UsageError(f"architecture {arch!r} supports {', '.join(tasks)}; dataset {data!r} is {spec.task}")
+
+
+def targets_for(task, split):
+    """The ``(x, y)`` a split is fitted on for ``task``: labels for supervised tasks, the inputs
+    themselves for reconstruction, none for generation."""
+    if not is_pair(split):
+        return split
+    x, y = split
+    if task == "reconstruction":
+        return x, x
+    if task == "generation":
+        return x, None
+    return x, y
 
 
 def _check_labels(dataset, num_classes):

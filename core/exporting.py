@@ -8,12 +8,13 @@ from .child import call_in_backend
 from .data import check_dataset
 from .errors import KerastackError
 from .plugins import get_plugin_host
-from .runs import load_run
+from .runs import inference_model, load_run
 
 
 @dataclass
 class ExportContext:
-    """What an exporter gets: the run's model (loaded here), its dataset, where to write, the record."""
+    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``),
+    its dataset, where to write, and the run record."""
 
     model: object
     dataset: object
@@ -43,7 +44,7 @@ def export(run_dir, to, options=None, *, plugins=None):
     dataset = load_dataset(run, host)
     out_dir = run.path / "export" / to
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = ExportContext(run.model, dataset, out_dir, run.record, run.path)
+    ctx = ExportContext(inference_model(run.model), dataset, out_dir, run.record, run.path)
     paths = entry.call(ctx, **options)
     if not isinstance(paths, (list, tuple)) or not all(Path(p).exists() for p in paths):
         raise KerastackError(

@@ -9,6 +9,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import pkgutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,21 @@ from . import hookspecs
 from .errors import did_you_mean
 from .registry import KINDS, Registry, make_entry
 
-BUILTIN_PLUGINS = (
-    "plugins.architectures.cnn",
-    "plugins.architectures.mlp",
-    "plugins.datasets.digits",
-    "plugins.deployment.tflite",
-)
+BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
+
+
+def builtin_plugins():
+    """Every public module of the built-in plugin packages, found without importing them.
+
+    Modules whose name starts with ``_`` hold shared code (e.g. custom layers), not plugins.
+    """
+    found = []
+    for package in BUILTIN_KINDS:
+        spec = importlib.util.find_spec(package)
+        for module in pkgutil.iter_modules(spec.submodule_search_locations):
+            if not module.name.startswith("_") and not module.ispkg:
+                found.append(f"{package}.{module.name}")
+    return tuple(sorted(found, key=lambda m: (BUILTIN_KINDS.index(m.rsplit(".", 1)[0]), m)))
 
 
 @dataclass
@@ -69,7 +79,7 @@ class PluginHost:
     ``KERASTACK_DISABLE_PLUGINS`` names plugins to skip. Each host is independent: tests make their own.
     """
 
-    def __init__(self, extra=(), *, builtins=BUILTIN_PLUGINS, entry_points=True, disabled=None):
+    def __init__(self, extra=(), *, builtins=None, entry_points=True, disabled=None):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.extra = tuple(extra) + tuple(s for s in env_list("KERASTACK_PLUGINS") if s not in extra)
@@ -77,7 +87,7 @@ class PluginHost:
         self.plugins = {}  # name → PluginInfo, in load order
         self._objects = {}  # name → the registered module or object
         self._registries = {}
-        for module in builtins:
+        for module in builtin_plugins() if builtins is None else builtins:
             self._load(PluginInfo(module, "built-in", module), lambda m=module: importlib.import_module(m))
         if entry_points:
             for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):

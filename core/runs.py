@@ -113,6 +113,13 @@ class Run:
         return self.record.get("training", {}).get("backend")
 
 
+def inference_model(model):
+    """The model that is deployed: ``model.inference_model()`` where the architecture defines one
+    (a GAN's generator, a VAE's decoder, a diffusion model's denoiser), else the model itself."""
+    make = getattr(model, "inference_model", None)
+    return make() if callable(make) else model
+
+
 def load_run(path):
     path = Path(path)
     if not path.is_dir():

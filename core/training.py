@@ -1,5 +1,6 @@
 """``train()``: build an architecture for a dataset, fit it under one backend, write the run."""
 
+import dataclasses
 import secrets
 import time
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 from . import backend as backends
 from .callbacks import history_writer
 from .child import call_in_backend
-from .data import check_dataset, is_pair, spec_of
+from .data import check_dataset, is_pair, spec_of, targets_for, task_for
 from .errors import KerastackError, UsageError
 from .plugins import get_plugin_host
 from .runs import (HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, atomic_path, load_run,
@@ -16,12 +17,14 @@ from .versions import versions
 
 
 def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, data_options=None,
-          callbacks=(), out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto"):
+          callbacks=(), out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto",
+          steps_per_epoch=None):
     """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
 
     ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
-    checked against the plugins' signatures. If this process already runs keras under another
-    backend, the training runs in a child process with ``backend``.
+    checked against the plugins' signatures. ``steps_per_epoch`` caps the batches per epoch (a quick
+    check). If this process already runs keras under another backend, the training runs in a child
+    process with ``backend``.
     """
     host = get_plugin_host(plugins)
     arch_entry = host.registry("architecture").get(arch)
@@ -33,6 +36,8 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
     if int(batch_size) < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if steps_per_epoch is not None and int(steps_per_epoch) < 1:
+        raise UsageError(f"--steps-per-epoch must be at least 1, got {steps_per_epoch}")
     backend = backends.resolve(backend)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     out = Path(out) if out else new_run_dir(runs_dir, arch, data)
@@ -41,7 +46,7 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
 
     kwargs = dict(arch=arch, data=data, backend=backend, epochs=int(epochs), batch_size=int(batch_size),
                   hparams=hparams, data_options=data_options, callbacks=list(callbacks), out=str(out),
-                  seed=seed, plugins=list(plugins), verbose=verbose)
+                  seed=seed, plugins=list(plugins), verbose=verbose, steps_per_epoch=steps_per_epoch)
     if not backends.can_use(backend):
         call_in_backend(backend, "core.training:_train_json", kwargs)
         return load_run(out)
@@ -51,11 +56,7 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
     dataset = data_entry.call(**data_options)
     check_dataset(dataset, f"{data_entry.owner} from {data_entry.plugin.label()}")
     spec = spec_of(dataset)
-    tasks = arch_entry.extra["tasks"]
-    if spec.task not in tasks:
-        raise UsageError(
-            f"architecture {arch!r} supports {', '.join(tasks)}; dataset {data!r} is {spec.task}"
-        )
+    spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch, data))
     model = arch_entry.call(spec, **hparams)
     if not isinstance(model, keras.Model):
         raise KerastackError(
@@ -72,9 +73,10 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
         "architecture": _plugin_record(arch_entry, hparams),
         "dataset": _plugin_record(data_entry, data_options),
         "spec": {"input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
-                 "task": spec.task, "class_names": list(spec.class_names or []) or None},
+                 "task": spec.task, "class_names": list(spec.class_names or []) or None,
+                 "input_dtype": spec.input_dtype, "vocab_size": spec.vocab_size},
         "training": {"backend": backend, "epochs": int(epochs), "batch_size": int(batch_size),
-                     "seed": seed, "callbacks": list(callbacks)},
+                     "seed": seed, "callbacks": list(callbacks), "steps_per_epoch": steps_per_epoch},
         "plugins": [_absolute(p) for p in plugins],
         "custom_modules": custom_modules(model),
         "versions": versions(),
@@ -84,13 +86,15 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
     cbs = [history_writer(out / HISTORY_FILE)]
     cbs += [_make_callback(keras, e) for e in callback_entries]
     started = time.perf_counter()
-    history = _fit(model, dataset, int(epochs), int(batch_size), cbs, verbose, arch, data, spec)
+    history = _fit(model, dataset, int(epochs), int(batch_size), cbs, verbose, arch, data, spec,
+                   steps_per_epoch)
     seconds = time.perf_counter() - started
 
     metrics = {"backend": backend, "epochs": len(history.epoch), "seconds": round(seconds, 3)}
     metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
     if dataset.test is not None:
-        metrics.update({f"test_{k}": float(v) for k, v in _evaluate(model, dataset.test, batch_size).items()})
+        test = targets_for(spec.task, dataset.test)
+        metrics.update({f"test_{k}": float(v) for k, v in _evaluate(model, test, batch_size).items()})
     with atomic_path(out / MODEL_FILE) as tmp:
         model.save(tmp)
     write_json(out / METRICS_FILE, metrics)
@@ -129,12 +133,12 @@ def _compile_for_task(keras, model, task, arch):
     if task == "classification":
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    elif task == "regression":
+    elif task in ("regression", "reconstruction"):
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
     else:
         raise KerastackError(
             f"architecture {arch!r} returned an uncompiled model for task {task!r}; "
-            "compile it in build() (the core compiles only classification and regression)"
+            "compile it in build() (the core compiles classification, regression and reconstruction)"
         )
 
 
@@ -148,14 +152,20 @@ def _make_callback(keras, entry):
     return cb
 
 
-def _fit(model, dataset, epochs, batch_size, callbacks, verbose, arch, data, spec):
-    train, val = dataset.train, dataset.validation
+def _fit(model, dataset, epochs, batch_size, callbacks, verbose, arch, data, spec, steps_per_epoch):
+    train, val = targets_for(spec.task, dataset.train), targets_for(spec.task, dataset.validation)
+    common = dict(epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if steps_per_epoch:
+        common.update(steps_per_epoch=steps_per_epoch, validation_steps=steps_per_epoch)
     try:
         if is_pair(train):
-            return model.fit(train[0], train[1], batch_size=batch_size, epochs=epochs,
-                             validation_data=tuple(val) if val is not None else None,
-                             callbacks=callbacks, verbose=verbose)
-        return model.fit(train, epochs=epochs, validation_data=val, callbacks=callbacks, verbose=verbose)
+            if steps_per_epoch:  # a quick check: no more samples than the steps will use
+                n = steps_per_epoch * batch_size
+                train = (train[0][:n], None if train[1] is None else train[1][:n])
+                val = None if val is None else (val[0][:n], None if val[1] is None else val[1][:n])
+            return model.fit(train[0], train[1], batch_size=batch_size,
+                             validation_data=tuple(val) if val is not None else None, **common)
+        return model.fit(train, validation_data=val, **common)
     except KerastackError:
         raise
     except Exception as exc:

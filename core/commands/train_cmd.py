@@ -11,6 +11,7 @@ from .options import backend_option, pairs_option
 @backend_option
 @click.option("--epochs", default=10, show_default=True, type=int)
 @click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--steps-per-epoch", default=None, type=int, help="Cap the batches per epoch (quick checks).")
 @pairs_option("--hp", "an architecture hyperparameter")
 @pairs_option("--data-opt", "a dataset option")
 @click.option("--callback", "callbacks", multiple=True, metavar="NAME", help="Add a plugin callback (repeatable).")
@@ -18,8 +19,8 @@ from .options import backend_option, pairs_option
 @click.option("--seed", default=None, type=int, help="Random seed (default: random, recorded in run.json).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def command(host, arch, data, backend, epochs, batch_size, pairs_hp, pairs_data_opt, callbacks, out,
-            seed, quiet):
+def command(host, arch, data, backend, epochs, batch_size, steps_per_epoch, pairs_hp, pairs_data_opt,
+            callbacks, out, seed, quiet):
     """Train ARCH on DATA and write a run directory.
 
     \b
@@ -31,7 +32,8 @@ def command(host, arch, data, backend, epochs, batch_size, pairs_hp, pairs_data_
     """
     run = train(arch, data, backend=backend, epochs=epochs, batch_size=batch_size,
                 hparams=parse_pairs(pairs_hp, "--hp"), data_options=parse_pairs(pairs_data_opt, "--data-opt"),
-                callbacks=callbacks, out=out, seed=seed, plugins=host.extra, verbose=0 if quiet else "auto")
+                callbacks=callbacks, out=out, seed=seed, plugins=host.extra, verbose=0 if quiet else "auto",
+                steps_per_epoch=steps_per_epoch)
     m = run.metrics
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")

@@ -1,0 +1,158 @@
+"""Checks that any architecture plugin — ours or a third party's — should pass, for use in tests.
+
+``check_architectures`` trains each case for a couple of steps under every backend (one process per
+backend for all cases), then in one TensorFlow process reloads every saved model, compares its
+outputs with the training backend's, and exports float32 and int8 TFLite through the ``tflite``
+exporter, running both on the LiteRT runtime. It returns a result per (architecture, backend) rather
+than stopping at the first failure; ``check_architecture`` asserts on one case::
+
+    from core.testing import check_architecture
+
+    def test_my_arch():
+        check_architecture("my_arch", "digits", hparams={"units": 8}, plugins=["my_plugin"])
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backend import BACKENDS, resolve
+from .child import call_in_backend
+
+
+@dataclass
+class Case:
+    """One architecture on one dataset, with small settings."""
+
+    arch: str
+    data: str
+    hparams: dict = field(default_factory=dict)
+    data_options: dict = field(default_factory=dict)
+    steps: int = 2
+    batch_size: int = 16
+
+    @property
+    def key(self):
+        return self.arch if not self.hparams else f"{self.arch}-" + "-".join(f"{k}{v}" for k, v in self.hparams.items())
+
+
+def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"),
+                        tolerance=1e-5):
+    """Results ``{(case.key, backend): {...}}`` for each case under each backend (see module doc)."""
+    workdir = Path(workdir)
+    cases = [c if isinstance(c, Case) else Case(**c) for c in cases]
+    payload = [asdict(c) | {"key": c.key} for c in cases]
+    results = {}
+    for backend in backends:
+        resolve(backend)
+        done = call_in_backend(backend, "core.testing:_train_cases",
+                               dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)))
+        for key, result in done.items():
+            results[(key, backend)] = result
+    dirs = {f"{key}|{backend}": r["run"] for (key, backend), r in results.items() if "run" in r}
+    checked = call_in_backend("tensorflow", "core.testing:_reload_and_export",
+                              dict(dirs=dirs, export=list(export), tolerance=tolerance))
+    for name, result in checked.items():
+        key, backend = name.split("|")
+        results[(key, backend)].update(result)
+    return results
+
+
+def check_architecture(arch, data, *, hparams=None, data_options=None, backends=BACKENDS, plugins=(),
+                       workdir=None, export=("none", "int8"), tolerance=1e-5):
+    """Assert that ``arch`` trains, reloads in TensorFlow and exports under every backend."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kerastack-check-") as tmp:
+        case = Case(arch, data, dict(hparams or {}), dict(data_options or {}))
+        results = check_architectures([case], workdir or tmp, backends=backends, plugins=plugins,
+                                      export=export, tolerance=tolerance)
+    failures = {f"{k[0]} on {k[1]}": r.get("errors") for k, r in results.items() if r.get("errors")}
+    assert not failures, json.dumps(failures, indent=2)
+    return results
+
+
+def _train_cases(cases, workdir, plugins):
+    """In a backend's process: train each case briefly; save inputs and outputs of its model."""
+    import keras
+
+    from .errors import KerastackError
+    from .exporting import load_dataset
+    from .plugins import get_plugin_host
+    from .runs import inference_model
+    from .training import train
+    from .verifying import sample_inputs
+
+    out = {}
+    for case in cases:
+        run_dir = Path(workdir) / case["key"]
+        result = {"backend": keras.backend.backend(), "errors": []}
+        try:
+            run = train(case["arch"], case["data"], epochs=1, batch_size=case["batch_size"],
+                        steps_per_epoch=case["steps"], hparams=case["hparams"],
+                        data_options=case["data_options"], out=run_dir, seed=0, plugins=plugins,
+                        verbose=0)
+        except KerastackError as exc:
+            result["errors"].append(f"train: {exc}")
+            out[case["key"]] = result
+            continue
+        losses = [v for k, v in run.metrics.items() if k.endswith("loss")]
+        result.update(run=str(run.path), losses=losses, params=int(run.model.count_params()))
+        if not losses or not all(np.isfinite(losses)):
+            result["errors"].append(f"train: loss not finite: {losses}")
+        model = inference_model(run.model)
+        x = sample_inputs(model, load_dataset(run, get_plugin_host(plugins)), 16)
+        np.save(run_dir / "check_inputs.npy", x)
+        np.save(run_dir / "check_outputs.npy", np.asarray(model.predict(x, verbose=0), dtype="float32"))
+        out[case["key"]] = result
+    return out
+
+
+def _reload_and_export(dirs, export, tolerance):
+    """In a TensorFlow process: reload each run, compare outputs, export and run on LiteRT."""
+    from tflite.runner import TFLiteModel
+
+    from .errors import KerastackError
+    from .exporting import export as run_export
+    from .runs import inference_model, load_run
+
+    out = {}
+    for name, run_dir in dirs.items():
+        run_dir = Path(run_dir)
+        result = {"errors": []}
+        out[name] = result
+        try:
+            model = inference_model(load_run(run_dir).model)
+        except KerastackError as exc:
+            result["errors"].append(f"reload: {exc}")
+            continue
+        x = np.load(run_dir / "check_inputs.npy")
+        expected = np.load(run_dir / "check_outputs.npy")
+        got = np.asarray(model.predict(x, verbose=0), dtype="float32")
+        result["reload_diff"] = float(np.max(np.abs(got - expected)))
+        if not result["reload_diff"] <= tolerance:
+            result["errors"].append(f"reload: outputs differ by {result['reload_diff']:.2e} > {tolerance}")
+        for quantize in export:
+            try:
+                paths = run_export(run_dir, "tflite", {"quantize": quantize})
+            except KerastackError as exc:
+                result[f"tflite_{quantize}"] = {"error": str(exc)}
+                result["errors"].append(f"export {quantize}: {exc}")
+                continue
+            lite = TFLiteModel(paths[0])
+            lite_out = lite.predict(x).reshape(got.shape)
+            ops = sorted(set(lite.op_names()))
+            row = {"size_bytes": lite.size_bytes, "ops": ops,
+                   "max_abs_diff": float(np.max(np.abs(lite_out - got)))}
+            if got.ndim == 2 and got.shape[1] > 1:
+                row["agreement"] = float(np.mean(lite_out.argmax(-1) == got.argmax(-1)))
+            result[f"tflite_{quantize}"] = row
+            if [op for op in ops if op.startswith("Flex")]:
+                result["errors"].append(f"export {quantize}: non-builtin ops {ops}")
+            if quantize == "none" and not row["max_abs_diff"] <= 1e-4:
+                result["errors"].append(f"export none: tflite differs by {row['max_abs_diff']:.2e}")
+            if not np.all(np.isfinite(lite_out)):
+                result["errors"].append(f"export {quantize}: non-finite outputs")
+    return out
