@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from . import backend as backends
+from . import transfer
 from .callbacks import history_writer
 from .child import call_in_backend
 from .data import check_dataset, is_pair, spec_of, targets_for, task_for
@@ -18,13 +19,15 @@ from .versions import versions
 
 def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, data_options=None,
           callbacks=(), out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto",
-          steps_per_epoch=None):
+          steps_per_epoch=None, learning_rate=None, init_from=None, freeze="none", lora_rank=None):
     """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
 
     ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
     checked against the plugins' signatures. ``steps_per_epoch`` caps the batches per epoch (a quick
-    check). If this process already runs keras under another backend, the training runs in a child
-    process with ``backend``.
+    check). Transfer learning: ``init_from`` (a run directory) copies every matching layer's
+    weights, ``freeze="backbone"`` trains only the new head, ``lora_rank`` trains LoRA adapters on
+    the pretrained Dense/EinsumDense/Embedding layers. If this process already runs keras under
+    another backend, the training runs in a child process with ``backend``.
     """
     host = get_plugin_host(plugins)
     arch_entry = host.registry("architecture").get(arch)
@@ -38,6 +41,13 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if steps_per_epoch is not None and int(steps_per_epoch) < 1:
         raise UsageError(f"--steps-per-epoch must be at least 1, got {steps_per_epoch}")
+    if learning_rate is not None and not float(learning_rate) > 0:
+        raise UsageError(f"--learning-rate must be positive, got {learning_rate}")
+    if freeze not in transfer.FREEZE:
+        raise UsageError(f"--freeze {freeze!r}: valid: {', '.join(transfer.FREEZE)}")
+    if lora_rank is not None and int(lora_rank) < 1:
+        raise UsageError(f"--lora-rank must be at least 1, got {lora_rank}")
+    source = load_run(init_from) if init_from else None
     backend = backends.resolve(backend)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     out = Path(out) if out else new_run_dir(runs_dir, arch, data)
@@ -46,7 +56,9 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
 
     kwargs = dict(arch=arch, data=data, backend=backend, epochs=int(epochs), batch_size=int(batch_size),
                   hparams=hparams, data_options=data_options, callbacks=list(callbacks), out=str(out),
-                  seed=seed, plugins=list(plugins), verbose=verbose, steps_per_epoch=steps_per_epoch)
+                  seed=seed, plugins=list(plugins), verbose=verbose, steps_per_epoch=steps_per_epoch,
+                  learning_rate=learning_rate, init_from=str(init_from) if init_from else None,
+                  freeze=freeze, lora_rank=lora_rank)
     if not backends.can_use(backend):
         call_in_backend(backend, "core.training:_train_json", kwargs)
         return load_run(out)
@@ -63,8 +75,12 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
             f"{arch_entry.owner} from {arch_entry.plugin.label()}: build() returned "
             f"{type(model).__name__}, expected a keras.Model"
         )
+    transferred = _transfer(model, source, freeze, lora_rank)
     if not model.compiled:
-        _compile_for_task(keras, model, spec.task, arch)
+        _compile_for_task(keras, model, spec.task, arch, learning_rate or 1e-3)
+    elif learning_rate is not None:
+        model.optimizer.learning_rate = float(learning_rate)
+    trainable, total = transfer.parameter_counts(model)
 
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -76,7 +92,9 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
                  "task": spec.task, "class_names": list(spec.class_names or []) or None,
                  "input_dtype": spec.input_dtype, "vocab_size": spec.vocab_size},
         "training": {"backend": backend, "epochs": int(epochs), "batch_size": int(batch_size),
-                     "seed": seed, "callbacks": list(callbacks), "steps_per_epoch": steps_per_epoch},
+                     "seed": seed, "callbacks": list(callbacks), "steps_per_epoch": steps_per_epoch,
+                     "learning_rate": learning_rate},
+        "transfer": transferred,
         "plugins": [_absolute(p) for p in plugins],
         "custom_modules": custom_modules(model),
         "versions": versions(),
@@ -90,7 +108,8 @@ def train(arch, data, *, backend=None, epochs=10, batch_size=32, hparams=None, d
                    steps_per_epoch)
     seconds = time.perf_counter() - started
 
-    metrics = {"backend": backend, "epochs": len(history.epoch), "seconds": round(seconds, 3)}
+    metrics = {"backend": backend, "epochs": len(history.epoch), "seconds": round(seconds, 3),
+               "trainable_params": trainable, "total_params": total}
     metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
     if dataset.test is not None:
         test = targets_for(spec.task, dataset.test)
@@ -129,12 +148,29 @@ def _plugin_record(entry, options):
     return out
 
 
-def _compile_for_task(keras, model, task, arch):
+def _transfer(model, source, freeze, lora_rank):
+    """Apply --init-from, --freeze and --lora-rank; what was done, for run.json."""
+    if source is None and freeze == "none" and lora_rank is None:
+        return None
+    initialized = transfer.init_from(model, source.model) if source is not None else set()
+    out = {"init_from": str(source.path) if source else None, "freeze": freeze, "lora_rank": lora_rank}
+    if source is not None:
+        out["matched_layers"] = len(initialized)
+        out["layers"] = len(transfer.weighted_layers(model))
+        print(f"init-from {source.path}: {out['matched_layers']} of {out['layers']} layers matched "
+              "(name and weight shapes)")
+    transfer.freeze(model, freeze, initialized)
+    if lora_rank is not None:
+        out["lora_layers"] = transfer.enable_lora(model, int(lora_rank), initialized)
+    return out
+
+
+def _compile_for_task(keras, model, task, arch, learning_rate):
     if task == "classification":
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     elif task in ("regression", "reconstruction"):
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])
     else:
         raise KerastackError(
             f"architecture {arch!r} returned an uncompiled model for task {task!r}; "

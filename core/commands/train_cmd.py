@@ -17,10 +17,14 @@ from .options import backend_option, pairs_option
 @click.option("--callback", "callbacks", multiple=True, metavar="NAME", help="Add a plugin callback (repeatable).")
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/ARCH-DATA-TIME).")
 @click.option("--seed", default=None, type=int, help="Random seed (default: random, recorded in run.json).")
+@click.option("--learning-rate", "--lr", default=None, type=float, help="Optimizer learning rate (default 1e-3).")
+@click.option("--init-from", default=None, metavar="RUN_DIR", help="Start from another run's weights (matching layers).")
+@click.option("--freeze", default="none", metavar="WHAT", help="none (fine-tune all) or backbone (train only the new head).")
+@click.option("--lora-rank", default=None, type=int, help="Train LoRA adapters of this rank on pretrained Dense/Embedding layers.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def command(host, arch, data, backend, epochs, batch_size, steps_per_epoch, pairs_hp, pairs_data_opt,
-            callbacks, out, seed, quiet):
+            callbacks, out, seed, learning_rate, init_from, freeze, lora_rank, quiet):
     """Train ARCH on DATA and write a run directory.
 
     \b
@@ -33,8 +37,10 @@ def command(host, arch, data, backend, epochs, batch_size, steps_per_epoch, pair
     run = train(arch, data, backend=backend, epochs=epochs, batch_size=batch_size,
                 hparams=parse_pairs(pairs_hp, "--hp"), data_options=parse_pairs(pairs_data_opt, "--data-opt"),
                 callbacks=callbacks, out=out, seed=seed, plugins=host.extra, verbose=0 if quiet else "auto",
-                steps_per_epoch=steps_per_epoch)
+                steps_per_epoch=steps_per_epoch, learning_rate=learning_rate, init_from=init_from,
+                freeze=freeze, lora_rank=lora_rank)
     m = run.metrics
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")
-    click.echo(f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s)")
+    click.echo(f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
+               f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)")
