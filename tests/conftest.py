@@ -78,6 +78,12 @@ np.save(f"{out}/keras_pred.npy", pred)
 again = keras.saving.load_model(f"{out}/model.keras")
 report = {"backend": keras.backend.backend(),
           "reload_diff": float(np.abs(np.asarray(again.predict(x, verbose=0)) - pred).max())}
+# The same seed twice on this backend: identical weights.
+from core import train
+a, b = (train("mlp", "digits", backend=backend, epochs=1, seed=5, out=f"{out}-seed{i}", verbose=0)
+        for i in (1, 2))
+report["seeded_identical"] = all(np.array_equal(x, y) for x, y in zip(a.model.get_weights(),
+                                                                       b.model.get_weights()))
 if backend == "jax":
     # The Python API in a JAX process: the exporter needs TensorFlow, so the core runs it in a
     # child process; verify then runs here, against the JAX model.
