@@ -10,7 +10,6 @@ def register_datasets(register):
 
 def load(validation=0.15, test=0.15, seed=0):
     """Images as float32 in [0, 1] with shape (8, 8, 1); a stratified split fixed by ``seed``."""
-    import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -1,0 +1,148 @@
+"""``csv``: your own table, a CSV file with a header row; one column is the target.
+
+The reading, splitting and task-inference helpers it shares with the other file-based datasets
+live in ``_files``. The module is not named ``csv`` so that it never
+hides the standard library's ``csv`` module, which it uses.
+"""
+
+from core import hookimpl
+from plugins.datasets._files import (TASKS, as_number, column_index, encode_labels, infer_task, is_missing,
+                                     read_table, split_indices)
+
+MISSING_CATEGORY = "<missing>"
+ENCODINGS = ("onehot", "index")
+OWNER = "dataset 'csv'"
+
+
+@hookimpl
+def register_datasets(register):
+    register("csv", load, summary="your own CSV table (--data-opt path=FILE target=COLUMN), "
+             "numeric columns standardized, text columns one-hot")
+
+
+def load(path="", target="", task="auto", categorical="onehot", delimiter=",", ignore="",
+         validation=0.15, test=0.15, seed=0):
+    """Features as float32 with shape (inputs,); a split fixed by ``seed``, stratified by class.
+
+    Numeric columns are standardized with the training split's mean and std; other columns are
+    categories, one-hot (``categorical=onehot``; a category the training split lacks is all zeros)
+    or one index per column (``categorical=index``: 0 = unseen, then the training categories in
+    sorted order). Missing cells (empty, NA, N/A, NaN, null) take the training median of a numeric
+    column or the category ``<missing>``; rows without a target are dropped. ``ignore`` names
+    columns to leave out (comma-separated), e.g. row ids. ``task=auto`` is classification when the
+    target is not numeric or holds at most 20 distinct integers, else regression (float32 targets of
+    shape (n, 1), original units). The encoding is attached as ``dataset.preprocessing``; ``encode``
+    applies it to a new row.
+    """
+    import numpy as np
+
+    from core import Dataset, UsageError
+    from core.errors import choices_text
+
+    for name, value, valid in (("task", task, TASKS), ("categorical", categorical, ENCODINGS)):
+        if value not in valid:
+            raise UsageError(f"{OWNER}: option {name}={value!r}: valid: {choices_text(valid)}")
+    if not target:
+        raise UsageError(f"{OWNER}: option target is not set; name the column to predict with "
+                         "--data-opt target=COLUMN")
+    header, rows, lines = read_table(path, delimiter, OWNER)
+    ignored = [c.strip() for c in ignore.split(",") if c.strip()]
+    for option, name in [("target", target)] + [("ignore", c) for c in ignored]:
+        column_index(header, name, option, path, OWNER)
+    t = header.index(target)
+    features = [i for i, c in enumerate(header) if i != t and c not in ignored]
+    if not features:
+        raise UsageError(f"{OWNER}: {path} has no feature columns besides target {target!r}")
+
+    kept = [r for r in range(len(rows)) if not is_missing(rows[r][t])]
+    if len(kept) < len(rows):
+        print(f"csv: dropped {len(rows) - len(kept)} rows with no value in target {target!r}")
+    rows, lines = [rows[r] for r in kept], [lines[r] for r in kept]
+    y_text = [row[t] for row in rows]
+    asked = task
+    task = infer_task(y_text, task, f"target {target!r}", path, lines, OWNER)
+    if task == "classification":
+        class_names, y = encode_labels(y_text, f"target {target!r}", OWNER)
+    else:
+        class_names, y = None, np.array([float(v) for v in y_text], dtype="float32")[:, None]
+    train, val, tst = split_indices(len(rows), {"validation": validation, "test": test}, seed, OWNER,
+                                    "rows", labels=y if task == "classification" else None)
+
+    columns, imputed = [], []
+    for i in features:
+        values = [row[i] for row in rows]
+        columns.append(describe_column(header[i], values, train, categorical))
+        missing = sum(map(is_missing, values))
+        if missing:
+            fill = columns[-1].get("fill")
+            how = f"median {fill:g}" if fill is not None else f"as {MISSING_CATEGORY!r}"
+            imputed.append(f"{missing} in {header[i]!r} ({how})")
+    if imputed:
+        print("csv: imputed missing values: " + ", ".join(imputed))
+    x = encode_columns([[row[i] for row in rows] for i in features], columns)
+    print(f"csv: {len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
+          f"target {target!r}: {task}{' (task=auto)' if asked == 'auto' else ''}"
+          + (f", {len(class_names)} classes" if class_names else ""))
+    dataset = Dataset(train=(x[train], y[train]), validation=(x[val], y[val]), test=(x[tst], y[tst]),
+                      task=task, class_names=class_names)
+    dataset.preprocessing = {"columns": columns, "target": target}
+    return dataset
+
+
+def encode(row, columns):
+    """The model input of one row (a dict: column name → cell text) as a list of floats, encoded the
+    way ``load`` encoded the training data; ``columns`` is ``dataset.preprocessing["columns"]``.
+    Pure Python, so that a device without numpy can prepare its inputs."""
+    out = []
+    for col in columns:
+        value = row.get(col["name"], "")
+        if col["kind"] == "numeric":
+            number = col["fill"] if is_missing(value) else float(value)
+            out.append((number - col["mean"]) / col["std"])
+            continue
+        value = MISSING_CATEGORY if is_missing(value) else value
+        categories = col["categories"]
+        if col["kind"] == "onehot":
+            out.extend(1.0 if value == c else 0.0 for c in categories)
+        else:
+            out.append(float(categories.index(value) + 1) if value in categories else 0.0)
+    return out
+
+
+def describe_column(name, values, train, categorical):
+    """How to encode one feature column, from its training rows: a JSON-able dict for ``encode``."""
+    import numpy as np
+
+    numbers = [as_number(v) for v in values]
+    if all(n is not None or is_missing(v) for n, v in zip(numbers, values)):
+        seen = [numbers[r] for r in train if numbers[r] is not None]
+        fill = float(np.median(seen)) if seen else 0.0
+        filled = np.array([fill if numbers[r] is None else numbers[r] for r in train])
+        std = float(filled.std()) or 1.0
+        return {"name": name, "kind": "numeric", "fill": fill, "mean": float(filled.mean()), "std": std}
+    categories = sorted({MISSING_CATEGORY if is_missing(values[r]) else values[r] for r in train})
+    return {"name": name, "kind": categorical, "categories": categories}
+
+
+def encode_columns(columns_values, columns):
+    """float32 matrix of all rows: ``encode`` for whole columns at once (numpy, same numbers)."""
+    import numpy as np
+
+    blocks = []
+    for values, col in zip(columns_values, columns):
+        if col["kind"] == "numeric":
+            numbers = np.array([col["fill"] if is_missing(v) else float(v) for v in values])
+            blocks.append(((numbers - col["mean"]) / col["std"])[:, None])
+            continue
+        index = {c: i for i, c in enumerate(col["categories"])}
+        codes = np.array([index.get(MISSING_CATEGORY if is_missing(v) else v, -1) for v in values])
+        if col["kind"] == "onehot":
+            blocks.append(codes[:, None] == np.arange(len(index)))
+        else:
+            blocks.append((codes + 1)[:, None])
+    return np.concatenate(blocks, axis=1).astype("float32")
+
+
+# -- shared by the file-based datasets ---------------------------------------------------------------
+
+

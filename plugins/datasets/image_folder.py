@@ -1,0 +1,121 @@
+"""``image_folder``: your own images, one subfolder per class, streamed from disk batch by batch."""
+
+from core import hookimpl
+
+SUFFIXES = (".png", ".jpg", ".jpeg")
+OWNER = "dataset 'image_folder'"
+
+
+@hookimpl
+def register_datasets(register):
+    register("image_folder", load, summary="your own PNG/JPEG images in class subfolders "
+             "(--data-opt path=DIR), streamed in batches")
+
+
+def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15, seed=0):
+    """Each split is a ``keras.utils.PyDataset`` of ``(images, labels)`` batches of ``batch_size``:
+    images float32 in [0, 1] with shape (size, size, channels), squeezed to a square (not cropped),
+    grayscale for ``channels=1``; labels int32.
+
+    Class names are the subfolder names, sorted; a class's images are the PNG and JPEG files
+    anywhere under its folder (other files are ignored). The split is stratified by class and fixed
+    by ``seed``; the train split is read in a new order every epoch. Every file is checked here
+    (Pillow's ``verify``: its structure, no pixels decoded), so that a damaged file stops the run
+    before training, naming the file.
+    """
+    from functools import partial
+
+    from core import Dataset, UsageError
+    from plugins.datasets._files import split_indices
+
+    if channels not in (1, 3):
+        raise UsageError(f"{OWNER}: option channels={channels}: valid: 1 (grayscale), 3 (RGB)")
+    if not 4 <= size <= 1024:
+        raise UsageError(f"{OWNER}: option size={size}: expected an integer in [4, 1024]")
+    if batch_size < 1:
+        raise UsageError(f"{OWNER}: option batch_size={batch_size}: expected at least 1")
+    files, labels, class_names = find_images(path)
+    train, val, tst = split_indices(len(files), {"validation": validation, "test": test}, seed, OWNER,
+                                    "images", labels=labels)
+    for file in files:
+        check_image(file)
+
+    from plugins.datasets._streaming import FileBatches  # imports keras: only now, after the checks
+
+    read = partial(read_image, size=size, channels=channels)
+
+    def split(rows, shuffle):
+        return FileBatches([files[i] for i in rows], [labels[i] for i in rows], read,
+                           batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+    return Dataset(train=split(train, True), validation=split(val, False), test=split(tst, False),
+                   task="classification", class_names=class_names)
+
+
+def find_images(path):
+    """``(files, labels, class_names)`` under folder ``path``; usage errors name what is missing."""
+    from pathlib import Path
+
+    from core import UsageError
+
+    if not path:
+        raise UsageError(f"{OWNER}: option path is not set; give the folder of class subfolders with "
+                         "--data-opt path=DIR")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UsageError(f"{OWNER}: option path={path!r}: no such folder")
+    if not root.is_dir():
+        raise UsageError(f"{OWNER}: option path={path!r} is a file, expected a folder of class subfolders")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise UsageError(f"{OWNER}: {root} has no class subfolders; expected {root}/CLASS/IMAGE.png")
+    if len(folders) < 2:
+        raise UsageError(f"{OWNER}: {root} has 1 class subfolder ({folders[0].name!r}); "
+                         "classification needs at least 2")
+    files, labels = [], []
+    for label, folder in enumerate(folders):
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if not found:
+            raise UsageError(f"{OWNER}: class folder {folder} holds no {'/'.join(SUFFIXES)} images")
+        files += found
+        labels += [label] * len(found)
+    return files, labels, tuple(d.name for d in folders)
+
+
+def check_image(file):
+    """Raise an error naming ``file`` unless its contents are a PNG or JPEG that Pillow can open."""
+    from PIL import Image
+
+    from core import KerastackError
+
+    try:
+        with Image.open(file) as image:
+            kind = image.format
+            image.verify()  # reads the structure (PNG: chunk checksums), decodes no pixels
+    except Exception as exc:  # Pillow raises many types for a damaged file
+        raise KerastackError(f"{OWNER}: cannot read image {file}: {_reason(exc)}") from None
+    if kind not in ("PNG", "JPEG"):
+        raise KerastackError(f"{OWNER}: {file} is a {kind} image; expected PNG or JPEG")
+
+
+def read_image(file, size, channels):
+    """One image as float32 in [0, 1], shape (size, size, channels), upright per its EXIF tag."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from core import KerastackError
+
+    try:
+        with Image.open(file) as image:
+            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+            x = np.asarray(image, dtype="float32") / 255.0
+    except Exception as exc:
+        raise KerastackError(f"{OWNER}: cannot read image {file}: {_reason(exc)}") from None
+    return x[..., None] if channels == 1 else x
+
+
+def _reason(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,74 @@
+"""``shapes``: synthetic grayscale circles, squares and triangles, drawn with numpy (no download)."""
+
+from core import hookimpl
+
+CLASS_NAMES = ("circle", "square", "triangle")
+SIDES = (0, 4, 3)  # per class; 0 means a circle
+AREA = (0.08, 0.3)  # a shape covers this fraction of the image, whatever its class
+
+
+@hookimpl
+def register_datasets(register):
+    register("shapes", load, summary="synthetic grayscale circles, squares and triangles (16x16), 3 classes")
+
+
+def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
+    """Images as float32 in [0, 1] with shape (size, size, 1); a stratified split fixed by ``seed``.
+
+    Each shape is filled, anti-aliased, rotated at random and placed at random. Its area is drawn from
+    the same range for every class, so the mean intensity of an image says nothing about its class.
+    """
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from core import Dataset
+
+    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
+    if not 8 <= size <= 256:
+        raise ValueError(f"size must be an integer in [8, 256], got {size}")
+    if not 0 <= noise <= 1:
+        raise ValueError(f"noise must be in [0, 1], got {noise}")
+    smallest = min(validation, test, 1 - validation - test)
+    if samples * smallest < len(CLASS_NAMES):
+        need = int(np.ceil(len(CLASS_NAMES) / smallest))
+        raise ValueError(f"samples must be at least {need} to hold every class in every split, got {samples}")
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
+    x = draw(y, size, rng)
+    x = np.clip(x + rng.normal(0, noise, x.shape), 0, 1).astype("float32")[..., None]
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
+    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
+                   task="classification", class_names=CLASS_NAMES)
+
+
+def draw(y, size, rng):
+    """One (size, size) image per label in ``y``: 1 inside the shape, 0 outside, edges in between."""
+    import numpy as np
+
+    n = len(y)
+    sides = np.array(SIDES)[y]
+    area = rng.uniform(*AREA, n) * size**2
+    # Circumradius giving that area: pi r^2 for a circle, k/2 r^2 sin(2 pi/k) for a regular k-gon.
+    polygon = np.where(sides > 0, sides / 2 * np.sin(2 * np.pi / np.maximum(sides, 1)), np.pi)
+    radius = np.sqrt(area / polygon)
+    # Keep the whole shape inside the image, whatever its rotation.
+    center = rng.uniform(radius[:, None], size - radius[:, None], (n, 2))
+    rotation = rng.uniform(0, 2 * np.pi, n)
+
+    grid = np.arange(size) + 0.5
+    dy = grid[None, :, None] - center[:, 0, None, None]
+    dx = grid[None, None, :] - center[:, 1, None, None]
+    distance = np.sqrt(dx**2 + dy**2) - radius[:, None, None]  # signed distance to the circle
+    for k in set(SIDES) - {0}:
+        # Inside a regular k-gon: the projection on every edge's normal is at most the apothem.
+        rows = sides == k
+        normals = rotation[rows, None] + np.pi / k + 2 * np.pi * np.arange(k) / k
+        projection = (dx[rows, :, :, None] * np.cos(normals)[:, None, None, :]
+                      + dy[rows, :, :, None] * np.sin(normals)[:, None, None, :])
+        apothem = radius[rows] * np.cos(np.pi / k)
+        distance[rows] = projection.max(axis=-1) - apothem[:, None, None]
+    # Coverage of a pixel by the shape, approximated from the distance of its centre to the edge.
+    return np.clip(0.5 - distance, 0, 1)

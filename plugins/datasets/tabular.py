@@ -1,0 +1,55 @@
+"""``iris``, ``wine``, ``breast_cancer``, ``diabetes``: scikit-learn's bundled tables (no download)."""
+
+from functools import partial
+
+from core import hookimpl
+
+# name → (scikit-learn loader, task, summary)
+TABLES = {
+    "iris": ("load_iris", "classification", "150 iris flowers, 4 measurements, 3 species (scikit-learn)"),
+    "wine": ("load_wine", "classification", "178 wines, 13 chemical analyses, 3 cultivars (scikit-learn)"),
+    "breast_cancer": ("load_breast_cancer", "classification",
+                      "569 breast tumours, 30 cell measurements, malignant or benign (scikit-learn)"),
+    "diabetes": ("load_diabetes", "regression",
+                 "442 diabetes patients, 10 measurements, disease progression after a year (scikit-learn)"),
+}
+
+
+@hookimpl
+def register_datasets(register):
+    for name, (_, _, summary) in TABLES.items():
+        register(name, partial(load, name), summary=summary)
+
+
+def load(name, validation=0.15, test=0.15, seed=0):
+    """Features as float32 with shape (features,), standardized with the training split's mean and std.
+
+    Classification splits are stratified; labels are int32 and ``class_names`` the table's target
+    names. Regression targets stay in their original units, float32 with shape (n, 1).
+    """
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    from core import Dataset
+
+    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
+    loader, task, _ = TABLES[name]
+    # Unscaled diabetes features: the standardization below must see only the training split.
+    bunch = getattr(sklearn.datasets, loader)(**({"scaled": False} if name == "diabetes" else {}))
+    x = bunch.data.astype("float64")
+    if task == "classification":
+        y, class_names = bunch.target.astype("int32"), tuple(str(n) for n in bunch.target_names)
+    else:
+        y, class_names = bunch.target.astype("float32")[:, None], None
+    stratified = task == "classification"
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test, stratify=y if stratified else None, random_state=seed)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratified else None,
+        random_state=seed)
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std[std == 0] = 1
+    x_train, x_val, x_test = (((a - mean) / std).astype("float32") for a in (x_train, x_val, x_test))
+    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
+                   task=task, class_names=class_names)

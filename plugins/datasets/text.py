@@ -1,0 +1,141 @@
+"""``text_folder`` and ``text_csv``: your own texts and their classes, as padded int32 token ids.
+
+``tokenize`` is pure Python, so that a device turns text into the model's input the same way.
+"""
+
+import re
+
+from core import hookimpl
+
+PAD, OOV = "<pad>", "<oov>"  # ids 0 and 1; the tokenizer never produces them (no < or >)
+TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
+
+
+@hookimpl
+def register_datasets(register):
+    register("text_folder", load_folder, summary="your own .txt files in class subfolders "
+             "(--data-opt path=DIR), as token ids")
+    register("text_csv", load_csv, summary="your own texts and labels in two CSV columns "
+             "(--data-opt path=FILE), as token ids")
+
+
+def words(text):
+    """Lower-cased runs of letters and digits: ``"Don't STOP!"`` → ``["don", "t", "stop"]``."""
+    return TOKEN.findall(text.lower())
+
+
+def tokenize(text, vocabulary, length):
+    """``length`` token ids of ``text``: 1 for a word outside ``vocabulary``, the rest cut off, 0s
+    after the end. ``vocabulary`` is the list of tokens by id (``dataset.vocabulary``) or a dict
+    token → id."""
+    ids = vocabulary if isinstance(vocabulary, dict) else {t: i for i, t in enumerate(vocabulary)}
+    out = [ids.get(word, 1) for word in words(text)[:length]]
+    return out + [0] * (length - len(out))
+
+
+def build_vocabulary(texts, max_tokens):
+    """``[PAD, OOV, *tokens]``: the ``max_tokens`` most frequent words of ``texts``, most frequent
+    first, ties in alphabetical order."""
+    from collections import Counter
+
+    counts = Counter(word for text in texts for word in words(text))
+    ranked = sorted(counts, key=lambda word: (-counts[word], word))
+    return [PAD, OOV, *ranked[:max_tokens]]
+
+
+def load_folder(path="", max_tokens=5000, length=64, validation=0.15, test=0.15, seed=0):
+    """Texts are the ``.txt`` files (UTF-8) anywhere under each class subfolder of ``path``; class
+    names are the subfolder names, sorted. See ``dataset`` for the encoding and the split."""
+    owner = "dataset 'text_folder'"
+    check_options(max_tokens, length, owner)
+    texts, labels, class_names = read_folder(path, owner)
+    return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner)
+
+
+def load_csv(path="", text="text", label="label", delimiter=",", max_tokens=5000, length=64,
+             validation=0.15, test=0.15, seed=0):
+    """Texts from column ``text``, classes from column ``label`` of a CSV file with a header row;
+    class names are the labels, sorted (by value if all are numbers). Rows without a label are
+    dropped. See ``dataset`` for the encoding and the split."""
+    from plugins.datasets._files import column_index, encode_labels, is_missing, read_table
+
+    owner = "dataset 'text_csv'"
+    check_options(max_tokens, length, owner)
+    header, rows, _ = read_table(path, delimiter, owner)
+    t = column_index(header, text, "text", path, owner)
+    c = column_index(header, label, "label", path, owner)
+    labelled = [row for row in rows if not is_missing(row[c])]
+    if len(labelled) < len(rows):
+        print(f"text_csv: dropped {len(rows) - len(labelled)} rows with no value in label {label!r}")
+    class_names, labels = encode_labels([row[c] for row in labelled], f"label column {label!r}", owner)
+    texts = [row[t] for row in labelled]
+    return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner)
+
+
+def dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner):
+    """Sequences as int32 token ids with shape (length,); a split stratified by class, fixed by
+    ``seed``. The vocabulary is the ``max_tokens`` most frequent words of the train split (ids 0
+    padding, 1 out of vocabulary, then by frequency), attached as ``dataset.vocabulary``."""
+    import numpy as np
+
+    from core import Dataset
+    from plugins.datasets._files import split_indices
+
+    labels = np.asarray(labels, dtype="int32")
+    train, val, tst = split_indices(len(texts), {"validation": validation, "test": test}, seed, owner,
+                                    "texts", labels=labels)
+    vocabulary = build_vocabulary([texts[i] for i in train], max_tokens)
+    ids = {token: i for i, token in enumerate(vocabulary)}
+    x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
+    data = Dataset(train=(x[train], labels[train]), validation=(x[val], labels[val]),
+                   test=(x[tst], labels[tst]), task="classification", class_names=tuple(class_names),
+                   vocab_size=len(vocabulary))
+    data.vocabulary = vocabulary
+    return data
+
+
+def check_options(max_tokens, length, owner):
+    from core import UsageError
+
+    if max_tokens < 1:
+        raise UsageError(f"{owner}: option max_tokens={max_tokens}: expected at least 1")
+    if not 1 <= length <= 100_000:
+        raise UsageError(f"{owner}: option length={length}: expected an integer in [1, 100000]")
+
+
+def read_folder(path, owner):
+    """``(texts, labels, class_names)`` of the ``.txt`` files under the class subfolders of ``path``."""
+    from pathlib import Path
+
+    from core import KerastackError, UsageError
+
+    if not path:
+        raise UsageError(f"{owner}: option path is not set; give the folder of class subfolders with "
+                         "--data-opt path=DIR")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UsageError(f"{owner}: option path={path!r}: no such folder")
+    if not root.is_dir():
+        raise UsageError(f"{owner}: option path={path!r} is a file, expected a folder of class subfolders")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise UsageError(f"{owner}: {root} has no class subfolders; expected {root}/CLASS/TEXT.txt")
+    if len(folders) < 2:
+        raise UsageError(f"{owner}: {root} has 1 class subfolder ({folders[0].name!r}); "
+                         "classification needs at least 2")
+    texts, labels = [], []
+    for label, folder in enumerate(folders):
+        found = sorted(p for p in folder.rglob("*.txt") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if not found:
+            raise UsageError(f"{owner}: class folder {folder} holds no .txt files")
+        for file in found:
+            try:
+                texts.append(file.read_text(encoding="utf-8-sig"))
+            except UnicodeDecodeError as exc:
+                raise KerastackError(f"{owner}: {file} is not UTF-8 text "
+                                     f"({exc.reason} at byte {exc.start})") from None
+            except OSError as exc:
+                raise KerastackError(f"{owner}: cannot read {file}: {exc.strerror or exc}") from None
+        labels += [label] * len(found)
+    return texts, labels, tuple(d.name for d in folders)

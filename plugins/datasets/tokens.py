@@ -1,0 +1,49 @@
+"""``tokens``: synthetic token sequences whose label depends only on the order of two markers."""
+
+from core import hookimpl
+
+CLASS_NAMES = ("B-first", "A-first")
+MARKER_A, MARKER_B = 1, 2  # token ids; every other token is filler, and 0 is left for padding
+
+
+@hookimpl
+def register_datasets(register):
+    register("tokens", load, summary="synthetic int32 token sequences, label = whether marker A precedes B")
+
+
+def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
+    """Sequences as int32 token ids with shape (length,); a stratified split fixed by ``seed``.
+
+    Every sequence holds ``MARKER_A`` and ``MARKER_B`` exactly once, at random positions, among filler
+    ids drawn uniformly from ``[3, vocab)``. The label is 1 where A comes before B. Both markers are in
+    every sequence, so counting tokens says nothing about the label: a model must see their order.
+    No sequence is padded; id 0 is reserved for padding all the same, so ``vocab_size`` is ``vocab``.
+    """
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from core import Dataset
+
+    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
+    if not 2 <= length <= 4096:
+        raise ValueError(f"length must be an integer in [2, 4096], got {length}")
+    if not 4 <= vocab < 2**31:
+        raise ValueError(f"vocab must be an integer in [4, 2**31) (padding, 2 markers, fillers), got {vocab}")
+    smallest = min(validation, test, 1 - validation - test)
+    if samples * smallest < len(CLASS_NAMES):
+        need = int(np.ceil(len(CLASS_NAMES) / smallest))
+        raise ValueError(f"samples must be at least {need} to hold every class in every split, got {samples}")
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
+    x = rng.integers(MARKER_B + 1, vocab, (samples, length), dtype="int32")
+    # Two distinct random positions per sequence; the label decides which marker takes the first.
+    first, second = np.sort(rng.random((samples, length)).argsort(axis=1)[:, :2], axis=1).T
+    rows = np.arange(samples)
+    x[rows, first] = np.where(y == 1, MARKER_A, MARKER_B)
+    x[rows, second] = np.where(y == 1, MARKER_B, MARKER_A)
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
+    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
+                   task="classification", class_names=CLASS_NAMES, vocab_size=vocab)

@@ -1,0 +1,91 @@
+"""``shapes``: image splits, determinism, and a class told by shape, not by brightness."""
+
+import numpy as np
+import pytest
+
+from core import PluginHost
+from core.data import check_dataset, spec_of
+from plugins.datasets import shapes
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return shapes.load()
+
+
+def splits(dataset):
+    return dataset.train, dataset.validation, dataset.test
+
+
+def test_registered_with_its_options_and_loads_through_the_host():
+    host = PluginHost(["plugins.datasets.shapes"], builtins=(), entry_points=False, disabled=())
+    entry = host.registry("dataset").get("shapes")
+    assert entry.defaults == {"samples": 1500, "size": 16, "noise": 0.05, "seed": 0,
+                              "validation": 0.15, "test": 0.15}
+    dataset = entry.call(**entry.options({"samples": "300", "size": "12"}))
+    check_dataset(dataset, "shapes")
+    spec = spec_of(dataset)
+    assert spec.input_shape == (12, 12, 1) and spec.num_classes == 3
+    assert spec.class_names == ("circle", "square", "triangle")
+
+
+def test_splits_have_the_right_shapes_types_and_sizes(dataset):
+    sizes = [len(x) for x, _ in splits(dataset)]
+    assert sum(sizes) == 1500 and abs(sizes[1] - 225) <= 1 and abs(sizes[2] - 225) <= 1
+    for x, y in splits(dataset):
+        assert x.shape[1:] == (16, 16, 1) and x.dtype == np.float32
+        assert x.min() >= 0 and x.max() <= 1
+        assert y.dtype == np.int32 and set(np.unique(y)) == {0, 1, 2}
+        counts = np.bincount(y)
+        assert counts.max() - counts.min() <= 1
+
+
+def test_every_image_holds_a_shape_inside_the_frame():
+    x = shapes.load(samples=300, noise=0.0).train[0][..., 0]
+    area = x.sum(axis=(1, 2)) / 16**2
+    assert area.min() > 0.06 and area.max() < 0.32
+    border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+    assert border.max(axis=1).mean() < 0.5
+
+
+def test_noise_option_adds_noise():
+    clean = shapes.load(samples=300, noise=0.0).train[0]
+    noisy = shapes.load(samples=300, noise=0.2).train[0]
+    background = clean == 0
+    assert noisy[background].std() > 0.05 and clean[background].std() == 0
+
+
+def test_same_seed_same_images_other_seed_other_images(dataset):
+    again, other = shapes.load(), shapes.load(seed=1)
+    np.testing.assert_array_equal(dataset.train[0], again.train[0])
+    np.testing.assert_array_equal(dataset.test[1], again.test[1])
+    assert not np.array_equal(dataset.train[0], other.train[0])
+
+
+def test_learnable_from_shape_but_not_from_brightness(dataset):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    (x, y), (x_test, y_test) = dataset.train, dataset.test
+
+    def brightness(images):
+        return images.mean(axis=(1, 2, 3))[:, None]
+
+    def spectrum(images):  # magnitude of the 2-D Fourier transform: the same wherever the shape sits
+        return np.abs(np.fft.rfft2(images[..., 0])).reshape(len(images), -1)
+
+    by_brightness = LogisticRegression().fit(brightness(x), y).score(brightness(x_test), y_test)
+    by_shape = RandomForestClassifier(100, random_state=0).fit(spectrum(x), y).score(spectrum(x_test), y_test)
+    assert by_brightness < 0.5, by_brightness
+    assert by_shape >= 0.9, by_shape
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"size": 4}, "size must be an integer in \\[8, 256\\], got 4"),
+    ({"noise": -0.1}, "noise must be in \\[0, 1\\], got -0.1"),
+    ({"samples": 10}, "samples must be at least 20 .*got 10"),
+    ({"validation": 0.6, "test": 0.4}, "validation and test must be fractions summing below 1"),
+])
+def test_bad_options_raise_naming_the_option(options, match):
+    with pytest.raises(ValueError, match=match):
+        shapes.load(**options)
