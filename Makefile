@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean
+.PHONY: run test test-fast install clean bench
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -25,3 +25,6 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+bench: $(STAMP)  ## measurements side by side (minutes; not run by CI): bench/results.md
+	$(PY) bench/run.py

@@ -35,6 +35,16 @@ def can_use(name):
     return current is None or current == name
 
 
+def select(name):
+    """Make ``name`` the backend keras will be imported with, without importing it yet."""
+    name = resolve(name)
+    if not can_use(name):
+        raise KerastackError(
+            f"this process already runs keras with backend {loaded()!r}; {name!r} needs a new process")
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
 def use(name):
     """Import keras under ``name`` in this process and return the module."""
     name = resolve(name)

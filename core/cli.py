@@ -26,19 +26,21 @@ Environment: KERAS_BACKEND (default backend), KERASTACK_PLUGINS, KERASTACK_DISAB
 
 
 def build_cli(host):
-    from .commands import export_cmd, plugins_cmd, run_cmd, train_cmd, verify_cmd
+    from .commands import (compare_cmd, export_cmd, info_cmd, new_cmd, plugins_cmd, report_cmd, run_cmd,
+                           runs_cmd, train_cmd, verify_cmd)
 
     @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(package_name="kerastack")
     @click.pass_context
     def cli(ctx):
         ctx.obj = host
-        if ctx.invoked_subcommand != "plugins":
+        if ctx.invoked_subcommand not in ("plugins", "info"):  # those two list broken plugins themselves
             for info in host.broken:
                 click.echo(f"kerastack: warning: {info.label()} is broken: {info.error} "
                            "(see kerastack plugins)", err=True)
 
-    for module in (run_cmd, train_cmd, export_cmd, verify_cmd, plugins_cmd):
+    for module in (run_cmd, train_cmd, export_cmd, verify_cmd, runs_cmd, report_cmd, compare_cmd,
+                   plugins_cmd, info_cmd, new_cmd):
         cli.add_command(module.command)
     host.add_commands(cli)
     return cli

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
 
@@ -122,6 +123,11 @@ def _train_locked(record, out, verbose, resume_from):
     data_options = data_entry.options(record["dataset"]["options"])
     arch, data = arch_entry.name, data_entry.name
 
+    # The dataset loads before keras is imported, so that its errors come without the wait; a
+    # loader that needs keras (a PyDataset) imports it under the run's backend.
+    backends.select(training["backend"])
+    dataset = data_entry.call(**data_options)
+    check_dataset(dataset, f"{data_entry.owner} from {data_entry.plugin.label()}")
     keras = backends.use(training["backend"])
     initial_epoch = resume_from["epoch"] if resume_from else 0
     # A resumed run reseeds with its epoch: its shuffles differ from an uninterrupted run's, but
@@ -129,9 +135,6 @@ def _train_locked(record, out, verbose, resume_from):
     keras.utils.set_random_seed(training["seed"] + initial_epoch)
     keras.mixed_precision.set_dtype_policy(opts.precision)
     distribution = _distribution(keras, opts, training["backend"])
-
-    dataset = data_entry.call(**data_options)
-    check_dataset(dataset, f"{data_entry.owner} from {data_entry.plugin.label()}")
     if opts.distribute != "none" and training["backend"] == "jax":
         dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
     spec = spec_of(dataset)
@@ -184,7 +187,19 @@ def _train_locked(record, out, verbose, resume_from):
         write_json(out / RUN_FILE, record)
         for name in (CHECKPOINT_FILE, CHECKPOINT_STATE):  # model.keras is the last state now
             (out / name).unlink(missing_ok=True)
+    _plots(out)
     return model
+
+
+def _plots(out):
+    """curves.png and confusion.png; a plotting failure must not fail a finished run."""
+    from .plots import write_run_plots
+
+    try:
+        write_run_plots(out)
+    except Exception as exc:  # noqa: BLE001
+        print(f"kerastack: warning: could not draw the plots of {out}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
 
 
 def _build(keras, entry, spec, hparams):

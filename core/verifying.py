@@ -12,14 +12,15 @@ from .plugins import get_plugin_host
 from .runs import inference_model, load_run
 
 
-def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None):
+def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, record=True):
     """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
     ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,
     ``keras_accuracy`` and ``agreement`` (top-1); for regression ``tflite_mae``/``keras_mae``; for
     reconstruction ``tflite_mse``/``keras_mse``. A deployed model that takes other inputs than the
-    data (a GAN's generator) is compared on seeded random inputs.
+    data (a GAN's generator) is compared on seeded random inputs. With ``record`` the result is
+    also kept in ``verify.json`` beside the file (keyed by file name), which ``kerastack report`` reads.
     """
     from tflite.runner import TFLiteModel
 
@@ -75,7 +76,21 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None):
             tflite_mse=float(np.mean((lite_out.reshape(keras_out.shape) - target) ** 2)),
             keras_mse=float(np.mean((keras_out - target) ** 2)),
         )
+    if record:
+        _record(tflite_path, result)
     return result
+
+
+def _record(tflite_path, result):
+    from .runs import read_json, write_json
+
+    path = tflite_path.parent / "verify.json"
+    try:
+        known = read_json(path, "verify record") if path.exists() else {}
+    except KerastackError:
+        known = {}  # a damaged record is replaced, not fatal
+    known[tflite_path.name] = result
+    write_json(path, known)
 
 
 def sample_inputs(model, dataset, n, seed=0):

@@ -156,6 +156,11 @@ def write_files(ctx, flatbuffer, variant, quantize, io, allow_select_ops, batch)
         "dataset": ctx.run.get("dataset", {}).get("name"),
         "trained_backend": ctx.run.get("training", {}).get("backend"),
     })
+    # What a device needs to prepare inputs like the training data: a text dataset's vocabulary,
+    # a table's column encodings.
+    for key in ("vocabulary", "preprocessing"):
+        if getattr(ctx.dataset, key, None) is not None:
+            meta[key] = getattr(ctx.dataset, key)
     meta.setdefault("files", {})[path.name] = entry
     written.append(write_json(meta_path, meta))
     if spec.get("class_names"):

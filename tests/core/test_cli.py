@@ -65,7 +65,7 @@ def test_help_and_plugins_import_nothing_heavy():
 
 
 def test_every_command_has_help():
-    for command in ("run", "train", "export", "verify", "plugins"):
+    for command in ("run", "train", "export", "verify", "plugins", "runs", "report", "compare", "info", "new"):
         proc = run_cli(command, "--help")
         assert proc.returncode == 0 and "Example" in proc.stdout, (command, proc.stderr)
 
@@ -94,7 +94,7 @@ def test_plugins_json_lists_builtins_with_options():
     (["train", "--arch", "cnn", "--data", "digits", "--backend", "mxnet"], 2, "unknown backend 'mxnet'; valid: jax, tensorflow, torch"),
     (["train", "--arch", "cnn", "--data", "digits", "--epochs", "0"], 2, "--epochs must be at least 1"),
     (["train", "--arch", "cnn", "--data", "digits", "--callback", "nope"], 2, "unknown callback 'nope'"),
-    (["train", "--data", "digits"], 2, "Missing option '--arch'"),
+    (["train", "--data", "digits"], 2, "--arch and --data are required (or --resume RUN_DIR)"),
     (["train", "--arch", "cnn", "--data", "digits", "--epochs", "x"], 2, "'x' is not a valid integer"),
     (["frobnicate"], 2, "No such command 'frobnicate'"),
     (["export", "/nonexistent/run", "--to", "tflite"], 1, "/nonexistent/run: no such run directory"),

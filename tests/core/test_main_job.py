@@ -20,7 +20,10 @@ def test_main_job_prints_table_and_int8_keeps_accuracy(tmp_path):
     assert abs(int8 - keras_acc) <= 0.02
     assert abs(read_json(out / "metrics.json")["test_accuracy"] - keras_acc) < 1e-4
     assert {p.name for p in (out / "export/tflite").iterdir()} == {
-        "model_float32.tflite", "model_int8.tflite", "model.json", "labels.txt"}
+        "model_float32.tflite", "model_int8.tflite", "model.json", "labels.txt", "verify.json"}
+    verified = read_json(out / "export/tflite/verify.json")
+    assert verified["model_int8.tflite"]["tflite_accuracy"] == pytest.approx(int8, abs=1e-4)
+    assert {"curves.png", "confusion.png", "predictions.npz", "best.keras"} <= {p.name for p in out.iterdir()}
     # No native log noise on the user's terminal.
     assert not re.search(r"^[IWE]\d{4} ", proc.stderr, re.M), proc.stderr
     assert "absl::InitializeLog" not in proc.stderr and "XNNPACK" not in proc.stderr
