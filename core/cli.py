@@ -20,8 +20,10 @@ HELP = """kerastack: train Keras 3 models from plugins on TensorFlow, JAX or PyT
 Global options (anywhere on the line):
   --plugin MODULE|FILE.py   load a plugin (repeatable; also KERASTACK_PLUGINS=a,b)
   --debug                   show tracebacks and the native libraries' log lines
+  --trace-plugins           log every plugin load, registration and call on stderr
 \b
-Environment: KERAS_BACKEND (default backend), KERASTACK_PLUGINS, KERASTACK_DISABLE_PLUGINS.
+Environment: KERAS_BACKEND (default backend), KERASTACK_PLUGINS, KERASTACK_DISABLE_PLUGINS=a,b,
+KERASTACK_TRACE_PLUGINS=1.
 """
 
 
@@ -56,6 +58,8 @@ def split_globals(argv):
             rest.extend(args)
         elif arg == "--debug":
             debug = True
+        elif arg == "--trace-plugins":
+            os.environ["KERASTACK_TRACE_PLUGINS"] = "1"
         elif arg == "--plugin":
             value = next(args, None)
             if value is None:

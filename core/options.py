@@ -36,6 +36,7 @@ class TrainingOptions:
     jit: str = "auto"
     checkpoint_every: int = 1  # epochs between checkpoints (0: none)
     distribute: str = "none"
+    tensorboard: bool = False  # logs in RUN/tensorboard
 
     def validate(self):
         _at_least(self, "epochs", 1)

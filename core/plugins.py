@@ -68,6 +68,12 @@ class PluginInfo:
         return out
 
 
+def trace(message):
+    """One line on stderr when KERASTACK_TRACE_PLUGINS is set (``--trace-plugins``)."""
+    if os.environ.get("KERASTACK_TRACE_PLUGINS"):
+        print(f"kerastack: trace: {message}", file=sys.stderr)
+
+
 def env_list(name):
     return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
 
@@ -116,9 +122,11 @@ class PluginHost:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             info.error = _one_line(exc)
+            trace(f"{info.label()} failed to load: {info.error}")
             return
         self._objects[info.name] = obj
         info.hooks = sorted(c.name for c in self.pm.get_hookcallers(obj) or ())
+        trace(f"loaded {info.label()}: hooks {', '.join(info.hooks) or '(none)'}")
 
     def _reject_unknown_hooks(self):
         """A hook implementation whose name matches no spec (a typo) marks its plugin broken."""
@@ -159,7 +167,9 @@ class PluginHost:
                     impl.function(register=register)
                 except Exception as exc:
                     info.error = f"{hook}: {_one_line(exc)}"
+                    trace(f"{info.label()} {hook} failed: {info.error}")
                     continue
+                trace(f"{info.label()} {hook}: {', '.join(e.name for e in made) or '(nothing)'}")
                 collected.extend(made)
             registry = Registry(kind, self.broken)
             for entry in collected:

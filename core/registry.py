@@ -38,6 +38,10 @@ class Entry:
 
     def call(self, *args, **kwargs):
         """Call the plugin's function; an exception in it becomes an error naming the plugin."""
+        from .plugins import trace
+
+        trace(f"calling {self.owner} from {self.plugin.label()}: "
+              f"{getattr(self.func, '__name__', 'function')}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
         try:
             return self.func(*args, **kwargs)
         except KerastackError:

@@ -166,6 +166,8 @@ def _train_locked(record, out, verbose, resume_from):
                keras.callbacks.TerminateOnNaN(),
                checkpointer(out, opts.checkpoint_every, opts.monitor,
                             resume_from.get("best") if resume_from else None)]
+        if opts.tensorboard:
+            cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
         if opts.early_stopping:
             cbs.append(keras.callbacks.EarlyStopping(opts.monitor, patience=opts.early_stopping,
                                                      restore_best_weights=True, verbose=1))

@@ -1,6 +1,8 @@
 import click
 
 from ..options import AUGMENT, DISTRIBUTE, JIT, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ..config import load_config
+from ..exporting import export
 from ..params import parse_pairs
 from ..training import train
 from .options import backend_option, pairs_option
@@ -26,6 +28,7 @@ TRAINING_FLAGS = [
     ("--precision", str, f"{' | '.join(PRECISIONS)} (default float32)."),
     ("--jit", str, f"{' | '.join(JIT)}: XLA on TensorFlow/JAX, torch.compile on torch (default auto)."),
     ("--checkpoint-every", int, "Epochs between checkpoints for --resume (default 1; 0: none)."),
+    ("--tensorboard/--no-tensorboard", bool, "Write TensorBoard logs to RUN_DIR/tensorboard."),
     ("--distribute", str, f"{' | '.join(DISTRIBUTE)}: data = all devices (jax DataParallel, TF "
                           "MirroredStrategy); model = jax ModelParallel. Not on torch."),
 ]
@@ -50,13 +53,15 @@ def training_options(func):
 @click.option("--seed", default=None, type=int, help="Random seed (default: random, recorded in run.json).")
 @training_options
 @click.option("--init-from", default=None, metavar="RUN_DIR", help="Start from another run's weights (matching layers).")
-@click.option("--freeze", default="none", metavar="WHAT", help="none (fine-tune all) or backbone (train only the new head).")
+@click.option("--freeze", default=None, metavar="WHAT", help="none (fine-tune all) or backbone (train only the new head).")
 @click.option("--lora-rank", default=None, type=int, help="Train LoRA adapters of this rank on pretrained Dense/Embedding layers.")
 @click.option("--resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
+@click.option("--config", "config_path", default=None, metavar="FILE",
+              help="A run.toml, or a run's run.json (or its directory) to reproduce it; flags override it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out, seed, init_from, freeze,
-            lora_rank, resume, quiet, **flags):
+            lora_rank, resume, config_path, quiet, **flags):
     """Train ARCH on DATA and write a run directory.
 
     \b
@@ -68,20 +73,34 @@ def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out,
       val_accuracy 0.9815  test_accuracy 0.9778  (20 epochs, jax, 31.0 s, 19,210 of 19,658 parameters trained)
     """
     verbose = 0 if quiet else "auto"
+    exports = []
     if resume:
         run = train(resume=resume, verbose=verbose)
     else:
+        config = load_config(config_path) if config_path else {}
+        arch, data = arch or config.get("arch"), data or config.get("data")
         if not arch or not data:
-            raise click.UsageError("--arch and --data are required (or --resume RUN_DIR)")
-        training = {k: v for k, v in flags.items() if v is not None}
-        if "augment" in training:
-            training["augment"] = tuple(s.strip() for s in training["augment"].split(",") if s.strip())
-        run = train(arch, data, backend=backend, hparams=parse_pairs(pairs_hp, "--hp"),
-                    data_options=parse_pairs(pairs_data_opt, "--data-opt"), callbacks=callbacks, out=out,
-                    seed=seed, plugins=host.extra, verbose=verbose, init_from=init_from, freeze=freeze,
-                    lora_rank=lora_rank, **training)
+            raise click.UsageError("--arch and --data are required (or --config FILE, or --resume RUN_DIR)")
+        flags = {k: v for k, v in flags.items() if v is not None}
+        if isinstance(flags.get("augment"), str):
+            flags["augment"] = tuple(s.strip() for s in flags["augment"].split(",") if s.strip())
+        transfer = config.get("transfer", {})
+        run = train(arch, data, backend=backend or config.get("backend"),
+                    hparams={**config.get("hparams", {}), **parse_pairs(pairs_hp, "--hp")},
+                    data_options={**config.get("data_options", {}), **parse_pairs(pairs_data_opt, "--data-opt")},
+                    callbacks=callbacks or tuple(config.get("callbacks", ())), out=out or config.get("out"),
+                    seed=seed if seed is not None else config.get("seed"),
+                    plugins=list(host.extra) + [p for p in config.get("plugins", []) if p not in host.extra],
+                    verbose=verbose, init_from=init_from or transfer.get("init_from"),
+                    freeze=freeze or transfer.get("freeze", "none"),
+                    lora_rank=lora_rank if lora_rank is not None else transfer.get("lora_rank"),
+                    **{**config.get("training", {}), **flags})
+        exports = config.get("export", [])
     m = run.metrics
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")
     click.echo(f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
                f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)")
+    for item in exports:
+        for path in export(run.path, item["to"], item.get("options", {})):
+            click.echo(str(path))

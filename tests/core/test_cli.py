@@ -169,3 +169,10 @@ def test_plugins_env_var_and_disable(write_plugin):
 def test_debug_shows_traceback():
     proc = run_cli("--debug", "export", "/nonexistent/run", "--to", "tflite")
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_trace_plugins_logs_loading_and_registration():
+    proc = run_cli("--trace-plugins", "plugins")
+    assert proc.returncode == 0
+    assert "kerastack: trace: loaded plugin 'plugins.architectures.cnn' (built-in): hooks register_architectures" in proc.stderr
+    assert "kerastack: trace: plugin 'plugins.architectures.cnn' (built-in) register_architectures: cnn" in proc.stderr
