@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean bench
+.PHONY: run test test-fast install clean bench zoo
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -28,3 +28,6 @@ clean:
 
 bench: $(STAMP)  ## measurements side by side (minutes; not run by CI): bench/results.md
 	$(PY) bench/run.py
+
+zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT (not run by CI): bench/zoo.md
+	$(PY) bench/zoo.py

@@ -21,6 +21,7 @@ Global options (anywhere on the line):
   --plugin MODULE|FILE.py   load a plugin (repeatable; also KERASTACK_PLUGINS=a,b)
   --debug                   show tracebacks and the native libraries' log lines
   --trace-plugins           log every plugin load, registration and call on stderr
+  --unsafe                  load .keras files that hold Python code (Lambda layers): trusted files only
 \b
 Environment: KERAS_BACKEND (default backend), KERASTACK_PLUGINS, KERASTACK_DISABLE_PLUGINS=a,b,
 KERASTACK_TRACE_PLUGINS=1.
@@ -60,6 +61,8 @@ def split_globals(argv):
             debug = True
         elif arg == "--trace-plugins":
             os.environ["KERASTACK_TRACE_PLUGINS"] = "1"
+        elif arg == "--unsafe":
+            os.environ["KERASTACK_UNSAFE"] = "1"
         elif arg == "--plugin":
             value = next(args, None)
             if value is None:

@@ -1,9 +1,12 @@
 """Named entries that plugins register: architectures, datasets, exporters, callbacks."""
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import KerastackError, UsageError, choices_text, did_you_mean
 from .params import coerce_options, signature_defaults
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 # kind → (hook name, how many leading positional arguments the callable takes before its options,
 #         what its options are called, extra keyword arguments of register() with their defaults)
@@ -104,8 +107,10 @@ def make_entry(kind, plugin, name, func, summary="", **extra):
     unknown = set(extra) - set(allowed)
     if unknown:
         raise TypeError(f"register() got unexpected keyword(s) {sorted(unknown)}; valid: {sorted(allowed)}")
-    if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        # Names become folder names (RUN/export/NAME): nothing that could leave the folder.
+        raise TypeError(f"{kind} name must be a non-empty string of letters, digits, '_', '-' or '.' "
+                        f"not starting with '.', got {name!r}")
     if not callable(func):
         raise TypeError(f"{kind} {name!r}: expected a callable, got {type(func).__name__}")
     values = {**allowed, **extra}

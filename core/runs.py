@@ -155,10 +155,17 @@ def load_model(path, modules=()):
                 f"{path}: cannot import {module!r}, which defines layers of this model: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+    unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return keras.saving.load_model(path, safe_mode=not unsafe)
     except Exception as exc:
-        raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from exc
+        if "safe_mode" in str(exc):
+            raise KerastackError(
+                f"{path}: refused: the model holds Python code (a Lambda layer), which could do "
+                "anything when loaded; pass --unsafe only if you trust where this file came from"
+            ) from exc
+        text = " ".join(str(exc).split())[:300]
+        raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
 
 
 def _number(text):

@@ -1,0 +1,100 @@
+"""`make zoo`: every architecture family on the data it is meant for, under each backend, then
+exported to float32 and int8 LiteRT. Writes bench/zoo.md and bench/zoo.json. Not run by CI.
+
+    python bench/zoo.py [--backends tensorflow,jax,torch] [--epochs-scale 1.0] [--only cnn,vit]
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# arch, dataset, hparams, data options, epochs, the validation metric to report
+FAMILIES = [
+    ("mlp", "breast_cancer", {}, {}, 30, "val_accuracy"),
+    ("cnn", "digits", {}, {}, 15, "val_accuracy"),
+    ("resnet", "shapes", {}, {}, 10, "val_accuracy"),
+    ("mobilenet", "shapes", {}, {}, 10, "val_accuracy"),
+    ("lstm", "waves", {}, {}, 20, "val_accuracy"),
+    ("gru", "tokens", {}, {}, 15, "val_accuracy"),
+    ("transformer", "tokens", {}, {}, 15, "val_accuracy"),
+    ("vit", "digits", {"patch": 2}, {}, 20, "val_accuracy"),
+    ("autoencoder", "digits", {}, {}, 15, "val_loss"),
+    ("vae", "digits", {}, {}, 15, "val_loss"),
+    ("diffusion", "digits", {}, {}, 10, "val_loss"),
+    ("gan", "digits", {}, {}, 10, "g_loss"),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--epochs-scale", type=float, default=1.0)
+    parser.add_argument("--only", default="")
+    args = parser.parse_args()
+    from core import export, train, verify
+
+    only = set(filter(None, args.only.split(",")))
+    root = Path(tempfile.mkdtemp(prefix="zoo-"))
+    rows, edge = [], []
+    for arch, data, hparams, options, epochs, metric in FAMILIES:
+        if only and arch not in only:
+            continue
+        epochs = max(1, round(epochs * args.epochs_scale))
+        for backend in args.backends.split(","):
+            out = root / f"{arch}-{backend}"
+            started = time.perf_counter()
+            run = train(arch, data, backend=backend, hparams=hparams, data_options=options, epochs=epochs,
+                        seed=0, out=out, verbose=0)
+            m = run.metrics
+            rows.append({"arch": arch, "data": data, "backend": backend, "params": m["total_params"],
+                         "epochs": m["epochs"], "epoch_s": m["seconds"] / m["epochs"], "metric": metric,
+                         "value": m.get(metric), "wall_s": time.perf_counter() - started})
+            print(json.dumps(rows[-1]), flush=True)
+        run_dir = root / f"{arch}-{args.backends.split(',')[0]}"
+        row = {"arch": arch, "data": data}
+        for quantize in ("none", "int8"):
+            try:
+                lite = export(run_dir, "tflite", {"quantize": quantize})[0]
+                v = verify(lite, run_dir)
+                row[quantize] = {"size_kib": v["size_bytes"] / 1024,
+                                 "accuracy": v.get("tflite_accuracy"), "keras": v.get("keras_accuracy"),
+                                 "mse": v.get("tflite_mse"), "max_abs_diff": v["max_abs_diff"],
+                                 "agreement": v.get("agreement")}
+            except Exception as exc:  # report it in the table, keep going
+                row[quantize] = {"error": " ".join(str(exc).split())[:160]}
+        edge.append(row)
+        print(json.dumps(row), flush=True)
+    write(rows, edge)
+
+
+def write(rows, edge):
+    (HERE / "zoo.json").write_text(json.dumps({"training": rows, "edge": edge}, indent=2) + "\n")
+    f = lambda v, p=3: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
+    lines = ["# Model zoo", "", f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make zoo`.",
+             "", "| architecture | data | backend | parameters | s/epoch | epochs | validation metric |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {r['data']} | {r['backend']} | {r['params']:,} | {r['epoch_s']:.2f} | "
+                     f"{r['epochs']} | {r['metric']} {f(r['value'])} |")
+    lines += ["", "| architecture | float32 KiB | float32 metric | int8 KiB | int8 metric | int8 agreement |",
+              "|---|---|---|---|---|---|"]
+    for e in edge:
+        def cells(q):
+            d = e[q]
+            if "error" in d:
+                return f"error: {d['error']}", ""
+            metric = f(d["accuracy"]) if d["accuracy"] is not None else f"mse {f(d['mse'], 4)}" if d["mse"] is not None else f"max diff {d['max_abs_diff']:.1e}"
+            return f"{d['size_kib']:.1f}", metric
+        fs, fm = cells("none")
+        i8s, i8m = cells("int8")
+        lines.append(f"| {e['arch']} | {fs} | {fm} | {i8s} | {i8m} | {f(e['int8'].get('agreement'))} |")
+    (HERE / "zoo.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
