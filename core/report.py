@@ -20,7 +20,7 @@ from .versions import package_version
 REPORT_FILE = "report.html"
 EXPORT_DIR = "export"
 # Keys of a verify() result, shown for each exported file that has them, in this order.
-RESULT_KEYS = ("split", "samples", "tflite_accuracy", "keras_accuracy", "agreement", "tflite_mae",
+RESULT_KEYS = ("split", "samples", "accuracy", "tflite_accuracy", "keras_accuracy", "agreement", "tflite_mae",
                "keras_mae", "tflite_mse", "keras_mse", "max_abs_diff", "latency_ms_p50",
                "latency_ms_p90", "threads")
 FILE_KEYS = ("quantize", "io", "batch")  # from model.json "files" entries

@@ -1,10 +1,12 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy] [--bench N] [--threads N] [--top K] [--json]
+"""python -m tflite MODEL.tflite [--input FILE.npy] [--bench N] [--threads N] [--top K] [--metadata] [--json]
 
 Examples:
   python -m tflite model_int8.tflite --input samples.npy --top 3
       0: cat 0.9141, dog 0.0547, bird 0.0117
   python -m tflite model_int8.tflite --bench 200 --threads 2
       latency p50 0.041 ms, p90 0.047 ms (200 runs, 2 threads)
+  python -m tflite model_int8.tflite --metadata
+      {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
+    p.add_argument("--metadata", action="store_true",
+                   help="print what the exporter recorded (model.json beside it, else embedded in the file)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -111,8 +115,13 @@ def _run(args: argparse.Namespace) -> int:
             x = x[None]
     result: dict = {"model": str(model.path), "threads": args.threads}
     lines: list[str] = []
+    if args.metadata:
+        result["metadata"] = model.metadata
+        lines.append(json.dumps(model.metadata, indent=2))
     if x is not None:
-        result["predictions"], lines = _predictions(model, x, args.top)
+        predictions, more = _predictions(model, x, args.top)
+        result["predictions"] = predictions
+        lines += more
     if args.bench:
         bench = model.benchmark(_bench_input(model, x), runs=args.bench, warmup=min(10, args.bench))
         result["benchmark"] = bench
@@ -128,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.input is None and args.bench is None:
-        parser.error("give --input FILE.npy, --bench N, or both")
+    if args.input is None and args.bench is None and not args.metadata:
+        parser.error("give --input FILE.npy, --bench N, --metadata, or several")
     try:
         return _run(args)
     except (OSError, ValueError, RuntimeError) as e:

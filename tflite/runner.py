@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .metadata import EMBEDDED_KEY, read_metadata
+
 __all__ = ["TFLiteModel", "load_metadata", "load_labels", "latency_percentiles"]
 
 _QUANTIZED_TYPES = (np.int8, np.uint8, np.int16)
@@ -57,22 +59,33 @@ def _without_runtime_noise():
 def load_metadata(tflite_path: str | Path) -> dict | None:
     """The exporter's `model.json` beside `tflite_path`, with this file's entry under "file".
 
-    Returns every top-level key of model.json plus "file" (the `files[<this file name>]` entry, or None
-    when model.json does not list this file). Returns None when there is no model.json.
+    Without a model.json, the copy the exporter embedded in the .tflite itself (metadata entry
+    "kerastack", see `tflite.metadata`) is used: a single .tflite file is a complete deployment.
+    Returns every top-level key plus "file" (the `files[<this file name>]` entry, or None when the
+    metadata does not list this file; an embedded copy describes only its own file, whatever the file
+    is called now). Returns None when there is neither a model.json nor embedded metadata.
     """
     path = Path(tflite_path)
     meta_path = path.parent / "model.json"
-    if not meta_path.is_file():
-        return None
+    embedded = not meta_path.is_file()
+    if embedded:
+        source = f"{path} (embedded {EMBEDDED_KEY!r} metadata)"
+        raw = read_metadata(path).get(EMBEDDED_KEY) if path.is_file() else None
+        if raw is None:
+            return None
+    else:
+        source = str(meta_path)
     try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8") if embedded else meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{meta_path}: cannot read metadata ({_first_line(e)})") from e
+        raise ValueError(f"{source}: cannot read metadata ({_first_line(e)})") from e
     if not isinstance(data, dict):
-        raise ValueError(f"{meta_path}: metadata must be a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{source}: metadata must be a JSON object, got {type(data).__name__}")
     files = data.get("files")
     merged = dict(data)
     merged["file"] = files.get(path.name) if isinstance(files, dict) else None
+    if merged["file"] is None and embedded and isinstance(files, dict) and len(files) == 1:
+        merged["file"] = next(iter(files.values()))  # the file was renamed after export
     return merged
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import click
 
 from ..exporting import export
@@ -9,8 +11,10 @@ from .options import pairs_option
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--to", "to", required=True, metavar="NAME", help="Exporter (see kerastack plugins).")
 @pairs_option("--opt", "an exporter option")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="tflite: write report.md/report.png comparing every .tflite of the run with Keras.")
 @click.pass_obj
-def command(host, run_dir, to, pairs_opt):
+def command(host, run_dir, to, pairs_opt, report):
     """Export the model of RUN_DIR; files go to RUN_DIR/export/NAME/.
 
     \b
@@ -20,5 +24,12 @@ def command(host, run_dir, to, pairs_opt):
       ...
     """
     extra = list(host.extra) or None  # default: the plugins recorded in the run
-    for path in export(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra):
+    paths = export(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra)
+    for path in paths:
         click.echo(str(path))
+    if to == "tflite" and report:
+        from ..export_report import write_export_report
+
+        folder = Path(run_dir) / "export" / "tflite"
+        for path in write_export_report(run_dir, sorted(folder.glob("*.tflite"))):
+            click.echo(str(path))

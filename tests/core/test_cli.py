@@ -94,7 +94,7 @@ def test_plugins_json_lists_builtins_with_options():
     (["train", "--arch", "cnn", "--data", "digits", "--backend", "mxnet"], 2, "unknown backend 'mxnet'; valid: jax, tensorflow, torch"),
     (["train", "--arch", "cnn", "--data", "digits", "--epochs", "0"], 2, "--epochs must be at least 1"),
     (["train", "--arch", "cnn", "--data", "digits", "--callback", "nope"], 2, "unknown callback 'nope'"),
-    (["train", "--data", "digits"], 2, "--arch and --data are required (or --resume RUN_DIR)"),
+    (["train", "--data", "digits"], 2, "--arch and --data are required (or --config FILE, or --resume RUN_DIR)"),
     (["train", "--arch", "cnn", "--data", "digits", "--epochs", "x"], 2, "'x' is not a valid integer"),
     (["frobnicate"], 2, "No such command 'frobnicate'"),
     (["export", "/nonexistent/run", "--to", "tflite"], 1, "/nonexistent/run: no such run directory"),

@@ -1,0 +1,86 @@
+"""``saved_model``: a TensorFlow SavedModel (TF Serving, TF.js and other converters), checked on reload.
+
+Written by Keras's own exporter (``model.export(format="tf_saved_model")``) in a TensorFlow process
+(the core starts one when the run was trained under JAX or torch). The directory is written beside
+its final name and renamed into place. Then it is loaded back with ``tf.saved_model.load`` and its
+``serve()`` endpoint compared with Keras on the run's evaluation split: ``verify.json`` beside it.
+"""
+
+from core import hookimpl
+
+NAME = "saved_model"
+
+
+@hookimpl
+def register_exporters(register):
+    register(NAME, export, backend="tensorflow",
+             summary="TensorFlow SavedModel with a serve() endpoint, reloaded and compared with Keras")
+
+
+def export(ctx, verify=True, verify_samples=1000):
+    """Write ``saved_model/`` and, with ``verify``, ``verify.json`` (``verify_samples``: at most this
+    many evaluation samples, 0 for all)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from core import KerastackError
+    from core.export_report import record_result, single_input_signature
+
+    signature = single_input_signature(ctx.model, NAME)
+    target = ctx.out_dir / NAME
+    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", dir=ctx.out_dir))
+    try:
+        try:
+            ctx.model.export(str(tmp), format="tf_saved_model", verbose=False, input_signature=signature)
+        except Exception as exc:
+            raise KerastackError(f"exporter {NAME!r}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        result = check(tmp, ctx, verify_samples) if verify else None
+        _replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [target] if result is None else [target, record_result(target, result)]
+
+
+def check(path, ctx, samples=1000):
+    """Load the SavedModel at ``path`` and compare ``serve()`` with ``ctx.model`` (see verify())."""
+    import numpy as np
+    import tensorflow as tf
+
+    from core.export_report import compare_outputs, evaluation_data, time_calls
+
+    split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
+    task = ctx.run.get("spec", {}).get("task")
+    loaded = tf.saved_model.load(str(path))
+    dtype = ctx.model.inputs[0].dtype
+    out = np.concatenate([np.asarray(loaded.serve(tf.constant(x[i : i + 256], dtype=dtype)))
+                          for i in range(0, len(x), 256)])
+    keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
+    result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
+    one = tf.constant(x[:1], dtype=dtype)
+    p50, p90 = time_calls(lambda: loaded.serve(one).numpy(), runs=100)
+    result.update(latency_ms_p50=p50, latency_ms_p90=p90, runtime=f"tensorflow {tf.__version__}")
+    return result
+
+
+def _replace_dir(new, target):
+    """Put directory ``new`` at ``target``, moving an old one aside first: ``target`` is never a
+    half-written directory."""
+    import os
+    import shutil
+
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(new, 0o777 & ~umask)  # mkdtemp made it private
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,207 @@
+"""tflite/metadata.py: named metadata inside real .tflite files (made by TensorFlow in one subprocess)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tflite import TFLiteModel, load_metadata
+from tflite.metadata import EMBEDDED_KEY, embed_metadata, read_metadata
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs in its own process: the test process (like a device) never imports TensorFlow.
+MAKE_MODELS = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    out = sys.argv[1]
+    rng = np.random.default_rng(0)
+    w1 = tf.constant(rng.normal(0, 0.3, (64, 16)).astype("float32"))
+    w2 = tf.constant(rng.normal(0, 0.5, (16, 10)).astype("float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    def net(x):
+        h = tf.nn.relu(tf.matmul(tf.reshape(x - 0.5, [-1, 64]), w1))
+        return tf.nn.softmax(tf.matmul(h, w2))
+
+    def convert(int8):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([net.get_concrete_function()])
+        if int8:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)]
+                                                        for _ in range(100))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+        return converter.convert()
+
+    open(f"{out}/float32.tflite", "wb").write(convert(False))
+    open(f"{out}/int8.tflite", "wb").write(convert(True))
+    """
+)
+
+META = {"format": "kerastack-tflite/1", "task": "classification", "input_shape": [8, 8, 1],
+        "class_names": [f"digit {i}" for i in range(10)],
+        "files": {"model_int8.tflite": {"quantize": "int8", "io": "int8"}}}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("metadata")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", MAKE_MODELS, str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(1).random((64, 8, 8, 1), dtype=np.float32)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_embed_reads_back_and_keeps_the_model(models, tmp_path, x, variant):
+    src, dst = models / f"{variant}.tflite", tmp_path / f"{variant}.tflite"
+    before = read_metadata(src)
+    assert set(before) == {"min_runtime_version", "CONVERSION_METADATA"}  # what the converter writes
+    payload = json.dumps(META).encode("utf-8")
+
+    embed_metadata(src, dst, EMBEDDED_KEY, payload)
+
+    after = read_metadata(dst)
+    assert after[EMBEDDED_KEY] == payload
+    assert {k: after[k] for k in before} == before
+    original, embedded = TFLiteModel(src), TFLiteModel(dst)
+    assert embedded.op_names() == original.op_names()
+    assert embedded.tensor_dtypes() == original.tensor_dtypes()
+    np.testing.assert_array_equal(embedded.predict(x), original.predict(x))
+    assert 0 < dst.stat().st_size - src.stat().st_size < len(payload) + 256
+
+
+def test_embedding_again_replaces_the_entry(models, tmp_path, x):
+    path = tmp_path / "model.tflite"
+    embed_metadata(models / "float32.tflite", path, EMBEDDED_KEY, b"x" * 1000)
+    size = path.stat().st_size
+    embed_metadata(path, path, EMBEDDED_KEY, b'{"v": 2}')  # in place
+    embed_metadata(path, path, "other", b"\x00\x01\xff")
+    meta = read_metadata(path)
+    assert meta[EMBEDDED_KEY] == b'{"v": 2}' and meta["other"] == b"\x00\x01\xff"
+    assert path.stat().st_size < size  # the old buffer was reused, not left behind
+    np.testing.assert_array_equal(TFLiteModel(path).predict(x), TFLiteModel(models / "float32.tflite").predict(x))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"
+
+
+def test_weights_stay_16_byte_aligned(models, tmp_path):
+    """The schema asks for ``force_align: 16`` on buffer data; the generated Python packer ignores it."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    path = embed_metadata(models / "float32.tflite", tmp_path / "m.tflite", EMBEDDED_KEY, b"abc")
+    data = bytearray(path.read_bytes())
+    model = schema.Model.GetRootAs(data, 0)
+    starts = []
+    for i in range(model.BuffersLength()):
+        buffer = model.Buffers(i)
+        if not buffer.DataIsNone() and buffer.DataLength():
+            starts.append(buffer._tab.Vector(buffer._tab.Offset(4)))
+    assert len(starts) >= 3 and all(s % 16 == 0 for s in starts), [s % 16 for s in starts]
+
+
+def test_single_file_deployment(models, tmp_path, x):
+    """No model.json beside the file: the runner and ``python -m tflite`` use the embedded copy."""
+    path = tmp_path / "renamed.tflite"
+    embed_metadata(models / "int8.tflite", path, EMBEDDED_KEY, json.dumps(META).encode())
+    meta = load_metadata(path)
+    assert meta["task"] == "classification" and meta["class_names"] == META["class_names"]
+    assert meta["file"] == {"quantize": "int8", "io": "int8"}  # its only entry, under its old name
+    model = TFLiteModel(path)
+    assert model.labels == META["class_names"]
+
+    np.save(tmp_path / "x.npy", x[:2])
+    proc = _cli(path, "--input", tmp_path / "x.npy", "--top", "2", "--metadata", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["metadata"]["class_names"] == META["class_names"]
+    assert result["predictions"][0]["top"][0]["label"].startswith("digit ")
+
+    (tmp_path / "model.json").write_text(json.dumps({"task": "regression"}))  # a sidecar wins
+    assert load_metadata(path)["task"] == "regression"
+
+
+def test_models_without_kerastack_metadata(models, tmp_path):
+    assert load_metadata(models / "float32.tflite") is None
+    assert TFLiteModel(models / "float32.tflite").labels is None
+    bad = tmp_path / "bad.tflite"
+    embed_metadata(models / "float32.tflite", bad, EMBEDDED_KEY, b"{not json")
+    with pytest.raises(ValueError, match=r"bad.tflite \(embedded 'kerastack' metadata\): cannot read metadata"):
+        load_metadata(bad)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "tiny", "truncated"])
+def test_damaged_files_are_named(models, tmp_path, damage):
+    path = tmp_path / "damaged.tflite"
+    good = (models / "float32.tflite").read_bytes()
+    path.write_bytes({"garbage": b"\xff" * 4096, "tiny": b"TFL", "truncated": good[:200]}[damage])
+    with pytest.raises(ValueError, match="damaged.tflite: not a") as info:
+        read_metadata(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="damaged.tflite"):
+        embed_metadata(path, tmp_path / "out.tflite", EMBEDDED_KEY, b"{}")
+    assert not (tmp_path / "out.tflite").exists()
+
+
+def test_reader_imports_nothing_heavy(models):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from tflite import load_metadata
+        from tflite.metadata import read_metadata
+        read_metadata({str(models / "int8.tflite")!r})
+        load_metadata({str(models / "int8.tflite")!r})
+        heavy = [m for m in ("tensorflow", "keras", "flatbuffers", "ai_edge_litert", "core", "jax", "torch")
+                 if m in sys.modules]
+        print(heavy)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_core_writer_embeds_this_files_part_of_model_json(models, tmp_path):
+    """``core.tflite_metadata``: the exporter's side, which keeps model.json's size in step."""
+    from core.tflite_metadata import embed_run_metadata, read_run_metadata
+
+    path = tmp_path / "model_int8.tflite"
+    shutil.copy(models / "int8.tflite", path)
+    meta = dict(META, files={"model_int8.tflite": {"quantize": "int8", "size_bytes": 1, "gzip_bytes": 1},
+                             "model_float32.tflite": {"quantize": "none", "size_bytes": 2}})
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    embedded = embed_run_metadata(path)
+    assert embedded["files"] == {"model_int8.tflite": {"quantize": "int8"}}
+    assert embedded["class_names"] == META["class_names"]
+    assert read_run_metadata(path) == embedded
+    files = json.loads((tmp_path / "model.json").read_text())["files"]
+    data = path.read_bytes()
+    assert files["model_int8.tflite"]["size_bytes"] == len(data)
+    assert files["model_int8.tflite"]["gzip_bytes"] == len(gzip.compress(data, 9, mtime=0))
+    assert files["model_float32.tflite"]["size_bytes"] == 2  # other files untouched
+    (tmp_path / "model.json").unlink()
+    assert load_metadata(path)["class_names"] == META["class_names"]
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tflite", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
