@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
 
+# Two workers: most tests wait on child processes (imports, conversions), so two run side by side
+# on two cores; --dist loadfile keeps each file's fixtures in one worker.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)  ## the tests that need no training (seconds)
 	$(PY) -m pytest -q -m "not slow"

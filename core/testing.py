@@ -13,6 +13,7 @@ than stopping at the first failure; ``check_architecture`` asserts on one case::
 """
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,9 @@ class Case:
 
     @property
     def key(self):
-        return self.arch if not self.hparams else f"{self.arch}-" + "-".join(f"{k}{v}" for k, v in self.hparams.items())
+        """A name for the case that is also a safe folder name: ``cnn-filters4-dense8``."""
+        parts = [self.arch, *(f"{k}{v}" for k, v in self.hparams.items())]
+        return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", p).strip("_") for p in parts)
 
 
 def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"),
