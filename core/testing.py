@@ -138,8 +138,11 @@ def _reload_and_export(dirs, export, tolerance):
         if not result["reload_diff"] <= tolerance:
             result["errors"].append(f"reload: outputs differ by {result['reload_diff']:.2e} > {tolerance}")
         for quantize in export:
+            options = {"quantize": quantize}
+            if quantize == "int8":
+                options["calibration_samples"] = 32  # enough to check conversion; fast
             try:
-                paths = run_export(run_dir, "tflite", {"quantize": quantize})
+                paths = run_export(run_dir, "tflite", options)
             except KerastackError as exc:
                 result[f"tflite_{quantize}"] = {"error": str(exc)}
                 result["errors"].append(f"export {quantize}: {exc}")
