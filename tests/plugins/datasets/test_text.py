@@ -137,17 +137,17 @@ def test_csv_errors_name_the_column(tmp_path):
 
 def test_cli_names_a_missing_text_column(tmp_path):
     path = write_csv(tmp_path / "r.csv")
-    proc = run_cli("train", "--arch", "lstm", "--data", "text_csv", "--data-opt", f"path={path}",
+    proc = run_cli("train", "--arch", "mlp", "--data", "text_csv", "--data-opt", f"path={path}",
                    "--data-opt", "text=body", env={"KERAS_BACKEND": "jax"})
     assert one_line_error(proc, 2) == (f"kerastack: error: dataset 'text_csv': option text='body': no such "
                                        f"column in {path}; columns: id, review, sentiment")
 
 
 @pytest.mark.slow
-def test_cli_trains_an_lstm_on_a_text_folder(tmp_path):
+def test_cli_trains_on_a_text_folder(tmp_path):
     root = write_folder(tmp_path / "reviews", n=60)
     out = tmp_path / "run"
-    proc = run_cli("train", "--arch", "lstm", "--data", "text_folder", "--data-opt", f"path={root}",
+    proc = run_cli("train", "--arch", "mlp", "--data", "text_folder", "--data-opt", f"path={root}",
                    "--data-opt", "length=8", "--epochs", "2", "--quiet", "--backend", "torch",
                    "--out", out, "--seed", "0", "--hp", "units=8")
     assert proc.returncode == 0, proc.stderr
