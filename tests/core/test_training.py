@@ -38,7 +38,8 @@ def test_run_record_reproduces(trained, backend):
     assert {k: training[k] for k in ("backend", "epochs", "batch_size", "seed", "callbacks", "optimizer")} == {
         "backend": backend, "epochs": 4, "batch_size": 32, "seed": 0, "callbacks": [], "optimizer": "adam"}
     assert record["spec"] == {"input_shape": [8, 8, 1], "num_classes": 10, "task": "classification",
-                              "class_names": [str(i) for i in range(10)]}
+                              "class_names": [str(i) for i in range(10)], "input_dtype": "float32",
+                              "vocab_size": None}
     assert record["versions"]["keras"].startswith("3.") and backend in str(record["versions"]) 
     job = read_json(run / "job.json")
     assert job["backend"] == backend and job["reload_diff"] <= 1e-6
