@@ -68,13 +68,41 @@ def load_config(path):
     if not isinstance(exports, list):
         raise UsageError(f"--config {path}: 'export' must be an array of tables ([[export]])")
     for item in exports:
+        if not isinstance(item, dict):
+            raise UsageError(f"--config {path}: 'export' must be an array of tables ([[export]])")
         _check_keys(item, EXPORT, path, "export.")
         if "to" not in item:
             raise UsageError(f"--config {path}: every [[export]] needs 'to' (the exporter's name)")
     for table in ("hparams", "data_options", "training", "transfer"):
         if not isinstance(raw.get(table, {}), dict):
             raise UsageError(f"--config {path}: {table!r} must be a table")
+    for item in exports:
+        if not isinstance(item.get("to"), str) or not isinstance(item.get("options", {}), dict):
+            raise UsageError(f"--config {path}: an [[export]] needs 'to' as text and 'options' as a table")
+    _check_types(raw, TYPES, path, "")
+    _check_types(raw.get("transfer", {}), TRANSFER_TYPES, path, "transfer.")
     return raw
+
+
+# The type each value must have (the tables are checked above; training values by TrainingOptions).
+TYPES = {"arch": str, "data": str, "backend": str, "seed": int, "out": str, "callbacks": [str], "plugins": [str]}
+TRANSFER_TYPES = {"init_from": str, "freeze": str, "lora_rank": int}
+_NAMES = {str: "text", int: "an integer"}
+
+
+def _check_types(table, types, path, prefix):
+    for key, kind in types.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if isinstance(kind, list):
+            ok = isinstance(value, list) and all(isinstance(v, kind[0]) for v in value)
+            what = f"a list of {_NAMES[kind[0]]}"
+        else:
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+            what = _NAMES[kind]
+        if not ok:
+            raise UsageError(f"--config {path}: {prefix}{key} must be {what}, got {value!r}")
 
 
 def _from_run_record(record, path):

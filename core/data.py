@@ -76,6 +76,19 @@ def as_arrays(split, limit=None):
     return x, y
 
 
+def batches(split, size=256):
+    """``(x, y)`` numpy batches of a split: slices of its arrays, or a PyDataset's own batches.
+    One batch at a time is in memory (beyond what the split itself holds)."""
+    if is_pair(split):
+        x, y = split
+        for start in range(0, len(x), size):
+            yield np.asarray(x[start:start + size]), None if y is None else np.asarray(y[start:start + size])
+        return
+    for i in range(len(split)):
+        x, y = batch_of(split, i)
+        yield np.asarray(x), None if y is None else np.asarray(y)
+
+
 def batch_of(split, i):
     batch = split[i]
     if isinstance(batch, (tuple, list)):
@@ -100,12 +113,19 @@ def check_dataset(dataset, owner):
             raise KerastackError(f"{owner}: the {name} split is empty")
         if y is not None and len(x) != len(y):
             raise KerastackError(f"{owner}: {name} split has {len(x)} inputs but {len(y)} targets")
+        for what, array in (("inputs", x), ("targets", y)):
+            dtype = np.asarray(array).dtype if array is not None else None
+            if dtype is not None and not (np.issubdtype(dtype, np.number) or dtype == bool):
+                raise KerastackError(f"{owner}: {name} split {what} have dtype {dtype}; expected numbers "
+                                     "(float, int or bool arrays)")
         if np.issubdtype(np.asarray(x).dtype, np.floating) and not np.all(np.isfinite(x)):
             raise KerastackError(f"{owner}: {name} split inputs contain NaN or inf")
 
 
-def spec_of(dataset):
-    """The DataSpec of a dataset: input shape from the train split, classes from names or labels."""
+def spec_of(dataset, owner=None):
+    """The DataSpec of a dataset: input shape from the train split, classes from names or labels.
+
+    ``owner`` (the dataset plugin) is named in the error about labels out of range."""
     x, y = first_batch(dataset.train)
     x = np.asarray(x)
     num_classes = None
@@ -118,7 +138,7 @@ def spec_of(dataset):
                       if s is not None and is_pair(s)] or [np.asarray(y)]
             num_classes = int(max(int(np.max(a)) for a in labels)) + 1
         if num_classes is not None:
-            _check_labels(dataset, num_classes)
+            _check_labels(dataset, num_classes, owner)
     return DataSpec(tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names,
                     str(x.dtype), dataset.vocab_size)
 
@@ -147,16 +167,17 @@ def targets_for(task, split):
     return x, y
 
 
-def _check_labels(dataset, num_classes):
+def _check_labels(dataset, num_classes, owner=None):
+    where = f"{owner}: " if owner else ""
     for name in ("train", "validation", "test"):
         split = dataset.split(name)
         if split is None or not is_pair(split) or split[1] is None:
             continue
         y = np.asarray(split[1])
         if not np.issubdtype(y.dtype, np.integer):
-            raise KerastackError(f"{name} labels have dtype {y.dtype}; classification needs integer labels")
+            raise KerastackError(f"{where}{name} labels have dtype {y.dtype}; classification needs integer labels")
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise KerastackError(
-                f"{name} labels must lie in [0, {num_classes - 1}] ({num_classes} classes); "
+                f"{where}{name} labels must lie in [0, {num_classes - 1}] ({num_classes} classes); "
                 f"found {int(y.min())}..{int(y.max())}"
             )

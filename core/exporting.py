@@ -1,5 +1,6 @@
 """``export()``: run a deployment plugin on a finished run, in the backend the plugin needs."""
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,16 @@ def export(run_dir, to, options=None, *, plugins=None):
     backends.use(backend)
     dataset = load_dataset(run, host)
     out_dir = run.path / "export" / to
-    out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(inference_model(run.model), dataset, out_dir, run.record, run.path)
-    paths = entry.call(ctx, **options)
+    made = [d for d in (out_dir.parent, out_dir) if not d.exists()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        paths = entry.call(ctx, **options)
+    except BaseException:
+        # A failed export leaves no folder of its own behind (files already there stay).
+        for folder in reversed(made):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     if not isinstance(paths, (list, tuple)) or not all(Path(p).exists() for p in paths):
         raise KerastackError(
             f"{entry.owner} from {entry.plugin.label()}: export() must return a list of the paths it "

@@ -17,7 +17,7 @@ from pathlib import Path
 import pluggy
 
 from . import hookspecs
-from .errors import did_you_mean
+from .errors import KerastackError, did_you_mean
 from .registry import KINDS, Registry, make_entry
 
 BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
@@ -88,7 +88,8 @@ class PluginHost:
     def __init__(self, extra=(), *, builtins=None, entry_points=True, disabled=None):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        self.extra = tuple(extra) + tuple(s for s in env_list("KERASTACK_PLUGINS") if s not in extra)
+        # The same --plugin given twice (or also in KERASTACK_PLUGINS) is one plugin.
+        self.extra = tuple(dict.fromkeys(tuple(extra) + tuple(env_list("KERASTACK_PLUGINS"))))
         self.disabled = set(env_list("KERASTACK_DISABLE_PLUGINS") if disabled is None else disabled)
         self.plugins = {}  # name → PluginInfo, in load order
         self._objects = {}  # name → the registered module or object
@@ -117,6 +118,13 @@ class PluginHost:
         self.plugins[info.name] = info
         try:
             obj = loader()
+            twin = next((n for n, o in self._objects.items() if o is obj), None)
+            if twin is not None:
+                # One module under two names (an entry point and --plugin): its hooks would run twice.
+                info.error = (f"the same module is already loaded as {self.plugins[twin].label()}; "
+                              "not loaded a second time")
+                trace(f"{info.label()} skipped: {info.error}")
+                return
             self.pm.register(obj, name=info.name)
         except BaseException as exc:  # a plugin must not take the host down, even with SystemExit
             if isinstance(exc, KeyboardInterrupt):
@@ -178,11 +186,17 @@ class PluginHost:
         return self._registries[kind]
 
     def add_commands(self, cli):
+        """Let plugins add commands to ``cli``; a command that raises names its plugin."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
+            info = self.plugins[impl.plugin_name]
+            before = dict(cli.commands)
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.plugins[impl.plugin_name].error = f"register_commands: {_one_line(exc)}"
+                info.error = f"register_commands: {_one_line(exc)}"
+            for name, command in cli.commands.items():
+                if before.get(name) is not command and command.callback is not None:
+                    command.callback = _naming_errors(command.callback, f"command {name!r} from {info.label()}")
 
     def describe(self):
         """Everything ``kerastack plugins --json`` shows."""
@@ -229,6 +243,24 @@ def _user_plugin(spec):
 
         return info, load
     return PluginInfo(spec, "module", spec), lambda: importlib.import_module(spec)
+
+
+def _naming_errors(callback, owner):
+    """``callback`` with its unexpected exceptions turned into errors that name ``owner``."""
+    import functools
+
+    import click
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except (KerastackError, click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            raise KerastackError(f"{owner} failed: {_one_line(exc)}") from exc
+
+    return run
 
 
 def _one_line(exc):

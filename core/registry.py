@@ -85,6 +85,10 @@ class Registry:
 
     def get(self, name):
         if name in self.conflicts:
+            plugins = list(dict.fromkeys(e.plugin.label() for e in self.conflicts[name]))
+            if len(plugins) == 1:
+                raise UsageError(f"{self.kind} {name!r} is registered {len(self.conflicts[name])} times by "
+                                 f"{plugins[0]}; a plugin registers each name once")
             who = " and ".join(e.plugin.label() for e in self.conflicts[name])
             raise UsageError(
                 f"{self.kind} {name!r} is registered by both {who}; "

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ RUN_FILE = "run.json"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 METRICS_FILE = "metrics.json"
+PARTIAL = ".partial-"  # in the names of atomic_path's temporary files
 HISTORY_FILE = "history.csv"
 
 
@@ -27,18 +29,35 @@ def atomic_path(path):
     A crash at any moment leaves either the old file or the new one, never a truncated file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual mode
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Hidden, marked and with the real suffix (keras wants ".keras"): readers skip names starting
+        # with "."; a writer holding the run's lock removes those a killed process left (remove_partials).
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", suffix=path.suffix or ".tmp",
+                                   dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual mode
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, read-only folder, permission denied
+        kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+        raise KerastackError(f"{path}: cannot write: {exc.strerror or exc}; {kept}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def remove_partials(folder):
+    """Delete the temporary files that writers killed mid-write left in ``folder`` and below; call
+    it only while holding the folder's lock (no live writer). Returns how many were removed."""
+    found = [p for p in Path(folder).rglob(f".*{PARTIAL}*") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return len(found)
 
 
 def write_bytes(path, data):
@@ -145,8 +164,13 @@ def load_model(path, modules=()):
     import keras
 
     path = Path(path)
+    if path.is_dir():
+        raise KerastackError(f"{path}: is a folder, expected a .keras model file")
     if not path.is_file():
         raise KerastackError(f"{path}: no such model file (did the run finish?)")
+    if not zipfile.is_zipfile(path):
+        # Keras would say "File not found" of a file that is there, only damaged.
+        raise KerastackError(f"{path}: not a valid .keras model file (a zip archive): truncated or corrupt")
     for module in modules:
         try:
             importlib.import_module(module)

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,12 +15,12 @@ from . import transfer
 from .callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
 from .child import call_in_backend
 from .compiling import compile_for_task, steps_per_epoch
-from .data import as_arrays, check_dataset, is_pair, spec_of, targets_for, task_for
+from .data import batches, check_dataset, is_pair, spec_of, targets_for, task_for
 from .errors import KerastackError, UsageError
 from .options import make_options
 from .plugins import get_plugin_host
 from .runs import (HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, atomic_path, load_model,
-                   load_run, new_run_dir, read_json, write_json)
+                   load_run, new_run_dir, read_json, remove_partials, write_json)
 from .versions import versions
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -104,10 +105,25 @@ def _execute_json(record, out, verbose, resume_from):
 
 
 def _execute(record, out, verbose, resume_from):
-    """Run the training described by ``record`` in this process (its backend), holding the run's lock."""
+    """Run the training described by ``record`` in this process (its backend), holding the run's lock.
+
+    A run that fails before its record is written (a dataset, architecture or callback plugin that
+    fails, data the checks refuse) leaves nothing behind: the folders this call made are removed.
+    One that fails later keeps its record, marked ``failed`` with the error, and its checkpoints.
+    """
+    created = _missing_ancestor(out)
     out.mkdir(parents=True, exist_ok=True)
-    with RunLock(out):
-        model = _train_locked(record, out, verbose, resume_from)
+    try:
+        with RunLock(out):
+            remove_partials(out)  # a killed writer's temporary files
+            model = _train_locked(record, out, verbose, resume_from)
+    except BaseException as exc:
+        if resume_from is None and not (out / RUN_FILE).exists():
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+        elif not isinstance(exc, KeyboardInterrupt) and record.get("status") == "running":
+            _mark_failed(out, record, exc)
+        raise
     run = load_run(out)
     run._model = model
     return run
@@ -127,7 +143,8 @@ def _train_locked(record, out, verbose, resume_from):
     # loader that needs keras (a PyDataset) imports it under the run's backend.
     backends.select(training["backend"])
     dataset = data_entry.call(**data_options)
-    check_dataset(dataset, f"{data_entry.owner} from {data_entry.plugin.label()}")
+    owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
+    check_dataset(dataset, owner)
     keras = backends.use(training["backend"])
     initial_epoch = resume_from["epoch"] if resume_from else 0
     # A resumed run reseeds with its epoch: its shuffles differ from an uninterrupted run's, but
@@ -137,10 +154,15 @@ def _train_locked(record, out, verbose, resume_from):
     distribution = _distribution(keras, opts, training["backend"])
     if opts.distribute != "none" and training["backend"] == "jax":
         dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
-    spec = spec_of(dataset)
+    spec = spec_of(dataset, owner)
     spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch, data))
     train_size = len(dataset.train[0]) if is_pair(dataset.train) else len(dataset.train) * opts.batch_size
     total_steps = steps_per_epoch(opts, train_size) * opts.epochs
+
+    if opts.augment and not is_pair(dataset.train):
+        raise UsageError(f"--augment works on datasets of arrays; dataset {data!r} streams batches")
+    # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.
+    plugin_callbacks = [_make_callback(keras, host.registry("callback").get(n)) for n in training["callbacks"]]
 
     with distribution:
         if resume_from:
@@ -149,7 +171,7 @@ def _train_locked(record, out, verbose, resume_from):
             record.setdefault("resumed", []).append(initial_epoch)
             print(f"resuming {out} at epoch {initial_epoch + 1} of {opts.epochs}")
         else:
-            model = _build(keras, arch_entry, spec, hparams)
+            model = _build(keras, arch_entry, spec, hparams, data)
             source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
             record["transfer"] = _transfer(model, source, record["transfer"]["freeze"],
                                            record["transfer"]["lora_rank"])
@@ -171,7 +193,7 @@ def _train_locked(record, out, verbose, resume_from):
         if opts.early_stopping:
             cbs.append(keras.callbacks.EarlyStopping(opts.monitor, patience=opts.early_stopping,
                                                      restore_best_weights=True, verbose=1))
-        cbs += [_make_callback(keras, host.registry("callback").get(n)) for n in training["callbacks"]]
+        cbs += plugin_callbacks
         started = time.perf_counter()
         history = _fit(model, dataset, opts, cbs, verbose, arch, data, spec, initial_epoch,
                        training["seed"])
@@ -193,6 +215,26 @@ def _train_locked(record, out, verbose, resume_from):
     return model
 
 
+def _missing_ancestor(path):
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _mark_failed(out, record, exc):
+    """Record in run.json that the run stopped on an error (the files it wrote stay whole)."""
+    record["status"] = "failed"
+    record["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+    try:
+        write_json(out / RUN_FILE, record)
+    except OSError:
+        pass  # the original error is what the user needs to see
+
+
 def _plots(out):
     """curves.png and confusion.png; a plotting failure must not fail a finished run."""
     from .plots import write_run_plots
@@ -204,8 +246,14 @@ def _plots(out):
               file=sys.stderr)
 
 
-def _build(keras, entry, spec, hparams):
-    model = entry.call(spec, **hparams)
+def _build(keras, entry, spec, hparams, data):
+    """The architecture's model; an error names the architecture, its plugin and the data it was
+    built for (an architecture that cannot take the dataset's input shape fails here)."""
+    try:
+        model = entry.call(spec, **hparams)
+    except KerastackError as exc:
+        raise type(exc)(f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, "
+                        f"{spec.task}]") from exc
     if not isinstance(model, keras.Model):
         raise KerastackError(f"{entry.owner} from {entry.plugin.label()}: build() returned "
                              f"{type(model).__name__}, expected a keras.Model")
@@ -272,8 +320,6 @@ def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epo
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
-        if opts.augment:
-            raise UsageError("--augment works on datasets of arrays; this dataset streams batches")
         return model.fit(train, validation_data=val, **common)
     except (KerastackError, KeyboardInterrupt):
         raise
@@ -305,12 +351,17 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
         metrics.update({f"test_{k}": float(v) for k, v in result.items()})
     if spec.task == "classification":
         _, split = dataset.evaluation_split()
-        x, y = as_arrays(split)
-        if y is not None:
-            predicted = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1)
+        # Batch by batch, keeping labels only: a streamed split is never all in memory.
+        y_true, y_pred = [], []
+        for x, y in batches(split, 256):
+            if y is None:
+                return
+            y_true.append(np.asarray(y).reshape(-1))
+            y_pred.append(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1).reshape(-1))
+        if y_true:
             with atomic_path(out / PREDICTIONS_FILE) as tmp:
                 with open(tmp, "wb") as f:
-                    np.savez(f, y_true=np.asarray(y).reshape(-1), y_pred=predicted.reshape(-1))
+                    np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
 
 
 def custom_modules(model):

@@ -24,12 +24,13 @@ def command(host, run_dir, to, pairs_opt, report):
       ...
     """
     extra = list(host.extra) or None  # default: the plugins recorded in the run
+    folder = Path(run_dir) / "export" / to
     paths = export(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra)
     for path in paths:
         click.echo(str(path))
     if to == "tflite" and report:
         from ..export_report import write_export_report
 
-        folder = Path(run_dir) / "export" / "tflite"
-        for path in write_export_report(run_dir, sorted(folder.glob("*.tflite"))):
+        files = sorted(p for p in folder.glob("*.tflite") if not p.name.startswith("."))  # ".": a partial write
+        for path in write_export_report(run_dir, files):
             click.echo(str(path))

@@ -1,6 +1,7 @@
 import click
 
 from ..options import AUGMENT, DISTRIBUTE, JIT, OPTIMIZERS, PRECISIONS, SCHEDULES
+from ..options import flag as flag_name
 from ..config import load_config
 from ..exporting import export
 from ..params import parse_pairs
@@ -75,6 +76,14 @@ def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out,
     verbose = 0 if quiet else "auto"
     exports = []
     if resume:
+        given = {"--arch": arch, "--data": data, "--backend": backend, "--hp": pairs_hp,
+                 "--data-opt": pairs_data_opt, "--callback": callbacks, "--out": out, "--seed": seed,
+                 "--init-from": init_from, "--freeze": freeze, "--lora-rank": lora_rank,
+                 "--config": config_path, **{flag_name(k): v for k, v in flags.items()}}
+        clash = [name for name, value in given.items() if value not in (None, ())]
+        if clash:
+            raise click.UsageError(f"--resume continues a run with the settings in its run.json; "
+                                   f"it takes no {', '.join(clash)}")
         run = train(resume=resume, verbose=verbose)
     else:
         config = load_config(config_path) if config_path else {}

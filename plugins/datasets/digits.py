@@ -2,6 +2,8 @@
 
 from core import hookimpl
 
+OWNER = "dataset 'digits'"
+
 
 @hookimpl
 def register_datasets(register):
@@ -14,9 +16,9 @@ def load(validation=0.15, test=0.15, seed=0):
     from sklearn.model_selection import train_test_split
 
     from core import Dataset
+    from plugins.datasets._checks import check_fractions
 
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
+    check_fractions(OWNER, validation=validation, test=test)
     bunch = load_digits()
     x = (bunch.images / 16.0).astype("float32")[..., None]
     y = bunch.target.astype("int32")

@@ -2,6 +2,8 @@
 
 from core import hookimpl
 
+OWNER = "dataset 'shapes'"
+
 CLASS_NAMES = ("circle", "square", "triangle")
 SIDES = (0, 4, 3)  # per class; 0 means a circle
 AREA = (0.08, 0.3)  # a shape covers this fraction of the image, whatever its class
@@ -22,17 +24,12 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     from sklearn.model_selection import train_test_split
 
     from core import Dataset
+    from plugins.datasets._checks import check_fractions, check_range, check_samples
 
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
-    if not 8 <= size <= 256:
-        raise ValueError(f"size must be an integer in [8, 256], got {size}")
-    if not 0 <= noise <= 1:
-        raise ValueError(f"noise must be in [0, 1], got {noise}")
-    smallest = min(validation, test, 1 - validation - test)
-    if samples * smallest < len(CLASS_NAMES):
-        need = int(np.ceil(len(CLASS_NAMES) / smallest))
-        raise ValueError(f"samples must be at least {need} to hold every class in every split, got {samples}")
+    check_fractions(OWNER, validation=validation, test=test)
+    check_range(OWNER, "size", size, 8, 256)
+    check_range(OWNER, "noise", noise, 0, 1, what="a number")
+    check_samples(OWNER, samples, len(CLASS_NAMES), validation, test)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
     x = draw(y, size, rng)

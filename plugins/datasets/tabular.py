@@ -31,9 +31,9 @@ def load(name, validation=0.15, test=0.15, seed=0):
     from sklearn.model_selection import train_test_split
 
     from core import Dataset
+    from plugins.datasets._checks import check_fractions
 
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
+    check_fractions(f"dataset {name!r}", validation=validation, test=test)
     loader, task, _ = TABLES[name]
     # Unscaled diabetes features: the standardization below must see only the training split.
     bunch = getattr(sklearn.datasets, loader)(**({"scaled": False} if name == "diabetes" else {}))

@@ -2,6 +2,8 @@
 
 from core import hookimpl
 
+OWNER = "dataset 'tokens'"
+
 CLASS_NAMES = ("B-first", "A-first")
 MARKER_A, MARKER_B = 1, 2  # token ids; every other token is filler, and 0 is left for padding
 
@@ -23,17 +25,12 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     from sklearn.model_selection import train_test_split
 
     from core import Dataset
+    from plugins.datasets._checks import check_fractions, check_range, check_samples
 
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
-    if not 2 <= length <= 4096:
-        raise ValueError(f"length must be an integer in [2, 4096], got {length}")
-    if not 4 <= vocab < 2**31:
-        raise ValueError(f"vocab must be an integer in [4, 2**31) (padding, 2 markers, fillers), got {vocab}")
-    smallest = min(validation, test, 1 - validation - test)
-    if samples * smallest < len(CLASS_NAMES):
-        need = int(np.ceil(len(CLASS_NAMES) / smallest))
-        raise ValueError(f"samples must be at least {need} to hold every class in every split, got {samples}")
+    check_fractions(OWNER, validation=validation, test=test)
+    check_range(OWNER, "length", length, 2, 4096)
+    check_range(OWNER, "vocab", vocab, 4, 2**31 - 1, why=" (padding, 2 markers, fillers)")
+    check_samples(OWNER, samples, len(CLASS_NAMES), validation, test)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
     x = rng.integers(MARKER_B + 1, vocab, (samples, length), dtype="int32")

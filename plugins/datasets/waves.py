@@ -2,6 +2,8 @@
 
 from core import hookimpl
 
+OWNER = "dataset 'waves'"
+
 CLASS_NAMES = ("sine", "square", "sawtooth", "triangle")
 # Periods per series and amplitudes. Wider ranges bury what tells a triangle from a sine (at most a
 # fifth of the amplitude) under the default noise: a small Conv1D then stops short of 0.9 accuracy.
@@ -24,17 +26,12 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     from sklearn.model_selection import train_test_split
 
     from core import Dataset
+    from plugins.datasets._checks import check_fractions, check_range, check_samples
 
-    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
-        raise ValueError(f"validation and test must be fractions summing below 1, got {validation}, {test}")
-    if not 16 <= length <= 65536:
-        raise ValueError(f"length must be an integer in [16, 65536], got {length}")
-    if not 0 <= noise <= 10:
-        raise ValueError(f"noise must be in [0, 10], got {noise}")
-    smallest = min(validation, test, 1 - validation - test)
-    if samples * smallest < len(CLASS_NAMES):
-        need = int(np.ceil(len(CLASS_NAMES) / smallest))
-        raise ValueError(f"samples must be at least {need} to hold every class in every split, got {samples}")
+    check_fractions(OWNER, validation=validation, test=test)
+    check_range(OWNER, "length", length, 16, 65536)
+    check_range(OWNER, "noise", noise, 0, 10, what="a number")
+    check_samples(OWNER, samples, len(CLASS_NAMES), validation, test)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
     cycles = rng.uniform(*CYCLES, (samples, 1))

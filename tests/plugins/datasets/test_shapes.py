@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core import PluginHost
+from core import PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets import shapes
 
@@ -81,11 +81,11 @@ def test_learnable_from_shape_but_not_from_brightness(dataset):
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"size": 4}, "size must be an integer in \\[8, 256\\], got 4"),
-    ({"noise": -0.1}, "noise must be in \\[0, 1\\], got -0.1"),
-    ({"samples": 10}, "samples must be at least 20 .*got 10"),
+    ({"size": 4}, "dataset 'shapes': option size=4: expected an integer in \\[8, 256\\]"),
+    ({"noise": -0.1}, "option noise=-0.1: expected a number in \\[0, 1\\]"),
+    ({"samples": 10}, "option samples=10: expected an integer at least 20 "),
     ({"validation": 0.6, "test": 0.4}, "validation and test must be fractions summing below 1"),
 ])
 def test_bad_options_raise_naming_the_option(options, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UsageError, match=match):
         shapes.load(**options)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core import PluginHost
+from core import PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets import tabular
 
@@ -97,5 +97,5 @@ def test_same_seed_same_split_other_seed_other_split():
 
 @pytest.mark.parametrize("options", [{"validation": 0}, {"test": 1.0}, {"validation": 0.5, "test": 0.5}])
 def test_bad_split_fractions_name_the_options(options):
-    with pytest.raises(ValueError, match="validation and test must be fractions summing below 1"):
+    with pytest.raises(UsageError, match="dataset 'iris': options validation and test must be fractions summing below 1"):
         tabular.load("iris", **options)

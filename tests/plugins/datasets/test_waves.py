@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core import PluginHost
+from core import PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets import waves
 
@@ -84,11 +84,11 @@ def test_learnable_from_the_waves_shape_but_not_from_raw_values(dataset):
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"length": 8}, "length must be an integer in \\[16, 65536\\], got 8"),
-    ({"noise": -1.0}, "noise must be in \\[0, 10\\], got -1.0"),
-    ({"samples": 12}, "samples must be at least 27 .*got 12"),
+    ({"length": 8}, "dataset 'waves': option length=8: expected an integer in \\[16, 65536\\]"),
+    ({"noise": -1.0}, "option noise=-1.0: expected a number in \\[0, 10\\]"),
+    ({"samples": 12}, "option samples=12: expected an integer at least 27 "),
     ({"validation": 1.5}, "validation and test must be fractions summing below 1"),
 ])
 def test_bad_options_raise_naming_the_option(options, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UsageError, match=match):
         waves.load(**options)
