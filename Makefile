@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean bench zoo
+.PHONY: run test test-fast install clean bench bench-edge zoo
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -30,6 +30,9 @@ clean:
 
 bench: $(STAMP)  ## measurements side by side (minutes; not run by CI): bench/results.md
 	$(PY) bench/run.py
+
+bench-edge: $(STAMP)  ## quantization, QAT and pruning against the edge goals (not run by CI): bench/edge.md
+	$(PY) bench/edge.py
 
 zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT (not run by CI): bench/zoo.md
 	$(PY) bench/zoo.py

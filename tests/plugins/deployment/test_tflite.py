@@ -15,12 +15,12 @@ from core import export, verify
 from tflite import TFLiteModel
 run = sys.argv[1]
 results = {}
-for quantize in ("none", "float16", "dynamic", "int8"):
-    paths = export(run, "tflite", {"quantize": quantize})
-    lite = paths[0]
+paths = export(run, "tflite", {"quantize": "all"})  # one SavedModel, every variant
+results["written"] = [str(p) for p in paths]
+for quantize, lite in zip(("none", "float16", "dynamic", "int8", "int16x8"), paths):
     model = TFLiteModel(lite)
     results[quantize] = {
-        "paths": [str(p) for p in paths],
+        "path": str(lite),
         "verify": verify(lite, run),
         "ops": model.op_names(),
         "dtypes": sorted({t["dtype"] for t in model.tensor_dtypes()}),
@@ -42,7 +42,7 @@ def test_float32_matches_keras(exported):
     v = results["none"]["verify"]
     assert v["max_abs_diff"] <= 1e-4 and v["agreement"] == 1.0
     assert v["tflite_accuracy"] == v["keras_accuracy"]
-    assert results["none"]["paths"][0].endswith("export/tflite/model_float32.tflite")
+    assert results["none"]["path"].endswith("export/tflite/model_float32.tflite")
 
 
 def test_int8_keeps_accuracy(exported):
@@ -56,7 +56,22 @@ def test_int8_keeps_accuracy(exported):
     assert v["size_bytes"] < 0.45 * results["none"]["verify"]["size_bytes"]
 
 
-@pytest.mark.parametrize("quantize", ["float16", "dynamic"])
+def test_all_writes_every_variant_then_the_sidecars(exported):
+    _, results = exported
+    names = [p.rsplit("/", 1)[1] for p in results["written"]]
+    assert names[:5] == ["model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
+                         "model_int8.tflite", "model_int16x8.tflite"]
+    assert set(names[5:]) == {"model.json", "labels.txt"}
+
+
+def test_int16x8_keeps_16_bit_activations(exported):
+    _, results = exported
+    r = results["int16x8"]
+    assert r["io"] == ["int16", "int16"] and "int16" in r["dtypes"] and "float32" not in r["dtypes"]
+    assert r["verify"]["max_abs_diff"] <= results["int8"]["verify"]["max_abs_diff"] + 0.01, r["verify"]
+
+
+@pytest.mark.parametrize("quantize", ["float16", "dynamic", "int16x8"])
 def test_other_modes_convert_and_verify(exported, quantize):
     _, results = exported
     v = results[quantize]["verify"]
@@ -68,6 +83,8 @@ def test_other_modes_convert_and_verify(exported, quantize):
 def test_only_builtin_ops(exported):
     _, results = exported
     for quantize, r in results.items():
+        if quantize == "written":
+            continue
         assert not [op for op in r["ops"] if op.startswith("Flex") or op == "CUSTOM"], (quantize, r["ops"])
 
 
@@ -80,11 +97,29 @@ def test_sidecars_describe_every_file(exported):
     assert meta["class_names"] == [str(i) for i in range(10)]
     assert meta["source_run"] == str(run.resolve()) and meta["trained_backend"] == "tensorflow"
     assert set(meta["files"]) == {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
-                                  "model_int8.tflite"}
+                                  "model_int8.tflite", "model_int16x8.tflite"}
     int8 = meta["files"]["model_int8.tflite"]
     assert int8["input"]["dtype"] == "int8" and int8["input"]["shape"] == [-1, 8, 8, 1]
     assert int8["input"]["quantization"]["scale"] > 0
     assert meta["files"]["model_float32.tflite"]["input"]["dtype"] == "float32"
+
+
+def test_metadata_inside_each_file_equals_model_json(exported):
+    """Each .tflite carries model.json's top level and its own entry (all but its sizes), and
+    model.json's sizes are those of the file with its metadata in."""
+    import gzip
+
+    from core.tflite_metadata import read_run_metadata
+
+    run, _ = exported
+    out = run / "export" / "tflite"
+    meta = read_json(out / "model.json")
+    for name, entry in meta["files"].items():
+        embedded = read_run_metadata(out / name)
+        assert embedded == {**{k: v for k, v in meta.items() if k != "files"},
+                            "files": {name: {k: v for k, v in entry.items() if not k.endswith("_bytes")}}}
+        data = (out / name).read_bytes()
+        assert entry["size_bytes"] == len(data) and entry["gzip_bytes"] == len(gzip.compress(data, 9, mtime=0))
 
 
 def test_device_runner_uses_sidecar_labels(exported):
@@ -107,10 +142,10 @@ def test_device_runner_uses_sidecar_labels(exported):
     assert sum(p == t for p, t in zip(predicted, labels)) >= 2, (predicted, labels)
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends_export_in_one_command(trained, backend):
-    """A model trained under JAX or torch exports with one ``kerastack export`` (TF runs in its own process)."""
-    run = trained(backend)
+def test_a_jax_run_exports_in_one_command(trained):
+    """A model trained under JAX exports with one ``kerastack export`` (TF runs in its own process).
+    (test_zoo.py exports runs of every family trained under JAX and torch.)"""
+    run = trained("jax")
     proc = run_cli("export", run, "--to", "tflite")
     assert proc.returncode == 0, proc.stderr
     lite = run / "export/tflite/model_float32.tflite"
@@ -126,7 +161,7 @@ def test_other_backends_export_in_one_command(trained, backend):
 def test_bad_options_are_usage_errors(trained):
     run = trained("tensorflow")
     line = one_line_error(run_cli("export", run, "--to", "tflite", "--opt", "quantize=int4"), 2)
-    assert "quantize='int4' is not one of none, float16, dynamic, int8" in line
+    assert "quantize='int4' is not one of none, float16, dynamic, int8, int16x8, all" in line
     line = one_line_error(run_cli("export", run, "--to", "tflite", "--opt", "calibration_samples=lots"), 2)
     assert "calibration_samples='lots': expected an integer" in line
 

@@ -1,0 +1,1 @@
+"""Helpers of the ``tflite`` exporter for fine-tuning before conversion (QAT, pruning, clustering)."""
