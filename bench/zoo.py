@@ -34,14 +34,20 @@ def main():
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--epochs-scale", type=float, default=1.0)
     parser.add_argument("--only", default="")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the families already in bench/zoo.json; measure only the others")
     args = parser.parse_args()
     from core import export, train, verify
 
     only = set(filter(None, args.only.split(",")))
     root = Path(tempfile.mkdtemp(prefix="zoo-"))
     rows, edge = [], []
+    if args.append and (HERE / "zoo.json").exists():
+        known = json.loads((HERE / "zoo.json").read_text())
+        rows, edge = known["training"], known["edge"]
+    done = {e["arch"] for e in edge}
     for arch, data, hparams, options, epochs, metric in FAMILIES:
-        if only and arch not in only:
+        if only and arch not in only or arch in done:
             continue
         epochs = max(1, round(epochs * args.epochs_scale))
         for backend in args.backends.split(","):
@@ -68,12 +74,15 @@ def main():
                 row[quantize] = {"error": " ".join(str(exc).split())[:160]}
         edge.append(row)
         print(json.dumps(row), flush=True)
-    write(rows, edge)
+        write(rows, edge)  # after each family: an interrupted run keeps what it measured
 
 
 def write(rows, edge):
     (HERE / "zoo.json").write_text(json.dumps({"training": rows, "edge": edge}, indent=2) + "\n")
     f = lambda v, p=3: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
+    order = [f[0] for f in FAMILIES]
+    rows = sorted(rows, key=lambda r: order.index(r["arch"]))
+    edge = sorted(edge, key=lambda e: order.index(e["arch"]))
     lines = ["# Model zoo", "", f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make zoo`.",
              "", "| architecture | data | backend | parameters | s/epoch | epochs | validation metric |",
              "|---|---|---|---|---|---|---|"]

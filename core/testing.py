@@ -36,8 +36,8 @@ class Case:
 
     @property
     def key(self):
-        """A name for the case that is also a safe folder name: ``cnn-filters4-dense8``."""
-        parts = [self.arch, *(f"{k}{v}" for k, v in self.hparams.items())]
+        """A name for the case that is also a safe folder name: ``cnn-digits-filters4-dense8``."""
+        parts = [self.arch, self.data, *(f"{k}{v}" for k, v in {**self.hparams, **self.data_options}.items())]
         return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", p).strip("_") for p in parts)
 
 
@@ -137,21 +137,22 @@ def _reload_and_export(dirs, export, tolerance):
         result["reload_diff"] = float(np.max(np.abs(got - expected)))
         if not result["reload_diff"] <= tolerance:
             result["errors"].append(f"reload: outputs differ by {result['reload_diff']:.2e} > {tolerance}")
-        for quantize in export:
-            options = {"quantize": quantize}
-            if quantize == "int8":
-                options["calibration_samples"] = 32  # enough to check conversion; fast
-            try:
-                paths = run_export(run_dir, "tflite", options)
-            except KerastackError as exc:
-                result[f"tflite_{quantize}"] = {"error": str(exc)}
-                result["errors"].append(f"export {quantize}: {exc}")
-                continue
-            lite = TFLiteModel(paths[0])
+        options = {"quantize": ",".join(export)}
+        if "int8" in export:
+            options["calibration_samples"] = 32  # enough to check conversion; fast
+        try:
+            paths = run_export(run_dir, "tflite", options)
+        except KerastackError as exc:
+            result["errors"].append(f"export {options['quantize']}: {exc}")
+            continue
+        for quantize, path in zip(export, paths):
+            lite = TFLiteModel(path)
             lite_out = lite.predict(x).reshape(got.shape)
             ops = sorted(set(lite.op_names()))
-            row = {"size_bytes": lite.size_bytes, "ops": ops,
-                   "max_abs_diff": float(np.max(np.abs(lite_out - got)))}
+            row = {"size_bytes": lite.size_bytes, "ops": ops, "file": path.name,
+                   "dtypes": sorted({t["dtype"] for t in lite.tensor_dtypes()}),
+                   "max_abs_diff": float(np.max(np.abs(lite_out - got))),
+                   "mean_abs_diff": float(np.mean(np.abs(lite_out - got)))}
             if got.ndim == 2 and got.shape[1] > 1:
                 row["agreement"] = float(np.mean(lite_out.argmax(-1) == got.argmax(-1)))
             result[f"tflite_{quantize}"] = row
@@ -159,6 +160,8 @@ def _reload_and_export(dirs, export, tolerance):
                 result["errors"].append(f"export {quantize}: non-builtin ops {ops}")
             if quantize == "none" and not row["max_abs_diff"] <= 1e-4:
                 result["errors"].append(f"export none: tflite differs by {row['max_abs_diff']:.2e}")
+            if quantize == "int8" and "int8" not in row["dtypes"]:
+                result["errors"].append(f"export int8: no int8 tensor in {row['dtypes']}")
             if not np.all(np.isfinite(lite_out)):
                 result["errors"].append(f"export {quantize}: non-finite outputs")
     return out

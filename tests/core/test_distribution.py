@@ -1,6 +1,8 @@
 """--distribute on real multi-device set-ups built on one CPU: 4 XLA host devices (JAX) and 2
 logical CPUs (TensorFlow MirroredStrategy)."""
 
+import os
+
 import pytest
 
 from conftest import read_json, run_cli, run_python
@@ -9,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_jax_data_parallel_matches_one_device(tmp_path):
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "KERAS_BACKEND": "jax"}
+    env = {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4", "KERAS_BACKEND": "jax"}
     runs = {}
     for mode in ("none", "data"):
         out = tmp_path / mode
@@ -33,7 +35,7 @@ def test_jax_model_parallel_shards_dense_kernels(tmp_path):
         run = train("mlp", "digits", epochs=2, batch_size=64, distribute="model", seed=0, out=sys.argv[1], verbose=0)
         kernel = [v for v in run.model.weights if v.path.endswith("kernel")][0]
         print("SHARDS", len(kernel.value.sharding.device_set), "ACC", run.metrics["val_accuracy"])
-    """, tmp_path / "mp", env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "KERAS_BACKEND": "jax"})
+    """, tmp_path / "mp", env={"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4", "KERAS_BACKEND": "jax"})
     shards, acc = proc.stdout.split("SHARDS")[1].split()[0], float(proc.stdout.split("ACC")[1].split()[0])
     assert shards == "4" and acc >= 0.8, proc.stdout
 
