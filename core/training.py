@@ -1,6 +1,7 @@
 """``train()``: build an architecture for a dataset, fit it under one backend, write the run."""
 
 import dataclasses
+import importlib.util
 import os
 import secrets
 import shutil
@@ -159,6 +160,9 @@ def _train_locked(record, out, verbose, resume_from):
     train_size = len(dataset.train[0]) if is_pair(dataset.train) else len(dataset.train) * opts.batch_size
     total_steps = steps_per_epoch(opts, train_size) * opts.epochs
 
+    if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package (tf.summary writes through it): "
+                         "pip install tensorboard")
     if opts.augment and not is_pair(dataset.train):
         raise UsageError(f"--augment works on datasets of arrays; dataset {data!r} streams batches")
     # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.

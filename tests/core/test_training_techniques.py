@@ -121,3 +121,31 @@ def test_a_second_writer_is_refused(tmp_path):
     (run / "checkpoint.json").write_text(json.dumps({"epoch": 1}))
     line = one_line_error(run_cli("train", "--resume", run), 1)
     assert f"is being written by process {os.getpid()}" in line
+
+
+TENSORBOARD = """
+import json, sys
+from core import train
+run = train("mlp", "digits", backend="jax", hparams={"units": (16,)}, epochs=2, steps_per_epoch=4,
+            tensorboard=True, seed=0, out=sys.argv[1], verbose=0)
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+scalars = {}
+for path in sorted(tf.io.gfile.glob(sys.argv[1] + "/tensorboard/*/events.out.tfevents.*")):
+    split = path.split("/")[-2]
+    for record in tf.data.TFRecordDataset(path):
+        event = event_pb2.Event.FromString(record.numpy())
+        for value in event.summary.value:
+            scalars.setdefault(f"{split}/{value.tag}", []).append(event.step)
+print(json.dumps(scalars))
+"""
+
+
+def test_tensorboard_logs_every_epoch_under_jax(tmp_path):
+    """--tensorboard writes event files TensorBoard reads: loss and accuracy per epoch, train and
+    validation, here from a JAX run (Keras's callback writes them with tf.summary)."""
+    proc = run_python(TENSORBOARD, tmp_path / "run")
+    scalars = json.loads(proc.stdout.strip().splitlines()[-1])
+    for split in ("train", "validation"):
+        for tag in ("epoch_loss", "epoch_accuracy"):
+            assert scalars.get(f"{split}/{tag}") == [0, 1], scalars
