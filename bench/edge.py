@@ -26,22 +26,30 @@ MODELS = {
 }
 EXPORTS = [  # (label, exporter options)
     ("ptq", {"quantize": "all"}),
+    ("ptq-per-tensor", {"quantize": "dynamic,int8", "per_channel": False}),
     ("qat-native", {"qat": "native", "qat_epochs": 2}),
     ("qat-tfmot", {"qat": "tfmot", "qat_epochs": 2}),
     ("pruned50", {"prune": 0.5, "prune_epochs": 2, "quantize": "none,int8"}),
 ]
 
 
-def measure(name, model, epochs_scale):
-    from core import export, train, verify
+def measure(name, model, epochs_scale, run_dir=None):
+    import shutil
 
-    root = Path(tempfile.mkdtemp(prefix="edge-"))
+    from core import export, load_run, train, verify
+
     started = time.perf_counter()
-    run = train(model["arch"], model["data"], backend="tensorflow", hparams=model["hparams"],
-                data_options=model["data_options"], epochs=max(1, round(model["epochs"] * epochs_scale)),
-                seed=0, out=root / "run", verbose=0)
+    if run_dir:  # measure the exports of a run trained before (its old exports are replaced)
+        shutil.rmtree(Path(run_dir) / "export" / "tflite", ignore_errors=True)
+        run = load_run(run_dir)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="edge-"))
+        run = train(model["arch"], model["data"], backend="tensorflow", hparams=model["hparams"],
+                    data_options=model["data_options"], epochs=max(1, round(model["epochs"] * epochs_scale)),
+                    seed=0, out=root / "run", verbose=0)
     result = {"model": name, "params": run.metrics["total_params"], "epochs": run.metrics["epochs"],
-              "train_s": round(time.perf_counter() - started, 1), "files": {}}
+              "train_s": round(run.metrics["seconds"] if run_dir else time.perf_counter() - started, 1),
+              "files": {}}
     print(json.dumps({k: v for k, v in result.items() if k != "files"}), flush=True)
     for label, options in EXPORTS:
         started = time.perf_counter()
@@ -83,6 +91,8 @@ def goals(r):
     ratio("model_int8.tflite", "size", 0.26, "int8 size")
     ratio("model_dynamic.tflite", "size", 0.27, "dynamic size")
     ratio("model_float16.tflite", "size", 0.52, "float16 size")
+    ratio("model_int8-pertensor.tflite", "size", 0.26, "int8 per-tensor size")
+    ratio("model_dynamic-pertensor.tflite", "size", 0.27, "dynamic per-tensor size")
     if "model_int8.tflite" in f:
         speedup = base["p50_ms_2t"] / f["model_int8.tflite"]["p50_ms_2t"]
         out.append(("int8 ≥ 2× faster than float32 at 2 threads", f"{speedup:.2f}×", speedup >= 2))
@@ -136,10 +146,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated model names")
     parser.add_argument("--epochs-scale", type=float, default=1.0)
+    parser.add_argument("--runs", default="", help="NAME=RUN_DIR,...: reuse trained runs (no training)")
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = "tensorflow"
     only = set(filter(None, args.only.split(",")))
-    write([measure(name, model, args.epochs_scale) for name, model in MODELS.items()
+    runs = dict(pair.split("=", 1) for pair in filter(None, args.runs.split(",")))
+    write([measure(name, model, args.epochs_scale, runs.get(name)) for name, model in MODELS.items()
            if not only or name in only])
 
 

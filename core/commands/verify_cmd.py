@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import click
 
@@ -33,7 +34,14 @@ def format_row(r):
         parts.append(f"agreement {r['agreement']:.4f}")
     if "tflite_mae" in r:
         parts.append(f"mae tflite {r['tflite_mae']:.4f} keras {r['keras_mae']:.4f}")
+    if "tflite_mse" in r:
+        parts.append(f"mse tflite {r['tflite_mse']:.5f} keras {r['keras_mse']:.5f}")
     parts.append(f"max|diff| {r['max_abs_diff']:.2e}")
-    parts.append(f"size {r['size_bytes'] / 1024:.1f} KiB")
+    size = f"size {r['size_bytes'] / 1024:.1f} KiB"
+    if Path(r["file"]).exists():  # what a download costs: the export report's gzip column
+        from ..export_report import gzip_size
+
+        size += f" (gzip {gzip_size(Path(r['file'])) / 1024:.1f})"
+    parts.append(size)
     parts.append(f"p50 {r['latency_ms_p50']:.3f} ms (p90 {r['latency_ms_p90']:.3f}, {r['threads']} thread)")
     return "  ".join(parts)

@@ -13,7 +13,7 @@ from core import DataSpec, KerastackError, train
 from plugins.architectures.recurrent import builder
 out = sys.argv[1]
 fast = dict(backend="tensorflow", batch_size=16, checkpoint_every=0, seed=0, verbose=0)
-waves = train("lstm", "waves", hparams={"frame": 4, "embed_dim": 32, "dropout": 0.0}, epochs=8,
+waves = train("lstm", "waves", hparams={"frame": 4, "embed_dim": 32, "dropout": 0.0, "bidirectional": True}, epochs=12,
               learning_rate=0.005, schedule="cosine", out=out + "/waves", **fast)
 tokens = train("gru", "tokens", hparams={"dropout": 0.0}, epochs=3, out=out + "/tokens", **fast)
 series, ids = DataSpec((64, 1), 4), DataSpec((24,), 2, input_dtype="int32", vocab_size=50)
@@ -48,8 +48,9 @@ def report(tmp_path_factory):
 
 
 def test_lstm_learns_waveforms(report):
-    # Sine and triangle waves are the hard pair: small recurrent models level off near 0.9 here.
-    assert report["waves"] >= 0.8, report
+    # Sine and triangle waves are the hard pair: a one-directional LSTM levels off at 0.86-0.89
+    # (8-12 epochs, 32-64 units); reading the series both ways reaches 0.91 (0.92 validation).
+    assert report["waves"] >= 0.9, report
 
 
 def test_gru_learns_which_marker_comes_first(report):

@@ -26,6 +26,8 @@ for quantize, lite in zip(("none", "float16", "dynamic", "int8", "int16x8"), pat
         "dtypes": sorted({t["dtype"] for t in model.tensor_dtypes()}),
         "io": [model.input_dtype.name, model.output_dtype.name],
     }
+(lite,) = [p for p in export(run, "tflite", {"quantize": "int8", "per_channel": False}) if p.suffix == ".tflite"]
+results["int8_pertensor"] = {"path": str(lite), "verify": verify(lite, run)}
 json.dump(results, open(run + "/export_all.json", "w"))
 """
 
@@ -56,6 +58,16 @@ def test_int8_keeps_accuracy(exported):
     assert v["size_bytes"] < 0.45 * results["none"]["verify"]["size_bytes"]
 
 
+def test_per_tensor_int8_is_smaller(exported):
+    """One scale per weight tensor instead of one per output channel (a float32 and an int64 each)."""
+    run, results = exported
+    r, int8 = results["int8_pertensor"], results["int8"]["verify"]
+    assert r["path"].endswith("model_int8-pertensor.tflite")
+    assert r["verify"]["size_bytes"] < int8["size_bytes"]
+    assert r["verify"]["agreement"] >= 0.95, r["verify"]
+    assert read_json(run / "export/tflite/model.json")["files"]["model_int8-pertensor.tflite"]["per_channel"] is False
+
+
 def test_all_writes_every_variant_then_the_sidecars(exported):
     _, results = exported
     names = [p.rsplit("/", 1)[1] for p in results["written"]]
@@ -83,7 +95,7 @@ def test_other_modes_convert_and_verify(exported, quantize):
 def test_only_builtin_ops(exported):
     _, results = exported
     for quantize, r in results.items():
-        if quantize == "written":
+        if quantize in ("written", "int8_pertensor"):
             continue
         assert not [op for op in r["ops"] if op.startswith("Flex") or op == "CUSTOM"], (quantize, r["ops"])
 
@@ -97,7 +109,7 @@ def test_sidecars_describe_every_file(exported):
     assert meta["class_names"] == [str(i) for i in range(10)]
     assert meta["source_run"] == str(run.resolve()) and meta["trained_backend"] == "tensorflow"
     assert set(meta["files"]) == {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
-                                  "model_int8.tflite", "model_int16x8.tflite"}
+                                  "model_int8.tflite", "model_int16x8.tflite", "model_int8-pertensor.tflite"}
     int8 = meta["files"]["model_int8.tflite"]
     assert int8["input"]["dtype"] == "int8" and int8["input"]["shape"] == [-1, 8, 8, 1]
     assert int8["input"]["quantization"]["scale"] > 0
