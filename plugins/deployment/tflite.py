@@ -35,10 +35,10 @@ def export(ctx, quantize="none", io="int8", calibration_samples=300, allow_selec
     ``quantize``: ``int8`` is full-integer quantization calibrated on ``calibration_samples``
     training samples, with int8 input and output unless ``io=float``; ``int16x8`` keeps activations
     in 16 bits (int16 input/output unless ``io=float``); ``all`` writes every variant, and a
-    comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` quantizes
-    each weight tensor with one scale instead of one per output channel: smaller files for models
-    with many channels (each channel costs a float32 scale and an int64 zero point, ~12 bytes), at
-    some accuracy; the file name gets ``-pertensor``.
+    comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` (int8,
+    int16x8) quantizes each weight tensor with one scale instead of one per output channel: smaller
+    files for models with many channels (each channel costs a float32 scale and an int64 zero point,
+    ~12 bytes), at some accuracy; the file name gets ``-pertensor``.
 
     ``qat=native`` fine-tunes a fake-quantized copy of the model (``core.qat``) for ``qat_epochs``
     under the run's backend and converts it to int8 with its learned ranges
@@ -54,12 +54,17 @@ def export(ctx, quantize="none", io="int8", calibration_samples=300, allow_selec
     Only builtin ops are allowed unless ``allow_select_ops=true`` (which needs the Flex delegate on
     the device). model.json records each file's size, gzip size and what was done to the weights.
     """
-    from core import KerastackError
+    from core import KerastackError, UsageError
 
     from ._quant import finetune
 
     _check_options(quantize, io, calibration_samples, qat, qat_epochs, prune, prune_epochs, prune_method,
                    clusters, cluster_epochs, learning_rate, finetune_backend)
+    if not per_channel and not set(variants(quantize)) <= {"int8", "int16x8"}:
+        # Measured with TensorFlow 2.21: per-tensor dynamic-range MobileNet fell to chance (0.33).
+        raise UsageError(f"exporter 'tflite': per_channel=false applies to quantize=int8 or int16x8 "
+                         f"(per-tensor dynamic-range weights ruin depthwise convolutions); got "
+                         f"quantize={quantize!r}")
     if len(ctx.model.inputs) != 1:
         raise KerastackError(f"exporter 'tflite': the model has {len(ctx.model.inputs)} inputs; "
                              "kerastack's LiteRT runner and verify take models with one input")

@@ -110,6 +110,7 @@ def test_clustering_leaves_k_values_per_kernel(results):
     ({"qat": "fancy"}, "qat='fancy' is not one of none, native, tfmot"),
     ({"prune_method": "random"}, "prune_method='random' is not one of native, tfmot"),
     ({"prune": 0.5, "finetune_backend": "numpy"}, "finetune_backend='numpy' is not one of tensorflow, jax, torch"),
+    ({"quantize": "dynamic", "per_channel": False}, "per_channel=false applies to quantize=int8 or int16x8"),
     ({"quantize": "int4"}, "quantize='int4' is not one of none, float16, dynamic, int8, int16x8, all"),
 ])
 def test_options_that_do_not_go_together_are_usage_errors(options, message):
