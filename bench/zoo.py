@@ -18,7 +18,7 @@ FAMILIES = [
     ("cnn", "digits", {}, {}, 15, "val_accuracy"),
     ("resnet", "shapes", {}, {}, 10, "val_accuracy"),
     ("mobilenet", "shapes", {}, {}, 10, "val_accuracy"),
-    ("lstm", "waves", {}, {}, 20, "val_accuracy"),
+    ("lstm", "waves", {"frame": 4, "embed_dim": 32, "bidirectional": True}, {}, 20, "val_accuracy"),
     ("gru", "tokens", {}, {}, 15, "val_accuracy"),
     ("transformer", "tokens", {}, {}, 15, "val_accuracy"),
     ("vit", "digits", {"patch": 2}, {}, 20, "val_accuracy"),
