@@ -122,3 +122,18 @@ def trained(tmp_path_factory):
         return cache[backend]
 
     return get
+
+
+QUANT_TRAIN = """
+import sys
+from core import train
+train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, out=sys.argv[1], verbose=0)
+"""
+
+
+def digits_cnn(tmp_path_factory):
+    """The digits cnn trained under TensorFlow, shared by the quantization test modules of a session."""
+    run = tmp_path_factory.getbasetemp() / "quant-digits-cnn"
+    if not (run / "model.keras").exists():
+        run_python(QUANT_TRAIN, run, env={"KERAS_BACKEND": "tensorflow"})
+    return run

@@ -4,23 +4,8 @@ TensorFlow and JAX, tfmot's pruning through the bridge, and what it buys after i
 import numpy as np
 import pytest
 
-from conftest import read_json, run_python
+from conftest import digits_cnn, read_json, run_python
 from core.pruning import mask_for, schedule
-
-TRAIN = """
-import sys
-from core import train
-train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, out=sys.argv[1], verbose=0)
-"""
-
-
-def digits_cnn(tmp_path_factory):
-    """The digits cnn trained under TensorFlow, shared by the quantization test modules of a session."""
-    run = tmp_path_factory.getbasetemp() / "quant-digits-cnn"
-    if not (run / "model.keras").exists():
-        run_python(TRAIN, run, env={"KERAS_BACKEND": "tensorflow"})
-    return run
-
 
 def test_schedule_rises_cubically_to_the_target_then_holds():
     steps = [schedule(s, 100, 0.5) for s in range(0, 101)]

@@ -3,26 +3,11 @@ and an int8 LiteRT file that computes what the fake-quantized Keras model comput
 
 import pytest
 
-from conftest import read_json, run_python
+from conftest import digits_cnn, read_json, run_python
 
 pytestmark = pytest.mark.slow
 
 BACKENDS = ("tensorflow", "jax", "torch")
-
-TRAIN = """
-import sys
-from core import train
-train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, out=sys.argv[1], verbose=0)
-"""
-
-
-def digits_cnn(tmp_path_factory):
-    """The digits cnn trained under TensorFlow, shared by the quantization test modules of a session."""
-    run = tmp_path_factory.getbasetemp() / "quant-digits-cnn"
-    if not (run / "model.keras").exists():
-        run_python(TRAIN, run, env={"KERAS_BACKEND": "tensorflow"})
-    return run
-
 
 # The rewrite, checked on its own (no training), then QAT fine-tuning under each backend (children
 # of this TensorFlow process), each file compared with the fake-quantized model it came from.

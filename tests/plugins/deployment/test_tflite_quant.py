@@ -3,25 +3,10 @@ I/O; the errors for options that do not go together. (test_tflite.py: ``quantize
 
 import pytest
 
-from conftest import read_json, run_python
+from conftest import digits_cnn, read_json, run_python
 
 from core import UsageError
 from plugins.deployment.tflite import export as tflite_export
-
-TRAIN = """
-import sys
-from core import train
-train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, out=sys.argv[1], verbose=0)
-"""
-
-
-def digits_cnn(tmp_path_factory):
-    """The digits cnn trained under TensorFlow, shared by the quantization test modules of a session."""
-    run = tmp_path_factory.getbasetemp() / "quant-digits-cnn"
-    if not (run / "model.keras").exists():
-        run_python(TRAIN, run, env={"KERAS_BACKEND": "tensorflow"})
-    return run
-
 
 # One TensorFlow process exports them all; each file runs on LiteRT (tflite.runner) against the
 # run's Keras predictions, computed once.
