@@ -18,7 +18,7 @@ def build(spec, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.attention import PositionEmbedding, check_heads, encoder
+    from plugins.architectures._layers.attention import check_heads, classify_sequence
 
     tokens = spec.input_dtype.startswith("int") and spec.vocab_size
     if len(spec.input_shape) != (1 if tokens else 2):
@@ -31,10 +31,4 @@ def build(spec, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     else:
         inputs = keras.Input(spec.input_shape, name="series")
         x = layers.Dense(dim)(inputs)
-    x = PositionEmbedding()(x)
-    x = layers.Dropout(dropout)(x)
-    x = encoder(x, blocks, heads, mlp_dim, dropout)
-    x = layers.GlobalAveragePooling1D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="transformer")
+    return classify_sequence(inputs, x, spec.num_classes, blocks, heads, mlp_dim, dropout, "transformer")

@@ -17,7 +17,7 @@ def build(spec, patch=4, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.attention import PositionEmbedding, check_heads, encoder
+    from plugins.architectures._layers.attention import check_heads, classify_sequence
 
     shape = spec.input_shape
     if len(shape) not in (2, 3):
@@ -30,10 +30,4 @@ def build(spec, patch=4, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     x = inputs if len(shape) == 3 else layers.Reshape((*shape, 1))(inputs)
     x = layers.Conv2D(dim, patch, strides=patch, name="patches")(x)
     x = layers.Reshape(((shape[0] // patch) * (shape[1] // patch), dim))(x)
-    x = PositionEmbedding()(x)
-    x = layers.Dropout(dropout)(x)
-    x = encoder(x, blocks, heads, mlp_dim, dropout)
-    x = layers.GlobalAveragePooling1D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="vit")
+    return classify_sequence(inputs, x, spec.num_classes, blocks, heads, mlp_dim, dropout, "vit")

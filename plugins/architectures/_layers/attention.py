@@ -54,3 +54,17 @@ def encoder(x, blocks, heads, mlp_dim, dropout):
         h = layers.Dense(dim)(h)
         x = layers.Add()([x, layers.Dropout(dropout)(h)])
     return layers.LayerNormalization(epsilon=1e-6)(x)
+
+
+def classify_sequence(inputs, x, num_classes, blocks, heads, mlp_dim, dropout, name):
+    """The model from embedded tokens ``x`` (batch, tokens, dim): learned positions, the encoder,
+    average pooling over tokens and a softmax head named ``probabilities``."""
+    import keras
+
+    x = PositionEmbedding()(x)
+    x = layers.Dropout(dropout)(x)
+    x = encoder(x, blocks, heads, mlp_dim, dropout)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
