@@ -2,11 +2,19 @@
 
 Not run by CI. Every number is measured here, now, on this machine; ratios compare runs made in
 the same invocation, alternating the two sides so that machine noise hits both.
+
+Per model and backend: ``kerastack train`` with its defaults (history.csv, a checkpoint and
+best.keras every epoch) against a hand-written ``model.fit`` of the same model, data, batch size and
+optimizer (bench/plain_fit.py). Each epoch is timed in parts by bench/timing_plugin.py: the loop
+(training and validation passes) and the epoch-end work after it (kerastack's files).
 """
 
 import argparse
+import importlib
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,131 +26,226 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 KERASTACK = str(Path(sys.executable).with_name("kerastack"))
 BACKENDS = ("tensorflow", "jax", "torch")
+SCRATCH = None
 
 MODELS = {
-    "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, batch=64),
-    "mobilenet/shapes32": dict(arch="mobilenet", data="shapes", hparams={"alpha": 1.0},
-                               data_options={"size": 32, "samples": 1500}, batch=64),
+    "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, batch=64, epochs=8,
+                       repeats=5),
+    # ~1 M parameters (1,088,043): ResNet, two blocks per stage at 40, 80, 160 filters, on 32×32 images.
+    # (MobileNet is not the ~1 M row: XLA:CPU's depthwise convolution makes a JAX epoch take minutes;
+    # bench/probe.py measures that layer alone.)
+    "resnet/shapes32": dict(arch="resnet", data="shapes", hparams={"width": 40, "depth": 2, "stages": 3},
+                            data_options={"size": 32, "samples": 1500}, batch=64, epochs=3, repeats=3),
 }
+VARIANT_TIMEOUT = 300
+VARIANTS = (("jit_off", ["--jit", "off"]), ("jit_on", ["--jit", "on"]),
+            ("bf16", ["--precision", "mixed_bfloat16"]))
 
 
-def epoch_times(cmd, env):
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        times_file = f.name
+def timed(cmd, env, timeout=None):
+    """Run ``cmd``; return the timing plugin's record and the wall-clock launch time."""
+    fd, times_file = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
     env = dict(os.environ, **env, KERASTACK_BENCH_TIMES=times_file)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    times = json.loads(Path(times_file).read_text())
-    os.unlink(times_file)
-    return times, wall
+    launched = time.time()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        record = json.loads(Path(times_file).read_text())
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"took over {timeout} s") from None
+    finally:
+        os.unlink(times_file)
+    record["to_first_step"] = record["first_step_wall"] - launched
+    return record
 
 
-def kerastack_cmd(model, backend, epochs, extra=()):
-    out = tempfile.mkdtemp(prefix="bench-run-")
+def hp_text(value):
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def kerastack_cmd(model, backend, extra=()):
+    out = tempfile.mkdtemp(prefix="bench-run-", dir=SCRATCH)
     cmd = [KERASTACK, "--plugin", str(HERE / "timing_plugin.py"), "train", "--arch", model["arch"],
-           "--data", model["data"], "--backend", backend, "--epochs", str(epochs), "--batch-size",
-           str(model["batch"]), "--seed", "0", "--callback", "epoch_times", "--checkpoint-every", "0",
-           "--out", str(Path(out) / "run"), "--quiet", *extra]
-    cmd += [f"--hp={k}={v}" for k, v in model["hparams"].items()]
-    cmd += [f"--data-opt={k}={v}" for k, v in model["data_options"].items()]
+           "--data", model["data"], "--backend", backend, "--epochs", str(model["epochs"]), "--batch-size",
+           str(model["batch"]), "--seed", "0", "--callback", "epoch_times", "--out", str(Path(out) / "run"),
+           "--quiet", *extra]
+    cmd += [f"--hp={k}={hp_text(v)}" for k, v in model["hparams"].items()]
+    cmd += [f"--data-opt={k}={hp_text(v)}" for k, v in model["data_options"].items()]
     return cmd
 
 
-def plain_cmd(model, epochs):
-    return [sys.executable, str(HERE / "plain_fit.py"), model["arch"], model["data"], str(epochs),
+def plain_cmd(model):
+    return [sys.executable, str(HERE / "plain_fit.py"), model["arch"], model["data"], str(model["epochs"]),
             str(model["batch"]), json.dumps(model["hparams"]), json.dumps(model["data_options"])]
 
 
-def steady(times):
-    return statistics.median(times[1:])
+def steady(record, part="total"):
+    """Median over the epochs after the first (which compiles)."""
+    return statistics.median(e[part] for e in record["epochs"][1:])
 
 
-def bench_model(name, model, backends, epochs, repeats, samples):
+def bench_model(name, model, backends, samples, repeats):
     rows = []
     for backend in backends:
         env = {"KERAS_BACKEND": backend}
         ours, plain = [], []
         for _ in range(repeats):  # alternate the two sides
-            ours.append(epoch_times(kerastack_cmd(model, backend, epochs), env)[0])
-            plain.append(epoch_times(plain_cmd(model, epochs), env)[0])
-        ours_steady = statistics.median(steady(t) for t in ours)
-        plain_steady = statistics.median(steady(t) for t in plain)
-        row = {"model": name, "backend": backend, "epoch_s": ours_steady, "plain_epoch_s": plain_steady,
-               "overhead": ours_steady / plain_steady,
-               "samples_per_s": samples / ours_steady,
-               "first_epoch_ratio": statistics.median(t[0] / steady(t) for t in ours)}
-        for label, extra in (("jit_off", ["--jit", "off"]), ("jit_on", ["--jit", "on"]),
-                             ("bf16", ["--precision", "mixed_bfloat16"])):
+            ours.append(timed(kerastack_cmd(model, backend), env))
+            plain.append(timed(plain_cmd(model), env))
+        med = lambda records, f: statistics.median(f(r) for r in records)  # noqa: E731
+        row = {"model": name, "backend": backend, "repeats": repeats, "epochs": model["epochs"],
+               "epoch_s": med(ours, steady), "plain_epoch_s": med(plain, steady),
+               "loop_s": med(ours, lambda r: steady(r, "loop")),
+               "plain_loop_s": med(plain, lambda r: steady(r, "loop")),
+               "epoch_end_s": med(ours, lambda r: steady(r, "end")),
+               "plain_epoch_end_s": med(plain, lambda r: steady(r, "end")),
+               "first_epoch_ratio": med(ours, lambda r: r["epochs"][0]["total"] / steady(r)),
+               "to_first_step_s": med(ours, lambda r: r["to_first_step"]),
+               "plain_to_first_step_s": med(plain, lambda r: r["to_first_step"]),
+               # per-repeat ratios, to show the spread
+               "loop_ratios": [steady(o, "loop") / steady(p, "loop") for o, p in zip(ours, plain)]}
+        row["overhead"] = row["epoch_s"] / row["plain_epoch_s"]
+        row["loop_overhead"] = row["loop_s"] / row["plain_loop_s"]
+        row["samples_per_s"] = samples / row["epoch_s"]
+        for label, extra in VARIANTS:
             try:
-                times, _ = epoch_times(kerastack_cmd(model, backend, epochs, extra), env)
-                row[f"{label}_epoch_s"] = steady(times)
-            except SystemExit as exc:
+                row[f"{label}_epoch_s"] = steady(timed(kerastack_cmd(model, backend, extra), env,
+                                                       timeout=VARIANT_TIMEOUT))
+            except RuntimeError as exc:
                 row[f"{label}_epoch_s"] = None
-                row[f"{label}_error"] = str(exc).splitlines()[0][:200]
+                row[f"{label}_error"] = " ".join(str(exc).split())[-300:]
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
-def startup(runs=7):
-    def median_wall(cmd, env=None):
+def startup(runs=9):
+    """CLI start-up, as installed: with Python's bytecode cache, written by a first run (``pip
+    install`` writes it too; where PYTHONDONTWRITEBYTECODE=1 kept it from being written, every start
+    compiles the sources again: ~0.45 s here instead of ~0.2 s)."""
+    cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def median_wall(cmd, env, runs=runs):
+        subprocess.run(cmd, capture_output=True, env=env, check=True)  # writes the bytecode cache
         walls = []
         for _ in range(runs):
             started = time.perf_counter()
-            subprocess.run(cmd, capture_output=True, env=dict(os.environ, **(env or {})), check=True)
+            subprocess.run(cmd, capture_output=True, env=env, check=True)
             walls.append(time.perf_counter() - started)
         return statistics.median(walls)
 
     heavy = subprocess.run([sys.executable, "-c", "import sys; from core.cli import build_cli; "
                             "from core.plugins import PluginHost; build_cli(PluginHost()); "
                             "print([m for m in ('keras','tensorflow','jax','torch') if m in sys.modules])"],
-                           capture_output=True, text=True).stdout.strip()
-    out = {"help_s": median_wall([KERASTACK, "--help"]), "plugins_s": median_wall([KERASTACK, "plugins"]),
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    out = {"help_s": median_wall([KERASTACK, "--help"], cached),
+           "plugins_s": median_wall([KERASTACK, "plugins"], cached),
+           "python_s": median_wall([sys.executable, "-c", "pass"], cached),
            "heavy_modules_after_help": heavy}
     for backend in BACKENDS:
         out[f"import_keras_{backend}_s"] = median_wall([sys.executable, "-c", "import keras"],
-                                                       {"KERAS_BACKEND": backend})
+                                                       dict(cached, KERAS_BACKEND=backend), runs=3)
     return out
+
+
+def probe(backend):
+    """bench/probe.py under ``backend``: per-layer step times and the batch / steps_per_execution knobs."""
+    proc = subprocess.run([sys.executable, str(HERE / "probe.py")], env=dict(os.environ, KERAS_BACKEND=backend),
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fmt(value, spec=".2f"):
+    return "—" if value is None else format(value, spec)
 
 
 def write(results):
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# kerastack benchmark", "", f"Measured {results['when']} on {results['machine']}.", "",
-             "## Training (steady-state epoch = median of epochs 2..N; medians over repeats)", "",
-             "| model | backend | epoch s | samples/s | plain fit epoch s | overhead | 1st epoch / steady | jit off | jit on | bf16 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = ["# kerastack benchmark", "", f"Measured {results['when']} on {results['machine']} "
+             f"(`make bench`, {results['command']}).", "",
+             "## Training", "",
+             "Steady epoch = median of epochs 2..N, then the median over repeats. *loop* is the training"
+             " and validation passes; *epoch end* is the work after them (kerastack: history.csv,"
+             " checkpoint.keras and best.keras each epoch; plain fit: nothing). Overhead = kerastack /"
+             " plain `model.fit` of the same model, data, batch size and optimizer.", "",
+             "| model | backend | epoch s | samples/s | plain epoch s | overhead (epoch) | overhead (loop) "
+             "| loop ratio per repeat | epoch end ms | 1st epoch / steady | to 1st step s (plain) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["training"]:
-        lines.append(f"| {r['model']} | {r['backend']} | {r['epoch_s']:.2f} | {r['samples_per_s']:.0f} | "
-                     f"{r['plain_epoch_s']:.2f} | {r['overhead']:.3f}× | {r['first_epoch_ratio']:.1f} | "
-                     f"{fmt(r.get('jit_off_epoch_s'))} | {fmt(r.get('jit_on_epoch_s'))} | {fmt(r.get('bf16_epoch_s'))} |")
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {r['samples_per_s']:.0f} | "
+            f"{r['plain_epoch_s']:.3f} | {r['overhead']:.3f}× | {r['loop_overhead']:.3f}× | "
+            f"{', '.join(f'{x:.2f}' for x in r['loop_ratios'])} | {1000 * r['epoch_end_s']:.0f} | "
+            f"{r['first_epoch_ratio']:.1f} | {r['to_first_step_s']:.1f} ({r['plain_to_first_step_s']:.1f}) |")
+    lines += ["", "### `--jit` and `--precision` (kerastack steady epoch, s)", "",
+              "| model | backend | default (`--jit auto`, float32) | `--jit off` | `--jit on` | `--precision mixed_bfloat16` |",
+              "|---|---|---|---|---|---|"]
+    for r in results["training"]:
+        lines.append(f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {fmt(r.get('jit_off_epoch_s'), '.3f')} | "
+                     f"{fmt(r.get('jit_on_epoch_s'), '.3f')} | {fmt(r.get('bf16_epoch_s'), '.3f')} |")
+    errors = [(r["model"], r["backend"], k, v) for r in results["training"] for k, v in r.items() if k.endswith("_error")]
+    lines += [f"- {m} {b} {k[:-6]}: {v}" for m, b, k, v in errors]
+    probes = results["probe"]
+    if probes:
+        names = list(probes[0]["layers"])
+        lines += ["", "## Why the backends differ on CPU (bench/probe.py)", "",
+                  "One training step (forward + backward + SGD) of a single layer on a 64×16×16×144 batch, ms"
+                  " (forward pass alone in brackets):", "",
+                  "| backend | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for p in probes:
+            lines.append(f"| {p['backend']} | " + " | ".join(
+                f"{p['layers'][n]['train_step']:.0f} ({p['layers'][n]['forward']:.0f})" for n in names) + " |")
+        knobs = list(probes[0]["knobs"])
+        lines += ["", "Default CNN on digits, plain `model.fit`, steady epoch in ms (— : refused by the backend):",
+                  "", "| backend | " + " | ".join(knobs) + " |", "|---" * (len(knobs) + 1) + "|"]
+        for p in probes:
+            lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
     s = results["startup"]
-    lines += ["", "## Start-up", "", f"- `kerastack --help`: {s['help_s']:.2f} s; `kerastack plugins`: "
-              f"{s['plugins_s']:.2f} s; heavy modules imported by building the CLI: {s['heavy_modules_after_help']}",
+    lines += ["", "## Start-up (median of 9 runs; `import keras`: of 3)", "",
+              f"- `kerastack --help`: {s['help_s']:.2f} s (bare `python -c pass`: {s['python_s']:.2f} s); "
+              f"`kerastack plugins`: {s['plugins_s']:.2f} s (with Python's bytecode cache, as installed)",
+              f"- heavy modules imported by building the CLI: {s['heavy_modules_after_help']}",
               "- `import keras`: " + ", ".join(f"{b} {s[f'import_keras_{b}_s']:.1f} s" for b in BACKENDS), ""]
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
+def train_size(model):
+    sys.path.insert(0, str(ROOT))
+    dataset = importlib.import_module(f"plugins.datasets.{model['data']}").load(**model["data_options"])
+    return len(dataset.train[0])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="cnn/digits,mobilenet/shapes32")
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="override each model's number of repeats")
     args = parser.parse_args()
-    import platform
+    for given, valid in ((args.models, MODELS), (args.backends, BACKENDS)):
+        unknown = [name for name in given.split(",") if name not in valid]
+        if unknown:
+            parser.error(f"unknown {unknown[0]!r}; valid: {', '.join(valid)}")
+    global SCRATCH
+    SCRATCH = tempfile.mkdtemp(prefix="kerastack-bench-")  # the runs' directories; removed at the end
+    try:
+        run(args)
+    finally:
+        shutil.rmtree(SCRATCH, ignore_errors=True)
 
+
+def run(args):
     results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "training": [], "startup": startup()}
-    sys.path.insert(0, str(ROOT))
+               "command": " ".join(["bench/run.py", *sys.argv[1:]]), "training": [], "startup": startup()}
+    print(json.dumps(results["startup"]), flush=True)
+    results["probe"] = [probe(b) for b in args.backends.split(",")]
+    print(json.dumps(results["probe"]), flush=True)
     for name in args.models.split(","):
         model = MODELS[name]
-        samples = {"digits": 1257, "shapes": int(model["data_options"].get("samples", 1500) * 0.7)}[model["data"]]
-        results["training"] += bench_model(name, model, args.backends.split(","), args.epochs, args.repeats, samples)
+        results["training"] += bench_model(name, model, args.backends.split(","), train_size(model),
+                                           args.repeats or model["repeats"])
     write(results)
 
 
