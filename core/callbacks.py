@@ -39,6 +39,7 @@ def checkpointer(run_dir, every, monitor, best=None):
     resumes where it was) and ``checkpoint.json`` (the epoch); ``best.keras`` whenever ``monitor``
     improves. Each file is written to a temporary name and renamed."""
     import math
+    import shutil
 
     import keras
 
@@ -51,14 +52,20 @@ def checkpointer(run_dir, every, monitor, best=None):
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(monitor)
-            if value is not None and math.isfinite(value) and (
-                    self.best is None or sign * value < sign * self.best):
-                self.best = float(value)
-                with atomic_path(run_dir / BEST_FILE) as tmp:
-                    self.model.save(tmp)
-            if every and (epoch + 1) % every == 0:
+            improved = value is not None and math.isfinite(value) and (
+                self.best is None or sign * value < sign * self.best)
+            due = every and (epoch + 1) % every == 0
+            if due:
                 with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
                     self.model.save(tmp)
+            if improved:
+                self.best = float(value)
+                with atomic_path(run_dir / BEST_FILE) as tmp:
+                    if due:  # the same model and optimizer state: copy the file, don't serialize twice
+                        shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
+                    else:
+                        self.model.save(tmp)
+            if due:
                 write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor,
                                                        "best": self.best})
 
