@@ -3,7 +3,9 @@
 ``check_architectures`` trains each case for a couple of steps under every backend (one process per
 backend for all cases), then in one TensorFlow process reloads every saved model, compares its
 outputs with the training backend's, and exports float32 and int8 TFLite through the ``tflite``
-exporter, running both on the LiteRT runtime. It returns a result per (architecture, backend) rather
+exporter, running both on the LiteRT runtime. Export goes through that TensorFlow reload whichever
+backend trained the model, so by default each case is exported once, from one backend's run taken in
+turn (``export_all=True`` exports every run). It returns a result per (architecture, backend) rather
 than stopping at the first failure; ``check_architecture`` asserts on one case::
 
     from core.testing import check_architecture
@@ -42,8 +44,10 @@ class Case:
 
 
 def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"),
-                        tolerance=1e-5):
-    """Results ``{(case.key, backend): {...}}`` for each case under each backend (see module doc)."""
+                        tolerance=1e-5, export_all=False):
+    """Results ``{(case.key, backend): {...}}`` for each case under each backend (see module doc).
+
+    A result has ``exported`` (bool) and, where true, a ``tflite_<quantize>`` row per export."""
     workdir = Path(workdir)
     cases = [c if isinstance(c, Case) else Case(**c) for c in cases]
     payload = [asdict(c) | {"key": c.key} for c in cases]
@@ -54,9 +58,14 @@ def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export
                                dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)))
         for key, result in done.items():
             results[(key, backend)] = result
+    exporting = {(c.key, b) for i, c in enumerate(cases) for b in backends
+                 if export_all or b == backends[i % len(backends)]}
+    for key, result in results.items():
+        result["exported"] = key in exporting and "run" in result
     dirs = {f"{key}|{backend}": r["run"] for (key, backend), r in results.items() if "run" in r}
     checked = call_in_backend("tensorflow", "core.testing:_reload_and_export",
-                              dict(dirs=dirs, export=list(export), tolerance=tolerance))
+                              dict(dirs=dirs, export=list(export), tolerance=tolerance,
+                                   exporting=[f"{k}|{b}" for k, b in exporting]))
     for name, result in checked.items():
         key, backend = name.split("|")
         results[(key, backend)].update(result)
@@ -64,14 +73,14 @@ def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export
 
 
 def check_architecture(arch, data, *, hparams=None, data_options=None, backends=BACKENDS, plugins=(),
-                       workdir=None, export=("none", "int8"), tolerance=1e-5):
-    """Assert that ``arch`` trains, reloads in TensorFlow and exports under every backend."""
+                       workdir=None, export=("none", "int8"), tolerance=1e-5, export_all=False):
+    """Assert that ``arch`` trains under every backend, reloads in TensorFlow, and exports."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kerastack-check-") as tmp:
         case = Case(arch, data, dict(hparams or {}), dict(data_options or {}))
         results = check_architectures([case], workdir or tmp, backends=backends, plugins=plugins,
-                                      export=export, tolerance=tolerance)
+                                      export=export, tolerance=tolerance, export_all=export_all)
     failures = {f"{k[0]} on {k[1]}": r.get("errors") for k, r in results.items() if r.get("errors")}
     assert not failures, json.dumps(failures, indent=2)
     return results
@@ -113,8 +122,9 @@ def _train_cases(cases, workdir, plugins):
     return out
 
 
-def _reload_and_export(dirs, export, tolerance):
-    """In a TensorFlow process: reload each run, compare outputs, export and run on LiteRT."""
+def _reload_and_export(dirs, export, tolerance, exporting):
+    """In a TensorFlow process: reload each run and compare outputs; export the runs named in
+    ``exporting`` and run them on LiteRT."""
     from tflite.runner import TFLiteModel
 
     from .errors import KerastackError
@@ -137,6 +147,8 @@ def _reload_and_export(dirs, export, tolerance):
         result["reload_diff"] = float(np.max(np.abs(got - expected)))
         if not result["reload_diff"] <= tolerance:
             result["errors"].append(f"reload: outputs differ by {result['reload_diff']:.2e} > {tolerance}")
+        if name not in exporting:
+            continue
         options = {"quantize": ",".join(export)}
         if "int8" in export:
             options["calibration_samples"] = 32  # enough to check conversion; fast

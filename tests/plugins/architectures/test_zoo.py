@@ -1,6 +1,7 @@
 """Every built-in architecture × every backend: trains two steps without NaN, reloads in a
-TensorFlow process with the same outputs, exports to float32 and int8 TFLite with builtin ops only,
-and runs on LiteRT. One process per backend for all of them, plus one TensorFlow process.
+TensorFlow process with the same outputs; each architecture, from one backend's run in turn, exports
+to float32 and int8 TFLite with builtin ops only and runs on LiteRT. One process per backend for all
+of them, plus one TensorFlow process.
 
 The families' own tests (test_<family>.py) check what each learns; the checks below that need a
 run under every backend (the GAN's and VAE's custom training steps) use this module's runs."""
@@ -45,6 +46,13 @@ def run_dir(results, arch, backend):
     return Path(results[(BY_ARCH[arch].key, backend)]["run"])
 
 
+def exported(results, arch):
+    """The backend whose run of ``arch`` was exported, and its result."""
+    [(backend, result)] = [(b, results[(BY_ARCH[arch].key, b)]) for b in BACKENDS
+                           if results[(BY_ARCH[arch].key, b)]["exported"]]
+    return backend, result
+
+
 def test_every_builtin_architecture_is_covered():
     builtin = {e.name for e in PluginHost(entry_points=False).registry("architecture").entries.values()
                if e.plugin.origin == "built-in"}
@@ -57,11 +65,20 @@ def test_trains_reloads_and_exports(results, case, backend):
     r = results[(case.key, backend)]
     assert not r["errors"], r["errors"]
     assert r["reload_diff"] <= 1e-5
+    if not r["exported"]:
+        assert "tflite_none" not in r
+        return
     for quantize in ("none", "int8"):
         lite = r[f"tflite_{quantize}"]
         assert not [op for op in lite["ops"] if op.startswith("Flex")], lite["ops"]
     assert r["tflite_none"]["max_abs_diff"] <= 1e-4
     assert "int8" in r["tflite_int8"]["dtypes"] and "int8" not in r["tflite_none"]["dtypes"]
+
+
+def test_each_architecture_exports_once_and_every_backend_takes_a_turn(results):
+    by_backend = {b: [c.key for c in CASES if results[(c.key, b)]["exported"]] for b in BACKENDS}
+    assert sorted(sum(by_backend.values(), [])) == sorted(c.key for c in CASES)
+    assert all(len(keys) >= len(CASES) // len(BACKENDS) for keys in by_backend.values()), by_backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -78,10 +95,9 @@ def test_vae_logs_both_loss_terms(results, backend):
     assert outputs.shape == (16, 8, 8, 1) and outputs.min() >= 0 and outputs.max() <= 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_autoencoders_int8_stays_close(results, backend):
+def test_autoencoders_int8_stays_close(results):
     for arch in ("autoencoder", "vae"):  # digits: sigmoid outputs in [0, 1]; observed ~0.002
-        assert results[(BY_ARCH[arch].key, backend)]["tflite_int8"]["max_abs_diff"] < 0.05
+        assert exported(results, arch)[1]["tflite_int8"]["max_abs_diff"] < 0.05
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -99,20 +115,20 @@ def test_gan_step_logs_both_losses_under_each_backend(results, backend):
     assert images.min() >= 0 and images.max() <= 1 and images.std() > 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_int8_generators_follow_the_float_ones(results, backend):
+def test_int8_generators_follow_the_float_ones(results):
     """Calibrated on what a generator is fed (latent vectors, noisy images), not the dataset's images:
     the int8 GAN is within a few quantization steps of the float one, and the denoiser's predicted
     noise is off by under a tenth of its spread on average (observed 0.06-0.07)."""
-    gan = results[(BY_ARCH["gan"].key, backend)]["tflite_int8"]
+    gan = exported(results, "gan")[1]["tflite_int8"]
     assert gan["max_abs_diff"] < 0.05, gan
-    denoiser = results[(BY_ARCH["diffusion"].key, backend)]["tflite_int8"]
+    backend, diffusion = exported(results, "diffusion")
+    denoiser = diffusion["tflite_int8"]
     spread = np.load(run_dir(results, "diffusion", backend) / "check_outputs.npy").std()
     assert denoiser["mean_abs_diff"] < 0.1 * spread, (denoiser, spread)
 
 
 def test_diffusion_denoiser_exports_its_time_embedding(results):
-    ops = set(results[(BY_ARCH["diffusion"].key, "tensorflow")]["tflite_none"]["ops"])
+    ops = set(exported(results, "diffusion")[1]["tflite_none"]["ops"])
     assert {"SIN", "COS", "CONV_2D"} <= ops
 
 
