@@ -44,8 +44,12 @@ def make_optimizer(keras, opts, total_steps):
 
 
 def compile_for_task(keras, model, task, arch, opts, total_steps):
-    """Compile ``model`` unless its architecture did; return the modules its compile config needs."""
+    """Compile ``model`` unless its architecture did; return the modules its compile config needs.
+
+    ``steps_per_execution`` is set on the model after compiling, so it stays out of the saved
+    compile config: a model trained with it on JAX still loads and evaluates under torch."""
     jit = {"auto": "auto", "on": True, "off": False}[opts.jit]
+    model.steps_per_execution = opts.steps_per_execution
     if model.compiled:
         if opts.learning_rate is not None:
             model.optimizer.learning_rate = float(opts.learning_rate)
@@ -71,4 +75,5 @@ def compile_for_task(keras, model, task, arch, opts, total_steps):
         modules.append("core.schedules")
     model.compile(optimizer=make_optimizer(keras, opts, total_steps), loss=loss, metrics=metrics,
                   jit_compile=jit)
+    model.steps_per_execution = opts.steps_per_execution
     return modules

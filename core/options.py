@@ -20,6 +20,7 @@ class TrainingOptions:
     epochs: int = 10
     batch_size: int = 32
     steps_per_epoch: int = None  # cap the batches per epoch (quick checks)
+    steps_per_execution: int = 1  # batches per compiled call (TensorFlow, JAX; torch takes 1)
     optimizer: str = "adam"
     learning_rate: float = None  # None: 1e-3, or what the architecture compiled with
     weight_decay: float = None  # None: 1e-4 for adamw, none otherwise
@@ -42,6 +43,7 @@ class TrainingOptions:
         _at_least(self, "epochs", 1)
         _at_least(self, "batch_size", 1)
         _at_least(self, "steps_per_epoch", 1)
+        _at_least(self, "steps_per_execution", 1)
         _at_least(self, "early_stopping", 1)
         _at_least(self, "checkpoint_every", 0)
         for name in ("learning_rate", "clip_norm"):

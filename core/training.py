@@ -59,6 +59,9 @@ def train(arch=None, data=None, *, backend=None, hparams=None, data_options=None
     if init_from is not None:
         load_run(init_from)  # fail early on a bad directory
     backend = backends.resolve(backend)
+    if opts.steps_per_execution > 1 and backend == "torch":
+        raise UsageError(f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
+                         "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend")
     if opts.distribute != "none" and backend == "torch":
         raise UsageError("--distribute is not supported on the torch backend (use jax or tensorflow)")
     if opts.distribute == "model" and backend != "jax":

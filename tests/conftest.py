@@ -101,6 +101,16 @@ a, b = (train("mlp", "digits", backend=backend, epochs=1, seed=5, out=f"{out}-se
         for i in (1, 2))
 report["seeded_identical"] = all(np.array_equal(x, y) for x, y in zip(a.model.get_weights(),
                                                                        b.model.get_weights()))
+# Four batches per compiled call: the same steps in the same order, so the same weights.
+from core.errors import UsageError
+try:
+    c = train("mlp", "digits", backend=backend, epochs=1, seed=5, steps_per_execution=4, out=f"{out}-spe",
+              verbose=0)
+    report["spe_diff"] = max(float(np.abs(x - y).max()) for x, y in zip(a.model.get_weights(),
+                                                                          c.model.get_weights()))
+    report["spe_recorded"] = json.load(open(f"{out}-spe/run.json"))["training"]["steps_per_execution"]
+except UsageError as exc:
+    report["spe_error"] = str(exc)
 if backend == "jax":
     # The Python API in a JAX process: the exporter needs TensorFlow, so the core runs it in a
     # child process; verify then runs here, against the JAX model.

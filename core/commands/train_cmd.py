@@ -14,6 +14,8 @@ TRAINING_FLAGS = [
     ("--epochs", int, "Epochs (default 10)."),
     ("--batch-size", int, "Mini-batch size (default 32)."),
     ("--steps-per-epoch", int, "Cap the batches per epoch (quick checks)."),
+    ("--steps-per-execution", int, "Batches per compiled call, fewer Python round trips: TensorFlow and "
+                                   "JAX (default 1; torch runs 1 only)."),
     ("--optimizer", str, f"{' | '.join(OPTIMIZERS)} (default adam)."),
     ("--learning-rate", float, "Peak learning rate (default 1e-3)."),
     ("--weight-decay", float, "Decoupled weight decay (adamw default 1e-4)."),

@@ -75,3 +75,12 @@ def test_api_in_jax_process_exports_through_tensorflow_child(trained):
 def test_seeded_runs_are_identical(trained, backend):
     """Two runs with the same seed on the same backend and machine give identical weights."""
     assert read_json(trained(backend) / "job.json")["seeded_identical"] is True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_steps_per_execution_trains_the_same_steps(trained, backend):
+    job = read_json(trained(backend) / "job.json")
+    if backend == "torch":  # Keras runs torch one batch per call
+        assert "--steps-per-execution 4: the torch backend runs one batch per call" in job["spe_error"]
+    else:
+        assert job["spe_diff"] <= 1e-5 and job["spe_recorded"] == 4, job
