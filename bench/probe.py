@@ -18,6 +18,8 @@ import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing_plugin  # noqa: E402
 from core.data import spec_of  # noqa: E402
 from plugins.architectures import cnn  # noqa: E402
 from plugins.datasets import digits  # noqa: E402
@@ -57,22 +59,14 @@ def knobs(epochs=5):
             model = cnn.build(spec_of(dataset))
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                           metrics=["accuracy"], steps_per_execution=spe)
-            walls = []
-
-            class Times(keras.callbacks.Callback):
-                def on_epoch_begin(self, epoch, logs=None):
-                    self.started = time.perf_counter()
-
-                def on_epoch_end(self, epoch, logs=None):
-                    walls.append(time.perf_counter() - self.started)
-
+            times, key = timing_plugin.make(), f"batch {batch}, steps_per_execution {spe}"
             try:
                 model.fit(*dataset.train, batch_size=batch, epochs=epochs, validation_data=dataset.validation,
-                          verbose=0, callbacks=[Times()])
+                          verbose=0, callbacks=[times])
             except ValueError:  # torch: steps_per_execution must be 1
-                out[f"batch {batch}, steps_per_execution {spe}"] = None
+                out[key] = None
                 continue
-            out[f"batch {batch}, steps_per_execution {spe}"] = round(1000 * statistics.median(walls[1:]))
+            out[key] = round(1000 * statistics.median(e["total"] for e in times.epochs[1:]))
     return out
 
 

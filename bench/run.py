@@ -14,7 +14,6 @@ import importlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,6 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 KERASTACK = str(Path(sys.executable).with_name("kerastack"))
 BACKENDS = ("tensorflow", "jax", "torch")
-SCRATCH = None
 
 MODELS = {
     "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, batch=64, epochs=8,
@@ -65,8 +63,8 @@ def hp_text(value):
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
-def kerastack_cmd(model, backend, extra=()):
-    out = tempfile.mkdtemp(prefix="bench-run-", dir=SCRATCH)
+def kerastack_cmd(model, backend, scratch, extra=()):
+    out = tempfile.mkdtemp(prefix="bench-run-", dir=scratch)
     cmd = [KERASTACK, "--plugin", str(HERE / "timing_plugin.py"), "train", "--arch", model["arch"],
            "--data", model["data"], "--backend", backend, "--epochs", str(model["epochs"]), "--batch-size",
            str(model["batch"]), "--seed", "0", "--callback", "epoch_times", "--out", str(Path(out) / "run"),
@@ -86,13 +84,13 @@ def steady(record, part="total"):
     return statistics.median(e[part] for e in record["epochs"][1:])
 
 
-def bench_model(name, model, backends, samples, repeats):
+def bench_model(name, model, backends, samples, repeats, scratch):
     rows = []
     for backend in backends:
         env = {"KERAS_BACKEND": backend}
         ours, plain = [], []
         for _ in range(repeats):  # alternate the two sides
-            ours.append(timed(kerastack_cmd(model, backend), env))
+            ours.append(timed(kerastack_cmd(model, backend, scratch), env))
             plain.append(timed(plain_cmd(model), env))
         med = lambda records, f: statistics.median(f(r) for r in records)  # noqa: E731
         row = {"model": name, "backend": backend, "repeats": repeats, "epochs": model["epochs"],
@@ -111,7 +109,7 @@ def bench_model(name, model, backends, samples, repeats):
         row["samples_per_s"] = samples / row["epoch_s"]
         for label, extra in VARIANTS:
             try:
-                row[f"{label}_epoch_s"] = steady(timed(kerastack_cmd(model, backend, extra), env,
+                row[f"{label}_epoch_s"] = steady(timed(kerastack_cmd(model, backend, scratch, extra), env,
                                                        timeout=VARIANT_TIMEOUT))
             except RuntimeError as exc:
                 row[f"{label}_epoch_s"] = None
@@ -228,15 +226,11 @@ def main():
         unknown = [name for name in given.split(",") if name not in valid]
         if unknown:
             parser.error(f"unknown {unknown[0]!r}; valid: {', '.join(valid)}")
-    global SCRATCH
-    SCRATCH = tempfile.mkdtemp(prefix="kerastack-bench-")  # the runs' directories; removed at the end
-    try:
-        run(args)
-    finally:
-        shutil.rmtree(SCRATCH, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="kerastack-bench-") as scratch:  # the runs' directories
+        run(args, scratch)
 
 
-def run(args):
+def run(args, scratch):
     results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "command": " ".join(["bench/run.py", *sys.argv[1:]]), "training": [], "startup": startup()}
     print(json.dumps(results["startup"]), flush=True)
@@ -245,7 +239,7 @@ def run(args):
     for name in args.models.split(","):
         model = MODELS[name]
         results["training"] += bench_model(name, model, args.backends.split(","), train_size(model),
-                                           args.repeats or model["repeats"])
+                                           args.repeats or model["repeats"], scratch)
     write(results)
 
 

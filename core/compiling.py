@@ -49,8 +49,8 @@ def compile_for_task(keras, model, task, arch, opts, total_steps):
     ``steps_per_execution`` is set on the model after compiling, so it stays out of the saved
     compile config: a model trained with it on JAX still loads and evaluates under torch."""
     jit = {"auto": "auto", "on": True, "off": False}[opts.jit]
-    model.steps_per_execution = opts.steps_per_execution
     if model.compiled:
+        model.steps_per_execution = opts.steps_per_execution
         if opts.learning_rate is not None:
             model.optimizer.learning_rate = float(opts.learning_rate)
         model.jit_compile = jit if jit != "auto" else model.jit_compile
