@@ -9,14 +9,14 @@ Notebooks and scripts use the same operations as the command line::
     from core import train, export, verify, load_run
 """
 
-from .data import Dataset, DataSpec
-from .errors import KerastackError, UsageError
-from .exporting import export
-from .hookspecs import hookimpl
-from .plugins import PluginHost, get_plugin_host
-from .runs import Run, load_run
-from .training import train
-from .verifying import verify
+from core.data import Dataset, DataSpec
+from core.errors import KerastackError, UsageError
+from core.deploy.export import export
+from core.hookspecs import hookimpl
+from core.plugins import PluginHost, get_plugin_host
+from core.runs import Run, load_run
+from core.engine.training import train
+from core.deploy.verify import verify
 
 __all__ = [
     "DataSpec", "Dataset", "KerastackError", "PluginHost", "Run", "UsageError", "export",

@@ -5,7 +5,7 @@ import importlib.util
 import os
 import sys
 
-from .errors import KerastackError, UsageError, choices_text
+from core.errors import KerastackError, UsageError, choices_text
 
 BACKENDS = ("tensorflow", "jax", "torch")
 _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}

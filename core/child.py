@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .errors import KerastackError, UsageError
+from core.errors import KerastackError, UsageError
 
 
 def call_in_backend(backend, target, kwargs):
@@ -35,7 +35,7 @@ def call_in_backend(backend, target, kwargs):
 
 def main(argv):
     if not os.environ.get("KERASTACK_DEBUG"):
-        from .quiet import filter_native_stderr
+        from core.quiet import filter_native_stderr
 
         filter_native_stderr()
     request_path, result_path = argv

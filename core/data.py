@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import KerastackError, UsageError
+from core.errors import KerastackError, UsageError
 
 TASKS = ("classification", "regression", "reconstruction", "generation")
 # Tasks that need no labels: an architecture for one of them trains on any dataset's inputs.

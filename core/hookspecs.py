@@ -59,13 +59,16 @@ def register_datasets(register):
 def register_exporters(register):
     """Register deployment targets. Called once, when the core first needs the exporter list.
 
-    ``register(name, export, summary="", backend=None)``
+    ``register(name, export, summary="", backend=None, report=None)``
 
     ``export(ctx, **options) -> list[pathlib.Path]``: ``ctx`` has ``model`` (the run's keras.Model,
     loaded in this process), ``dataset`` (the run's ``core.Dataset``), ``out_dir`` (a
     ``pathlib.Path`` to write into, created) and ``run`` (the run's ``run.json`` as a dict). Options
     come from ``--opt k=v``. ``backend`` names the Keras backend the exporter needs (``"tensorflow"``
     for TFLite); the core runs it in a process with that backend whatever the training backend was.
+    ``report(run_dir, out_dir) -> list[pathlib.Path]``, if given, writes a comparison of everything
+    in ``out_dir`` with the Keras model; ``kerastack export`` calls it after ``export`` unless
+    ``--no-report``, in the command's own process.
 
     Example::
 

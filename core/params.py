@@ -7,7 +7,7 @@ list (comma-separated on the command line), or ``None`` (the text is read as a n
 
 import inspect
 
-from .errors import UsageError, choices_text, did_you_mean
+from core.errors import UsageError, choices_text, did_you_mean
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

@@ -16,23 +16,25 @@ from pathlib import Path
 
 import pluggy
 
-from . import hookspecs
-from .errors import KerastackError, did_you_mean
-from .registry import KINDS, Registry, make_entry
+from core import hookspecs
+from core.errors import KerastackError, did_you_mean
+from core.registry import KINDS, Registry, make_entry, trace
 
 BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
 
 
 def builtin_plugins():
-    """Every public module of the built-in plugin packages, found without importing them.
+    """Every public module or package of the built-in plugin packages, found without importing them.
 
-    Modules whose name starts with ``_`` hold shared code (e.g. custom layers), not plugins.
+    A plugin is a module (``plugins/architectures/cnn.py``) or a package whose ``__init__`` holds the
+    hooks (``plugins/deployment/tflite/``), as with third-party plugins. Names starting with ``_``
+    hold shared code (e.g. custom layers), not plugins.
     """
     found = []
     for package in BUILTIN_KINDS:
         spec = importlib.util.find_spec(package)
         for module in pkgutil.iter_modules(spec.submodule_search_locations):
-            if not module.name.startswith("_") and not module.ispkg:
+            if not module.name.startswith("_"):
                 found.append(f"{package}.{module.name}")
     return tuple(sorted(found, key=lambda m: (BUILTIN_KINDS.index(m.rsplit(".", 1)[0]), m)))
 
@@ -66,12 +68,6 @@ class PluginInfo:
         if self.error:
             out["error"] = self.error
         return out
-
-
-def trace(message):
-    """One line on stderr when KERASTACK_TRACE_PLUGINS is set (``--trace-plugins``)."""
-    if os.environ.get("KERASTACK_TRACE_PLUGINS"):
-        print(f"kerastack: trace: {message}", file=sys.stderr)
 
 
 def env_list(name):

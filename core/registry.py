@@ -1,10 +1,12 @@
 """Named entries that plugins register: architectures, datasets, exporters, callbacks."""
 
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 
-from .errors import KerastackError, UsageError, choices_text, did_you_mean
-from .params import coerce_options, signature_defaults
+from core.errors import KerastackError, UsageError, choices_text, did_you_mean
+from core.params import coerce_options, signature_defaults
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
@@ -13,9 +15,15 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 KINDS = {
     "architecture": ("register_architectures", 1, "hyperparameter", {"tasks": ("classification",)}),
     "dataset": ("register_datasets", 0, "option", {}),
-    "exporter": ("register_exporters", 1, "option", {"backend": None}),
+    "exporter": ("register_exporters", 1, "option", {"backend": None, "report": None}),
     "callback": ("register_callbacks", 0, "option", {}),
 }
+
+
+def trace(message):
+    """One line on stderr when KERASTACK_TRACE_PLUGINS is set (``--trace-plugins``)."""
+    if os.environ.get("KERASTACK_TRACE_PLUGINS"):
+        print(f"kerastack: trace: {message}", file=sys.stderr)
 
 
 @dataclass
@@ -41,8 +49,6 @@ class Entry:
 
     def call(self, *args, **kwargs):
         """Call the plugin's function; an exception in it becomes an error naming the plugin."""
-        from .plugins import trace
-
         trace(f"calling {self.owner} from {self.plugin.label()}: "
               f"{getattr(self.func, '__name__', 'function')}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
         try:
@@ -58,7 +64,7 @@ class Entry:
 
     def describe(self):
         out = {"name": self.name, "summary": self.summary, "plugin": self.plugin.name}
-        out.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.extra.items()})
+        out.update({k: _jsonable(v) for k, v in self.extra.items()})
         out[KINDS[self.kind][2] + "s"] = {k: _jsonable(v) for k, v in self.defaults.items()}
         return out
 
@@ -128,6 +134,8 @@ def make_entry(kind, plugin, name, func, summary="", **extra):
 def _jsonable(value):
     if isinstance(value, tuple):
         return list(value)
+    if callable(value):
+        return f"{value.__module__}.{getattr(value, '__qualname__', type(value).__name__)}"
     if value is None or isinstance(value, (bool, int, float, str, list, dict)):
         return value
     return repr(value)

@@ -117,7 +117,7 @@ def sample(run_dir, count=16, out=None, seed=0, scale=1, steps=None):
 
     from core import KerastackError, UsageError, load_run
     from core import backend as backends
-    from core.runs import atomic_path
+    from core.files import atomic_path
 
     path = Path(out) if out else Path(run_dir) / "samples.png"
     if path.suffix.lower() != ".png":

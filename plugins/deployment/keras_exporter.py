@@ -25,8 +25,8 @@ def export(ctx, include_optimizer=False, verify=True, verify_samples=1000):
     ``include_optimizer``: keep the compiled state (to fine-tune the copy later).
     ``verify_samples``: at most this many evaluation samples, 0 for all.
     """
-    from core.export_report import record_result
-    from core.runs import atomic_path, write_json
+    from core.deploy.compare import record_result
+    from core.files import atomic_path, write_json
 
     model = ctx.model if include_optimizer else _without_training_state(ctx.model)
     path = ctx.out_dir / FILE
@@ -54,7 +54,7 @@ def _without_training_state(model):
 
 def check(path, ctx, samples=1000):
     """Reload ``path`` the way a user would (safe mode) and compare it with ``ctx.model``."""
-    from core.export_report import compare_outputs, evaluation_data
+    from core.deploy.compare import compare_outputs, evaluation_data
     from core.runs import load_model
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
@@ -75,7 +75,7 @@ def describe(ctx, path, model):
     metrics = {}
     metrics_path = ctx.run_dir / "metrics.json"
     if metrics_path.exists():
-        from core.runs import read_json
+        from core.files import read_json
 
         metrics = {k: v for k, v in read_json(metrics_path, "metrics file").items()
                    if k.startswith("test_") and isinstance(v, (int, float))}

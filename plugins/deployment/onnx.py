@@ -29,8 +29,8 @@ def export(ctx, opset=0, verify=True, verify_samples=1000):
     import warnings
 
     from core import KerastackError, UsageError
-    from core.export_report import record_result, single_input_signature
-    from core.runs import atomic_path
+    from core.deploy.compare import record_result, single_input_signature
+    from core.files import atomic_path
 
     if opset < 0:
         raise UsageError(f"exporter {NAME!r}: opset must be 0 (default) or an ONNX opset number, got {opset}")
@@ -55,7 +55,7 @@ def check(path, ctx, samples=1000):
     import numpy as np
     import onnxruntime
 
-    from core.export_report import compare_outputs, evaluation_data, time_calls
+    from core.deploy.compare import compare_outputs, evaluation_data, time_calls
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")

@@ -25,7 +25,7 @@ def export(ctx, verify=True, verify_samples=1000):
     from pathlib import Path
 
     from core import KerastackError
-    from core.export_report import record_result, single_input_signature
+    from core.deploy.compare import record_result, single_input_signature
 
     signature = single_input_signature(ctx.model, NAME)
     target = ctx.out_dir / NAME
@@ -47,7 +47,7 @@ def check(path, ctx, samples=1000):
     import numpy as np
     import tensorflow as tf
 
-    from core.export_report import compare_outputs, evaluation_data, time_calls
+    from core.deploy.compare import compare_outputs, evaluation_data, time_calls
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")

@@ -406,7 +406,7 @@ class _Reached(BaseException):
 def cli_in_process(monkeypatch):
     """``call(argv)`` → exit code of ``core.cli.main`` run here, stopping before any training."""
     import core.quiet
-    import core.training
+    import core.engine.training
     from core.cli import main
 
     monkeypatch.setattr(core.quiet, "filter_native_stderr", lambda: None)
@@ -414,7 +414,7 @@ def cli_in_process(monkeypatch):
     def reached(*args, **kwargs):
         raise _Reached()
 
-    monkeypatch.setattr(core.training, "_dispatch", reached)
+    monkeypatch.setattr(core.engine.training, "_dispatch", reached)
 
     def call(argv):
         try:

@@ -126,7 +126,8 @@ def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
 
 def test_the_next_writer_removes_partial_files(tmp_path):
     """A killed writer's hidden ``.NAME.partial-*`` files go when the run is next locked for writing."""
-    from core.runs import RunLock, atomic_path, remove_partials
+    from core.runs import RunLock
+    from core.files import atomic_path, remove_partials
 
     run = make_run(tmp_path, "run")
     with atomic_path(run / "model.keras") as tmp:
@@ -171,7 +172,7 @@ def test_failed_writes_say_so_and_keep_the_previous_files(tmp_path, monkeypatch,
     before is byte for byte the same, with no temporary file left."""
     import tempfile
 
-    import core.runs
+    import core.files
 
     run = make_run(tmp_path, "run")
     assert cli_here(["report", run])[0] == 0
@@ -184,9 +185,9 @@ def test_failed_writes_say_so_and_keep_the_previous_files(tmp_path, monkeypatch,
         return raiser
 
     if fault == "disk-full-at-fsync":
-        monkeypatch.setattr(core.runs.os, "fsync", fail(errno.ENOSPC, "No space left on device"))
+        monkeypatch.setattr(core.files.os, "fsync", fail(errno.ENOSPC, "No space left on device"))
     elif fault == "disk-full-at-rename":
-        monkeypatch.setattr(core.runs.os, "replace", fail(errno.ENOSPC, "No space left on device"))
+        monkeypatch.setattr(core.files.os, "replace", fail(errno.ENOSPC, "No space left on device"))
     else:
         monkeypatch.setattr(tempfile, "mkstemp", fail(errno.EACCES, "Permission denied"))
     code, err = cli_here(["report", run])

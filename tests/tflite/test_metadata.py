@@ -181,8 +181,8 @@ def test_reader_imports_nothing_heavy(models):
 
 
 def test_core_writer_embeds_this_files_part_of_model_json(models, tmp_path):
-    """``core.tflite_metadata``: the exporter's side, which keeps model.json's size in step."""
-    from core.tflite_metadata import embed_run_metadata, read_run_metadata
+    """``plugins.deployment.tflite.metadata``: the exporter's side, which keeps model.json's size in step."""
+    from plugins.deployment.tflite.metadata import embed_run_metadata, read_run_metadata
 
     path = tmp_path / "model_int8.tflite"
     shutil.copy(models / "int8.tflite", path)

@@ -1,0 +1,113 @@
+"""The ``kerastack`` command line: a thin layer over the core's functions.
+
+``--plugin`` and ``--debug`` may appear anywhere on the line: plugins must be loaded before click
+builds the command list (a plugin may add commands), so they are read first.
+"""
+
+import os
+import sys
+import traceback
+
+import click
+
+from core import quiet
+from core.errors import KerastackError
+from core.plugins import get_plugin_host
+
+HELP = """kerastack: train Keras 3 models from plugins on TensorFlow, JAX or PyTorch; export them to LiteRT.
+
+\b
+Global options (anywhere on the line):
+  --plugin MODULE|FILE.py   load a plugin (repeatable; also KERASTACK_PLUGINS=a,b)
+  --debug                   show tracebacks and the native libraries' log lines
+  --trace-plugins           log every plugin load, registration and call on stderr
+  --unsafe                  load .keras files that hold Python code (Lambda layers): trusted files only
+\b
+Environment: KERAS_BACKEND (default backend), KERASTACK_PLUGINS, KERASTACK_DISABLE_PLUGINS=a,b,
+KERASTACK_TRACE_PLUGINS=1.
+"""
+
+
+def build_cli(host):
+    from core.cli import (compare_cmd, export_cmd, info_cmd, new_cmd, plugins_cmd, report_cmd, run_cmd,
+                           runs_cmd, train_cmd, verify_cmd)
+
+    @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="kerastack")
+    @click.pass_context
+    def cli(ctx):
+        ctx.obj = host
+        if ctx.invoked_subcommand not in ("plugins", "info"):  # those two list broken plugins themselves
+            for info in host.broken:
+                click.echo(f"kerastack: warning: {info.label()} is broken: {info.error} "
+                           "(see kerastack plugins)", err=True)
+
+    for module in (run_cmd, train_cmd, export_cmd, verify_cmd, runs_cmd, report_cmd, compare_cmd,
+                   plugins_cmd, info_cmd, new_cmd):
+        cli.add_command(module.command)
+    host.add_commands(cli)
+    return cli
+
+
+def split_globals(argv):
+    """``(debug, plugins, rest)``: the global options taken out of ``argv``."""
+    debug, plugins, rest = False, [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(args)
+        elif arg == "--debug":
+            debug = True
+        elif arg == "--trace-plugins":
+            os.environ["KERASTACK_TRACE_PLUGINS"] = "1"
+        elif arg == "--unsafe":
+            os.environ["KERASTACK_UNSAFE"] = "1"
+        elif arg == "--plugin":
+            value = next(args, None)
+            if value is None:
+                raise click.UsageError("--plugin needs a module name or a .py file")
+            plugins.append(value)
+        elif arg.startswith("--plugin="):
+            plugins.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return debug, plugins, rest
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("KERASTACK_DEBUG"))
+    try:
+        _, plugins, argv = split_globals(argv)
+        if debug:
+            os.environ["KERASTACK_DEBUG"] = "1"
+        else:
+            quiet.filter_native_stderr()
+        cli = build_cli(get_plugin_host(plugins))
+        cli.main(args=argv, prog_name="kerastack", standalone_mode=False)
+        code = 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("kerastack: aborted", err=True)
+        code = 1
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "kerastack"
+        hint = f" (see {where} --help)" if isinstance(exc, click.UsageError) else ""
+        click.echo(f"{where}: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        code = exc.exit_code
+    except KerastackError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"kerastack: error: {' '.join(str(exc).split())}", err=True)
+        code = exc.exit_code
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        text = " ".join(str(exc).split())
+        click.echo(f"kerastack: error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
+                   err=True)
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)

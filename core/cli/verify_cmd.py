@@ -1,0 +1,47 @@
+import json
+from pathlib import Path
+
+import click
+
+from core.deploy.verify import verify
+
+
+@click.command("verify")
+@click.argument("tflite_file", type=click.Path(dir_okay=False))
+@click.option("--run", "run_dir", required=True, metavar="RUN_DIR", help="The run the model came from.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def command(host, tflite_file, run_dir, threads, as_json):
+    """Run TFLITE_FILE on the LiteRT runtime against the run's Keras model and test split.
+
+    \b
+    Example:
+      kerastack verify runs/cnn-digits-.../export/tflite/model_int8.tflite --run runs/cnn-digits-...
+      model_int8.tflite  test n=270  accuracy tflite 0.9667 keras 0.9704  agreement 0.9926 ...
+    """
+    result = verify(tflite_file, run_dir, threads=threads, plugins=list(host.extra) or None)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(format_row(result))
+
+
+def format_row(r):
+    parts = [f"{r['file'].rsplit('/', 1)[-1]}", f"{r['split']} n={r['samples']}"]
+    if "tflite_accuracy" in r:
+        parts.append(f"accuracy tflite {r['tflite_accuracy']:.4f} keras {r['keras_accuracy']:.4f}")
+        parts.append(f"agreement {r['agreement']:.4f}")
+    if "tflite_mae" in r:
+        parts.append(f"mae tflite {r['tflite_mae']:.4f} keras {r['keras_mae']:.4f}")
+    if "tflite_mse" in r:
+        parts.append(f"mse tflite {r['tflite_mse']:.5f} keras {r['keras_mse']:.5f}")
+    parts.append(f"max|diff| {r['max_abs_diff']:.2e}")
+    size = f"size {r['size_bytes'] / 1024:.1f} KiB"
+    if Path(r["file"]).exists():  # what a download costs: the export report's gzip column
+        from core.deploy.compare import gzip_size
+
+        size += f" (gzip {gzip_size(Path(r['file'])) / 1024:.1f})"
+    parts.append(size)
+    parts.append(f"p50 {r['latency_ms_p50']:.3f} ms (p90 {r['latency_ms_p90']:.3f}, {r['threads']} thread)")
+    return "  ".join(parts)

@@ -1,0 +1,104 @@
+"""What every exporter shares: the numbers ``verify()`` gives a .tflite, for any other format.
+
+``evaluation_data`` picks the inputs, ``compare_outputs`` compares an exported model's outputs with
+the Keras model's, ``record_result`` keeps them in ``verify.json``; ``time_calls`` and
+``keras_latency`` measure latency one way everywhere; ``gzip_size`` is what a download costs.
+"""
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import KerastackError
+from core.files import read_json, write_json
+
+
+def keras_latency(run_dir, runs=200, warmup=10):
+    """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
+    from core import backend as backends
+    from core.deploy.export import load_dataset
+    from core.plugins import get_plugin_host
+    from core.runs import inference_model, load_run
+    from core.deploy.verify import sample_inputs
+
+    run = load_run(run_dir)
+    backends.use(backends.loaded() or run.backend)
+    model = inference_model(run.model)
+    host = get_plugin_host(list(run.record.get("plugins", [])))
+    one = sample_inputs(model, load_dataset(run, host), 1)
+    return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)
+
+
+def time_calls(call, runs=200, warmup=10):
+    """(p50, p90) ms of ``call()``, after ``warmup`` untimed calls."""
+    times = np.empty(runs)
+    for i in range(-warmup, runs):
+        start = time.perf_counter()
+        call()
+        if i >= 0:
+            times[i] = (time.perf_counter() - start) * 1e3
+    p50, p90 = np.percentile(times, [50, 90])
+    return float(p50), float(p90)
+
+
+def gzip_size(path):
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+
+
+def single_input_signature(model, exporter):
+    """``[keras.InputSpec]`` of the model's one input with a dynamic batch, for ``model.export``
+    (whose default needs a model that has been called; one loaded from a file has not)."""
+    import keras
+
+    if len(model.inputs) != 1:
+        raise KerastackError(f"exporter {exporter!r}: the model has {len(model.inputs)} inputs; "
+                             "kerastack's exporters and verify take models with one input")
+    (tensor,) = model.inputs
+    return [keras.InputSpec(shape=(None, *tensor.shape[1:]), dtype=tensor.dtype, name=tensor.name)]
+
+
+def evaluation_data(model, dataset, limit=None):
+    """``(split name, x, y)`` to compare an exported model with Keras on: the dataset's evaluation
+    split when it fits the model's input, else seeded noise of the input's shape (``y`` None)."""
+    from core.data import as_arrays
+    from core.deploy.verify import _fits, sample_inputs
+
+    name, split = dataset.evaluation_split()
+    x, y = as_arrays(split, limit=limit)
+    if not _fits(model.input_shape[1:], x.shape[1:]):
+        return "random", sample_inputs(model, None, limit or 256), None
+    return name, x, y
+
+
+def compare_outputs(keras_out, out, y=None, task=None):
+    """What ``verify()`` says of a .tflite, for the outputs of any other runtime on the same inputs:
+    ``max_abs_diff``; for classification ``accuracy``, ``keras_accuracy``, ``agreement`` (top-1);
+    ``mae``/``keras_mae`` for regression; ``mse``/``keras_mse`` for reconstruction (``y`` is then x)."""
+    keras_out = np.asarray(keras_out, dtype="float32")
+    out = np.asarray(out, dtype="float32").reshape(keras_out.shape)
+    result = {"samples": int(len(keras_out)), "max_abs_diff": float(np.max(np.abs(out - keras_out)))}
+    if task == "classification" and y is not None:
+        top, keras_top = out.argmax(-1), keras_out.argmax(-1)
+        y = np.asarray(y).reshape(len(y))
+        result.update(accuracy=float(np.mean(top == y)), keras_accuracy=float(np.mean(keras_top == y)),
+                      agreement=float(np.mean(top == keras_top)))
+    elif task in ("regression", "reconstruction") and y is not None:
+        target = np.asarray(y, dtype="float32").reshape(keras_out.shape)
+        name, error = ("mae", np.abs) if task == "regression" else ("mse", np.square)
+        result.update({name: float(np.mean(error(out - target))),
+                       f"keras_{name}": float(np.mean(error(keras_out - target)))})
+    return result
+
+
+def record_result(path, result):
+    """Keep ``result`` in ``verify.json`` beside ``path``, keyed by its name (as ``verify()`` does)."""
+    path = Path(path)
+    record = path.parent / "verify.json"
+    try:
+        known = read_json(record, "verify record") if record.exists() else {}
+    except KerastackError:
+        known = {}  # a damaged record is replaced, not fatal
+    known[path.name] = dict(result, file=str(path))
+    return write_json(record, known)

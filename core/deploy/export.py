@@ -1,0 +1,92 @@
+"""``export()``: run a deployment plugin on a finished run, in the backend the plugin needs."""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import backend as backends
+from core.child import call_in_backend
+from core.data import check_dataset
+from core.errors import KerastackError
+from core.plugins import get_plugin_host
+from core.runs import inference_model, load_run
+
+
+@dataclass
+class ExportContext:
+    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``),
+    its dataset, where to write, and the run record."""
+
+    model: object
+    dataset: object
+    out_dir: Path
+    run: dict
+    run_dir: Path
+
+
+def export(run_dir, to, options=None, *, plugins=None):
+    """Export run ``run_dir`` with exporter ``to``; return the paths written.
+
+    ``plugins`` defaults to the ``--plugin`` modules recorded in the run, so a model trained with a
+    third-party architecture exports without naming it again.
+    """
+    run = load_run(run_dir)
+    plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
+    host = get_plugin_host(plugins)
+    entry = host.registry("exporter").get(to)
+    options = entry.options(options)
+    backend = entry.extra.get("backend") or backends.loaded() or run.backend
+    backend = backends.resolve(backend)
+    if not backends.can_use(backend):
+        kwargs = dict(run_dir=str(run.path), to=to, options=options, plugins=plugins)
+        return [Path(p) for p in call_in_backend(backend, "core.deploy.export:_export_json", kwargs)]
+
+    backends.use(backend)
+    dataset = load_dataset(run, host)
+    out_dir = run.path / "export" / to
+    ctx = ExportContext(inference_model(run.model), dataset, out_dir, run.record, run.path)
+    made = [d for d in (out_dir.parent, out_dir) if not d.exists()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        paths = entry.call(ctx, **options)
+    except BaseException:
+        # A failed export leaves no folder of its own behind (files already there stay).
+        for folder in reversed(made):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if not isinstance(paths, (list, tuple)) or not all(Path(p).exists() for p in paths):
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()}: export() must return a list of the paths it "
+            f"wrote; got {paths!r}"
+        )
+    return [Path(p) for p in paths]
+
+
+def write_report(run_dir, to, *, plugins=None):
+    """Run exporter ``to``'s ``report(run_dir, out_dir)``, if it registered one; return its paths."""
+    run = load_run(run_dir)
+    plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
+    entry = get_plugin_host(plugins).registry("exporter").get(to)
+    report = entry.extra.get("report")
+    if report is None:
+        return []
+    try:
+        return [Path(p) for p in report(run.path, run.path / "export" / to)]
+    except KerastackError:
+        raise
+    except Exception as exc:
+        raise KerastackError(f"{entry.owner} from {entry.plugin.label()} failed in its report: "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+
+def _export_json(**kwargs):
+    return [str(p) for p in export(**kwargs)]
+
+
+def load_dataset(run, host):
+    """The run's dataset, loaded again by its plugin with the options recorded in ``run.json``."""
+    rec = run.record["dataset"]
+    entry = host.registry("dataset").get(rec["name"])
+    dataset = entry.call(**entry.options(rec.get("options", {})))
+    check_dataset(dataset, f"{entry.owner} from {entry.plugin.label()}")
+    return dataset

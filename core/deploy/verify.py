@@ -1,0 +1,140 @@
+"""``verify()``: run a .tflite on the device-side runtime (``tflite/``) and compare it with Keras."""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from core import backend as backends
+from core.data import as_arrays
+from core.data import batches as iter_batches
+from core.errors import KerastackError
+from core.deploy.export import load_dataset
+from core.plugins import get_plugin_host
+from core.runs import inference_model, load_run
+
+BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
+
+
+def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, record=True):
+    """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
+
+    Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
+    ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,
+    ``keras_accuracy`` and ``agreement`` (top-1); for regression ``tflite_mae``/``keras_mae``; for
+    reconstruction ``tflite_mse``/``keras_mse``. A deployed model that takes other inputs than the
+    data (a GAN's generator) is compared on seeded random inputs. With ``record`` the result is
+    also kept in ``verify.json`` beside the file (keyed by file name), which ``kerastack report`` reads.
+    """
+    from tflite.runner import TFLiteModel
+
+    tflite_path = Path(tflite_path)
+    run = load_run(run_dir)
+    try:
+        lite = TFLiteModel(tflite_path, num_threads=threads)
+    except (OSError, ValueError) as exc:  # the runner's messages begin with the file's path
+        text = str(exc)
+        raise KerastackError(text if text.startswith(str(tflite_path)) else f"{tflite_path}: {text}") from None
+    plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
+    host = get_plugin_host(plugins)
+    backends.use(backends.loaded() or run.backend)
+    keras_model = inference_model(run.model)
+    split_name, split = load_dataset(run, host).evaluation_split()
+    task = run.record.get("spec", {}).get("task")
+    batches = iter_batches(split, BATCH)
+    first = next(batches, None)
+    if first is None:
+        raise KerastackError(f"the {split_name} split of run {run.path} is empty")
+    if not _fits(keras_model.input_shape[1:], first[0].shape[1:]):
+        # The deployed part takes other inputs than the data (a generator takes noise).
+        split_name = "random"
+        batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
+    # Batch by batch, keeping sums only: memory stays flat however many samples the split holds.
+    totals = _Totals(task if split_name != "random" else None)
+    for x, y in itertools.chain([first], batches):
+        try:
+            lite_out = lite.predict(x)
+        except ValueError as exc:
+            raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
+        keras_out = np.asarray(keras_model.predict(x, batch_size=BATCH, verbose=0), dtype="float32")
+        totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
+    bench = lite.benchmark(first[0][:1], runs=latency_runs)
+    result = {
+        "file": str(tflite_path),
+        "split": split_name,
+        "samples": totals.n,
+        "size_bytes": lite.size_bytes,
+        "max_abs_diff": totals.max_abs_diff,
+        "latency_ms_p50": float(bench["p50_ms"]),
+        "latency_ms_p90": float(bench["p90_ms"]),
+        "threads": threads,
+    }
+    result.update(totals.metrics())
+    if record:
+        _record(tflite_path, result)
+    return result
+
+
+class _Totals:
+    """Running sums for verify's metrics; ``task`` None compares outputs only."""
+
+    def __init__(self, task):
+        self.task = task
+        self.n = 0
+        self.max_abs_diff = 0.0
+        self.sums = {}
+
+    def _add(self, key, value):
+        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+
+    def add(self, x, y, lite_out, keras_out):
+        self.n += len(x)
+        if lite_out.size:
+            self.max_abs_diff = max(self.max_abs_diff, float(np.max(np.abs(lite_out - keras_out))))
+        if self.task == "classification" and y is not None:
+            y = np.asarray(y).reshape(-1)
+            lite_top, keras_top = lite_out.argmax(-1).reshape(-1), keras_out.argmax(-1).reshape(-1)
+            self._add("tflite_accuracy", np.sum(lite_top == y))
+            self._add("keras_accuracy", np.sum(keras_top == y))
+            self._add("agreement", np.sum(lite_top == keras_top))
+            self._add("count", len(y))
+        elif self.task == "regression" and y is not None:
+            y = np.asarray(y, dtype="float32").reshape(len(y), -1)
+            self._add("tflite_mae", np.sum(np.abs(lite_out.reshape(y.shape) - y)))
+            self._add("keras_mae", np.sum(np.abs(keras_out.reshape(y.shape) - y)))
+            self._add("count", y.size)
+        elif self.task == "reconstruction":
+            target = np.asarray(x, dtype="float32").reshape(keras_out.shape)
+            self._add("tflite_mse", np.sum((lite_out - target) ** 2))
+            self._add("keras_mse", np.sum((keras_out - target) ** 2))
+            self._add("count", target.size)
+
+    def metrics(self):
+        count = self.sums.pop("count", 0)
+        return {k: v / count for k, v in self.sums.items()} if count else {}
+
+
+def _record(tflite_path, result):
+    from core.files import read_json, write_json
+
+    path = tflite_path.parent / "verify.json"
+    try:
+        known = read_json(path, "verify record") if path.exists() else {}
+    except KerastackError:
+        known = {}  # a damaged record is replaced, not fatal
+    known[tflite_path.name] = result
+    write_json(path, known)
+
+
+def sample_inputs(model, dataset, n, seed=0):
+    """``n`` inputs for ``model``: from the dataset's evaluation split when they fit its input,
+    else seeded standard-normal noise of its input shape (a generator's latent vectors)."""
+    if dataset is not None:
+        x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
+        if _fits(model.input_shape[1:], x.shape[1:]):
+            return x[:n]
+    return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
+
+
+def _fits(model_shape, data_shape):
+    return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))

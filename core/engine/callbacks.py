@@ -1,0 +1,72 @@
+"""Callbacks the core adds to every run. Keras is imported inside, after the backend is chosen."""
+
+from core.files import atomic_path, write_csv, write_json
+
+CHECKPOINT_FILE = "checkpoint.keras"
+CHECKPOINT_STATE = "checkpoint.json"
+BEST_FILE = "best.keras"
+
+
+def history_writer(path, rows=()):
+    """A callback that rewrites ``history.csv`` atomically after every epoch.
+
+    Keras's CSVLogger appends in place, so a crash mid-write can leave a torn last line; here a
+    reader always sees the whole history up to the last finished epoch. ``rows`` are the epochs of
+    an interrupted run being resumed.
+    """
+    import keras
+
+    class HistoryWriter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rows = list(rows)
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1}
+            row.update({k: float(v) for k, v in sorted((logs or {}).items())})
+            self.rows.append(row)
+            write_csv(path, self.rows)
+
+    return HistoryWriter()
+
+
+def higher_is_better(monitor):
+    return any(word in monitor for word in ("acc", "auc", "precision", "recall"))
+
+
+def checkpointer(run_dir, every, monitor, best=None):
+    """Every ``every`` epochs: ``checkpoint.keras`` (model + optimizer state, so the schedule
+    resumes where it was) and ``checkpoint.json`` (the epoch); ``best.keras`` whenever ``monitor``
+    improves. Each file is written to a temporary name and renamed."""
+    import math
+    import shutil
+
+    import keras
+
+    sign = -1.0 if higher_is_better(monitor) else 1.0
+
+    class Checkpointer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = best
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            improved = value is not None and math.isfinite(value) and (
+                self.best is None or sign * value < sign * self.best)
+            due = every and (epoch + 1) % every == 0
+            if due:
+                with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
+                    self.model.save(tmp)
+            if improved:
+                self.best = float(value)
+                with atomic_path(run_dir / BEST_FILE) as tmp:
+                    if due:  # the same model and optimizer state: copy the file, don't serialize twice
+                        shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
+                    else:
+                        self.model.save(tmp)
+            if due:
+                write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor,
+                                                       "best": self.best})
+
+    return Checkpointer()

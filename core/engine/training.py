@@ -1,0 +1,418 @@
+"""``train()``: build an architecture for a dataset, fit it under one backend, write the run."""
+
+import dataclasses
+import importlib.util
+import os
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import backend as backends
+from core.engine import transfer
+from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
+from core.child import call_in_backend
+from core.engine.compiling import compile_for_task, steps_per_epoch
+from core.data import batches, check_dataset, is_pair, spec_of, targets_for, task_for
+from core.errors import KerastackError, UsageError
+from core.engine.options import make_options
+from core.plugins import get_plugin_host
+from core.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, load_model, load_run, new_run_dir
+from core.files import atomic_path, read_json, remove_partials, write_json
+from core.versions import versions
+
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def train(arch=None, data=None, *, backend=None, hparams=None, data_options=None, callbacks=(),
+          out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto", init_from=None,
+          freeze="none", lora_rank=None, resume=None, **training):
+    """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
+
+    ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
+    checked against the plugins' signatures. ``training`` takes the fields of
+    :class:`core.engine.options.TrainingOptions` (``epochs``, ``batch_size``, ``optimizer``, ``schedule``,
+    ``early_stopping``, ``precision``, …). Transfer learning: ``init_from`` (a run directory) copies
+    every matching layer's weights, ``freeze="backbone"`` trains only the new head, ``lora_rank``
+    trains LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run
+    directory) continues an interrupted run from its last checkpoint, with the same settings.
+
+    If this process already runs keras under another backend, the training runs in a child process.
+    """
+    if resume is not None:
+        return _resume(Path(resume), verbose)
+    opts = make_options(training)
+    host = get_plugin_host(plugins)
+    arch_entry = host.registry("architecture").get(arch)
+    data_entry = host.registry("dataset").get(data)
+    hparams = arch_entry.options(hparams)
+    data_options = data_entry.options(data_options)
+    for name in callbacks:
+        host.registry("callback").get(name)
+    if freeze not in transfer.FREEZE:
+        raise UsageError(f"--freeze {freeze!r}: valid: {', '.join(transfer.FREEZE)}")
+    if lora_rank is not None and int(lora_rank) < 1:
+        raise UsageError(f"--lora-rank must be at least 1, got {lora_rank}")
+    if init_from is not None:
+        load_run(init_from)  # fail early on a bad directory
+    backend = backends.resolve(backend)
+    if opts.steps_per_execution > 1 and backend == "torch":
+        raise UsageError(f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
+                         "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend")
+    if opts.distribute != "none" and backend == "torch":
+        raise UsageError("--distribute is not supported on the torch backend (use jax or tensorflow)")
+    if opts.distribute == "model" and backend != "jax":
+        raise UsageError("--distribute model needs the jax backend (keras.distribution.ModelParallel)")
+    out = Path(out) if out else new_run_dir(runs_dir, arch, data)
+    if (out / RUN_FILE).exists():
+        raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
+    record = {
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "architecture": _plugin_record(arch_entry, hparams),
+        "dataset": _plugin_record(data_entry, data_options),
+        "training": {"backend": backend, "seed": secrets.randbelow(2**31) if seed is None else int(seed),
+                     **opts.to_dict(), "callbacks": list(callbacks)},
+        "transfer": {"init_from": str(Path(init_from).resolve()) if init_from else None,
+                     "freeze": freeze, "lora_rank": None if lora_rank is None else int(lora_rank)},
+        "plugins": [_absolute(p) for p in plugins],
+        "versions": versions(),
+    }
+    return _dispatch(record, out, verbose, resume_from=None)
+
+
+def _resume(out, verbose):
+    record = load_run(out).record
+    if record.get("status") == "complete":
+        raise UsageError(f"{out}: the run is complete; nothing to resume")
+    if not (out / CHECKPOINT_STATE).exists():
+        raise KerastackError(f"{out}: no checkpoint to resume from (it stopped before its first "
+                             "checkpoint); start it again")
+    state = read_json(out / CHECKPOINT_STATE, "checkpoint state")
+    return _dispatch(record, out, verbose, resume_from=state)
+
+
+def _dispatch(record, out, verbose, resume_from):
+    backend = record["training"]["backend"]
+    if not backends.can_use(backend):
+        call_in_backend(backend, "core.engine.training:_execute_json",
+                        dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from))
+        return load_run(out)
+    return _execute(record, out, verbose, resume_from)
+
+
+def _execute_json(record, out, verbose, resume_from):
+    return str(_execute(record, Path(out), verbose, resume_from).path)
+
+
+def _execute(record, out, verbose, resume_from):
+    """Run the training described by ``record`` in this process (its backend), holding the run's lock.
+
+    A run that fails before its record is written (a dataset, architecture or callback plugin that
+    fails, data the checks refuse) leaves nothing behind: the folders this call made are removed.
+    One that fails later keeps its record, marked ``failed`` with the error, and its checkpoints.
+    """
+    created = _missing_ancestor(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunLock(out):
+            remove_partials(out)  # a killed writer's temporary files
+            model = _train_locked(record, out, verbose, resume_from)
+    except BaseException as exc:
+        if resume_from is None and not (out / RUN_FILE).exists():
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+        elif not isinstance(exc, KeyboardInterrupt) and record.get("status") == "running":
+            _mark_failed(out, record, exc)
+        raise
+    run = load_run(out)
+    run._model = model
+    return run
+
+
+def _train_locked(record, out, verbose, resume_from):
+    training = record["training"]
+    opts = make_options({k: v for k, v in training.items() if k not in ("backend", "seed", "callbacks")})
+    host = get_plugin_host(record["plugins"])
+    arch_entry = host.registry("architecture").get(record["architecture"]["name"])
+    data_entry = host.registry("dataset").get(record["dataset"]["name"])
+    hparams = arch_entry.options(record["architecture"]["options"])
+    data_options = data_entry.options(record["dataset"]["options"])
+    arch, data = arch_entry.name, data_entry.name
+
+    # The dataset loads before keras is imported, so that its errors come without the wait; a
+    # loader that needs keras (a PyDataset) imports it under the run's backend.
+    backends.select(training["backend"])
+    dataset = data_entry.call(**data_options)
+    owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
+    check_dataset(dataset, owner)
+    keras = backends.use(training["backend"])
+    initial_epoch = resume_from["epoch"] if resume_from else 0
+    # A resumed run reseeds with its epoch: its shuffles differ from an uninterrupted run's, but
+    # the same interruption resumed twice gives the same result.
+    keras.utils.set_random_seed(training["seed"] + initial_epoch)
+    keras.mixed_precision.set_dtype_policy(opts.precision)
+    distribution = _distribution(keras, opts, training["backend"])
+    if opts.distribute != "none" and training["backend"] == "jax":
+        dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
+    spec = spec_of(dataset, owner)
+    spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch, data))
+    train_size = len(dataset.train[0]) if is_pair(dataset.train) else len(dataset.train) * opts.batch_size
+    total_steps = steps_per_epoch(opts, train_size) * opts.epochs
+
+    if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package (tf.summary writes through it): "
+                         "pip install tensorboard")
+    if opts.augment and not is_pair(dataset.train):
+        raise UsageError(f"--augment works on datasets of arrays; dataset {data!r} streams batches")
+    # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.
+    plugin_callbacks = [_make_callback(keras, host.registry("callback").get(n)) for n in training["callbacks"]]
+
+    with distribution:
+        if resume_from:
+            model = load_model(out / CHECKPOINT_FILE, record.get("custom_modules", ()))
+            rows = [r for r in load_run(out).history if int(r["epoch"]) <= initial_epoch]
+            record.setdefault("resumed", []).append(initial_epoch)
+            print(f"resuming {out} at epoch {initial_epoch + 1} of {opts.epochs}")
+        else:
+            model = _build(keras, arch_entry, spec, hparams, data)
+            source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
+            record["transfer"] = _transfer(model, source, record["transfer"]["freeze"],
+                                           record["transfer"]["lora_rank"])
+            extra_modules = compile_for_task(keras, model, spec.task, arch, opts, total_steps)
+            record["spec"] = {"input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+                              "task": spec.task, "class_names": list(spec.class_names or []) or None,
+                              "input_dtype": spec.input_dtype, "vocab_size": spec.vocab_size}
+            record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
+            rows = []
+        write_json(out / RUN_FILE, record)
+        trainable, total = transfer.parameter_counts(model)
+
+        cbs = [history_writer(out / HISTORY_FILE, rows),
+               keras.callbacks.TerminateOnNaN(),
+               checkpointer(out, opts.checkpoint_every, opts.monitor,
+                            resume_from.get("best") if resume_from else None)]
+        if opts.tensorboard:
+            cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
+        if opts.early_stopping:
+            cbs.append(keras.callbacks.EarlyStopping(opts.monitor, patience=opts.early_stopping,
+                                                     restore_best_weights=True, verbose=1))
+        cbs += plugin_callbacks
+        started = time.perf_counter()
+        history = _fit(model, dataset, opts, cbs, verbose, arch, data, spec, initial_epoch,
+                       training["seed"])
+        seconds = time.perf_counter() - started
+        _check_finite(history, opts)
+
+        metrics = {"backend": training["backend"], "epochs": initial_epoch + len(history.epoch),
+                   "seconds": round(seconds, 3), "trainable_params": trainable, "total_params": total}
+        metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
+        _evaluate(model, dataset, spec, opts, metrics, out)
+        with atomic_path(out / MODEL_FILE) as tmp:
+            model.save(tmp)
+        write_json(out / METRICS_FILE, metrics)
+        record["status"] = "complete"
+        write_json(out / RUN_FILE, record)
+        for name in (CHECKPOINT_FILE, CHECKPOINT_STATE):  # model.keras is the last state now
+            (out / name).unlink(missing_ok=True)
+    _plots(out)
+    return model
+
+
+def _missing_ancestor(path):
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
+    path = Path(path).absolute()
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _mark_failed(out, record, exc):
+    """Record in run.json that the run stopped on an error (the files it wrote stay whole)."""
+    record["status"] = "failed"
+    record["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+    try:
+        write_json(out / RUN_FILE, record)
+    except OSError:
+        pass  # the original error is what the user needs to see
+
+
+def _plots(out):
+    """curves.png and confusion.png; a plotting failure must not fail a finished run."""
+    from core.runs.plots import write_run_plots
+
+    try:
+        write_run_plots(out)
+    except Exception as exc:  # noqa: BLE001
+        print(f"kerastack: warning: could not draw the plots of {out}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+
+
+def _build(keras, entry, spec, hparams, data):
+    """The architecture's model; an error names the architecture, its plugin and the data it was
+    built for (an architecture that cannot take the dataset's input shape fails here)."""
+    try:
+        model = entry.call(spec, **hparams)
+    except KerastackError as exc:
+        raise type(exc)(f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, "
+                        f"{spec.task}]") from exc
+    if not isinstance(model, keras.Model):
+        raise KerastackError(f"{entry.owner} from {entry.plugin.label()}: build() returned "
+                             f"{type(model).__name__}, expected a keras.Model")
+    return model
+
+
+def _distribution(keras, opts, backend):
+    """A context that trains on all devices (``--distribute``), or does nothing."""
+    import contextlib
+
+    if opts.distribute == "none":
+        return contextlib.nullcontext()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # MirroredStrategy() alone takes the GPUs, or a single CPU: name the CPUs when there is no GPU.
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        if opts.batch_size % len(devices):
+            raise UsageError(f"--batch-size {opts.batch_size} must be a multiple of the {len(devices)} devices")
+        return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
+    devices = keras.distribution.list_devices()
+    if opts.batch_size % len(devices):
+        raise UsageError(f"--batch-size {opts.batch_size} must be a multiple of the {len(devices)} devices")
+    if opts.distribute == "data":
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    else:
+        mesh = keras.distribution.DeviceMesh((1, len(devices)), ("batch", "model"), devices=devices)
+        layout = keras.distribution.LayoutMap(mesh)
+        layout[".*dense.*kernel"] = (None, "model")
+        layout[".*embedding.*embeddings"] = (None, "model")
+        keras.distribution.set_distribution(
+            keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch"))
+    return contextlib.nullcontext()
+
+
+def _trim_for_devices(dataset, devices):
+    """JAX shards every batch across the devices, the last partial one too: trim each split to a
+    multiple of the device count (at most ``devices - 1`` samples dropped per split)."""
+    def trim(split):
+        if not is_pair(split):
+            return split
+        n = len(split[0]) - len(split[0]) % devices
+        return split[0][:n], None if split[1] is None else split[1][:n]
+
+    return dataclasses.replace(dataset, train=trim(dataset.train), validation=trim(dataset.validation),
+                               test=trim(dataset.test))
+
+
+def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epoch, seed):
+    from core.engine.augment import augmented
+
+    train, val = targets_for(spec.task, dataset.train), targets_for(spec.task, dataset.validation)
+    common = dict(epochs=opts.epochs, callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch)
+    if opts.steps_per_epoch:
+        common.update(steps_per_epoch=opts.steps_per_epoch, validation_steps=opts.steps_per_epoch)
+    try:
+        if is_pair(train):
+            if opts.steps_per_epoch:  # a quick check: no more samples than the steps will use
+                n = opts.steps_per_epoch * opts.batch_size
+                train = (train[0][:n], None if train[1] is None else train[1][:n])
+                val = None if val is None else (val[0][:n], None if val[1] is None else val[1][:n])
+            val = tuple(val) if val is not None else None
+            if opts.augment:
+                stream = augmented(train[0], train[1], opts.batch_size, opts.augment, seed + initial_epoch)
+                return model.fit(stream, validation_data=val, **common)
+            return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
+        return model.fit(train, validation_data=val, **common)
+    except (KerastackError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise KerastackError(
+            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: "
+            f"{type(exc).__name__}: {first}"
+        ) from exc
+
+
+def _check_finite(history, opts):
+    losses = history.history.get("loss", [])
+    if losses and not np.isfinite(losses[-1]):
+        raise KerastackError(
+            f"training diverged: the loss became {losses[-1]} at epoch {len(losses)}; try a lower "
+            f"--learning-rate (now {opts.learning_rate or 'the default'}), --clip-norm 1.0, "
+            "--warmup 0.1, or --precision float32")
+
+
+def _evaluate(model, dataset, spec, opts, metrics, out):
+    """Test metrics into ``metrics``; predictions.npz (labels, predicted classes) for classification."""
+    if dataset.test is not None:
+        test = targets_for(spec.task, dataset.test)
+        if is_pair(test):
+            result = model.evaluate(test[0], test[1], batch_size=opts.batch_size, verbose=0, return_dict=True)
+        else:
+            result = model.evaluate(test, verbose=0, return_dict=True)
+        metrics.update({f"test_{k}": float(v) for k, v in result.items()})
+    if spec.task == "classification":
+        _, split = dataset.evaluation_split()
+        # Batch by batch, keeping labels only: a streamed split is never all in memory.
+        y_true, y_pred = [], []
+        for x, y in batches(split, 256):
+            if y is None:
+                return
+            y_true.append(np.asarray(y).reshape(-1))
+            y_pred.append(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1).reshape(-1))
+        if y_true:
+            with atomic_path(out / PREDICTIONS_FILE) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
+
+
+def custom_modules(model):
+    """Modules (other than keras's) whose classes the model is made of; imported again at load."""
+    objects = [model, *model._flatten_layers(include_self=False, recursive=True)]
+    return sorted({type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"})
+
+
+def _absolute(plugin):
+    """``--plugin`` files are recorded with absolute paths so the run exports from any directory."""
+    return str(Path(plugin).resolve()) if plugin.endswith(".py") or os.sep in plugin else plugin
+
+
+def _plugin_record(entry, options):
+    info = entry.plugin
+    out = {"name": entry.name, "plugin": info.name, "origin": info.origin}
+    if info.package:
+        out.update(package=info.package, version=info.version)
+    out["options"] = options
+    return out
+
+
+def _transfer(model, source, freeze, lora_rank):
+    """Apply --init-from, --freeze and --lora-rank; what was done, for run.json."""
+    if source is None and freeze == "none" and lora_rank is None:
+        return None
+    initialized = transfer.init_from(model, source.model) if source is not None else set()
+    out = {"init_from": str(source.path) if source else None, "freeze": freeze, "lora_rank": lora_rank}
+    if source is not None:
+        out["matched_layers"] = len(initialized)
+        out["layers"] = len(transfer.weighted_layers(model))
+        print(f"init-from {source.path}: {out['matched_layers']} of {out['layers']} layers matched "
+              "(name and weight shapes)")
+    transfer.freeze(model, freeze, initialized)
+    if lora_rank is not None:
+        out["lora_layers"] = transfer.enable_lora(model, int(lora_rank), initialized)
+    return out
+
+
+def _make_callback(keras, entry):
+    cb = entry.call()
+    if not isinstance(cb, keras.callbacks.Callback):
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()} returned {type(cb).__name__}, "
+            "expected a keras.callbacks.Callback"
+        )
+    return cb

@@ -1,1 +1,0 @@
-"""Helpers of the ``tflite`` exporter for fine-tuning before conversion (QAT, pruning, clustering)."""

@@ -1,0 +1,210 @@
+"""``write_export_report()``: every .tflite variant of a run beside the Keras model it came from.
+
+One row per file: size, gzip size (what a download or an OTA update costs), the task metric on the
+run's evaluation split, agreement and max abs diff with Keras, LiteRT latency at each thread count.
+Every number of a .tflite row comes from ``verify()``, the same code as ``kerastack verify``; the
+first thread count's results are also recorded in ``verify.json``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import KerastackError
+from core.deploy.compare import gzip_size, keras_latency
+from core.files import read_json, write_text
+
+REPORT_MD = "report.md"
+REPORT_PNG = "report.png"
+# task → (metric key suffix in verify() results, how it is shown, whether higher is better)
+METRICS = {"classification": ("accuracy", "accuracy", True), "regression": ("mae", "MAE", False),
+           "reconstruction": ("mse", "MSE", False)}
+KERAS_ROW = "keras"
+
+
+def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
+    """Verify each .tflite among ``files`` at every thread count; write ``report.md`` and
+    ``report.png`` beside them. Returns ``[report.md, report.png]``.
+
+    Files that are not .tflite (model.json, labels.txt: what ``export`` returns too) are skipped.
+    The Keras row is the run's model: its metric, the size of ``model.keras`` and the latency of a
+    single-sample ``predict_on_batch`` in this process's backend.
+    """
+    from core.deploy.verify import verify
+
+    threads = tuple(int(t) for t in threads)
+    if not threads or min(threads) < 1:
+        raise KerastackError(f"export report: thread counts must be positive integers, got {threads!r}")
+    lite = sorted({Path(f) for f in files if Path(f).suffix == ".tflite"}, key=lambda p: p.name)
+    if not lite:
+        raise KerastackError(f"export report: no .tflite file among {[str(f) for f in files]}")
+    folders = {p.parent.resolve() for p in lite}
+    if len(folders) > 1:
+        raise KerastackError(f"export report: the .tflite files lie in {len(folders)} folders; "
+                             "give the files of one export folder")
+    rows = []
+    for path in lite:
+        # The first thread count is the one recorded in verify.json (kerastack verify's default, 1).
+        results = {t: verify(path, run_dir, threads=t, latency_runs=latency_runs, record=i == 0)
+                   for i, t in enumerate(threads)}
+        rows.append(_tflite_row(path, results))
+    first = results[threads[0]]
+    rows.insert(0, _keras_row(run_dir, first, latency_runs))
+    task = _task(first)
+    folder = lite[0].parent
+    facts = _facts(run_dir, first, threads)
+    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts))
+    png = plot_report(rows, threads, task, folder / REPORT_PNG, title=facts["title"])
+    return [md, png]
+
+
+def write_folder_report(run_dir, out_dir):
+    """``write_export_report`` for every .tflite in ``out_dir`` (the exporter's ``report=``)."""
+    files = sorted(p for p in Path(out_dir).glob("*.tflite") if not p.name.startswith("."))  # ".": partial
+    return write_export_report(run_dir, files)
+
+
+# -- rows ------------------------------------------------------------------------------------------
+def _tflite_row(path, results):
+    first = next(iter(results.values()))
+    key = METRICS.get(_task(first), (None,))[0]
+    return {
+        "name": path.name,
+        "size_bytes": first["size_bytes"],
+        "gzip_bytes": gzip_size(path),
+        "metric": first.get(f"tflite_{key}"),
+        "agreement": first.get("agreement"),
+        "max_abs_diff": first["max_abs_diff"],
+        "latency": {t: (r["latency_ms_p50"], r["latency_ms_p90"]) for t, r in results.items()},
+    }
+
+
+def _keras_row(run_dir, result, runs):
+    from core.runs import load_run
+
+    run = load_run(run_dir)
+    key = METRICS.get(_task(result), (None,))[0]
+    p50, p90 = keras_latency(run_dir, runs)
+    return {
+        "name": KERAS_ROW,
+        "size_bytes": run.model_path.stat().st_size,
+        "gzip_bytes": gzip_size(run.model_path),
+        "metric": result.get(f"keras_{key}"),
+        "agreement": None,
+        "max_abs_diff": None,
+        "latency": {"keras": (p50, p90)},
+    }
+
+
+def _task(result):
+    for task, (key, _, _) in METRICS.items():
+        if f"tflite_{key}" in result:
+            return task
+    return None
+
+
+def _facts(run_dir, result, threads):
+    from core import backend as backends
+    from core.runs import load_run
+
+    run = load_run(run_dir)
+    r = run.record
+    arch, data = r.get("architecture", {}).get("name", "?"), r.get("dataset", {}).get("name", "?")
+    return {"title": f"{run.path.name}: {arch} on {data}", "split": result["split"],
+            "samples": result["samples"], "backend": backends.loaded() or run.backend, "threads": threads}
+
+
+# -- markdown --------------------------------------------------------------------------------------
+def render_markdown(rows, threads, task, facts):
+    """The report as a Markdown table, one row per model, Keras first."""
+    key, label, higher = METRICS.get(task, (None, "metric", True))
+    head = ["model", "size", "gzip", label if key else "metric", "agreement", "max abs diff"]
+    head += [f"p50 / p90 ms, {t} thread{'s' if t != 1 else ''}" for t in threads]
+    lines = [f"# Export report — {facts['title']}", "",
+             f"{facts['split'].capitalize()} split, {facts['samples']} samples. Latency: single-sample "
+             f"invocations on LiteRT; the Keras row is `predict_on_batch` of one sample under "
+             f"{facts['backend']}, with its own thread pool (†).", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for row in rows:
+        cells = [f"`{row['name']}`", _kib(row["size_bytes"]), _kib(row["gzip_bytes"]), _num(row["metric"], ".4f"),
+                 _num(row["agreement"], ".4f"), _num(row["max_abs_diff"], ".3g")]
+        if row["name"] == KERAS_ROW:
+            p50, p90 = row["latency"]["keras"]
+            cells += [f"{p50:.3g} / {p90:.3g} †"] + ["—"] * (len(threads) - 1)
+        else:
+            cells += [f"{row['latency'][t][0]:.3g} / {row['latency'][t][1]:.3g}" for t in threads]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"{label}: {'higher' if higher else 'lower'} is better."] if key else []
+    if task == "classification":
+        notes.append("agreement: the share of samples whose top-1 class is Keras's.")
+    notes.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
+    return "\n".join(lines + [""] + notes) + "\n"
+
+
+def _kib(n):
+    return f"{n / 1024:.1f} KiB"
+
+
+def _num(value, spec):
+    return "—" if value is None else format(value, spec)
+
+
+# -- picture ---------------------------------------------------------------------------------------
+def plot_report(rows, threads, task, path, title=""):
+    """Size against the metric (left) and latency p50 with a p90 whisker per thread count (right)."""
+    from core.runs.plots import _figure, _save
+
+    key, label, higher = METRICS.get(task, (None, "metric", True))
+    figure = _figure()
+    figure.set_size_inches(11, 4.2)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    names = [_short(r["name"]) for r in rows]
+
+    for i, (row, name) in enumerate(zip(rows, names)):
+        size, color = row["size_bytes"] / 1024, "tab:gray" if row["name"] == KERAS_ROW else "tab:purple"
+        if row["metric"] is not None:
+            left.scatter(size, row["metric"], s=60, color=color, zorder=3)
+            left.annotate(name, (size, row["metric"]), textcoords="offset points", fontsize=9,
+                          xytext=(6, 5 if i % 2 else -12))  # alternate: close sizes do not overprint
+        else:
+            left.axvline(size, color=color, alpha=0.5)
+            left.text(size, 0.5, f" {name}", transform=left.get_xaxis_transform(), fontsize=9)
+    left.set_xlabel("size (KiB)")
+    left.set_ylabel(f"{label} ({'higher' if higher else 'lower'} is better)" if key else "no task metric")
+    left.set_title("size vs " + (label if key else "metric"))
+    left.grid(True, alpha=0.3)
+    left.margins(x=0.25, y=0.15)
+    left.set_xlim(left=0)
+
+    groups = [("keras", "Keras †")] + [(t, f"{t} thread{'s' if t != 1 else ''}") for t in threads]
+    height = 0.8 / len(threads)
+    for j, (t, legend) in enumerate(groups):
+        ys, p50s, whiskers = [], [], []
+        for i, row in enumerate(rows):
+            if t not in row["latency"]:
+                continue
+            p50, p90 = row["latency"][t]
+            offset = 0 if t == "keras" else (j - 1 - (len(threads) - 1) / 2) * height
+            ys.append(i + offset)
+            p50s.append(p50)
+            whiskers.append(max(p90 - p50, 0))
+        if ys:
+            right.barh(ys, p50s, height=height * 0.95, xerr=[np.zeros(len(ys)), whiskers], capsize=2,
+                       color="tab:gray" if t == "keras" else f"C{j - 1}", alpha=0.85, label=legend)
+    right.set_yticks(range(len(rows)), names)
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlabel("latency per sample, ms (p50; whisker to p90)")
+    right.set_title("latency")
+    right.grid(True, axis="x", alpha=0.3)
+    right.legend(fontsize="small", loc="lower right")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _short(name):
+    return name.removeprefix("model_").removesuffix(".tflite")
+
+

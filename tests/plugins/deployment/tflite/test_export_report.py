@@ -1,0 +1,100 @@
+"""``write_export_report``: float32 and int8 .tflite beside Keras, every number from ``verify()``."""
+
+import re
+import struct
+
+import pytest
+
+from conftest import read_json, run_python
+
+pytestmark = pytest.mark.slow
+
+# One TensorFlow process: train a tiny cnn, export two variants, write the report.
+JOB = """
+import json, sys
+from core import export, train
+from plugins.deployment.tflite.report import write_export_report
+out = sys.argv[1]
+run = train("cnn", "digits", backend="tensorflow", epochs=2, seed=0, out=out, verbose=0,
+            hparams={"filters": 8, "dense": 32})
+files = export(out, "tflite") + export(out, "tflite", {"quantize": "int8"})
+written = write_export_report(out, files, threads=(1, 2), latency_runs=50)
+json.dump({"files": [str(f) for f in files], "written": [str(w) for w in written]}, open(out + "/job.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run = tmp_path_factory.mktemp("export-report") / "run"
+    run_python(JOB, run, env={"KERAS_BACKEND": "tensorflow"})
+    job = read_json(run / "job.json")
+    folder = run / "export" / "tflite"
+    return run, folder, job
+
+
+def table(markdown):
+    """{first cell: {column: cell}} of the Markdown table."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert set(lines[1]) <= set("|-: ")
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = dict(zip(head, cells))
+    return head, rows
+
+
+def test_writes_markdown_and_png_beside_the_files(report):
+    run, folder, job = report
+    assert job["written"] == [str(folder / "report.md"), str(folder / "report.png")]
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_one_row_per_variant_and_the_keras_baseline(report):
+    _, folder, _ = report
+    head, rows = table((folder / "report.md").read_text())
+    assert head == ["model", "size", "gzip", "accuracy", "agreement", "max abs diff",
+                    "p50 / p90 ms, 1 thread", "p50 / p90 ms, 2 threads"]
+    assert list(rows) == ["keras", "model_float32.tflite", "model_int8.tflite"]
+    assert rows["keras"]["agreement"] == "—" and rows["keras"]["p50 / p90 ms, 2 threads"] == "—"
+    assert rows["keras"]["p50 / p90 ms, 1 thread"].endswith("†")
+
+
+def test_numbers_match_verify_json(report):
+    run, folder, _ = report
+    _, rows = table((folder / "report.md").read_text())
+    recorded = read_json(folder / "verify.json")
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        row, v = rows[name], recorded[name]
+        assert v["threads"] == 1  # the first thread count is the one recorded
+        assert row["size"] == f"{v['size_bytes'] / 1024:.1f} KiB"
+        assert row["accuracy"] == f"{v['tflite_accuracy']:.4f}"
+        assert row["agreement"] == f"{v['agreement']:.4f}"
+        assert row["max abs diff"] == f"{v['max_abs_diff']:.3g}"
+        assert row["p50 / p90 ms, 1 thread"] == f"{v['latency_ms_p50']:.3g} / {v['latency_ms_p90']:.3g}"
+        p50, p90 = map(float, row["p50 / p90 ms, 2 threads"].split(" / "))
+        assert 0 < p50 <= p90
+        gzipped = float(row["gzip"].split()[0])
+        assert 0 < gzipped < v["size_bytes"] / 1024
+    keras_accuracy = recorded["model_float32.tflite"]["keras_accuracy"]
+    assert rows["keras"]["accuracy"] == f"{keras_accuracy:.4f}"
+    assert rows["keras"]["size"] == f"{(run / 'model.keras').stat().st_size / 1024:.1f} KiB"
+    # What the report shows is what the models do: float32 is Keras, int8 is a quarter of the size.
+    assert recorded["model_float32.tflite"]["max_abs_diff"] < 1e-4
+    assert recorded["model_int8.tflite"]["agreement"] >= 0.9
+    assert recorded["model_int8.tflite"]["size_bytes"] < 0.6 * recorded["model_float32.tflite"]["size_bytes"]
+
+
+def test_png_is_a_picture(report):
+    _, folder, _ = report
+    data = (folder / "report.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 800 and height > 300 and len(data) > 10_000
+
+
+def test_header_names_run_split_and_backend(report):
+    run, folder, _ = report
+    text = (folder / "report.md").read_text()
+    assert text.startswith(f"# Export report — {run.name}: cnn on digits")
+    assert re.search(r"Test split, \d+ samples", text) and "under tensorflow" in text
