@@ -20,9 +20,13 @@ HERE = Path(__file__).parent
 MODELS = {
     "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, epochs=15),
     # ≥ 1 M parameters: a MobileNetV2 of four stages on 32×32 shapes.
-    "mobilenet/shapes32": dict(arch="mobilenet", data="shapes",
-                               hparams={"filters": (32, 64, 128, 256), "blocks": (1, 2, 3, 2), "expansion": 6},
-                               data_options={"size": 32, "samples": 2000}, epochs=10),
+    "mobilenet/shapes32": dict(
+        arch="mobilenet",
+        data="shapes",
+        hparams={"filters": (32, 64, 128, 256), "blocks": (1, 2, 3, 2), "expansion": 6},
+        data_options={"size": 32, "samples": 2000},
+        epochs=10,
+    ),
 }
 EXPORTS = [  # (label, exporter options)
     ("ptq", {"quantize": "all"}),
@@ -44,12 +48,24 @@ def measure(name, model, epochs_scale, run_dir=None):
         run = load_run(run_dir)
     else:
         root = Path(tempfile.mkdtemp(prefix="edge-"))
-        run = train(model["arch"], model["data"], backend="tensorflow", hparams=model["hparams"],
-                    data_options=model["data_options"], epochs=max(1, round(model["epochs"] * epochs_scale)),
-                    seed=0, out=root / "run", verbose=0)
-    result = {"model": name, "params": run.metrics["total_params"], "epochs": run.metrics["epochs"],
-              "train_s": round(run.metrics["seconds"] if run_dir else time.perf_counter() - started, 1),
-              "files": {}}
+        run = train(
+            model["arch"],
+            model["data"],
+            backend="tensorflow",
+            hparams=model["hparams"],
+            data_options=model["data_options"],
+            epochs=max(1, round(model["epochs"] * epochs_scale)),
+            seed=0,
+            out=root / "run",
+            verbose=0,
+        )
+    result = {
+        "model": name,
+        "params": run.metrics["total_params"],
+        "epochs": run.metrics["epochs"],
+        "train_s": round(run.metrics["seconds"] if run_dir else time.perf_counter() - started, 1),
+        "files": {},
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "files"}), flush=True)
     for label, options in EXPORTS:
         started = time.perf_counter()
@@ -65,8 +81,14 @@ def measure(name, model, epochs_scale, run_dir=None):
             for threads in (1, 2):
                 v = verify(path, run.path, threads=threads, latency_runs=300)
                 row[f"p50_ms_{threads}t"] = v["latency_ms_p50"]
-            row.update(size=v["size_bytes"], gzip=meta[path.name]["gzip_bytes"], accuracy=v["tflite_accuracy"],
-                       keras=v["keras_accuracy"], agreement=v["agreement"], max_abs_diff=v["max_abs_diff"])
+            row.update(
+                size=v["size_bytes"],
+                gzip=meta[path.name]["gzip_bytes"],
+                accuracy=v["tflite_accuracy"],
+                keras=v["keras_accuracy"],
+                agreement=v["agreement"],
+                max_abs_diff=v["max_abs_diff"],
+            )
             pruning = meta[path.name].get("pruning")
             if pruning:  # the kernels' share of zeros, averaged over the pruned layers
                 values = list((pruning.get("sparsity") or {}).values())
@@ -103,36 +125,52 @@ def goals(r):
         row = f.get(f"model_int8-qat-{method}.tflite")
         if row:
             ok = row["accuracy"] >= keras - 0.003 and (ptq is None or row["accuracy"] >= ptq)
-            out.append((f"{method} QAT within 0.3 point of Keras and ≥ PTQ",
-                        f"{row['accuracy']:.4f} (PTQ {ptq:.4f})", ok))
+            out.append(
+                (f"{method} QAT within 0.3 point of Keras and ≥ PTQ", f"{row['accuracy']:.4f} (PTQ {ptq:.4f})", ok)
+            )
         elif f"qat-{method}" in f:
             out.append((f"{method} QAT", f["qat-" + method]["error"], False))
     pruned = f.get("model_float32-pruned50.tflite")
     if pruned:
         value = pruned["gzip"] / base["gzip"]
-        out.append(("50 % pruning: gzip ≤ 0.55× dense", f"{value:.3f}× (sparsity {pruned.get('sparsity')})",
-                    value <= 0.55))
-        out.append(("50 % pruning: accuracy within 0.3 point", f"{pruned['accuracy']:.4f} vs {keras:.4f}",
-                    pruned["accuracy"] >= keras - 0.003))
+        out.append(
+            ("50 % pruning: gzip ≤ 0.55× dense", f"{value:.3f}× (sparsity {pruned.get('sparsity')})", value <= 0.55)
+        )
+        out.append(
+            (
+                "50 % pruning: accuracy within 0.3 point",
+                f"{pruned['accuracy']:.4f} vs {keras:.4f}",
+                pruned["accuracy"] >= keras - 0.003,
+            )
+        )
     return out
 
 
 def write(results):
     (HERE / "edge.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Edge deployment", "",
-             f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make bench-edge` "
-             "(LiteRT latency: median single-sample invoke).", ""]
+    lines = [
+        "# Edge deployment",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make bench-edge` "
+        "(LiteRT latency: median single-sample invoke).",
+        "",
+    ]
     for r in results:
-        lines += [f"## {r['model']} ({r['params']:,} parameters, {r['epochs']} epochs, trained in {r['train_s']} s)",
-                  "", "| file | KiB | gzip KiB | accuracy | agreement | max abs diff | p50 ms 1t | p50 ms 2t |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {r['model']} ({r['params']:,} parameters, {r['epochs']} epochs, trained in {r['train_s']} s)",
+            "",
+            "| file | KiB | gzip KiB | accuracy | agreement | max abs diff | p50 ms 1t | p50 ms 2t |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name, row in r["files"].items():
             if "error" in row:
                 lines.append(f"| {name} | error: {row['error']} | | | | | | |")
                 continue
-            lines.append(f"| {name} | {row['size'] / 1024:.1f} | {row['gzip'] / 1024:.1f} | {row['accuracy']:.4f} | "
-                         f"{row['agreement']:.4f} | {row['max_abs_diff']:.1e} | {row['p50_ms_1t']:.3f} | "
-                         f"{row['p50_ms_2t']:.3f} |")
+            lines.append(
+                f"| {name} | {row['size'] / 1024:.1f} | {row['gzip'] / 1024:.1f} | {row['accuracy']:.4f} | "
+                f"{row['agreement']:.4f} | {row['max_abs_diff']:.1e} | {row['p50_ms_1t']:.3f} | "
+                f"{row['p50_ms_2t']:.3f} |"
+            )
         keras = next(iter(r["files"].values())).get("keras")
         lines += ["", f"Keras float accuracy: {keras:.4f}", "", "| goal | measured | met |", "|---|---|---|"]
         lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in goals(r)]
@@ -150,8 +188,13 @@ def main():
     os.environ["KERAS_BACKEND"] = "tensorflow"
     only = set(filter(None, args.only.split(",")))
     runs = dict(pair.split("=", 1) for pair in filter(None, args.runs.split(",")))
-    write([measure(name, model, args.epochs_scale, runs.get(name)) for name, model in MODELS.items()
-           if not only or name in only])
+    write(
+        [
+            measure(name, model, args.epochs_scale, runs.get(name))
+            for name, model in MODELS.items()
+            if not only or name in only
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,14 @@ arch, data, epochs, batch, hparams, data_options = sys.argv[1:7]
 keras.utils.set_random_seed(0)
 dataset = importlib.import_module(f"plugins.datasets.{data}").load(**json.loads(data_options))
 model = importlib.import_module(f"plugins.architectures.{arch}").build(spec_of(dataset), **json.loads(hparams))
-model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-              metrics=["accuracy"])
+model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 x, y = dataset.train
-model.fit(x, y, batch_size=int(batch), epochs=int(epochs), validation_data=dataset.validation, verbose=0,
-          callbacks=[timing_plugin.make()])
+model.fit(
+    x,
+    y,
+    batch_size=int(batch),
+    epochs=int(epochs),
+    validation_data=dataset.validation,
+    verbose=0,
+    callbacks=[timing_plugin.make()],
+)

@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing_plugin  # noqa: E402
+
 from core.data import spec_of  # noqa: E402
 from plugins.architectures import cnn  # noqa: E402
 from plugins.datasets import digits  # noqa: E402
@@ -39,14 +40,18 @@ def layers():
     x = np.random.default_rng(0).random((64, 16, 16, 144), dtype=np.float32)
     y = np.zeros((64, 144), np.float32)
     out = {}
-    for name, layer in (("depthwise 3×3", keras.layers.DepthwiseConv2D(3, padding="same")),
-                        ("conv 3×3", keras.layers.Conv2D(144, 3, padding="same")),
-                        ("conv 1×1", keras.layers.Conv2D(144, 1))):
+    for name, layer in (
+        ("depthwise 3×3", keras.layers.DepthwiseConv2D(3, padding="same")),
+        ("conv 3×3", keras.layers.Conv2D(144, 3, padding="same")),
+        ("conv 1×1", keras.layers.Conv2D(144, 1)),
+    ):
         inputs = keras.Input(x.shape[1:])
         model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(layer(inputs)))
         model.compile("sgd", "mse")
-        out[name] = {"train_step": median_ms(lambda: model.train_on_batch(x, y)),
-                     "forward": median_ms(lambda: model.predict_on_batch(x))}
+        out[name] = {
+            "train_step": median_ms(lambda m=model: m.train_on_batch(x, y)),
+            "forward": median_ms(lambda m=model: m.predict_on_batch(x)),
+        }
     return out
 
 
@@ -57,12 +62,22 @@ def knobs(epochs=5):
         for spe in (1, 8):
             keras.utils.set_random_seed(0)
             model = cnn.build(spec_of(dataset))
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"], steps_per_execution=spe)
+            model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                steps_per_execution=spe,
+            )
             times, key = timing_plugin.make(), f"batch {batch}, steps_per_execution {spe}"
             try:
-                model.fit(*dataset.train, batch_size=batch, epochs=epochs, validation_data=dataset.validation,
-                          verbose=0, callbacks=[times])
+                model.fit(
+                    *dataset.train,
+                    batch_size=batch,
+                    epochs=epochs,
+                    validation_data=dataset.validation,
+                    verbose=0,
+                    callbacks=[times],
+                )
             except ValueError:  # torch: steps_per_execution must be 1
                 out[key] = None
                 continue

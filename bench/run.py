@@ -27,17 +27,22 @@ KERASTACK = str(Path(sys.executable).with_name("kerastack"))
 BACKENDS = ("tensorflow", "jax", "torch")
 
 MODELS = {
-    "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, batch=64, epochs=8,
-                       repeats=5),
+    "cnn/digits": dict(arch="cnn", data="digits", hparams={}, data_options={}, batch=64, epochs=8, repeats=5),
     # ~1 M parameters (1,088,043): ResNet, two blocks per stage at 40, 80, 160 filters, on 32×32 images.
     # (MobileNet is not the ~1 M row: XLA:CPU's depthwise convolution makes a JAX epoch take minutes;
     # bench/probe.py measures that layer alone.)
-    "resnet/shapes32": dict(arch="resnet", data="shapes", hparams={"width": 40, "depth": 2, "stages": 3},
-                            data_options={"size": 32, "samples": 1500}, batch=64, epochs=3, repeats=3),
+    "resnet/shapes32": dict(
+        arch="resnet",
+        data="shapes",
+        hparams={"width": 40, "depth": 2, "stages": 3},
+        data_options={"size": 32, "samples": 1500},
+        batch=64,
+        epochs=3,
+        repeats=3,
+    ),
 }
 VARIANT_TIMEOUT = 300
-VARIANTS = (("jit_off", ["--jit", "off"]), ("jit_on", ["--jit", "on"]),
-            ("bf16", ["--precision", "mixed_bfloat16"]))
+VARIANTS = (("jit_off", ["--jit", "off"]), ("jit_on", ["--jit", "on"]), ("bf16", ["--precision", "mixed_bfloat16"]))
 
 
 def timed(cmd, env, timeout=None):
@@ -65,18 +70,46 @@ def hp_text(value):
 
 def kerastack_cmd(model, backend, scratch, extra=()):
     out = tempfile.mkdtemp(prefix="bench-run-", dir=scratch)
-    cmd = [KERASTACK, "--plugin", str(HERE / "timing_plugin.py"), "train", "--arch", model["arch"],
-           "--data", model["data"], "--backend", backend, "--epochs", str(model["epochs"]), "--batch-size",
-           str(model["batch"]), "--seed", "0", "--callback", "epoch_times", "--out", str(Path(out) / "run"),
-           "--quiet", *extra]
+    cmd = [
+        KERASTACK,
+        "--plugin",
+        str(HERE / "timing_plugin.py"),
+        "train",
+        "--arch",
+        model["arch"],
+        "--data",
+        model["data"],
+        "--backend",
+        backend,
+        "--epochs",
+        str(model["epochs"]),
+        "--batch-size",
+        str(model["batch"]),
+        "--seed",
+        "0",
+        "--callback",
+        "epoch_times",
+        "--out",
+        str(Path(out) / "run"),
+        "--quiet",
+        *extra,
+    ]
     cmd += [f"--hp={k}={hp_text(v)}" for k, v in model["hparams"].items()]
     cmd += [f"--data-opt={k}={hp_text(v)}" for k, v in model["data_options"].items()]
     return cmd
 
 
 def plain_cmd(model):
-    return [sys.executable, str(HERE / "plain_fit.py"), model["arch"], model["data"], str(model["epochs"]),
-            str(model["batch"]), json.dumps(model["hparams"]), json.dumps(model["data_options"])]
+    return [
+        sys.executable,
+        str(HERE / "plain_fit.py"),
+        model["arch"],
+        model["data"],
+        str(model["epochs"]),
+        str(model["batch"]),
+        json.dumps(model["hparams"]),
+        json.dumps(model["data_options"]),
+    ]
 
 
 def steady(record, part="total"):
@@ -93,24 +126,31 @@ def bench_model(name, model, backends, samples, repeats, scratch):
             ours.append(timed(kerastack_cmd(model, backend, scratch), env))
             plain.append(timed(plain_cmd(model), env))
         med = lambda records, f: statistics.median(f(r) for r in records)  # noqa: E731
-        row = {"model": name, "backend": backend, "repeats": repeats, "epochs": model["epochs"],
-               "epoch_s": med(ours, steady), "plain_epoch_s": med(plain, steady),
-               "loop_s": med(ours, lambda r: steady(r, "loop")),
-               "plain_loop_s": med(plain, lambda r: steady(r, "loop")),
-               "epoch_end_s": med(ours, lambda r: steady(r, "end")),
-               "plain_epoch_end_s": med(plain, lambda r: steady(r, "end")),
-               "first_epoch_ratio": med(ours, lambda r: r["epochs"][0]["total"] / steady(r)),
-               "to_first_step_s": med(ours, lambda r: r["to_first_step"]),
-               "plain_to_first_step_s": med(plain, lambda r: r["to_first_step"]),
-               # per-repeat ratios, to show the spread
-               "loop_ratios": [steady(o, "loop") / steady(p, "loop") for o, p in zip(ours, plain)]}
+        row = {
+            "model": name,
+            "backend": backend,
+            "repeats": repeats,
+            "epochs": model["epochs"],
+            "epoch_s": med(ours, steady),
+            "plain_epoch_s": med(plain, steady),
+            "loop_s": med(ours, lambda r: steady(r, "loop")),
+            "plain_loop_s": med(plain, lambda r: steady(r, "loop")),
+            "epoch_end_s": med(ours, lambda r: steady(r, "end")),
+            "plain_epoch_end_s": med(plain, lambda r: steady(r, "end")),
+            "first_epoch_ratio": med(ours, lambda r: r["epochs"][0]["total"] / steady(r)),
+            "to_first_step_s": med(ours, lambda r: r["to_first_step"]),
+            "plain_to_first_step_s": med(plain, lambda r: r["to_first_step"]),
+            # per-repeat ratios, to show the spread
+            "loop_ratios": [steady(o, "loop") / steady(p, "loop") for o, p in zip(ours, plain)],
+        }
         row["overhead"] = row["epoch_s"] / row["plain_epoch_s"]
         row["loop_overhead"] = row["loop_s"] / row["plain_loop_s"]
         row["samples_per_s"] = samples / row["epoch_s"]
         for label, extra in VARIANTS:
             try:
-                row[f"{label}_epoch_s"] = steady(timed(kerastack_cmd(model, backend, scratch, extra), env,
-                                                       timeout=VARIANT_TIMEOUT))
+                row[f"{label}_epoch_s"] = steady(
+                    timed(kerastack_cmd(model, backend, scratch, extra), env, timeout=VARIANT_TIMEOUT)
+                )
             except RuntimeError as exc:
                 row[f"{label}_epoch_s"] = None
                 row[f"{label}_error"] = " ".join(str(exc).split())[-300:]
@@ -134,24 +174,40 @@ def startup(runs=9):
             walls.append(time.perf_counter() - started)
         return statistics.median(walls)
 
-    heavy = subprocess.run([sys.executable, "-c", "import sys; from core.cli import build_cli; "
-                            "from core.plugins import PluginHost; build_cli(PluginHost()); "
-                            "print([m for m in ('keras','tensorflow','jax','torch') if m in sys.modules])"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    out = {"help_s": median_wall([KERASTACK, "--help"], cached),
-           "plugins_s": median_wall([KERASTACK, "plugins"], cached),
-           "python_s": median_wall([sys.executable, "-c", "pass"], cached),
-           "heavy_modules_after_help": heavy}
+    heavy = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from core.cli import build_cli; "
+            "from core.plugins import PluginHost; build_cli(PluginHost()); "
+            "print([m for m in ('keras','tensorflow','jax','torch') if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    out = {
+        "help_s": median_wall([KERASTACK, "--help"], cached),
+        "plugins_s": median_wall([KERASTACK, "plugins"], cached),
+        "python_s": median_wall([sys.executable, "-c", "pass"], cached),
+        "heavy_modules_after_help": heavy,
+    }
     for backend in BACKENDS:
-        out[f"import_keras_{backend}_s"] = median_wall([sys.executable, "-c", "import keras"],
-                                                       dict(cached, KERAS_BACKEND=backend), runs=3)
+        out[f"import_keras_{backend}_s"] = median_wall(
+            [sys.executable, "-c", "import keras"], dict(cached, KERAS_BACKEND=backend), runs=3
+        )
     return out
 
 
 def probe(backend):
     """bench/probe.py under ``backend``: per-layer step times and the batch / steps_per_execution knobs."""
-    proc = subprocess.run([sys.executable, str(HERE / "probe.py")], env=dict(os.environ, KERAS_BACKEND=backend),
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "probe.py")],
+        env=dict(os.environ, KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -161,51 +217,85 @@ def fmt(value, spec=".2f"):
 
 def write(results):
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# kerastack benchmark", "", f"Measured {results['when']} on {results['machine']} "
-             f"(`make bench`, {results['command']}).", "",
-             "## Training", "",
-             "Steady epoch = median of epochs 2..N, then the median over repeats. *loop* is the training"
-             " and validation passes; *epoch end* is the work after them (kerastack: history.csv,"
-             " checkpoint.keras and best.keras each epoch; plain fit: nothing). Overhead = kerastack /"
-             " plain `model.fit` of the same model, data, batch size and optimizer.", "",
-             "| model | backend | epoch s | samples/s | plain epoch s | overhead (epoch) | overhead (loop) "
-             "| loop ratio per repeat | epoch end ms | 1st epoch / steady | to 1st step s (plain) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# kerastack benchmark",
+        "",
+        f"Measured {results['when']} on {results['machine']} (`make bench`, {results['command']}).",
+        "",
+        "## Training",
+        "",
+        "Steady epoch = median of epochs 2..N, then the median over repeats. *loop* is the training"
+        " and validation passes; *epoch end* is the work after them (kerastack: history.csv,"
+        " checkpoint.keras and best.keras each epoch; plain fit: nothing). Overhead = kerastack /"
+        " plain `model.fit` of the same model, data, batch size and optimizer.",
+        "",
+        "| model | backend | epoch s | samples/s | plain epoch s | overhead (epoch) | overhead (loop) "
+        "| loop ratio per repeat | epoch end ms | 1st epoch / steady | to 1st step s (plain) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results["training"]:
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {r['samples_per_s']:.0f} | "
             f"{r['plain_epoch_s']:.3f} | {r['overhead']:.3f}× | {r['loop_overhead']:.3f}× | "
             f"{', '.join(f'{x:.2f}' for x in r['loop_ratios'])} | {1000 * r['epoch_end_s']:.0f} | "
-            f"{r['first_epoch_ratio']:.1f} | {r['to_first_step_s']:.1f} ({r['plain_to_first_step_s']:.1f}) |")
-    lines += ["", "### `--jit` and `--precision` (kerastack steady epoch, s)", "",
-              "| model | backend | default (`--jit auto`, float32) | `--jit off` | `--jit on` | `--precision mixed_bfloat16` |",
-              "|---|---|---|---|---|---|"]
+            f"{r['first_epoch_ratio']:.1f} | {r['to_first_step_s']:.1f} ({r['plain_to_first_step_s']:.1f}) |"
+        )
+    lines += [
+        "",
+        "### `--jit` and `--precision` (kerastack steady epoch, s)",
+        "",
+        "| model | backend | default (`--jit auto`, float32) | `--jit off` | `--jit on` | `--precision mixed_bfloat16` |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results["training"]:
-        lines.append(f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {fmt(r.get('jit_off_epoch_s'), '.3f')} | "
-                     f"{fmt(r.get('jit_on_epoch_s'), '.3f')} | {fmt(r.get('bf16_epoch_s'), '.3f')} |")
-    errors = [(r["model"], r["backend"], k, v) for r in results["training"] for k, v in r.items() if k.endswith("_error")]
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {fmt(r.get('jit_off_epoch_s'), '.3f')} | "
+            f"{fmt(r.get('jit_on_epoch_s'), '.3f')} | {fmt(r.get('bf16_epoch_s'), '.3f')} |"
+        )
+    errors = [
+        (r["model"], r["backend"], k, v) for r in results["training"] for k, v in r.items() if k.endswith("_error")
+    ]
     lines += [f"- {m} {b} {k[:-6]}: {v}" for m, b, k, v in errors]
     probes = results["probe"]
     if probes:
         names = list(probes[0]["layers"])
-        lines += ["", "## Why the backends differ on CPU (bench/probe.py)", "",
-                  "One training step (forward + backward + SGD) of a single layer on a 64×16×16×144 batch, ms"
-                  " (forward pass alone in brackets):", "",
-                  "| backend | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        lines += [
+            "",
+            "## Why the backends differ on CPU (bench/probe.py)",
+            "",
+            "One training step (forward + backward + SGD) of a single layer on a 64×16×16×144 batch, ms"
+            " (forward pass alone in brackets):",
+            "",
+            "| backend | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
         for p in probes:
-            lines.append(f"| {p['backend']} | " + " | ".join(
-                f"{p['layers'][n]['train_step']:.0f} ({p['layers'][n]['forward']:.0f})" for n in names) + " |")
+            lines.append(
+                f"| {p['backend']} | "
+                + " | ".join(f"{p['layers'][n]['train_step']:.0f} ({p['layers'][n]['forward']:.0f})" for n in names)
+                + " |"
+            )
         knobs = list(probes[0]["knobs"])
-        lines += ["", "Default CNN on digits, plain `model.fit`, steady epoch in ms (— : refused by the backend):",
-                  "", "| backend | " + " | ".join(knobs) + " |", "|---" * (len(knobs) + 1) + "|"]
+        lines += [
+            "",
+            "Default CNN on digits, plain `model.fit`, steady epoch in ms (— : refused by the backend):",
+            "",
+            "| backend | " + " | ".join(knobs) + " |",
+            "|---" * (len(knobs) + 1) + "|",
+        ]
         for p in probes:
             lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
     s = results["startup"]
-    lines += ["", "## Start-up (median of 9 runs; `import keras`: of 3)", "",
-              f"- `kerastack --help`: {s['help_s']:.2f} s (bare `python -c pass`: {s['python_s']:.2f} s); "
-              f"`kerastack plugins`: {s['plugins_s']:.2f} s (with Python's bytecode cache, as installed)",
-              f"- heavy modules imported by building the CLI: {s['heavy_modules_after_help']}",
-              "- `import keras`: " + ", ".join(f"{b} {s[f'import_keras_{b}_s']:.1f} s" for b in BACKENDS), ""]
+    lines += [
+        "",
+        "## Start-up (median of 9 runs; `import keras`: of 3)",
+        "",
+        f"- `kerastack --help`: {s['help_s']:.2f} s (bare `python -c pass`: {s['python_s']:.2f} s); "
+        f"`kerastack plugins`: {s['plugins_s']:.2f} s (with Python's bytecode cache, as installed)",
+        f"- heavy modules imported by building the CLI: {s['heavy_modules_after_help']}",
+        "- `import keras`: " + ", ".join(f"{b} {s[f'import_keras_{b}_s']:.1f} s" for b in BACKENDS),
+        "",
+    ]
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -231,15 +321,21 @@ def main():
 
 
 def run(args, scratch):
-    results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "command": " ".join(["bench/run.py", *sys.argv[1:]]), "training": [], "startup": startup()}
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+        "training": [],
+        "startup": startup(),
+    }
     print(json.dumps(results["startup"]), flush=True)
     results["probe"] = [probe(b) for b in args.backends.split(",")]
     print(json.dumps(results["probe"]), flush=True)
     for name in args.models.split(","):
         model = MODELS[name]
-        results["training"] += bench_model(name, model, args.backends.split(","), train_size(model),
-                                           args.repeats or model["repeats"], scratch)
+        results["training"] += bench_model(
+            name, model, args.backends.split(","), train_size(model), args.repeats or model["repeats"], scratch
+        )
     write(results)
 
 

@@ -41,8 +41,9 @@ def make():
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.perf_counter()
-            self.epochs.append({"total": now - self.started, "loop": self.test_end - self.started,
-                                "end": now - self.test_end})
+            self.epochs.append(
+                {"total": now - self.started, "loop": self.test_end - self.started, "end": now - self.test_end}
+            )
             if "KERASTACK_BENCH_TIMES" in os.environ:  # a child process reports to bench/run.py
                 with open(os.environ["KERASTACK_BENCH_TIMES"], "w") as f:
                     json.dump({"epochs": self.epochs, "first_step_wall": self.first_step_wall}, f)

@@ -34,8 +34,9 @@ def main():
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--epochs-scale", type=float, default=1.0)
     parser.add_argument("--only", default="")
-    parser.add_argument("--append", action="store_true",
-                        help="keep the families already in bench/zoo.json; measure only the others")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the families already in bench/zoo.json; measure only the others"
+    )
     args = parser.parse_args()
     from core import export, train, verify
 
@@ -53,12 +54,31 @@ def main():
         for backend in args.backends.split(","):
             out = root / f"{arch}-{backend}"
             started = time.perf_counter()
-            run = train(arch, data, backend=backend, hparams=hparams, data_options=options, epochs=epochs,
-                        seed=0, out=out, verbose=0)
+            run = train(
+                arch,
+                data,
+                backend=backend,
+                hparams=hparams,
+                data_options=options,
+                epochs=epochs,
+                seed=0,
+                out=out,
+                verbose=0,
+            )
             m = run.metrics
-            rows.append({"arch": arch, "data": data, "backend": backend, "params": m["total_params"],
-                         "epochs": m["epochs"], "epoch_s": m["seconds"] / m["epochs"], "metric": metric,
-                         "value": m.get(metric), "wall_s": time.perf_counter() - started})
+            rows.append(
+                {
+                    "arch": arch,
+                    "data": data,
+                    "backend": backend,
+                    "params": m["total_params"],
+                    "epochs": m["epochs"],
+                    "epoch_s": m["seconds"] / m["epochs"],
+                    "metric": metric,
+                    "value": m.get(metric),
+                    "wall_s": time.perf_counter() - started,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
         run_dir = root / f"{arch}-{args.backends.split(',')[0]}"
         row = {"arch": arch, "data": data}
@@ -66,10 +86,14 @@ def main():
             try:
                 lite = export(run_dir, "tflite", {"quantize": quantize})[0]
                 v = verify(lite, run_dir)
-                row[quantize] = {"size_kib": v["size_bytes"] / 1024,
-                                 "accuracy": v.get("tflite_accuracy"), "keras": v.get("keras_accuracy"),
-                                 "mse": v.get("tflite_mse"), "max_abs_diff": v["max_abs_diff"],
-                                 "agreement": v.get("agreement")}
+                row[quantize] = {
+                    "size_kib": v["size_bytes"] / 1024,
+                    "accuracy": v.get("tflite_accuracy"),
+                    "keras": v.get("keras_accuracy"),
+                    "mse": v.get("tflite_mse"),
+                    "max_abs_diff": v["max_abs_diff"],
+                    "agreement": v.get("agreement"),
+                }
             except Exception as exc:  # report it in the table, keep going
                 row[quantize] = {"error": " ".join(str(exc).split())[:160]}
         edge.append(row)
@@ -83,21 +107,39 @@ def write(rows, edge):
     order = [f[0] for f in FAMILIES]
     rows = sorted(rows, key=lambda r: order.index(r["arch"]))
     edge = sorted(edge, key=lambda e: order.index(e["arch"]))
-    lines = ["# Model zoo", "", f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make zoo`.",
-             "", "| architecture | data | backend | parameters | s/epoch | epochs | validation metric |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Model zoo",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores by `make zoo`.",
+        "",
+        "| architecture | data | backend | parameters | s/epoch | epochs | validation metric |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['arch']} | {r['data']} | {r['backend']} | {r['params']:,} | {r['epoch_s']:.2f} | "
-                     f"{r['epochs']} | {r['metric']} {f(r['value'])} |")
-    lines += ["", "| architecture | float32 KiB | float32 metric | int8 KiB | int8 metric | int8 agreement |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['arch']} | {r['data']} | {r['backend']} | {r['params']:,} | {r['epoch_s']:.2f} | "
+            f"{r['epochs']} | {r['metric']} {f(r['value'])} |"
+        )
+    lines += [
+        "",
+        "| architecture | float32 KiB | float32 metric | int8 KiB | int8 metric | int8 agreement |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in edge:
-        def cells(q):
+
+        def cells(q, e=e):
             d = e[q]
             if "error" in d:
                 return f"error: {d['error']}", ""
-            metric = f(d["accuracy"]) if d["accuracy"] is not None else f"mse {f(d['mse'], 4)}" if d["mse"] is not None else f"max diff {d['max_abs_diff']:.1e}"
+            metric = (
+                f(d["accuracy"])
+                if d["accuracy"] is not None
+                else f"mse {f(d['mse'], 4)}"
+                if d["mse"] is not None
+                else f"max diff {d['max_abs_diff']:.1e}"
+            )
             return f"{d['size_kib']:.1f}", metric
+
         fs, fm = cells("none")
         i8s, i8m = cells("int8")
         lines.append(f"| {e['arch']} | {fs} | {fm} | {i8s} | {i8m} | {f(e['int8'].get('agreement'))} |")

@@ -39,8 +39,7 @@ def select(name):
     """Make ``name`` the backend keras will be imported with, without importing it yet."""
     name = resolve(name)
     if not can_use(name):
-        raise KerastackError(
-            f"this process already runs keras with backend {loaded()!r}; {name!r} needs a new process")
+        raise KerastackError(f"this process already runs keras with backend {loaded()!r}; {name!r} needs a new process")
     os.environ["KERAS_BACKEND"] = name
     return name
 
@@ -50,9 +49,7 @@ def use(name):
     name = resolve(name)
     current = loaded()
     if current is not None and current != name:
-        raise KerastackError(
-            f"this process already runs keras with backend {current!r}; {name!r} needs a new process"
-        )
+        raise KerastackError(f"this process already runs keras with backend {current!r}; {name!r} needs a new process")
     os.environ["KERAS_BACKEND"] = name
     import keras
 

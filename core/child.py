@@ -52,4 +52,3 @@ def main(argv):
         traceback.print_exc() if os.environ.get("KERASTACK_DEBUG") else None
         answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}
     Path(result_path).write_text(json.dumps(answer, default=str))
-

@@ -82,7 +82,7 @@ def batches(split, size=256):
     if is_pair(split):
         x, y = split
         for start in range(0, len(x), size):
-            yield np.asarray(x[start:start + size]), None if y is None else np.asarray(y[start:start + size])
+            yield np.asarray(x[start : start + size]), None if y is None else np.asarray(y[start : start + size])
         return
     for i in range(len(split)):
         x, y = batch_of(split, i)
@@ -115,9 +115,10 @@ def check_dataset(dataset, owner):
             raise KerastackError(f"{owner}: {name} split has {len(x)} inputs but {len(y)} targets")
         for what, array in (("inputs", x), ("targets", y)):
             dtype = np.asarray(array).dtype if array is not None else None
-            if dtype is not None and not (np.issubdtype(dtype, np.number) or dtype == bool):
-                raise KerastackError(f"{owner}: {name} split {what} have dtype {dtype}; expected numbers "
-                                     "(float, int or bool arrays)")
+            if dtype is not None and not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                raise KerastackError(
+                    f"{owner}: {name} split {what} have dtype {dtype}; expected numbers (float, int or bool arrays)"
+                )
         if np.issubdtype(np.asarray(x).dtype, np.floating) and not np.all(np.isfinite(x)):
             raise KerastackError(f"{owner}: {name} split inputs contain NaN or inf")
 
@@ -134,13 +135,17 @@ def spec_of(dataset, owner=None):
         if names:
             num_classes = len(names)
         elif y is not None:
-            labels = [np.asarray(s[1]) for s in (dataset.train, dataset.validation, dataset.test)
-                      if s is not None and is_pair(s)] or [np.asarray(y)]
+            labels = [
+                np.asarray(s[1])
+                for s in (dataset.train, dataset.validation, dataset.test)
+                if s is not None and is_pair(s)
+            ] or [np.asarray(y)]
             num_classes = int(max(int(np.max(a)) for a in labels)) + 1
         if num_classes is not None:
             _check_labels(dataset, num_classes, owner)
-    return DataSpec(tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names,
-                    str(x.dtype), dataset.vocab_size)
+    return DataSpec(
+        tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names, str(x.dtype), dataset.vocab_size
+    )
 
 
 def task_for(spec, tasks, arch, data):

@@ -31,8 +31,7 @@ def atomic_path(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Hidden, marked and with the real suffix (keras wants ".keras"): readers skip names starting
         # with "."; a writer holding the run's lock removes those a killed process left (remove_partials).
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", suffix=path.suffix or ".tmp",
-                                   dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", suffix=path.suffix or ".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual mode

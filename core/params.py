@@ -62,8 +62,7 @@ def coerce_options(given, defaults, accepts_any, owner, what):
                 out[name] = _auto(value) if isinstance(value, str) else value
                 continue
             raise UsageError(
-                f"{owner} has no {what} {name!r}{did_you_mean(name, defaults)}; "
-                f"valid: {choices_text(defaults)}"
+                f"{owner} has no {what} {name!r}{did_you_mean(name, defaults)}; valid: {choices_text(defaults)}"
             )
         try:
             out[name] = coerce(value, defaults[name])

@@ -95,8 +95,9 @@ class PluginHost:
         if entry_points:
             for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
                 dist = ep.dist
-                info = PluginInfo(ep.name, "package", ep.value, dist.name if dist else None,
-                                  dist.version if dist else None)
+                info = PluginInfo(
+                    ep.name, "package", ep.value, dist.name if dist else None, dist.version if dist else None
+                )
                 self._load(info, ep.load)
         for spec in self.extra:
             self._load(*_user_plugin(spec))
@@ -117,8 +118,9 @@ class PluginHost:
             twin = next((n for n, o in self._objects.items() if o is obj), None)
             if twin is not None:
                 # One module under two names (an entry point and --plugin): its hooks would run twice.
-                info.error = (f"the same module is already loaded as {self.plugins[twin].label()}; "
-                              "not loaded a second time")
+                info.error = (
+                    f"the same module is already loaded as {self.plugins[twin].label()}; not loaded a second time"
+                )
                 trace(f"{info.label()} skipped: {info.error}")
                 return
             self.pm.register(obj, name=info.name)
@@ -209,7 +211,8 @@ class PluginHost:
             out.append(d)
         conflicts = [
             {"kind": kind, "name": name, "plugins": [e.plugin.name for e in es]}
-            for kind, reg in regs.items() for name, es in reg.conflicts.items()
+            for kind, reg in regs.items()
+            for name, es in reg.conflicts.items()
         ]
         return {"plugins": out, "conflicts": conflicts}
 

@@ -49,8 +49,10 @@ class Entry:
 
     def call(self, *args, **kwargs):
         """Call the plugin's function; an exception in it becomes an error naming the plugin."""
-        trace(f"calling {self.owner} from {self.plugin.label()}: "
-              f"{getattr(self.func, '__name__', 'function')}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+        trace(
+            f"calling {self.owner} from {self.plugin.label()}: "
+            f"{getattr(self.func, '__name__', 'function')}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+        )
         try:
             return self.func(*args, **kwargs)
         except KerastackError:
@@ -58,8 +60,7 @@ class Entry:
         except Exception as exc:
             func = getattr(self.func, "__name__", "function")
             raise KerastackError(
-                f"{self.owner} from {self.plugin.label()} failed in {func}(): "
-                f"{type(exc).__name__}: {exc}"
+                f"{self.owner} from {self.plugin.label()} failed in {func}(): {type(exc).__name__}: {exc}"
             ) from exc
 
     def describe(self):
@@ -93,18 +94,16 @@ class Registry:
         if name in self.conflicts:
             plugins = list(dict.fromkeys(e.plugin.label() for e in self.conflicts[name]))
             if len(plugins) == 1:
-                raise UsageError(f"{self.kind} {name!r} is registered {len(self.conflicts[name])} times by "
-                                 f"{plugins[0]}; a plugin registers each name once")
+                raise UsageError(
+                    f"{self.kind} {name!r} is registered {len(self.conflicts[name])} times by "
+                    f"{plugins[0]}; a plugin registers each name once"
+                )
             who = " and ".join(e.plugin.label() for e in self.conflicts[name])
             raise UsageError(
-                f"{self.kind} {name!r} is registered by both {who}; "
-                "disable one with KERASTACK_DISABLE_PLUGINS=NAME"
+                f"{self.kind} {name!r} is registered by both {who}; disable one with KERASTACK_DISABLE_PLUGINS=NAME"
             )
         if name not in self.entries:
-            msg = (
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
-                f"valid: {choices_text(self.names())}"
-            )
+            msg = f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; valid: {choices_text(self.names())}"
             if self.broken:
                 msg += "; broken plugins: " + ", ".join(p.label() for p in self.broken)
             raise UsageError(msg)
@@ -119,8 +118,10 @@ def make_entry(kind, plugin, name, func, summary="", **extra):
         raise TypeError(f"register() got unexpected keyword(s) {sorted(unknown)}; valid: {sorted(allowed)}")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         # Names become folder names (RUN/export/NAME): nothing that could leave the folder.
-        raise TypeError(f"{kind} name must be a non-empty string of letters, digits, '_', '-' or '.' "
-                        f"not starting with '.', got {name!r}")
+        raise TypeError(
+            f"{kind} name must be a non-empty string of letters, digits, '_', '-' or '.' "
+            f"not starting with '.', got {name!r}"
+        )
     if not callable(func):
         raise TypeError(f"{kind} {name!r}: expected a callable, got {type(func).__name__}")
     values = {**allowed, **extra}

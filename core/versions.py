@@ -3,8 +3,18 @@
 import importlib.metadata
 import platform
 
-PACKAGES = ("kerastack", "keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "pluggy",
-            "ai-edge-litert", "scikit-learn")
+PACKAGES = (
+    "kerastack",
+    "keras",
+    "tensorflow",
+    "jax",
+    "jaxlib",
+    "torch",
+    "numpy",
+    "pluggy",
+    "ai-edge-litert",
+    "scikit-learn",
+)
 
 
 def package_version(name):

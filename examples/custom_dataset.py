@@ -15,7 +15,7 @@ from core import train
 
 # 1. A dataset plugin is a function that returns core.Dataset, registered through a hook. Save it as a
 #    .py file and pass --plugin FILE.py (or package it with an entry point in group "kerastack").
-PLUGIN = '''
+PLUGIN = """
 from core import hookimpl
 
 
@@ -33,7 +33,7 @@ def load(samples=800, noise=0.1, seed=0):
     a, b = int(samples * 0.7), int(samples * 0.85)
     return Dataset(train=(x[:a], y[:a]), validation=(x[a:b], y[a:b]), test=(x[b:], y[b:]),
                    class_names=("inner", "outer"))
-'''
+"""
 
 
 def write_csv(path, rows=600, seed=0):
@@ -58,14 +58,20 @@ def main():
 
     table = root / "customers.csv"
     write_csv(table)
-    run = train("mlp", "csv", data_options={"path": str(table), "target": "bought"}, epochs=args.epochs,
-                seed=0, out=root / "csv-run", verbose=0)
+    run = train(
+        "mlp",
+        "csv",
+        data_options={"path": str(table), "target": "bought"},
+        epochs=args.epochs,
+        seed=0,
+        out=root / "csv-run",
+        verbose=0,
+    )
     print(f"csv:   {run.record['spec']['class_names']}  test accuracy {run.metrics['test_accuracy']:.3f}")
 
     plugin = root / "rings_plugin.py"
     plugin.write_text(PLUGIN)
-    run = train("mlp", "rings", plugins=[str(plugin)], epochs=args.epochs, seed=0, out=root / "rings-run",
-                verbose=0)
+    run = train("mlp", "rings", plugins=[str(plugin)], epochs=args.epochs, seed=0, out=root / "rings-run", verbose=0)
     print(f"rings: {run.record['spec']['class_names']}  test accuracy {run.metrics['test_accuracy']:.3f}")
     print(f"runs in {root}")
 

@@ -26,8 +26,10 @@ def main():
     run = train("cnn", "digits", epochs=args.epochs, seed=0, out=root / "run", verbose=0)
     lite = [p for p in export(run.path, "tflite", {"quantize": "int8"}) if p.suffix == ".tflite"][0]
     checked = verify(lite, run.path)
-    print(f"keras accuracy {checked['keras_accuracy']:.4f}, int8 accuracy {checked['tflite_accuracy']:.4f}, "
-          f"{checked['size_bytes'] / 1024:.1f} KiB, p50 {checked['latency_ms_p50']:.3f} ms")
+    print(
+        f"keras accuracy {checked['keras_accuracy']:.4f}, int8 accuracy {checked['tflite_accuracy']:.4f}, "
+        f"{checked['size_bytes'] / 1024:.1f} KiB, p50 {checked['latency_ms_p50']:.3f} ms"
+    )
 
     # Five test images, as a device would receive them.
     from plugins.datasets.digits import load
@@ -35,8 +37,9 @@ def main():
     x, y = load().test
     np.save(root / "five.npy", x[:5])
     print("true labels:", " ".join(str(v) for v in y[:5]))
-    subprocess.run([sys.executable, "-m", "tflite", str(lite), "--input", str(root / "five.npy"), "--top", "2"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "tflite", str(lite), "--input", str(root / "five.npy"), "--top", "2"], check=True
+    )
     subprocess.run([sys.executable, "-m", "tflite", str(lite), "--bench", "200", "--threads", "1"], check=True)
 
 

@@ -25,12 +25,18 @@ def main():
 
     rows = []
     for backend in ("tensorflow", "jax", "torch"):
-        run = train(args.arch, args.data, backend=backend, epochs=args.epochs, seed=0,
-                    out=root / backend, verbose=0)
+        run = train(args.arch, args.data, backend=backend, epochs=args.epochs, seed=0, out=root / backend, verbose=0)
         lite = export(run.path, "tflite", {"quantize": "int8"})[0]
         checked = verify(lite, run.path, plugins=None)
-        rows.append((backend, run.metrics["val_accuracy"], run.metrics["seconds"] / run.metrics["epochs"],
-                     checked["tflite_accuracy"], checked["agreement"]))
+        rows.append(
+            (
+                backend,
+                run.metrics["val_accuracy"],
+                run.metrics["seconds"] / run.metrics["epochs"],
+                checked["tflite_accuracy"],
+                checked["agreement"],
+            )
+        )
 
     print(f"{'backend':<11} {'val acc':>8} {'s/epoch':>8} {'int8 acc':>9} {'agreement':>10}")
     for backend, acc, seconds, lite_acc, agreement in rows:

@@ -35,15 +35,21 @@ def run_cli(*args, env=None, cwd=None, timeout=600):
     full_env = dict(os.environ)
     full_env.pop("KERASTACK_PLUGINS", None)
     full_env.update(env or {})
-    return subprocess.run([KERASTACK, *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [KERASTACK, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
 
 
 def run_python(code, *args, env=None, timeout=600):
     """Run ``code`` with this interpreter in a fresh process; fails the test on a non-zero exit."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 

@@ -49,8 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
-    p.add_argument("--metadata", action="store_true",
-                   help="print what the exporter recorded (model.json beside it, else embedded in the file)")
+    p.add_argument(
+        "--metadata",
+        action="store_true",
+        help="print what the exporter recorded (model.json beside it, else embedded in the file)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -90,8 +93,7 @@ def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None) -> tuple[li
     for i, row in enumerate(outputs):
         best = np.argsort(-row, kind="stable")[:k]
         top_k = [
-            {"class": int(c), "label": labels[c] if labels else str(c), "probability": float(row[c])}
-            for c in best
+            {"class": int(c), "label": labels[c] if labels else str(c), "probability": float(row[c])} for c in best
         ]
         records.append({"index": i, "top": top_k})
         lines.append(f"{i}: " + ", ".join(f"{t['label']} {t['probability']:.4f}" for t in top_k))

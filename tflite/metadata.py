@@ -147,8 +147,10 @@ def embed_metadata(path_in: str | Path, path_out: str | Path, name: str, data: b
         raise ValueError(f"{path_in}: not a well-formed .tflite flatbuffer ({type(e).__name__}: {e})") from e
     buffers = model.buffers or [schema.BufferT()]  # buffer 0 is the empty sentinel by convention
     if any(b.offset > 1 for b in buffers):
-        raise ValueError(f"{path_in}: keeps its weights outside the flatbuffer (over 2 GB); "
-                         "embedding metadata is not supported for such models")
+        raise ValueError(
+            f"{path_in}: keeps its weights outside the flatbuffer (over 2 GB); "
+            "embedding metadata is not supported for such models"
+        )
     payload = np.frombuffer(bytes(data), dtype=np.uint8)
     entries = list(model.metadata or [])
     old = [m.buffer for m in entries if _text(m.name) == name]

@@ -29,8 +29,18 @@ KERASTACK_TRACE_PLUGINS=1.
 
 
 def build_cli(host):
-    from core.cli import (compare_cmd, export_cmd, info_cmd, new_cmd, plugins_cmd, report_cmd, run_cmd,
-                           runs_cmd, train_cmd, verify_cmd)
+    from core.cli import (
+        compare_cmd,
+        export_cmd,
+        info_cmd,
+        new_cmd,
+        plugins_cmd,
+        report_cmd,
+        run_cmd,
+        runs_cmd,
+        train_cmd,
+        verify_cmd,
+    )
 
     @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(package_name="kerastack")
@@ -39,11 +49,22 @@ def build_cli(host):
         ctx.obj = host
         if ctx.invoked_subcommand not in ("plugins", "info"):  # those two list broken plugins themselves
             for info in host.broken:
-                click.echo(f"kerastack: warning: {info.label()} is broken: {info.error} "
-                           "(see kerastack plugins)", err=True)
+                click.echo(
+                    f"kerastack: warning: {info.label()} is broken: {info.error} (see kerastack plugins)", err=True
+                )
 
-    for module in (run_cmd, train_cmd, export_cmd, verify_cmd, runs_cmd, report_cmd, compare_cmd,
-                   plugins_cmd, info_cmd, new_cmd):
+    for module in (
+        run_cmd,
+        train_cmd,
+        export_cmd,
+        verify_cmd,
+        runs_cmd,
+        report_cmd,
+        compare_cmd,
+        plugins_cmd,
+        info_cmd,
+        new_cmd,
+    ):
         cli.add_command(module.command)
     host.add_commands(cli)
     return cli
@@ -106,8 +127,7 @@ def main(argv=None):
         if debug:
             traceback.print_exc()
         text = " ".join(str(exc).split())
-        click.echo(f"kerastack: error: {type(exc).__name__}: {text} (run with --debug for the traceback)",
-                   err=True)
+        click.echo(f"kerastack: error: {type(exc).__name__}: {text} (run with --debug for the traceback)", err=True)
         code = 1
     sys.stdout.flush()
     sys.exit(code)

@@ -2,9 +2,9 @@ import json
 
 import click
 
+from core.cli.tables import number, show, table
 from core.errors import UsageError
 from core.runs.catalog import better, compare
-from core.cli.tables import number, show, table
 
 
 @click.command("compare")
@@ -52,8 +52,9 @@ def command(run_dirs, everything, as_json):
     for key, values in result["metrics"].items():
         best = _best(key, values)
         digits = 1 if key == "seconds" else 4
-        metrics.add_row(key, *[Text(number(v, digits), style="bold" if i in best else "")
-                               for i, v in enumerate(values)])
+        metrics.add_row(
+            key, *[Text(number(v, digits), style="bold" if i in best else "") for i, v in enumerate(values)]
+        )
     show(metrics)
 
 

@@ -1,19 +1,21 @@
-from pathlib import Path
-
 import click
 
+from core.cli.options import pairs_option
 from core.deploy.export import export, write_report
 from core.params import parse_pairs
-from core.cli.options import pairs_option
 
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--to", "to", required=True, metavar="NAME", help="Exporter (see kerastack plugins).")
 @pairs_option("--opt", "an exporter option")
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Write the exporter's report, if it has one (tflite: report.md/report.png comparing "
-                   "every .tflite of the run with Keras).")
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Write the exporter's report, if it has one (tflite: report.md/report.png comparing "
+    "every .tflite of the run with Keras).",
+)
 @click.pass_obj
 def command(host, run_dir, to, pairs_opt, report):
     """Export the model of RUN_DIR; files go to RUN_DIR/export/NAME/.

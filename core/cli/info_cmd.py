@@ -13,8 +13,14 @@ from core.versions import package_version
 
 PACKAGES = ("keras", "numpy", "ai-edge-litert", "pluggy")
 # Environment variables that change what kerastack or the frameworks do; shown when set.
-ENVIRONMENT = ("KERAS_BACKEND", "KERASTACK_PLUGINS", "KERASTACK_DISABLE_PLUGINS", "CUDA_VISIBLE_DEVICES",
-               "JAX_PLATFORMS", "TF_USE_LEGACY_KERAS")
+ENVIRONMENT = (
+    "KERAS_BACKEND",
+    "KERASTACK_PLUGINS",
+    "KERASTACK_DISABLE_PLUGINS",
+    "CUDA_VISIBLE_DEVICES",
+    "JAX_PLATFORMS",
+    "TF_USE_LEGACY_KERAS",
+)
 MARK = "KERASTACK_INFO "
 # Each framework is imported in its own process: listing devices needs the import (seconds, hundreds
 # of MB), and TensorFlow, JAX and torch in one process can fight over CUDA.
@@ -104,15 +110,18 @@ def gather(host, devices=True):
         "backend": {"name": backend or "tensorflow", "from": "KERAS_BACKEND" if backend else "default"},
         "backends": probe_backends(devices),
         "environment": {name: os.environ[name] for name in ENVIRONMENT if os.environ.get(name)},
-        "plugins": {"loaded": len(host.plugins) - len(host.broken),
-                    "broken": [{"name": p.name, "label": p.label(), "error": p.error} for p in host.broken]},
+        "plugins": {
+            "loaded": len(host.plugins) - len(host.broken),
+            "broken": [{"name": p.name, "label": p.label(), "error": p.error} for p in host.broken],
+        },
     }
 
 
 def probe_backends(devices=True, timeout=TIMEOUT_S):
     """``{backend: {"installed", "version", "devices" | "error"}}``, the probes running side by side."""
-    out = {name: {"installed": package_version(name) is not None, "version": package_version(name)}
-           for name in BACKENDS}  # each backend's package has the backend's name
+    out = {
+        name: {"installed": package_version(name) is not None, "version": package_version(name)} for name in BACKENDS
+    }  # each backend's package has the backend's name
     if not devices:
         return out
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
@@ -120,8 +129,9 @@ def probe_backends(devices=True, timeout=TIMEOUT_S):
     for name, code in PROBES.items():
         if out[name]["installed"]:
             script = f"import json\n{code}\nprint({MARK!r} + json.dumps(info))"
-            running[name] = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True, env=env)
+            running[name] = subprocess.Popen(
+                [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
     deadline = time.monotonic() + timeout
     for name, proc in running.items():
         try:
@@ -131,7 +141,7 @@ def probe_backends(devices=True, timeout=TIMEOUT_S):
             proc.communicate()
             out[name]["error"] = f"listing devices timed out after {timeout} s"
             continue
-        found = [line[len(MARK):] for line in stdout.splitlines() if line.startswith(MARK)]
+        found = [line[len(MARK) :] for line in stdout.splitlines() if line.startswith(MARK)]
         if proc.returncode == 0 and found:
             out[name].update(json.loads(found[-1]))
         else:

@@ -20,13 +20,16 @@ TESTING = {
     "architecture": (
         "The test calls `core.testing.check_architecture`, which trains a couple of steps, reloads\n"
         "the model in TensorFlow and exports it to TFLite. It trains under TensorFlow only, to stay\n"
-        "quick: set `BACKENDS` in the test to `(\"tensorflow\", \"jax\", \"torch\")` to check all three."),
+        'quick: set `BACKENDS` in the test to `("tensorflow", "jax", "torch")` to check all three.'
+    ),
     "dataset": (
         "The tests load the data directly and check what kerastack checks before training\n"
-        "(`core.data.check_dataset`), the shapes and that a seed gives the same data."),
+        "(`core.data.check_dataset`), the shapes and that a seed gives the same data."
+    ),
     "exporter": (
         "The tests call `export()` with a stand-in model, so they need no training; the test module\n"
-        "says how to try it on a real run."),
+        "says how to try it on a real run."
+    ),
 }
 
 
@@ -44,10 +47,16 @@ def command():
 
 @command.command("plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(KINDS), default="architecture", show_default=True,
-              help="What the plugin registers.")
-@click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="The folder to create the package in.")
+@click.option(
+    "--kind", type=click.Choice(KINDS), default="architecture", show_default=True, help="What the plugin registers."
+)
+@click.option(
+    "--out",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The folder to create the package in.",
+)
 @click.pass_obj
 def plugin(host, name, kind, out):
     """Write a ready-to-install plugin package OUT/kerastack-NAME/: pyproject.toml with the
@@ -81,8 +90,9 @@ def write_plugin(name, kind, out=".", host=None):
     Refuses an invalid name, a name that ``host``'s plugins already use, and an existing folder.
     """
     if not NAME.fullmatch(name) or keyword.iskeyword(name):
-        raise UsageError(f"plugin name {name!r}: use lowercase letters, digits and underscores, starting "
-                         "with a letter (at most 40)")
+        raise UsageError(
+            f"plugin name {name!r}: use lowercase letters, digits and underscores, starting with a letter (at most 40)"
+        )
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r}: valid: {', '.join(KINDS)}")
     if host is not None:
@@ -92,8 +102,16 @@ def write_plugin(name, kind, out=".", host=None):
         raise UsageError(f"{target} already exists; choose another name or --out")
     module = "kerastack_" + name
     function, flag, usage = USAGE[kind]
-    values = {"name": name, "kind": kind, "dist": dist_name(name), "module": module, "function": function,
-              "flag": flag, "usage": string.Template(usage).substitute(name=name), "testing": TESTING[kind]}
+    values = {
+        "name": name,
+        "kind": kind,
+        "dist": dist_name(name),
+        "module": module,
+        "function": function,
+        "flag": flag,
+        "usage": string.Template(usage).substitute(name=name),
+        "testing": TESTING[kind],
+    }
     files = {
         "pyproject.toml": "pyproject.toml",
         "README.md": "README.md",
@@ -117,5 +135,6 @@ def _check_unused(host, name, kind):
         raise UsageError(f"plugin name {name!r} is taken by {host.plugins[name].label()}; choose another")
     registry = host.registry(kind)
     if name in registry.entries:
-        raise UsageError(f"{kind} {name!r} is already registered by {registry.entries[name].plugin.label()}; "
-                         "choose another name")
+        raise UsageError(
+            f"{kind} {name!r} is already registered by {registry.entries[name].plugin.label()}; choose another name"
+        )

@@ -22,8 +22,9 @@ def command(host, as_json):
         click.echo(json.dumps(info, indent=2))
         return
     for plugin in info["plugins"]:
-        where = {"package": f"{plugin.get('package')} {plugin.get('version')}",
-                 "built-in": "built-in"}.get(plugin["origin"], plugin["location"])
+        where = {"package": f"{plugin.get('package')} {plugin.get('version')}", "built-in": "built-in"}.get(
+            plugin["origin"], plugin["location"]
+        )
         status = f"  BROKEN: {plugin['error']}" if plugin.get("error") else ""
         click.echo(f"{plugin['name']} ({where}){status}")
         for kind, entries in plugin.get("registers", {}).items():

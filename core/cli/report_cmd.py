@@ -1,11 +1,16 @@
 import click
 
-from core.runs.report import FILE_KEYS, RESULT_KEYS, gather, write_report
 from core.cli.tables import number, show, size, table
+from core.runs.report import FILE_KEYS, RESULT_KEYS, gather, write_report
 
 # What the terminal summary shows of each exported model's verify results.
-SHOWN = {"tflite_accuracy": "accuracy", "agreement": "agreement", "tflite_mae": "mae",
-         "tflite_mse": "mse", "latency_ms_p50": "p50 ms"}
+SHOWN = {
+    "tflite_accuracy": "accuracy",
+    "agreement": "agreement",
+    "tflite_mae": "mae",
+    "tflite_mse": "mse",
+    "latency_ms_p50": "p50 ms",
+}
 
 
 @click.command("report")
@@ -32,12 +37,16 @@ def command(run_dir):
     record, metrics = facts["record"], facts["metrics"]
     arch = record.get("architecture", {})
     options = " ".join(f"{k}={v}" for k, v in (arch.get("options") or {}).items())
-    click.echo(f"{facts['name']}: {arch.get('name', '?')}{f' ({options})' if options else ''} on "
-              f"{record.get('dataset', {}).get('name', '?')}")
+    click.echo(
+        f"{facts['name']}: {arch.get('name', '?')}{f' ({options})' if options else ''} on "
+        f"{record.get('dataset', {}).get('name', '?')}"
+    )
     t = table(["", ""], header=False)
     training = record.get("training", {})
-    about = [str(training.get("backend") or metrics.get("backend") or "?"),
-             f"{metrics.get('epochs', training.get('epochs', '?'))} epochs"]
+    about = [
+        str(training.get("backend") or metrics.get("backend") or "?"),
+        f"{metrics.get('epochs', training.get('epochs', '?'))} epochs",
+    ]
     if "seconds" in metrics:
         about.append(f"{metrics['seconds']:.1f} s")
     if facts["status"] != "complete":
@@ -48,8 +57,9 @@ def command(run_dir):
     for exporter, rows in facts["exports"].items():
         described = [r for r in rows if any(k in r for k in (*FILE_KEYS, *RESULT_KEYS))]
         for r in described or rows:  # the models, where metadata says which files they are
-            shown = "  ".join(f"{label} {number(r[k], 3 if k.startswith('latency') else 4)}"
-                              for k, label in SHOWN.items() if k in r)
+            shown = "  ".join(
+                f"{label} {number(r[k], 3 if k.startswith('latency') else 4)}" for k, label in SHOWN.items() if k in r
+            )
             t.add_row(f"  {exporter}", "  ".join(p for p in (r["file"], size(r["size_bytes"]), shown) if p))
     show(t)
     click.echo(f"report: {path}")

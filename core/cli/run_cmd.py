@@ -3,10 +3,10 @@ import time
 import click
 
 from core import backend as backends
-from core.deploy.export import export
-from core.engine.training import train
-from core.deploy.verify import verify
 from core.cli.options import backend_option
+from core.deploy.export import export
+from core.deploy.verify import verify
+from core.engine.training import train
 
 ARCH, DATA = "cnn", "digits"
 
@@ -30,16 +30,27 @@ def command(host, backend, epochs, out, seed):
       tflite int8          0.9704   26.3 KiB      0.011 ms
     """
     started = time.perf_counter()
-    run = train(ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra,
-                verbose=2)
-    rows = [("keras (" + run.backend + ")", run.metrics.get("test_accuracy"),
-             run.model_path.stat().st_size, _keras_latency(run))]
+    run = train(ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra, verbose=2)
+    rows = [
+        (
+            "keras (" + run.backend + ")",
+            run.metrics.get("test_accuracy"),
+            run.model_path.stat().st_size,
+            _keras_latency(run),
+        )
+    ]
     for quantize in ("none", "int8"):
         paths = export(run.path, "tflite", {"quantize": quantize}, plugins=host.extra)
         lite = next(p for p in paths if p.suffix == ".tflite")
         r = verify(lite, run.path, plugins=host.extra)
-        rows.append((f"tflite {'float32' if quantize == 'none' else quantize}", r["tflite_accuracy"],
-                     r["size_bytes"], r["latency_ms_p50"]))
+        rows.append(
+            (
+                f"tflite {'float32' if quantize == 'none' else quantize}",
+                r["tflite_accuracy"],
+                r["size_bytes"],
+                r["latency_ms_p50"],
+            )
+        )
     click.echo(f"\nrun: {run.path}  ({time.perf_counter() - started:.0f} s)")
     click.echo(f"{'model':<20} {'accuracy':>8} {'size':>11} {'p50 latency':>13}")
     for name, acc, size, latency in rows:

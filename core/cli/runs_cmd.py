@@ -2,8 +2,8 @@ import json
 
 import click
 
-from core.runs.catalog import list_runs
 from core.cli.tables import number, show, table
+from core.runs.catalog import list_runs
 
 
 @click.command("runs")
@@ -30,8 +30,9 @@ def command(root, as_json):
     if not runs:
         click.echo(f"no runs under {root} (kerastack train writes them there)")
         return
-    t = table(["run", "arch", "data", "backend", "epochs", "metric", "val", "test", "status"],
-              right=("epochs", "val", "test"))
+    t = table(
+        ["run", "arch", "data", "backend", "epochs", "metric", "val", "test", "status"], right=("epochs", "val", "test")
+    )
     for r in runs:
         if r["status"] == "unreadable":
             t.add_row(r["name"], *["-"] * 7, f"unreadable: {r['error']}")
@@ -39,6 +40,15 @@ def command(root, as_json):
         epochs = number(r["epochs"])
         if r["status"] != "complete" and r["planned_epochs"]:
             epochs = f"{r['epochs'] or 0}/{r['planned_epochs']}"
-        t.add_row(r["name"], r["architecture"] or "-", r["dataset"] or "-", r["backend"] or "-", epochs,
-                  r["key_metric"] or "-", number(r["val"]), number(r["test"]), r["status"])
+        t.add_row(
+            r["name"],
+            r["architecture"] or "-",
+            r["dataset"] or "-",
+            r["backend"] or "-",
+            epochs,
+            r["key_metric"] or "-",
+            number(r["val"]),
+            number(r["test"]),
+            r["status"],
+        )
     show(t)

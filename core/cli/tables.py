@@ -14,8 +14,7 @@ def console():
     """
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 240, markup=False, highlight=False,
-                   emoji=False)
+    return Console(width=None if sys.stdout.isatty() else 240, markup=False, highlight=False, emoji=False)
 
 
 def show(renderable):
@@ -32,8 +31,15 @@ def table(columns, *, right=(), title=None, header=True):
     from rich import box
     from rich.table import Table
 
-    t = Table(box=box.SIMPLE_HEAD if header else None, show_header=header, show_edge=False,
-              pad_edge=False, collapse_padding=header, title=title, title_justify="left")
+    t = Table(
+        box=box.SIMPLE_HEAD if header else None,
+        show_header=header,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=header,
+        title=title,
+        title_justify="left",
+    )
     for name in columns:
         t.add_column(name, justify="right" if name in right else "left")
     return t

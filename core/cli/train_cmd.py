@@ -1,12 +1,12 @@
 import click
 
+from core.cli.options import backend_option, pairs_option
+from core.deploy.export import export
+from core.engine.config import load_config
 from core.engine.options import AUGMENT, DISTRIBUTE, JIT, OPTIMIZERS, PRECISIONS, SCHEDULES
 from core.engine.options import flag as flag_name
-from core.engine.config import load_config
-from core.deploy.export import export
-from core.params import parse_pairs
 from core.engine.training import train
-from core.cli.options import backend_option, pairs_option
+from core.params import parse_pairs
 
 # Training flags: (flag, type, help). Each maps to a field of core.engine.options.TrainingOptions; values
 # are checked there, so the CLI, config files and the Python API report errors the same way.
@@ -14,8 +14,11 @@ TRAINING_FLAGS = [
     ("--epochs", int, "Epochs (default 10)."),
     ("--batch-size", int, "Mini-batch size (default 32)."),
     ("--steps-per-epoch", int, "Cap the batches per epoch (quick checks)."),
-    ("--steps-per-execution", int, "Batches per compiled call, fewer Python round trips: TensorFlow and "
-                                   "JAX (default 1; torch runs 1 only)."),
+    (
+        "--steps-per-execution",
+        int,
+        "Batches per compiled call, fewer Python round trips: TensorFlow and JAX (default 1; torch runs 1 only).",
+    ),
     ("--optimizer", str, f"{' | '.join(OPTIMIZERS)} (default adam)."),
     ("--learning-rate", float, "Peak learning rate (default 1e-3)."),
     ("--weight-decay", float, "Decoupled weight decay (adamw default 1e-4)."),
@@ -32,16 +35,19 @@ TRAINING_FLAGS = [
     ("--jit", str, f"{' | '.join(JIT)}: XLA on TensorFlow/JAX, torch.compile on torch (default auto)."),
     ("--checkpoint-every", int, "Epochs between checkpoints for --resume (default 1; 0: none)."),
     ("--tensorboard/--no-tensorboard", bool, "Write TensorBoard logs to RUN_DIR/tensorboard."),
-    ("--distribute", str, f"{' | '.join(DISTRIBUTE)}: data = all devices (jax DataParallel, TF "
-                          "MirroredStrategy); model = jax ModelParallel. Not on torch."),
+    (
+        "--distribute",
+        str,
+        f"{' | '.join(DISTRIBUTE)}: data = all devices (jax DataParallel, TF "
+        "MirroredStrategy); model = jax ModelParallel. Not on torch.",
+    ),
 ]
 
 
 def training_options(func):
     for flag, kind, text in reversed(TRAINING_FLAGS):
         name = flag.split("/")[0][2:].replace("-", "_")
-        func = click.option(flag, name, default=None, help=text,
-                            type=None if kind is bool else kind)(func)
+        func = click.option(flag, name, default=None, help=text, type=None if kind is bool else kind)(func)
     return func
 
 
@@ -55,16 +61,43 @@ def training_options(func):
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/ARCH-DATA-TIME).")
 @click.option("--seed", default=None, type=int, help="Random seed (default: random, recorded in run.json).")
 @training_options
-@click.option("--init-from", default=None, metavar="RUN_DIR", help="Start from another run's weights (matching layers).")
-@click.option("--freeze", default=None, metavar="WHAT", help="none (fine-tune all) or backbone (train only the new head).")
-@click.option("--lora-rank", default=None, type=int, help="Train LoRA adapters of this rank on pretrained Dense/Embedding layers.")
+@click.option(
+    "--init-from", default=None, metavar="RUN_DIR", help="Start from another run's weights (matching layers)."
+)
+@click.option(
+    "--freeze", default=None, metavar="WHAT", help="none (fine-tune all) or backbone (train only the new head)."
+)
+@click.option(
+    "--lora-rank", default=None, type=int, help="Train LoRA adapters of this rank on pretrained Dense/Embedding layers."
+)
 @click.option("--resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
-@click.option("--config", "config_path", default=None, metavar="FILE",
-              help="A run.toml, or a run's run.json (or its directory) to reproduce it; flags override it.")
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    metavar="FILE",
+    help="A run.toml, or a run's run.json (or its directory) to reproduce it; flags override it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out, seed, init_from, freeze,
-            lora_rank, resume, config_path, quiet, **flags):
+def command(
+    host,
+    arch,
+    data,
+    backend,
+    pairs_hp,
+    pairs_data_opt,
+    callbacks,
+    out,
+    seed,
+    init_from,
+    freeze,
+    lora_rank,
+    resume,
+    config_path,
+    quiet,
+    **flags,
+):
     """Train ARCH on DATA and write a run directory.
 
     \b
@@ -78,14 +111,26 @@ def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out,
     verbose = 0 if quiet else "auto"
     exports = []
     if resume:
-        given = {"--arch": arch, "--data": data, "--backend": backend, "--hp": pairs_hp,
-                 "--data-opt": pairs_data_opt, "--callback": callbacks, "--out": out, "--seed": seed,
-                 "--init-from": init_from, "--freeze": freeze, "--lora-rank": lora_rank,
-                 "--config": config_path, **{flag_name(k): v for k, v in flags.items()}}
+        given = {
+            "--arch": arch,
+            "--data": data,
+            "--backend": backend,
+            "--hp": pairs_hp,
+            "--data-opt": pairs_data_opt,
+            "--callback": callbacks,
+            "--out": out,
+            "--seed": seed,
+            "--init-from": init_from,
+            "--freeze": freeze,
+            "--lora-rank": lora_rank,
+            "--config": config_path,
+            **{flag_name(k): v for k, v in flags.items()},
+        }
         clash = [name for name, value in given.items() if value not in (None, ())]
         if clash:
-            raise click.UsageError(f"--resume continues a run with the settings in its run.json; "
-                                   f"it takes no {', '.join(clash)}")
+            raise click.UsageError(
+                f"--resume continues a run with the settings in its run.json; it takes no {', '.join(clash)}"
+            )
         run = train(resume=resume, verbose=verbose)
     else:
         config = load_config(config_path) if config_path else {}
@@ -96,22 +141,30 @@ def command(host, arch, data, backend, pairs_hp, pairs_data_opt, callbacks, out,
         if isinstance(flags.get("augment"), str):
             flags["augment"] = tuple(s.strip() for s in flags["augment"].split(",") if s.strip())
         transfer = config.get("transfer", {})
-        run = train(arch, data, backend=backend or config.get("backend"),
-                    hparams={**config.get("hparams", {}), **parse_pairs(pairs_hp, "--hp")},
-                    data_options={**config.get("data_options", {}), **parse_pairs(pairs_data_opt, "--data-opt")},
-                    callbacks=callbacks or tuple(config.get("callbacks", ())), out=out or config.get("out"),
-                    seed=seed if seed is not None else config.get("seed"),
-                    plugins=list(host.extra) + [p for p in config.get("plugins", []) if p not in host.extra],
-                    verbose=verbose, init_from=init_from or transfer.get("init_from"),
-                    freeze=freeze or transfer.get("freeze", "none"),
-                    lora_rank=lora_rank if lora_rank is not None else transfer.get("lora_rank"),
-                    **{**config.get("training", {}), **flags})
+        run = train(
+            arch,
+            data,
+            backend=backend or config.get("backend"),
+            hparams={**config.get("hparams", {}), **parse_pairs(pairs_hp, "--hp")},
+            data_options={**config.get("data_options", {}), **parse_pairs(pairs_data_opt, "--data-opt")},
+            callbacks=callbacks or tuple(config.get("callbacks", ())),
+            out=out or config.get("out"),
+            seed=seed if seed is not None else config.get("seed"),
+            plugins=list(host.extra) + [p for p in config.get("plugins", []) if p not in host.extra],
+            verbose=verbose,
+            init_from=init_from or transfer.get("init_from"),
+            freeze=freeze or transfer.get("freeze", "none"),
+            lora_rank=lora_rank if lora_rank is not None else transfer.get("lora_rank"),
+            **{**config.get("training", {}), **flags},
+        )
         exports = config.get("export", [])
     m = run.metrics
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")
-    click.echo(f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
-               f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)")
+    click.echo(
+        f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
+        f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)"
+    )
     for item in exports:
         for path in export(run.path, item["to"], item.get("options", {})):
             click.echo(str(path))

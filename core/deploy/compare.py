@@ -19,9 +19,9 @@ def keras_latency(run_dir, runs=200, warmup=10):
     """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
     from core import backend as backends
     from core.deploy.export import load_dataset
+    from core.deploy.verify import sample_inputs
     from core.plugins import get_plugin_host
     from core.runs import inference_model, load_run
-    from core.deploy.verify import sample_inputs
 
     run = load_run(run_dir)
     backends.use(backends.loaded() or run.backend)
@@ -53,8 +53,10 @@ def single_input_signature(model, exporter):
     import keras
 
     if len(model.inputs) != 1:
-        raise KerastackError(f"exporter {exporter!r}: the model has {len(model.inputs)} inputs; "
-                             "kerastack's exporters and verify take models with one input")
+        raise KerastackError(
+            f"exporter {exporter!r}: the model has {len(model.inputs)} inputs; "
+            "kerastack's exporters and verify take models with one input"
+        )
     (tensor,) = model.inputs
     return [keras.InputSpec(shape=(None, *tensor.shape[1:]), dtype=tensor.dtype, name=tensor.name)]
 
@@ -82,13 +84,17 @@ def compare_outputs(keras_out, out, y=None, task=None):
     if task == "classification" and y is not None:
         top, keras_top = out.argmax(-1), keras_out.argmax(-1)
         y = np.asarray(y).reshape(len(y))
-        result.update(accuracy=float(np.mean(top == y)), keras_accuracy=float(np.mean(keras_top == y)),
-                      agreement=float(np.mean(top == keras_top)))
+        result.update(
+            accuracy=float(np.mean(top == y)),
+            keras_accuracy=float(np.mean(keras_top == y)),
+            agreement=float(np.mean(top == keras_top)),
+        )
     elif task in ("regression", "reconstruction") and y is not None:
         target = np.asarray(y, dtype="float32").reshape(keras_out.shape)
         name, error = ("mae", np.abs) if task == "regression" else ("mse", np.square)
-        result.update({name: float(np.mean(error(out - target))),
-                       f"keras_{name}": float(np.mean(error(keras_out - target)))})
+        result.update(
+            {name: float(np.mean(error(out - target))), f"keras_{name}": float(np.mean(error(keras_out - target)))}
+        )
     return result
 
 

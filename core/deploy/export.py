@@ -75,8 +75,9 @@ def write_report(run_dir, to, *, plugins=None):
     except KerastackError:
         raise
     except Exception as exc:
-        raise KerastackError(f"{entry.owner} from {entry.plugin.label()} failed in its report: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()} failed in its report: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _export_json(**kwargs):

@@ -8,8 +8,8 @@ import numpy as np
 from core import backend as backends
 from core.data import as_arrays
 from core.data import batches as iter_batches
-from core.errors import KerastackError
 from core.deploy.export import load_dataset
+from core.errors import KerastackError
 from core.plugins import get_plugin_host
 from core.runs import inference_model, load_run
 

@@ -23,8 +23,9 @@ def augmented(x, y, batch_size, names, seed):
     import keras
 
     if np.ndim(x) != 4:
-        raise UsageError(f"--augment needs image inputs (height, width, channels); the data has "
-                         f"shape {tuple(np.shape(x)[1:])}")
+        raise UsageError(
+            f"--augment needs image inputs (height, width, channels); the data has shape {tuple(np.shape(x)[1:])}"
+        )
     pipeline = keras.Sequential([LAYERS[name](keras.layers, seed + i) for i, name in enumerate(names)])
 
     class Augmented(keras.utils.PyDataset):
@@ -37,7 +38,7 @@ def augmented(x, y, batch_size, names, seed):
             return math.ceil(len(x) / batch_size)
 
         def __getitem__(self, index):
-            chosen = np.sort(self.order[index * batch_size:(index + 1) * batch_size])
+            chosen = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
             images = keras.ops.convert_to_numpy(pipeline(x[chosen], training=True))
             return images.astype(x.dtype), y[chosen]
 

@@ -52,8 +52,9 @@ def checkpointer(run_dir, every, monitor, best=None):
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(monitor)
-            improved = value is not None and math.isfinite(value) and (
-                self.best is None or sign * value < sign * self.best)
+            improved = (
+                value is not None and math.isfinite(value) and (self.best is None or sign * value < sign * self.best)
+            )
             due = every and (epoch + 1) % every == 0
             if due:
                 with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
@@ -66,7 +67,6 @@ def checkpointer(run_dir, every, monitor, best=None):
                     else:
                         self.model.save(tmp)
             if due:
-                write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor,
-                                                       "best": self.best})
+                write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor, "best": self.best})
 
     return Checkpointer()

@@ -22,11 +22,16 @@ def learning_rate(keras, opts, total_steps):
         return OneCycle(lr, total_steps, warmup or int(0.3 * total_steps))
     if opts.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else lr, decay_steps=max(1, total_steps - warmup), alpha=0.0,
-            warmup_target=lr if warmup else None, warmup_steps=warmup)
+            0.0 if warmup else lr,
+            decay_steps=max(1, total_steps - warmup),
+            alpha=0.0,
+            warmup_target=lr if warmup else None,
+            warmup_steps=warmup,
+        )
     if warmup:  # constant after a linear warm-up: a cosine "decay" to 100 % of the target
         return keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=1, alpha=1.0, warmup_target=lr, warmup_steps=warmup)
+            0.0, decay_steps=1, alpha=1.0, warmup_target=lr, warmup_steps=warmup
+        )
     return lr
 
 
@@ -70,10 +75,10 @@ def compile_for_task(keras, model, task, arch, opts, total_steps):
     else:
         raise KerastackError(
             f"architecture {arch!r} returned an uncompiled model for task {task!r}; compile it in "
-            "build() (the core compiles classification, regression and reconstruction)")
+            "build() (the core compiles classification, regression and reconstruction)"
+        )
     if opts.schedule == "one-cycle":
         modules.append("core.engine.schedules")
-    model.compile(optimizer=make_optimizer(keras, opts, total_steps), loss=loss, metrics=metrics,
-                  jit_compile=jit)
+    model.compile(optimizer=make_optimizer(keras, opts, total_steps), loss=loss, metrics=metrics, jit_compile=jit)
     model.steps_per_execution = opts.steps_per_execution
     return modules

@@ -32,11 +32,23 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from core.errors import UsageError, choices_text, did_you_mean
 from core.engine.options import TrainingOptions
+from core.errors import UsageError, choices_text, did_you_mean
 
-TOP = ("arch", "data", "backend", "seed", "out", "callbacks", "plugins", "hparams", "data_options",
-       "training", "transfer", "export")
+TOP = (
+    "arch",
+    "data",
+    "backend",
+    "seed",
+    "out",
+    "callbacks",
+    "plugins",
+    "hparams",
+    "data_options",
+    "training",
+    "transfer",
+    "export",
+)
 TRANSFER = ("init_from", "freeze", "lora_rank")
 EXPORT = ("to", "options")
 
@@ -109,10 +121,16 @@ def _from_run_record(record, path):
     """A run.json as a configuration that reproduces that run."""
     try:
         training = dict(record["training"])
-        config = {"arch": record["architecture"]["name"], "hparams": record["architecture"].get("options", {}),
-                  "data": record["dataset"]["name"], "data_options": record["dataset"].get("options", {}),
-                  "backend": training.pop("backend"), "seed": training.pop("seed"),
-                  "callbacks": training.pop("callbacks", []), "plugins": record.get("plugins", [])}
+        config = {
+            "arch": record["architecture"]["name"],
+            "hparams": record["architecture"].get("options", {}),
+            "data": record["dataset"]["name"],
+            "data_options": record["dataset"].get("options", {}),
+            "backend": training.pop("backend"),
+            "seed": training.pop("seed"),
+            "callbacks": training.pop("callbacks", []),
+            "plugins": record.get("plugins", []),
+        }
     except (KeyError, TypeError) as exc:
         raise UsageError(f"--config {path}: not a kerastack run record (missing {exc})") from None
     config["training"] = {k: v for k, v in training.items() if v is not None}
@@ -126,5 +144,6 @@ def _check_keys(table, valid, path, prefix):
         return
     for key in table:
         if key not in valid:
-            raise UsageError(f"--config {path}: unknown key {prefix}{key!r}{did_you_mean(key, valid)}; "
-                             f"valid: {choices_text(valid)}")
+            raise UsageError(
+                f"--config {path}: unknown key {prefix}{key!r}{did_you_mean(key, valid)}; valid: {choices_text(valid)}"
+            )

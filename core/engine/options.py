@@ -56,8 +56,13 @@ class TrainingOptions:
                 raise UsageError(f"{flag(name)} must not be negative, got {value}")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"--label-smoothing must lie in [0, 1), got {self.label_smoothing}")
-        for name, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("precision", PRECISIONS),
-                            ("jit", JIT), ("distribute", DISTRIBUTE)):
+        for name, valid in (
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("precision", PRECISIONS),
+            ("jit", JIT),
+            ("distribute", DISTRIBUTE),
+        ):
             value = getattr(self, name)
             if value not in valid:
                 raise UsageError(f"{flag(name)} {value!r}{did_you_mean(value, valid)}; valid: {choices_text(valid)}")
@@ -71,8 +76,7 @@ class TrainingOptions:
 
 
 # The type of fields whose default is None.
-_TYPES = {"steps_per_epoch": 0, "learning_rate": 0.0, "weight_decay": 0.0, "clip_norm": 0.0,
-          "early_stopping": 0}
+_TYPES = {"steps_per_epoch": 0, "learning_rate": 0.0, "weight_decay": 0.0, "clip_norm": 0.0, "early_stopping": 0}
 
 
 def make_options(given=None, source="option"):
@@ -82,8 +86,9 @@ def make_options(given=None, source="option"):
     for key, value in (given or {}).items():
         key = key.replace("-", "_")
         if key not in names:
-            raise UsageError(f"unknown training {source} {key!r}{did_you_mean(key, names)}; "
-                             f"valid: {choices_text(names)}")
+            raise UsageError(
+                f"unknown training {source} {key!r}{did_you_mean(key, names)}; valid: {choices_text(names)}"
+            )
         if value is None:
             typed[key] = None
             continue

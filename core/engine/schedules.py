@@ -28,5 +28,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, rise, fall)
 
     def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "div": self.div, "final_div": self.final_div}
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "div": self.div,
+            "final_div": self.final_div,
+        }

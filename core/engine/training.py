@@ -12,24 +12,40 @@ from pathlib import Path
 import numpy as np
 
 from core import backend as backends
+from core.child import call_in_backend
+from core.data import batches, check_dataset, is_pair, spec_of, targets_for, task_for
 from core.engine import transfer
 from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
-from core.child import call_in_backend
 from core.engine.compiling import compile_for_task, steps_per_epoch
-from core.data import batches, check_dataset, is_pair, spec_of, targets_for, task_for
-from core.errors import KerastackError, UsageError
 from core.engine.options import make_options
+from core.errors import KerastackError, UsageError
+from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
 from core.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, load_model, load_run, new_run_dir
-from core.files import atomic_path, read_json, remove_partials, write_json
 from core.versions import versions
 
 PREDICTIONS_FILE = "predictions.npz"
 
 
-def train(arch=None, data=None, *, backend=None, hparams=None, data_options=None, callbacks=(),
-          out=None, runs_dir="runs", seed=None, plugins=(), verbose="auto", init_from=None,
-          freeze="none", lora_rank=None, resume=None, **training):
+def train(
+    arch=None,
+    data=None,
+    *,
+    backend=None,
+    hparams=None,
+    data_options=None,
+    callbacks=(),
+    out=None,
+    runs_dir="runs",
+    seed=None,
+    plugins=(),
+    verbose="auto",
+    init_from=None,
+    freeze="none",
+    lora_rank=None,
+    resume=None,
+    **training,
+):
     """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
 
     ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
@@ -60,8 +76,10 @@ def train(arch=None, data=None, *, backend=None, hparams=None, data_options=None
         load_run(init_from)  # fail early on a bad directory
     backend = backends.resolve(backend)
     if opts.steps_per_execution > 1 and backend == "torch":
-        raise UsageError(f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
-                         "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend")
+        raise UsageError(
+            f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
+            "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend"
+        )
     if opts.distribute != "none" and backend == "torch":
         raise UsageError("--distribute is not supported on the torch backend (use jax or tensorflow)")
     if opts.distribute == "model" and backend != "jax":
@@ -74,10 +92,17 @@ def train(arch=None, data=None, *, backend=None, hparams=None, data_options=None
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "architecture": _plugin_record(arch_entry, hparams),
         "dataset": _plugin_record(data_entry, data_options),
-        "training": {"backend": backend, "seed": secrets.randbelow(2**31) if seed is None else int(seed),
-                     **opts.to_dict(), "callbacks": list(callbacks)},
-        "transfer": {"init_from": str(Path(init_from).resolve()) if init_from else None,
-                     "freeze": freeze, "lora_rank": None if lora_rank is None else int(lora_rank)},
+        "training": {
+            "backend": backend,
+            "seed": secrets.randbelow(2**31) if seed is None else int(seed),
+            **opts.to_dict(),
+            "callbacks": list(callbacks),
+        },
+        "transfer": {
+            "init_from": str(Path(init_from).resolve()) if init_from else None,
+            "freeze": freeze,
+            "lora_rank": None if lora_rank is None else int(lora_rank),
+        },
         "plugins": [_absolute(p) for p in plugins],
         "versions": versions(),
     }
@@ -89,8 +114,9 @@ def _resume(out, verbose):
     if record.get("status") == "complete":
         raise UsageError(f"{out}: the run is complete; nothing to resume")
     if not (out / CHECKPOINT_STATE).exists():
-        raise KerastackError(f"{out}: no checkpoint to resume from (it stopped before its first "
-                             "checkpoint); start it again")
+        raise KerastackError(
+            f"{out}: no checkpoint to resume from (it stopped before its first checkpoint); start it again"
+        )
     state = read_json(out / CHECKPOINT_STATE, "checkpoint state")
     return _dispatch(record, out, verbose, resume_from=state)
 
@@ -98,8 +124,11 @@ def _resume(out, verbose):
 def _dispatch(record, out, verbose, resume_from):
     backend = record["training"]["backend"]
     if not backends.can_use(backend):
-        call_in_backend(backend, "core.engine.training:_execute_json",
-                        dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from))
+        call_in_backend(
+            backend,
+            "core.engine.training:_execute_json",
+            dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from),
+        )
         return load_run(out)
     return _execute(record, out, verbose, resume_from)
 
@@ -164,8 +193,9 @@ def _train_locked(record, out, verbose, resume_from):
     total_steps = steps_per_epoch(opts, train_size) * opts.epochs
 
     if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise UsageError("--tensorboard needs the tensorboard package (tf.summary writes through it): "
-                         "pip install tensorboard")
+        raise UsageError(
+            "--tensorboard needs the tensorboard package (tf.summary writes through it): pip install tensorboard"
+        )
     if opts.augment and not is_pair(dataset.train):
         raise UsageError(f"--augment works on datasets of arrays; dataset {data!r} streams batches")
     # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.
@@ -180,35 +210,47 @@ def _train_locked(record, out, verbose, resume_from):
         else:
             model = _build(keras, arch_entry, spec, hparams, data)
             source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
-            record["transfer"] = _transfer(model, source, record["transfer"]["freeze"],
-                                           record["transfer"]["lora_rank"])
+            record["transfer"] = _transfer(model, source, record["transfer"]["freeze"], record["transfer"]["lora_rank"])
             extra_modules = compile_for_task(keras, model, spec.task, arch, opts, total_steps)
-            record["spec"] = {"input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
-                              "task": spec.task, "class_names": list(spec.class_names or []) or None,
-                              "input_dtype": spec.input_dtype, "vocab_size": spec.vocab_size}
+            record["spec"] = {
+                "input_shape": list(spec.input_shape),
+                "num_classes": spec.num_classes,
+                "task": spec.task,
+                "class_names": list(spec.class_names or []) or None,
+                "input_dtype": spec.input_dtype,
+                "vocab_size": spec.vocab_size,
+            }
             record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
             rows = []
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
 
-        cbs = [history_writer(out / HISTORY_FILE, rows),
-               keras.callbacks.TerminateOnNaN(),
-               checkpointer(out, opts.checkpoint_every, opts.monitor,
-                            resume_from.get("best") if resume_from else None)]
+        cbs = [
+            history_writer(out / HISTORY_FILE, rows),
+            keras.callbacks.TerminateOnNaN(),
+            checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
+        ]
         if opts.tensorboard:
             cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
         if opts.early_stopping:
-            cbs.append(keras.callbacks.EarlyStopping(opts.monitor, patience=opts.early_stopping,
-                                                     restore_best_weights=True, verbose=1))
+            cbs.append(
+                keras.callbacks.EarlyStopping(
+                    opts.monitor, patience=opts.early_stopping, restore_best_weights=True, verbose=1
+                )
+            )
         cbs += plugin_callbacks
         started = time.perf_counter()
-        history = _fit(model, dataset, opts, cbs, verbose, arch, data, spec, initial_epoch,
-                       training["seed"])
+        history = _fit(model, dataset, opts, cbs, verbose, arch, data, spec, initial_epoch, training["seed"])
         seconds = time.perf_counter() - started
         _check_finite(history, opts)
 
-        metrics = {"backend": training["backend"], "epochs": initial_epoch + len(history.epoch),
-                   "seconds": round(seconds, 3), "trainable_params": trainable, "total_params": total}
+        metrics = {
+            "backend": training["backend"],
+            "epochs": initial_epoch + len(history.epoch),
+            "seconds": round(seconds, 3),
+            "trainable_params": trainable,
+            "total_params": total,
+        }
         metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
         _evaluate(model, dataset, spec, opts, metrics, out)
         with atomic_path(out / MODEL_FILE) as tmp:
@@ -249,8 +291,7 @@ def _plots(out):
     try:
         write_run_plots(out)
     except Exception as exc:  # noqa: BLE001
-        print(f"kerastack: warning: could not draw the plots of {out}: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(f"kerastack: warning: could not draw the plots of {out}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _build(keras, entry, spec, hparams, data):
@@ -259,11 +300,12 @@ def _build(keras, entry, spec, hparams, data):
     try:
         model = entry.call(spec, **hparams)
     except KerastackError as exc:
-        raise type(exc)(f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, "
-                        f"{spec.task}]") from exc
+        raise type(exc)(f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, {spec.task}]") from exc
     if not isinstance(model, keras.Model):
-        raise KerastackError(f"{entry.owner} from {entry.plugin.label()}: build() returned "
-                             f"{type(model).__name__}, expected a keras.Model")
+        raise KerastackError(
+            f"{entry.owner} from {entry.plugin.label()}: build() returned "
+            f"{type(model).__name__}, expected a keras.Model"
+        )
     return model
 
 
@@ -291,22 +333,23 @@ def _distribution(keras, opts, backend):
         layout = keras.distribution.LayoutMap(mesh)
         layout[".*dense.*kernel"] = (None, "model")
         layout[".*embedding.*embeddings"] = (None, "model")
-        keras.distribution.set_distribution(
-            keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch"))
+        keras.distribution.set_distribution(keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch"))
     return contextlib.nullcontext()
 
 
 def _trim_for_devices(dataset, devices):
     """JAX shards every batch across the devices, the last partial one too: trim each split to a
     multiple of the device count (at most ``devices - 1`` samples dropped per split)."""
+
     def trim(split):
         if not is_pair(split):
             return split
         n = len(split[0]) - len(split[0]) % devices
         return split[0][:n], None if split[1] is None else split[1][:n]
 
-    return dataclasses.replace(dataset, train=trim(dataset.train), validation=trim(dataset.validation),
-                               test=trim(dataset.test))
+    return dataclasses.replace(
+        dataset, train=trim(dataset.train), validation=trim(dataset.validation), test=trim(dataset.test)
+    )
 
 
 def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epoch, seed):
@@ -333,8 +376,7 @@ def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epo
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise KerastackError(
-            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: "
-            f"{type(exc).__name__}: {first}"
+            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: {type(exc).__name__}: {first}"
         ) from exc
 
 
@@ -344,7 +386,8 @@ def _check_finite(history, opts):
         raise KerastackError(
             f"training diverged: the loss became {losses[-1]} at epoch {len(losses)}; try a lower "
             f"--learning-rate (now {opts.learning_rate or 'the default'}), --clip-norm 1.0, "
-            "--warmup 0.1, or --precision float32")
+            "--warmup 0.1, or --precision float32"
+        )
 
 
 def _evaluate(model, dataset, spec, opts, metrics, out):
@@ -366,9 +409,8 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
             y_true.append(np.asarray(y).reshape(-1))
             y_pred.append(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1).reshape(-1))
         if y_true:
-            with atomic_path(out / PREDICTIONS_FILE) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
+            with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
+                np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
 
 
 def custom_modules(model):
@@ -400,8 +442,10 @@ def _transfer(model, source, freeze, lora_rank):
     if source is not None:
         out["matched_layers"] = len(initialized)
         out["layers"] = len(transfer.weighted_layers(model))
-        print(f"init-from {source.path}: {out['matched_layers']} of {out['layers']} layers matched "
-              "(name and weight shapes)")
+        print(
+            f"init-from {source.path}: {out['matched_layers']} of {out['layers']} layers matched "
+            "(name and weight shapes)"
+        )
     transfer.freeze(model, freeze, initialized)
     if lora_rank is not None:
         out["lora_layers"] = transfer.enable_lora(model, int(lora_rank), initialized)

@@ -8,9 +8,11 @@ LORA_LAYERS = ("Dense", "EinsumDense", "Embedding")
 
 def weighted_layers(model):
     """The leaf layers that own weights, in model order."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if layer.weights
-            and not any(c.weights for c in layer._flatten_layers(include_self=False, recursive=False))]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if layer.weights and not any(c.weights for c in layer._flatten_layers(include_self=False, recursive=False))
+    ]
 
 
 def init_from(model, source):
@@ -28,8 +30,14 @@ def init_from(model, source):
         shapes = [tuple(w.shape) for w in layer.weights]
         candidate = by_name.get(layer.name)
         if candidate is None or id(candidate) in used or _shapes(candidate) != shapes:
-            candidate = next((s for s in src_layers if id(s) not in used
-                              and type(s).__name__ == type(layer).__name__ and _shapes(s) == shapes), None)
+            candidate = next(
+                (
+                    s
+                    for s in src_layers
+                    if id(s) not in used and type(s).__name__ == type(layer).__name__ and _shapes(s) == shapes
+                ),
+                None,
+            )
         if candidate is not None:
             layer.set_weights(candidate.get_weights())
             used.add(id(candidate))
@@ -49,7 +57,11 @@ def freeze(model, mode, initialized):
     if mode == "none":
         return
     layers = weighted_layers(model)
-    backbone = {id(l) for l in layers if id(l) in initialized} if initialized else {id(l) for l in layers[:-1]}
+    backbone = (
+        {id(layer) for layer in layers if id(layer) in initialized}
+        if initialized
+        else {id(layer) for layer in layers[:-1]}
+    )
     for layer in layers:
         if id(layer) in backbone:
             layer.trainable = False
@@ -61,7 +73,11 @@ def enable_lora(model, rank, initialized):
     if rank < 1:
         raise UsageError(f"--lora-rank must be at least 1, got {rank}")
     layers = weighted_layers(model)
-    pretrained = {id(l) for l in layers if id(l) in initialized} if initialized else {id(l) for l in layers[:-1]}
+    pretrained = (
+        {id(layer) for layer in layers if id(layer) in initialized}
+        if initialized
+        else {id(layer) for layer in layers[:-1]}
+    )
     adapted = []
     for layer in layers:
         if id(layer) not in pretrained:

@@ -43,8 +43,9 @@ class Case:
         return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", p).strip("_") for p in parts)
 
 
-def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"),
-                        tolerance=1e-5, export_all=False):
+def check_architectures(
+    cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"), tolerance=1e-5, export_all=False
+):
     """Results ``{(case.key, backend): {...}}`` for each case under each backend (see module doc).
 
     A result has ``exported`` (bool) and, where true, a ``tflite_<quantize>`` row per export."""
@@ -54,33 +55,57 @@ def check_architectures(cases, workdir, *, backends=BACKENDS, plugins=(), export
     results = {}
     for backend in backends:
         resolve(backend)
-        done = call_in_backend(backend, "core.testing:_train_cases",
-                               dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)))
+        done = call_in_backend(
+            backend,
+            "core.testing:_train_cases",
+            dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)),
+        )
         for key, result in done.items():
             results[(key, backend)] = result
-    exporting = {(c.key, b) for i, c in enumerate(cases) for b in backends
-                 if export_all or b == backends[i % len(backends)]}
+    exporting = {
+        (c.key, b) for i, c in enumerate(cases) for b in backends if export_all or b == backends[i % len(backends)]
+    }
     for key, result in results.items():
         result["exported"] = key in exporting and "run" in result
     dirs = {f"{key}|{backend}": r["run"] for (key, backend), r in results.items() if "run" in r}
-    checked = call_in_backend("tensorflow", "core.testing:_reload_and_export",
-                              dict(dirs=dirs, export=list(export), tolerance=tolerance,
-                                   exporting=[f"{k}|{b}" for k, b in exporting]))
+    checked = call_in_backend(
+        "tensorflow",
+        "core.testing:_reload_and_export",
+        dict(dirs=dirs, export=list(export), tolerance=tolerance, exporting=[f"{k}|{b}" for k, b in exporting]),
+    )
     for name, result in checked.items():
         key, backend = name.split("|")
         results[(key, backend)].update(result)
     return results
 
 
-def check_architecture(arch, data, *, hparams=None, data_options=None, backends=BACKENDS, plugins=(),
-                       workdir=None, export=("none", "int8"), tolerance=1e-5, export_all=False):
+def check_architecture(
+    arch,
+    data,
+    *,
+    hparams=None,
+    data_options=None,
+    backends=BACKENDS,
+    plugins=(),
+    workdir=None,
+    export=("none", "int8"),
+    tolerance=1e-5,
+    export_all=False,
+):
     """Assert that ``arch`` trains under every backend, reloads in TensorFlow, and exports."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kerastack-check-") as tmp:
         case = Case(arch, data, dict(hparams or {}), dict(data_options or {}))
-        results = check_architectures([case], workdir or tmp, backends=backends, plugins=plugins,
-                                      export=export, tolerance=tolerance, export_all=export_all)
+        results = check_architectures(
+            [case],
+            workdir or tmp,
+            backends=backends,
+            plugins=plugins,
+            export=export,
+            tolerance=tolerance,
+            export_all=export_all,
+        )
     failures = {f"{k[0]} on {k[1]}": r.get("errors") for k, r in results.items() if r.get("errors")}
     assert not failures, json.dumps(failures, indent=2)
     return results
@@ -90,22 +115,31 @@ def _train_cases(cases, workdir, plugins):
     """In a backend's process: train each case briefly; save inputs and outputs of its model."""
     import keras
 
-    from core.errors import KerastackError
     from core.deploy.export import load_dataset
+    from core.deploy.verify import sample_inputs
+    from core.engine.training import train
+    from core.errors import KerastackError
     from core.plugins import get_plugin_host
     from core.runs import inference_model
-    from core.engine.training import train
-    from core.deploy.verify import sample_inputs
 
     out = {}
     for case in cases:
         run_dir = Path(workdir) / case["key"]
         result = {"backend": keras.backend.backend(), "errors": []}
         try:
-            run = train(case["arch"], case["data"], epochs=1, batch_size=case["batch_size"],
-                        steps_per_epoch=case["steps"], hparams=case["hparams"],
-                        data_options=case["data_options"], out=run_dir, seed=0, plugins=plugins,
-                        verbose=0)
+            run = train(
+                case["arch"],
+                case["data"],
+                epochs=1,
+                batch_size=case["batch_size"],
+                steps_per_epoch=case["steps"],
+                hparams=case["hparams"],
+                data_options=case["data_options"],
+                out=run_dir,
+                seed=0,
+                plugins=plugins,
+                verbose=0,
+            )
         except KerastackError as exc:
             result["errors"].append(f"train: {exc}")
             out[case["key"]] = result
@@ -125,11 +159,10 @@ def _train_cases(cases, workdir, plugins):
 def _reload_and_export(dirs, export, tolerance, exporting):
     """In a TensorFlow process: reload each run and compare outputs; export the runs named in
     ``exporting`` and run them on LiteRT."""
-    from tflite.runner import TFLiteModel
-
-    from core.errors import KerastackError
     from core.deploy.export import export as run_export
+    from core.errors import KerastackError
     from core.runs import inference_model, load_run
+    from tflite.runner import TFLiteModel
 
     out = {}
     for name, run_dir in dirs.items():
@@ -161,10 +194,14 @@ def _reload_and_export(dirs, export, tolerance, exporting):
             lite = TFLiteModel(path)
             lite_out = lite.predict(x).reshape(got.shape)
             ops = sorted(set(lite.op_names()))
-            row = {"size_bytes": lite.size_bytes, "ops": ops, "file": path.name,
-                   "dtypes": sorted({t["dtype"] for t in lite.tensor_dtypes()}),
-                   "max_abs_diff": float(np.max(np.abs(lite_out - got))),
-                   "mean_abs_diff": float(np.mean(np.abs(lite_out - got)))}
+            row = {
+                "size_bytes": lite.size_bytes,
+                "ops": ops,
+                "file": path.name,
+                "dtypes": sorted({t["dtype"] for t in lite.tensor_dtypes()}),
+                "max_abs_diff": float(np.max(np.abs(lite_out - got))),
+                "mean_abs_diff": float(np.mean(np.abs(lite_out - got))),
+            }
             if got.ndim == 2 and got.shape[1] > 1:
                 row["agreement"] = float(np.mean(lite_out.argmax(-1) == got.argmax(-1)))
             result[f"tflite_{quantize}"] = row

@@ -28,11 +28,18 @@ OUTPUTS = ("auto", "sigmoid", "linear")
 
 @hookimpl
 def register_architectures(register):
-    register("autoencoder", build_autoencoder, tasks=("reconstruction",),
-             summary="conv (images) or Dense encoder → latent bottleneck → decoder; "
-                     "anomaly score = reconstruction error")
-    register("vae", build_vae, tasks=("reconstruction",),
-             summary="variational autoencoder: z_mean/z_log_var, reparameterized sample, KL + reconstruction")
+    register(
+        "autoencoder",
+        build_autoencoder,
+        tasks=("reconstruction",),
+        summary="conv (images) or Dense encoder → latent bottleneck → decoder; anomaly score = reconstruction error",
+    )
+    register(
+        "vae",
+        build_vae,
+        tasks=("reconstruction",),
+        summary="variational autoencoder: z_mean/z_log_var, reparameterized sample, KL + reconstruction",
+    )
 
 
 def build_autoencoder(spec, latent=16, filters=16, levels=2, units=64, output="auto"):
@@ -47,8 +54,7 @@ def build_autoencoder(spec, latent=16, filters=16, levels=2, units=64, output="a
     return keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
 
 
-def build_vae(spec, latent=8, filters=16, levels=2, units=64, beta=1.0, output="auto",
-              learning_rate=1e-3):
+def build_vae(spec, latent=8, filters=16, levels=2, units=64, beta=1.0, output="auto", learning_rate=1e-3):
     """The autoencoder's encoder with two heads (``z_mean``, ``z_log_var``) and its decoder, in a
     :class:`VAE` compiled with Adam; ``beta`` weighs the KL term. Logs ``reconstruction_loss``,
     ``kl_loss`` and ``mse`` (of the reconstruction)."""
@@ -59,8 +65,9 @@ def build_vae(spec, latent=8, filters=16, levels=2, units=64, beta=1.0, output="
     activation = _output_activation(spec, output, "vae")
     encoder = _encoder(spec, (latent, latent), filters, levels, units, "encoder")
     decoder = _decoder(spec, latent, filters, levels, units, activation)
-    model = VAE(encoder, decoder, beta=beta,
-                likelihood="bernoulli" if activation == "sigmoid" else "gaussian", name="vae")
+    model = VAE(
+        encoder, decoder, beta=beta, likelihood="bernoulli" if activation == "sigmoid" else "gaussian", name="vae"
+    )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["mse"])
     return model
 
@@ -69,8 +76,10 @@ def _output_activation(spec, output, arch):
     if output not in OUTPUTS:
         raise ValueError(f"{arch}: output must be one of {', '.join(OUTPUTS)}; got {output!r}")
     if not spec.input_dtype.startswith("float"):
-        raise ValueError(f"{arch} reconstructs float inputs; the dataset gives {spec.input_dtype} "
-                         f"(token ids?) of shape {spec.input_shape}")
+        raise ValueError(
+            f"{arch} reconstructs float inputs; the dataset gives {spec.input_dtype} "
+            f"(token ids?) of shape {spec.input_shape}"
+        )
     if output == "auto":
         return "sigmoid" if _is_image(spec) else "linear"
     return output

@@ -5,8 +5,9 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("cnn", build, summary="Conv2D+BatchNorm+ReLU blocks, pooling, dropout, softmax head",
-             tasks=("classification",))
+    register(
+        "cnn", build, summary="Conv2D+BatchNorm+ReLU blocks, pooling, dropout, softmax head", tasks=("classification",)
+    )
 
 
 def build(spec, filters=16, blocks=2, dense=64, dropout=0.25):

@@ -21,8 +21,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("diffusion", build, tasks=("generation",),
-             summary="DDPM: 2-level U-Net denoiser conditioned on a sinusoidal time embedding")
+    register(
+        "diffusion",
+        build,
+        tasks=("generation",),
+        summary="DDPM: 2-level U-Net denoiser conditioned on a sinusoidal time embedding",
+    )
 
 
 @hookimpl
@@ -30,8 +34,7 @@ def register_commands(cli):
     cli.add_command(sample_command)
 
 
-def build(spec, filters=32, embed_dim=32, steps=1000, beta_start=1e-4, beta_end=0.02,
-          learning_rate=1e-3):
+def build(spec, filters=32, embed_dim=32, steps=1000, beta_start=1e-4, beta_end=0.02, learning_rate=1e-3):
     """A :class:`Diffusion` around the U-Net denoiser, compiled with Adam (its loss is its own)."""
     import keras
 
@@ -83,15 +86,21 @@ def _block(x, filters, emb):
 
 @click.command("sample")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("-n", "count", default=16, show_default=True, type=click.IntRange(1, 4096), metavar="N",
-              help="How many images.")
+@click.option(
+    "-n", "count", default=16, show_default=True, type=click.IntRange(1, 4096), metavar="N", help="How many images."
+)
 @click.option("--out", default=None, metavar="FILE.png", help="Where to write (default RUN_DIR/samples.png).")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the noise (the same images on every backend).")
-@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Enlarge each pixel K times.")
-@click.option("--steps", default=None, type=click.IntRange(1), metavar="K",
-              help="Diffusion only: K evenly spaced denoising steps (default: the whole schedule).")
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the noise (the same images on every backend)."
+)
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 64), help="Enlarge each pixel K times.")
+@click.option(
+    "--steps",
+    default=None,
+    type=click.IntRange(1),
+    metavar="K",
+    help="Diffusion only: K evenly spaced denoising steps (default: the whole schedule).",
+)
 def sample_command(run_dir, count, out, seed, scale, steps):
     """Draw N images from a generative run (diffusion or gan) into a grid PNG.
 
@@ -128,8 +137,9 @@ def sample(run_dir, count=16, out=None, seed=0, scale=1, steps=None):
     arch = run.record.get("architecture", {}).get("name")
     generate = getattr(model, "generate", None)
     if not callable(generate):
-        raise KerastackError(f"{run.path}: architecture {arch!r} does not generate images; "
-                             "kerastack sample needs a diffusion or gan run")
+        raise KerastackError(
+            f"{run.path}: architecture {arch!r} does not generate images; kerastack sample needs a diffusion or gan run"
+        )
     options = {}
     if steps is not None:
         if "steps" not in inspect.signature(generate).parameters:
@@ -139,8 +149,7 @@ def sample(run_dir, count=16, out=None, seed=0, scale=1, steps=None):
         options["steps"] = int(steps)
     images = np.asarray(generate(int(count), seed=int(seed), **options), dtype="float32")
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-        raise KerastackError(f"{run.path}: generated shape {images.shape} is not images with 1, 3 or 4 "
-                             "channels")
+        raise KerastackError(f"{run.path}: generated shape {images.shape} is not images with 1, 3 or 4 channels")
     grid = tile(images, scale)
     with atomic_path(path) as tmp:
         tmp.write_bytes(png_bytes(grid))
@@ -167,7 +176,7 @@ def tile(images, scale=1, gap=1):
     pixels = np.round(np.clip(np.nan_to_num(images), 0.0, 1.0) * 255).astype("uint8")
     for i in range(n):
         r, col = divmod(i, cols)
-        grid[r * (th + gap): r * (th + gap) + th, col * (tw + gap): col * (tw + gap) + tw] = pixels[i]
+        grid[r * (th + gap) : r * (th + gap) + th, col * (tw + gap) : col * (tw + gap) + tw] = pixels[i]
     return grid
 
 
@@ -186,5 +195,4 @@ def png_bytes(pixels):
 
     header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))  # filter 0 per row
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")

@@ -13,12 +13,25 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("gan", build, tasks=("generation",),
-             summary="DCGAN: Dense→Conv2DTranspose+BN+ReLU generator, Conv2D+LeakyReLU+Dropout critic")
+    register(
+        "gan",
+        build,
+        tasks=("generation",),
+        summary="DCGAN: Dense→Conv2DTranspose+BN+ReLU generator, Conv2D+LeakyReLU+Dropout critic",
+    )
 
 
-def build(spec, latent=32, filters=32, levels=2, dropout=0.1, minibatch_std=True,
-          d_learning_rate=1e-3, g_learning_rate=1e-3, beta_1=0.5):
+def build(
+    spec,
+    latent=32,
+    filters=32,
+    levels=2,
+    dropout=0.1,
+    minibatch_std=True,
+    d_learning_rate=1e-3,
+    g_learning_rate=1e-3,
+    beta_1=0.5,
+):
     """Generator and discriminator mirror each other: ``levels`` stride-2 steps (fewer where H or W
     would turn odd or drop below 4), ``filters`` doubling per step. ``minibatch_std`` gives the
     discriminator the batch's spread of features (ProGAN's remedy for mode collapse). Both
@@ -37,8 +50,10 @@ def build(spec, latent=32, filters=32, levels=2, dropout=0.1, minibatch_std=True
     generator = _generator(spec.input_shape, latent, filters, n)
     discriminator = _discriminator(spec.input_shape, filters, n, dropout, minibatch_std)
     model = GAN(generator, discriminator, latent_dim=latent, name="gan")
-    model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-                  g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1))
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
+        g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
+    )
     return model
 
 

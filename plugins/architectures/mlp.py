@@ -5,8 +5,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("mlp", build, summary="Dense+ReLU layers with dropout; flattens any input",
-             tasks=("classification", "regression"))
+    register(
+        "mlp",
+        build,
+        summary="Dense+ReLU layers with dropout; flattens any input",
+        tasks=("classification", "regression"),
+    )
 
 
 def build(spec, units=(128, 64), dropout=0.1, batch_norm=False):

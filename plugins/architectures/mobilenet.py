@@ -5,9 +5,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("mobilenet", build,
-             summary="MobileNetV2 inverted residuals (expand, depthwise 3x3, linear project), ReLU6",
-             tasks=("classification",))
+    register(
+        "mobilenet",
+        build,
+        summary="MobileNetV2 inverted residuals (expand, depthwise 3x3, linear project), ReLU6",
+        tasks=("classification",),
+    )
 
 
 def build(spec, alpha=1.0, expansion=4, filters=(16, 24, 32), blocks=(1, 2, 2), dropout=0.1):
@@ -23,8 +26,9 @@ def build(spec, alpha=1.0, expansion=4, filters=(16, 24, 32), blocks=(1, 2, 2), 
     if len(spec.input_shape) not in (2, 3):
         raise ValueError(f"mobilenet needs image inputs (H, W[, C]); the dataset gives {spec.input_shape}")
     if len(filters) != len(blocks):
-        raise ValueError(f"mobilenet needs as many filters as blocks (one of each per stage); got "
-                         f"filters={filters}, blocks={blocks}")
+        raise ValueError(
+            f"mobilenet needs as many filters as blocks (one of each per stage); got filters={filters}, blocks={blocks}"
+        )
 
     def channels(n):
         return max(8, int(n * alpha + 4) // 8 * 8)

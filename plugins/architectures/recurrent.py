@@ -8,15 +8,18 @@ CELLS = {"lstm": "LSTM", "gru": "GRU"}  # architecture name → keras.layers cla
 @hookimpl
 def register_architectures(register):
     for name, cell in CELLS.items():
-        register(name, builder(name), tasks=("classification",),
-                 summary=f"stacked (optionally bidirectional) {cell} on series or token ids, softmax head")
+        register(
+            name,
+            builder(name),
+            tasks=("classification",),
+            summary=f"stacked (optionally bidirectional) {cell} on series or token ids, softmax head",
+        )
 
 
 def builder(name):
     """The ``build`` function of architecture ``name``: the same model with its own cell type."""
 
-    def build(spec, units=32, layers=1, bidirectional=False, dropout=0.1, embed_dim=16, frame=1,
-              unroll=True):
+    def build(spec, units=32, layers=1, bidirectional=False, dropout=0.1, embed_dim=16, frame=1, unroll=True):
         """``layers`` stacked recurrent layers of ``units`` (each direction, if ``bidirectional``);
         the last returns its final state only. Integer inputs with a ``vocab_size`` are token ids,
         embedded in ``embed_dim`` dimensions first (no masking: 0 is an ordinary token). With
@@ -37,11 +40,15 @@ def _build(name, spec, units, depth, bidirectional, dropout, embed_dim, frame, u
 
     tokens = spec.input_dtype.startswith("int") and spec.vocab_size
     if len(spec.input_shape) != (1 if tokens else 2):
-        raise ValueError(f"{name} needs sequences (timesteps, features) or int token ids (timesteps,) "
-                         f"with a vocab_size; the dataset gives {spec.input_shape}")
+        raise ValueError(
+            f"{name} needs sequences (timesteps, features) or int token ids (timesteps,) "
+            f"with a vocab_size; the dataset gives {spec.input_shape}"
+        )
     if frame < 1 or spec.input_shape[0] % frame or (tokens and frame > 1):
-        raise ValueError(f"{name} needs a series whose timesteps are a multiple of frame={frame} "
-                         f"(frame=1 for token ids); the dataset gives {spec.input_shape}")
+        raise ValueError(
+            f"{name} needs a series whose timesteps are a multiple of frame={frame} "
+            f"(frame=1 for token ids); the dataset gives {spec.input_shape}"
+        )
     if tokens:
         inputs = keras.Input(spec.input_shape, dtype=spec.input_dtype, name="tokens")
         x = keras.layers.Embedding(spec.vocab_size, embed_dim, mask_zero=False)(inputs)

@@ -5,8 +5,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("resnet", build, summary="residual Conv-BN-ReLU blocks with projection shortcuts, softmax head",
-             tasks=("classification",))
+    register(
+        "resnet",
+        build,
+        summary="residual Conv-BN-ReLU blocks with projection shortcuts, softmax head",
+        tasks=("classification",),
+    )
 
 
 def build(spec, width=16, depth=1, stages=3, dropout=0.1):

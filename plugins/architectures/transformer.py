@@ -5,9 +5,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("transformer", build, tasks=("classification",),
-             summary="token or series embedding + learned positions, self-attention encoder, "
-                     "pooled softmax head")
+    register(
+        "transformer",
+        build,
+        tasks=("classification",),
+        summary="token or series embedding + learned positions, self-attention encoder, pooled softmax head",
+    )
 
 
 def build(spec, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
@@ -22,8 +25,10 @@ def build(spec, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
 
     tokens = spec.input_dtype.startswith("int") and spec.vocab_size
     if len(spec.input_shape) != (1 if tokens else 2):
-        raise ValueError(f"transformer needs int token ids (timesteps,) with a vocab_size or sequences "
-                         f"(timesteps, features); the dataset gives {spec.input_shape}")
+        raise ValueError(
+            f"transformer needs int token ids (timesteps,) with a vocab_size or sequences "
+            f"(timesteps, features); the dataset gives {spec.input_shape}"
+        )
     check_heads("transformer", dim, heads)
     if tokens:
         inputs = keras.Input(spec.input_shape, dtype=spec.input_dtype, name="tokens")

@@ -5,8 +5,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("vit", build, tasks=("classification",),
-             summary="patch embedding + learned positions, self-attention encoder, pooled softmax head")
+    register(
+        "vit",
+        build,
+        tasks=("classification",),
+        summary="patch embedding + learned positions, self-attention encoder, pooled softmax head",
+    )
 
 
 def build(spec, patch=4, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
@@ -23,8 +27,7 @@ def build(spec, patch=4, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     if len(shape) not in (2, 3):
         raise ValueError(f"vit needs image inputs (H, W[, C]); the dataset gives {shape}")
     if patch < 1 or shape[0] % patch or shape[1] % patch:
-        raise ValueError(f"vit needs image sides (H, W) divisible by patch={patch}; "
-                         f"the dataset gives {shape}")
+        raise ValueError(f"vit needs image sides (H, W) divisible by patch={patch}; the dataset gives {shape}")
     check_heads("vit", dim, heads)
     inputs = keras.Input(shape, name="image")
     x = inputs if len(shape) == 3 else layers.Reshape((*shape, 1))(inputs)

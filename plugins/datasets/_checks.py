@@ -8,8 +8,7 @@ def check_fractions(owner, **fractions):
 
     if not (all(0 < share < 1 for share in fractions.values()) and sum(fractions.values()) < 1):
         given = ", ".join(f"{name}={share}" for name, share in fractions.items())
-        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, "
-                         f"got {given}")
+        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, got {given}")
 
 
 def check_range(owner, name, value, low, high=None, what="an integer", why=""):
@@ -27,5 +26,10 @@ def check_samples(owner, samples, classes, validation, test):
 
     smallest = min(validation, test, 1 - validation - test)
     if samples * smallest < classes:
-        check_range(owner, "samples", samples, math.ceil(classes / smallest),
-                    why=f" to hold all {classes} classes in every split")
+        check_range(
+            owner,
+            "samples",
+            samples,
+            math.ceil(classes / smallest),
+            why=f" to hold all {classes} classes in every split",
+        )

@@ -27,8 +27,7 @@ def existing_file(path, option, owner, what="file"):
     from core import UsageError
 
     if not path:
-        raise UsageError(f"{owner}: option {option} is not set; give the {what} with "
-                         f"--data-opt {option}=PATH")
+        raise UsageError(f"{owner}: option {option} is not set; give the {what} with --data-opt {option}=PATH")
     p = Path(path).expanduser()
     if not p.exists():
         raise UsageError(f"{owner}: option {option}={path!r}: no such file")
@@ -64,7 +63,8 @@ def read_table(path, delimiter, owner):
                 if len(row) != len(header):
                     raise KerastackError(
                         f"{owner}: {p} line {reader.line_num}: {len(row)} fields, expected {len(header)} "
-                        f"(the header's columns; delimiter {delimiter!r})")
+                        f"(the header's columns; delimiter {delimiter!r})"
+                    )
                 rows.append([c.strip() for c in row])
                 lines.append(reader.line_num)
     except OSError as exc:
@@ -89,8 +89,10 @@ def column_index(header, name, option, path, owner):
     from core.errors import did_you_mean
 
     if name not in header:
-        raise UsageError(f"{owner}: option {option}={name!r}: no such column in {path}"
-                         f"{did_you_mean(name, header)}; columns: {', '.join(header)}")
+        raise UsageError(
+            f"{owner}: option {option}={name!r}: no such column in {path}"
+            f"{did_you_mean(name, header)}; columns: {', '.join(header)}"
+        )
     return header.index(name)
 
 
@@ -102,8 +104,7 @@ def infer_task(values, task, what, path, lines, owner):
     if task == "regression":
         for number, value, line in zip(numbers, values, lines):
             if number is None:
-                raise UsageError(f"{owner}: task=regression needs a numeric {what}; {path} line {line} "
-                                 f"holds {value!r}")
+                raise UsageError(f"{owner}: task=regression needs a numeric {what}; {path} line {line} holds {value!r}")
         return task
     if task == "auto":
         numeric = all(n is not None for n in numbers)
@@ -127,8 +128,9 @@ def encode_labels(values, what, owner):
     else:
         names = sorted(set(values))
     if len(names) < 2:
-        raise UsageError(f"{owner}: {what} has {len(names)} class ({', '.join(map(repr, names))}); "
-                         "classification needs at least 2")
+        raise UsageError(
+            f"{owner}: {what} has {len(names)} class ({', '.join(map(repr, names))}); classification needs at least 2"
+        )
     index = {name: i for i, name in enumerate(names)}
     return tuple(names), np.array([index[v] for v in values], dtype="int32")
 
@@ -146,8 +148,7 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
 
     given = ", ".join(f"{name}={share}" for name, share in fractions.items())
     if not (all(0 < share < 1 for share in fractions.values()) and sum(fractions.values()) < 1):
-        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, "
-                         f"got {given}")
+        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, got {given}")
     rng = np.random.default_rng(seed)
     labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
     groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
@@ -156,7 +157,7 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     parts = [[] for _ in range(len(fractions) + 1)]
     for part, share in zip(parts[1:], fractions.values()):
         quota = np.minimum(quotas(sizes, share, rng), sizes - taken)
-        part += [g[start:start + q] for g, start, q in zip(groups, taken, quota)]
+        part += [g[start : start + q] for g, start, q in zip(groups, taken, quota)]
         taken += quota
     parts[0] += [g[start:] for g, start in zip(groups, taken)]
     splits = tuple(np.sort(np.concatenate(p)) for p in parts)

@@ -35,7 +35,7 @@ class FileBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         return np.stack([self.read(self.paths[i]) for i in rows]), self.labels[rows]
 
     def on_epoch_end(self):

@@ -6,8 +6,16 @@ hides the standard library's ``csv`` module, which it uses.
 """
 
 from core import hookimpl
-from plugins.datasets._files import (TASKS, as_number, column_index, encode_labels, infer_task, is_missing,
-                                     read_table, split_indices)
+from plugins.datasets._files import (
+    TASKS,
+    as_number,
+    column_index,
+    encode_labels,
+    infer_task,
+    is_missing,
+    read_table,
+    split_indices,
+)
 
 MISSING_CATEGORY = "<missing>"
 ENCODINGS = ("onehot", "index")
@@ -16,12 +24,17 @@ OWNER = "dataset 'csv'"
 
 @hookimpl
 def register_datasets(register):
-    register("csv", load, summary="your own CSV table (--data-opt path=FILE target=COLUMN), "
-             "numeric columns standardized, text columns one-hot")
+    register(
+        "csv",
+        load,
+        summary="your own CSV table (--data-opt path=FILE target=COLUMN), "
+        "numeric columns standardized, text columns one-hot",
+    )
 
 
-def load(path="", target="", task="auto", categorical="onehot", delimiter=",", ignore="",
-         validation=0.15, test=0.15, seed=0):
+def load(
+    path="", target="", task="auto", categorical="onehot", delimiter=",", ignore="", validation=0.15, test=0.15, seed=0
+):
     """Features as float32 with shape (inputs,); a split fixed by ``seed``, stratified by class.
 
     Numeric columns are standardized with the training split's mean and std; other columns are
@@ -43,8 +56,7 @@ def load(path="", target="", task="auto", categorical="onehot", delimiter=",", i
         if value not in valid:
             raise UsageError(f"{OWNER}: option {name}={value!r}: valid: {choices_text(valid)}")
     if not target:
-        raise UsageError(f"{OWNER}: option target is not set; name the column to predict with "
-                         "--data-opt target=COLUMN")
+        raise UsageError(f"{OWNER}: option target is not set; name the column to predict with --data-opt target=COLUMN")
     header, rows, lines = read_table(path, delimiter, OWNER)
     ignored = [c.strip() for c in ignore.split(",") if c.strip()]
     for option, name in [("target", target)] + [("ignore", c) for c in ignored]:
@@ -65,8 +77,14 @@ def load(path="", target="", task="auto", categorical="onehot", delimiter=",", i
         class_names, y = encode_labels(y_text, f"target {target!r}", OWNER)
     else:
         class_names, y = None, np.array([float(v) for v in y_text], dtype="float32")[:, None]
-    train, val, tst = split_indices(len(rows), {"validation": validation, "test": test}, seed, OWNER,
-                                    "rows", labels=y if task == "classification" else None)
+    train, val, tst = split_indices(
+        len(rows),
+        {"validation": validation, "test": test},
+        seed,
+        OWNER,
+        "rows",
+        labels=y if task == "classification" else None,
+    )
 
     columns, imputed = [], []
     for i in features:
@@ -80,11 +98,18 @@ def load(path="", target="", task="auto", categorical="onehot", delimiter=",", i
     if imputed:
         print("csv: imputed missing values: " + ", ".join(imputed))
     x = encode_columns([[row[i] for row in rows] for i in features], columns)
-    print(f"csv: {len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
-          f"target {target!r}: {task}{' (task=auto)' if asked == 'auto' else ''}"
-          + (f", {len(class_names)} classes" if class_names else ""))
-    dataset = Dataset(train=(x[train], y[train]), validation=(x[val], y[val]), test=(x[tst], y[tst]),
-                      task=task, class_names=class_names)
+    print(
+        f"csv: {len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
+        f"target {target!r}: {task}{' (task=auto)' if asked == 'auto' else ''}"
+        + (f", {len(class_names)} classes" if class_names else "")
+    )
+    dataset = Dataset(
+        train=(x[train], y[train]),
+        validation=(x[val], y[val]),
+        test=(x[tst], y[tst]),
+        task=task,
+        class_names=class_names,
+    )
     dataset.preprocessing = {"columns": columns, "target": target}
     return dataset
 
@@ -144,5 +169,3 @@ def encode_columns(columns_values, columns):
 
 
 # -- shared by the file-based datasets ---------------------------------------------------------------
-
-

@@ -24,6 +24,12 @@ def load(validation=0.15, test=0.15, seed=0):
     y = bunch.target.astype("int32")
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
-    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
-                   task="classification", class_names=tuple(str(i) for i in range(10)))
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
+    )
+    return Dataset(
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test),
+        task="classification",
+        class_names=tuple(str(i) for i in range(10)),
+    )

@@ -8,8 +8,11 @@ OWNER = "dataset 'image_folder'"
 
 @hookimpl
 def register_datasets(register):
-    register("image_folder", load, summary="your own PNG/JPEG images in class subfolders "
-             "(--data-opt path=DIR), streamed in batches")
+    register(
+        "image_folder",
+        load,
+        summary="your own PNG/JPEG images in class subfolders (--data-opt path=DIR), streamed in batches",
+    )
 
 
 def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15, seed=0):
@@ -35,8 +38,9 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
     if batch_size < 1:
         raise UsageError(f"{OWNER}: option batch_size={batch_size}: expected at least 1")
     files, labels, class_names = find_images(path)
-    train, val, tst = split_indices(len(files), {"validation": validation, "test": test}, seed, OWNER,
-                                    "images", labels=labels)
+    train, val, tst = split_indices(
+        len(files), {"validation": validation, "test": test}, seed, OWNER, "images", labels=labels
+    )
     for file in files:
         check_image(file)
 
@@ -45,11 +49,17 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
     read = partial(read_image, size=size, channels=channels)
 
     def split(rows, shuffle):
-        return FileBatches([files[i] for i in rows], [labels[i] for i in rows], read,
-                           batch_size=batch_size, shuffle=shuffle, seed=seed)
+        return FileBatches(
+            [files[i] for i in rows], [labels[i] for i in rows], read, batch_size=batch_size, shuffle=shuffle, seed=seed
+        )
 
-    return Dataset(train=split(train, True), validation=split(val, False), test=split(tst, False),
-                   task="classification", class_names=class_names)
+    return Dataset(
+        train=split(train, True),
+        validation=split(val, False),
+        test=split(tst, False),
+        task="classification",
+        class_names=class_names,
+    )
 
 
 def find_images(path):
@@ -59,8 +69,9 @@ def find_images(path):
     from core import UsageError
 
     if not path:
-        raise UsageError(f"{OWNER}: option path is not set; give the folder of class subfolders with "
-                         "--data-opt path=DIR")
+        raise UsageError(
+            f"{OWNER}: option path is not set; give the folder of class subfolders with --data-opt path=DIR"
+        )
     root = Path(path).expanduser()
     if not root.exists():
         raise UsageError(f"{OWNER}: option path={path!r}: no such folder")
@@ -70,12 +81,18 @@ def find_images(path):
     if not folders:
         raise UsageError(f"{OWNER}: {root} has no class subfolders; expected {root}/CLASS/IMAGE.png")
     if len(folders) < 2:
-        raise UsageError(f"{OWNER}: {root} has 1 class subfolder ({folders[0].name!r}); "
-                         "classification needs at least 2")
+        raise UsageError(
+            f"{OWNER}: {root} has 1 class subfolder ({folders[0].name!r}); classification needs at least 2"
+        )
     files, labels = [], []
     for label, folder in enumerate(folders):
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        found = sorted(
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in SUFFIXES
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
         if not found:
             raise UsageError(f"{OWNER}: class folder {folder} holds no {'/'.join(SUFFIXES)} images")
         files += found

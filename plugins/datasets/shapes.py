@@ -36,9 +36,15 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     x = np.clip(x + rng.normal(0, noise, x.shape), 0, 1).astype("float32")[..., None]
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
-    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
-                   task="classification", class_names=CLASS_NAMES)
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
+    )
+    return Dataset(
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test),
+        task="classification",
+        class_names=CLASS_NAMES,
+    )
 
 
 def draw(y, size, rng):
@@ -63,8 +69,10 @@ def draw(y, size, rng):
         # Inside a regular k-gon: the projection on every edge's normal is at most the apothem.
         rows = sides == k
         normals = rotation[rows, None] + np.pi / k + 2 * np.pi * np.arange(k) / k
-        projection = (dx[rows, :, :, None] * np.cos(normals)[:, None, None, :]
-                      + dy[rows, :, :, None] * np.sin(normals)[:, None, None, :])
+        projection = (
+            dx[rows, :, :, None] * np.cos(normals)[:, None, None, :]
+            + dy[rows, :, :, None] * np.sin(normals)[:, None, None, :]
+        )
         apothem = radius[rows] * np.cos(np.pi / k)
         distance[rows] = projection.max(axis=-1) - apothem[:, None, None]
     # Coverage of a pixel by the shape, approximated from the distance of its centre to the edge.

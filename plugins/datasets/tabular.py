@@ -8,10 +8,16 @@ from core import hookimpl
 TABLES = {
     "iris": ("load_iris", "classification", "150 iris flowers, 4 measurements, 3 species (scikit-learn)"),
     "wine": ("load_wine", "classification", "178 wines, 13 chemical analyses, 3 cultivars (scikit-learn)"),
-    "breast_cancer": ("load_breast_cancer", "classification",
-                      "569 breast tumours, 30 cell measurements, malignant or benign (scikit-learn)"),
-    "diabetes": ("load_diabetes", "regression",
-                 "442 diabetes patients, 10 measurements, disease progression after a year (scikit-learn)"),
+    "breast_cancer": (
+        "load_breast_cancer",
+        "classification",
+        "569 breast tumours, 30 cell measurements, malignant or benign (scikit-learn)",
+    ),
+    "diabetes": (
+        "load_diabetes",
+        "regression",
+        "442 diabetes patients, 10 measurements, disease progression after a year (scikit-learn)",
+    ),
 }
 
 
@@ -44,12 +50,14 @@ def load(name, validation=0.15, test=0.15, seed=0):
         y, class_names = bunch.target.astype("float32")[:, None], None
     stratified = task == "classification"
     x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test, stratify=y if stratified else None, random_state=seed)
+        x, y, test_size=test, stratify=y if stratified else None, random_state=seed
+    )
     x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratified else None,
-        random_state=seed)
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratified else None, random_state=seed
+    )
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1
     x_train, x_val, x_test = (((a - mean) / std).astype("float32") for a in (x_train, x_val, x_test))
-    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
-                   task=task, class_names=class_names)
+    return Dataset(
+        train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test), task=task, class_names=class_names
+    )

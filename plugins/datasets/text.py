@@ -13,10 +13,16 @@ TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 
 @hookimpl
 def register_datasets(register):
-    register("text_folder", load_folder, summary="your own .txt files in class subfolders "
-             "(--data-opt path=DIR), as token ids")
-    register("text_csv", load_csv, summary="your own texts and labels in two CSV columns "
-             "(--data-opt path=FILE), as token ids")
+    register(
+        "text_folder",
+        load_folder,
+        summary="your own .txt files in class subfolders (--data-opt path=DIR), as token ids",
+    )
+    register(
+        "text_csv",
+        load_csv,
+        summary="your own texts and labels in two CSV columns (--data-opt path=FILE), as token ids",
+    )
 
 
 def words(text):
@@ -52,8 +58,9 @@ def load_folder(path="", max_tokens=5000, length=64, validation=0.15, test=0.15,
     return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner)
 
 
-def load_csv(path="", text="text", label="label", delimiter=",", max_tokens=5000, length=64,
-             validation=0.15, test=0.15, seed=0):
+def load_csv(
+    path="", text="text", label="label", delimiter=",", max_tokens=5000, length=64, validation=0.15, test=0.15, seed=0
+):
     """Texts from column ``text``, classes from column ``label`` of a CSV file with a header row;
     class names are the labels, sorted (by value if all are numbers). Rows without a label are
     dropped. See ``dataset`` for the encoding and the split."""
@@ -82,14 +89,20 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
     from plugins.datasets._files import split_indices
 
     labels = np.asarray(labels, dtype="int32")
-    train, val, tst = split_indices(len(texts), {"validation": validation, "test": test}, seed, owner,
-                                    "texts", labels=labels)
+    train, val, tst = split_indices(
+        len(texts), {"validation": validation, "test": test}, seed, owner, "texts", labels=labels
+    )
     vocabulary = build_vocabulary([texts[i] for i in train], max_tokens)
     ids = {token: i for i, token in enumerate(vocabulary)}
     x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
-    data = Dataset(train=(x[train], labels[train]), validation=(x[val], labels[val]),
-                   test=(x[tst], labels[tst]), task="classification", class_names=tuple(class_names),
-                   vocab_size=len(vocabulary))
+    data = Dataset(
+        train=(x[train], labels[train]),
+        validation=(x[val], labels[val]),
+        test=(x[tst], labels[tst]),
+        task="classification",
+        class_names=tuple(class_names),
+        vocab_size=len(vocabulary),
+    )
     data.vocabulary = vocabulary
     return data
 
@@ -110,8 +123,9 @@ def read_folder(path, owner):
     from core import KerastackError, UsageError
 
     if not path:
-        raise UsageError(f"{owner}: option path is not set; give the folder of class subfolders with "
-                         "--data-opt path=DIR")
+        raise UsageError(
+            f"{owner}: option path is not set; give the folder of class subfolders with --data-opt path=DIR"
+        )
     root = Path(path).expanduser()
     if not root.exists():
         raise UsageError(f"{owner}: option path={path!r}: no such folder")
@@ -121,20 +135,23 @@ def read_folder(path, owner):
     if not folders:
         raise UsageError(f"{owner}: {root} has no class subfolders; expected {root}/CLASS/TEXT.txt")
     if len(folders) < 2:
-        raise UsageError(f"{owner}: {root} has 1 class subfolder ({folders[0].name!r}); "
-                         "classification needs at least 2")
+        raise UsageError(
+            f"{owner}: {root} has 1 class subfolder ({folders[0].name!r}); classification needs at least 2"
+        )
     texts, labels = [], []
     for label, folder in enumerate(folders):
-        found = sorted(p for p in folder.rglob("*.txt") if p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        found = sorted(
+            p
+            for p in folder.rglob("*.txt")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
         if not found:
             raise UsageError(f"{owner}: class folder {folder} holds no .txt files")
         for file in found:
             try:
                 texts.append(file.read_text(encoding="utf-8-sig"))
             except UnicodeDecodeError as exc:
-                raise KerastackError(f"{owner}: {file} is not UTF-8 text "
-                                     f"({exc.reason} at byte {exc.start})") from None
+                raise KerastackError(f"{owner}: {file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
             except OSError as exc:
                 raise KerastackError(f"{owner}: cannot read {file}: {exc.strerror or exc}") from None
         labels += [label] * len(found)

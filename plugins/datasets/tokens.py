@@ -41,6 +41,13 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     x[rows, second] = np.where(y == 1, MARKER_B, MARKER_A)
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
-    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
-                   task="classification", class_names=CLASS_NAMES, vocab_size=vocab)
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
+    )
+    return Dataset(
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test),
+        task="classification",
+        class_names=CLASS_NAMES,
+        vocab_size=vocab,
+    )

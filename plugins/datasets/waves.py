@@ -38,16 +38,24 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     phase = rng.uniform(0, 1, (samples, 1))
     amplitude = rng.uniform(*AMPLITUDE, (samples, 1))
     t = (phase + cycles * np.arange(length) / length) % 1  # position within the period, in [0, 1)
-    families = np.stack([
-        np.sin(2 * np.pi * t),
-        np.where(t < 0.5, 1.0, -1.0),
-        2 * t - 1,
-        1 - 4 * np.abs(t - 0.5),
-    ])
+    families = np.stack(
+        [
+            np.sin(2 * np.pi * t),
+            np.where(t < 0.5, 1.0, -1.0),
+            2 * t - 1,
+            1 - 4 * np.abs(t - 0.5),
+        ]
+    )
     x = amplitude * families[y, np.arange(samples)] + rng.normal(0, noise, (samples, length))
     x = x.astype("float32")[..., None]
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
     x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed)
-    return Dataset(train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test),
-                   task="classification", class_names=CLASS_NAMES)
+        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
+    )
+    return Dataset(
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test),
+        task="classification",
+        class_names=CLASS_NAMES,
+    )

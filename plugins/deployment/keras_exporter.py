@@ -77,8 +77,11 @@ def describe(ctx, path, model):
     if metrics_path.exists():
         from core.files import read_json
 
-        metrics = {k: v for k, v in read_json(metrics_path, "metrics file").items()
-                   if k.startswith("test_") and isinstance(v, (int, float))}
+        metrics = {
+            k: v
+            for k, v in read_json(metrics_path, "metrics file").items()
+            if k.startswith("test_") and isinstance(v, (int, float))
+        }
     return {
         "format": "kerastack-keras/1",
         "task": spec.get("task"),
@@ -93,15 +96,20 @@ def describe(ctx, path, model):
         "test_metrics": metrics,
         "exported_backend": keras.backend.backend(),
         "versions": versions(),
-        **{k: getattr(ctx.dataset, k) for k in ("vocabulary", "preprocessing")
-           if getattr(ctx.dataset, k, None) is not None},
-        "files": {path.name: {
-            "size_bytes": path.stat().st_size,
-            "params": int(model.count_params()),
-            "optimizer": getattr(model, "optimizer", None) is not None,
-            "inputs": [_tensor(t) for t in model.inputs],
-            "outputs": [_tensor(t, name) for t, name in zip(model.outputs, _output_names(model))],
-        }},
+        **{
+            k: getattr(ctx.dataset, k)
+            for k in ("vocabulary", "preprocessing")
+            if getattr(ctx.dataset, k, None) is not None
+        },
+        "files": {
+            path.name: {
+                "size_bytes": path.stat().st_size,
+                "params": int(model.count_params()),
+                "optimizer": getattr(model, "optimizer", None) is not None,
+                "inputs": [_tensor(t) for t in model.inputs],
+                "outputs": [_tensor(t, name) for t, name in zip(model.outputs, _output_names(model))],
+            }
+        },
     }
 
 
@@ -112,5 +120,8 @@ def _output_names(model):
 
 
 def _tensor(tensor, name=None):
-    return {"name": name or tensor.name, "shape": [None if d is None else int(d) for d in tensor.shape],
-            "dtype": str(tensor.dtype)}
+    return {
+        "name": name or tensor.name,
+        "shape": [None if d is None else int(d) for d in tensor.shape],
+        "dtype": str(tensor.dtype),
+    }

@@ -19,8 +19,12 @@ RUNTIME = ("onnxruntime", "onnxruntime==1.31.1")
 
 @hookimpl
 def register_exporters(register):
-    register(NAME, export, backend="tensorflow",
-             summary="ONNX model via tf2onnx, checked on ONNX Runtime (needs tf2onnx, onnx, onnxruntime)")
+    register(
+        NAME,
+        export,
+        backend="tensorflow",
+        summary="ONNX model via tf2onnx, checked on ONNX Runtime (needs tf2onnx, onnx, onnxruntime)",
+    )
 
 
 def export(ctx, opset=0, verify=True, verify_samples=1000):
@@ -41,11 +45,13 @@ def export(ctx, opset=0, verify=True, verify_samples=1000):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # Keras's numpy-2 patch of tf2onnx
-                ctx.model.export(str(tmp), format="onnx", verbose=False, input_signature=signature,
-                                 opset_version=opset or None)
+                ctx.model.export(
+                    str(tmp), format="onnx", verbose=False, input_signature=signature, opset_version=opset or None
+                )
         except Exception as exc:
-            raise KerastackError(f"exporter {NAME!r}: conversion failed: {type(exc).__name__}: "
-                                 f"{_first_line(exc)}") from exc
+            raise KerastackError(
+                f"exporter {NAME!r}: conversion failed: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
         result = check(tmp, ctx, verify_samples) if verify else None
     return [path] if result is None else [path, record_result(path, result)]
 
@@ -70,8 +76,7 @@ def check(path, ctx, samples=1000):
     result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
     one = {feed.name: x[:1]}
     p50, p90 = time_calls(lambda: session.run(None, one), runs=200)
-    result.update(latency_ms_p50=p50, latency_ms_p90=p90, threads=1,
-                  runtime=f"onnxruntime {onnxruntime.__version__}")
+    result.update(latency_ms_p50=p50, latency_ms_p90=p90, threads=1, runtime=f"onnxruntime {onnxruntime.__version__}")
     return result
 
 
@@ -84,8 +89,9 @@ def _require(*packages, verify):
     if missing:
         names = ", ".join(module for module, _ in missing)
         hint = " (or --opt verify=false to skip ONNX Runtime)" if missing == [RUNTIME] and verify else ""
-        raise KerastackError(f"exporter {NAME!r} needs the package(s) {names}: "
-                             f"pip install {' '.join(pin for _, pin in missing)}{hint}")
+        raise KerastackError(
+            f"exporter {NAME!r} needs the package(s) {names}: pip install {' '.join(pin for _, pin in missing)}{hint}"
+        )
 
 
 def _first_line(exc):

@@ -13,8 +13,12 @@ NAME = "saved_model"
 
 @hookimpl
 def register_exporters(register):
-    register(NAME, export, backend="tensorflow",
-             summary="TensorFlow SavedModel with a serve() endpoint, reloaded and compared with Keras")
+    register(
+        NAME,
+        export,
+        backend="tensorflow",
+        summary="TensorFlow SavedModel with a serve() endpoint, reloaded and compared with Keras",
+    )
 
 
 def export(ctx, verify=True, verify_samples=1000):
@@ -53,8 +57,9 @@ def check(path, ctx, samples=1000):
     task = ctx.run.get("spec", {}).get("task")
     loaded = tf.saved_model.load(str(path))
     dtype = ctx.model.inputs[0].dtype
-    out = np.concatenate([np.asarray(loaded.serve(tf.constant(x[i : i + 256], dtype=dtype)))
-                          for i in range(0, len(x), 256)])
+    out = np.concatenate(
+        [np.asarray(loaded.serve(tf.constant(x[i : i + 256], dtype=dtype))) for i in range(0, len(x), 256)]
+    )
     keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
     result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
     one = tf.constant(x[:1], dtype=dtype)

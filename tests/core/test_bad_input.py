@@ -16,11 +16,11 @@ import os
 import textwrap
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import run_python
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-ACME = '''
+ACME = """
     import numpy as np
     from core import Dataset, hookimpl
 
@@ -80,16 +80,16 @@ ACME = '''
         @cli.command("acme-boom")
         def acme_boom():
             raise RuntimeError("command exploded")
-'''
+"""
 
-TWICE = '''
+TWICE = """
     from core import hookimpl
 
     @hookimpl
     def register_architectures(register):
         register("twice_net", lambda spec: None)
         register("twice_net", lambda spec: None)
-'''
+"""
 
 CRASHY = "raise RuntimeError('cannot start')\n"
 
@@ -105,168 +105,484 @@ def out(row_id):
 # {plugins} are filled in by the job. Train rows write to {root}/out/ID, which must not exist after.
 ROWS = [
     # -- names ---------------------------------------------------------------------------------------
-    ("unknown-architecture", "kerastack", ["train", "--arch", "mpl", "--data", "digits"], 2,
-     ["unknown architecture 'mpl' (did you mean 'mlp'?); valid: "]),
-    ("unknown-dataset", "kerastack", ["train", "--arch", "mlp", "--data", "digts"], 2,
-     ["unknown dataset 'digts' (did you mean 'digits'?)"]),
-    ("unknown-exporter", "kerastack", ["export", "{run}", "--to", "tflight"], 2,
-     ["unknown exporter 'tflight' (did you mean 'tflite'?)"]),
-    ("unknown-callback", "kerastack", TRAIN + ["--callback", "boom_cbb"], 2,
-     ["unknown callback 'boom_cbb' (did you mean 'boom_cb'?)"]),
-    ("unknown-backend", "kerastack", TRAIN + ["--backend", "jaxx"], 2,
-     ["unknown backend 'jaxx'; valid: jax, tensorflow, torch"]),
+    (
+        "unknown-architecture",
+        "kerastack",
+        ["train", "--arch", "mpl", "--data", "digits"],
+        2,
+        ["unknown architecture 'mpl' (did you mean 'mlp'?); valid: "],
+    ),
+    (
+        "unknown-dataset",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "digts"],
+        2,
+        ["unknown dataset 'digts' (did you mean 'digits'?)"],
+    ),
+    (
+        "unknown-exporter",
+        "kerastack",
+        ["export", "{run}", "--to", "tflight"],
+        2,
+        ["unknown exporter 'tflight' (did you mean 'tflite'?)"],
+    ),
+    (
+        "unknown-callback",
+        "kerastack",
+        TRAIN + ["--callback", "boom_cbb"],
+        2,
+        ["unknown callback 'boom_cbb' (did you mean 'boom_cb'?)"],
+    ),
+    (
+        "unknown-backend",
+        "kerastack",
+        TRAIN + ["--backend", "jaxx"],
+        2,
+        ["unknown backend 'jaxx'; valid: jax, tensorflow, torch"],
+    ),
     ("unknown-command", "kerastack", ["trian"], 2, ["No such command 'trian'"]),
-    ("task-not-supported", "kerastack", ["train", "--arch", "cnn", "--data", "diabetes", *out("task")], 2,
-     ["architecture 'cnn' supports classification; dataset 'diabetes' is regression"]),
+    (
+        "task-not-supported",
+        "kerastack",
+        ["train", "--arch", "cnn", "--data", "diabetes", *out("task")],
+        2,
+        ["architecture 'cnn' supports classification; dataset 'diabetes' is regression"],
+    ),
     # -- values --------------------------------------------------------------------------------------
-    ("hp-unknown-key", "kerastack", TRAIN + ["--hp", "unitz=8"], 2,
-     ["architecture 'mlp' has no hyperparameter 'unitz' (did you mean 'units'?); valid: batch_norm, dropout, units"]),
-    ("hp-wrong-type", "kerastack", TRAIN + ["--hp", "dropout=lots"], 2,
-     ["architecture 'mlp': hyperparameter dropout='lots': expected a number"]),
-    ("hp-wrong-list-type", "kerastack", TRAIN + ["--hp", "units=8,many"], 2,
-     ["hyperparameter units='8,many': expected an integer"]),
+    (
+        "hp-unknown-key",
+        "kerastack",
+        TRAIN + ["--hp", "unitz=8"],
+        2,
+        ["architecture 'mlp' has no hyperparameter 'unitz' (did you mean 'units'?); valid: batch_norm, dropout, units"],
+    ),
+    (
+        "hp-wrong-type",
+        "kerastack",
+        TRAIN + ["--hp", "dropout=lots"],
+        2,
+        ["architecture 'mlp': hyperparameter dropout='lots': expected a number"],
+    ),
+    (
+        "hp-wrong-list-type",
+        "kerastack",
+        TRAIN + ["--hp", "units=8,many"],
+        2,
+        ["hyperparameter units='8,many': expected an integer"],
+    ),
     ("hp-malformed", "kerastack", TRAIN + ["--hp", "units"], 2, ["--hp 'units': expected NAME=VALUE"]),
     ("hp-empty-name", "kerastack", TRAIN + ["--hp", "=8"], 2, ["--hp '=8': expected NAME=VALUE"]),
-    ("data-opt-unknown-key", "kerastack", TRAIN + ["--data-opt", "seeed=1"], 2,
-     ["dataset 'digits' has no option 'seeed' (did you mean 'seed'?); valid: seed, test, validation"]),
-    ("data-opt-wrong-type", "kerastack", TRAIN + ["--data-opt", "seed=abc"], 2,
-     ["dataset 'digits': option seed='abc': expected an integer"]),
-    ("data-opt-malformed", "kerastack", TRAIN + ["--data-opt", "seed:1"], 2,
-     ["--data-opt 'seed:1': expected NAME=VALUE"]),
-    ("data-opt-fractions", "kerastack", TRAIN + ["--data-opt", "validation=2", *out("fractions")], 2,
-     ["dataset 'digits': options validation and test must be fractions summing below 1, got validation=2.0"]),
-    ("data-opt-range-shapes", "kerastack",
-     ["train", "--arch", "mlp", "--data", "shapes", "--data-opt", "size=4", *out("size")], 2,
-     ["dataset 'shapes': option size=4: expected an integer in [8, 256]"]),
-    ("data-opt-range-waves", "kerastack",
-     ["train", "--arch", "mlp", "--data", "waves", "--data-opt", "noise=-1", *out("noise")], 2,
-     ["dataset 'waves': option noise=-1.0: expected a number in [0, 10]"]),
-    ("data-opt-range-tokens", "kerastack",
-     ["train", "--arch", "mlp", "--data", "tokens", "--data-opt", "samples=5", *out("samples")], 2,
-     ["dataset 'tokens': option samples=5: expected an integer at least 14"]),
-    ("data-opt-range-tabular", "kerastack",
-     ["train", "--arch", "mlp", "--data", "iris", "--data-opt", "test=1.5", *out("iris")], 2,
-     ["dataset 'iris': options validation and test must be fractions summing below 1"]),
-    ("opt-unknown-key", "kerastack", ["export", "{run}", "--to", "tflite", "--opt", "quantise=int8"], 2,
-     ["exporter 'tflite' has no option 'quantise' (did you mean 'quantize'?)"]),
-    ("opt-wrong-type", "kerastack", ["export", "{run}", "--to", "tflite", "--opt", "allow_select_ops=maybe"], 2,
-     ["exporter 'tflite': option allow_select_ops='maybe': expected true or false"]),
-    ("opt-bad-value", "kerastack", ["export", "{run}", "--to", "tflite", "--opt", "quantize=int4"], 2,
-     ["exporter 'tflite'", "int4"]),
-    ("opt-malformed", "kerastack", ["export", "{run}", "--to", "tflite", "--opt", "quantize"], 2,
-     ["--opt 'quantize': expected NAME=VALUE"]),
+    (
+        "data-opt-unknown-key",
+        "kerastack",
+        TRAIN + ["--data-opt", "seeed=1"],
+        2,
+        ["dataset 'digits' has no option 'seeed' (did you mean 'seed'?); valid: seed, test, validation"],
+    ),
+    (
+        "data-opt-wrong-type",
+        "kerastack",
+        TRAIN + ["--data-opt", "seed=abc"],
+        2,
+        ["dataset 'digits': option seed='abc': expected an integer"],
+    ),
+    (
+        "data-opt-malformed",
+        "kerastack",
+        TRAIN + ["--data-opt", "seed:1"],
+        2,
+        ["--data-opt 'seed:1': expected NAME=VALUE"],
+    ),
+    (
+        "data-opt-fractions",
+        "kerastack",
+        TRAIN + ["--data-opt", "validation=2", *out("fractions")],
+        2,
+        ["dataset 'digits': options validation and test must be fractions summing below 1, got validation=2.0"],
+    ),
+    (
+        "data-opt-range-shapes",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "shapes", "--data-opt", "size=4", *out("size")],
+        2,
+        ["dataset 'shapes': option size=4: expected an integer in [8, 256]"],
+    ),
+    (
+        "data-opt-range-waves",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "waves", "--data-opt", "noise=-1", *out("noise")],
+        2,
+        ["dataset 'waves': option noise=-1.0: expected a number in [0, 10]"],
+    ),
+    (
+        "data-opt-range-tokens",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "tokens", "--data-opt", "samples=5", *out("samples")],
+        2,
+        ["dataset 'tokens': option samples=5: expected an integer at least 14"],
+    ),
+    (
+        "data-opt-range-tabular",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "iris", "--data-opt", "test=1.5", *out("iris")],
+        2,
+        ["dataset 'iris': options validation and test must be fractions summing below 1"],
+    ),
+    (
+        "opt-unknown-key",
+        "kerastack",
+        ["export", "{run}", "--to", "tflite", "--opt", "quantise=int8"],
+        2,
+        ["exporter 'tflite' has no option 'quantise' (did you mean 'quantize'?)"],
+    ),
+    (
+        "opt-wrong-type",
+        "kerastack",
+        ["export", "{run}", "--to", "tflite", "--opt", "allow_select_ops=maybe"],
+        2,
+        ["exporter 'tflite': option allow_select_ops='maybe': expected true or false"],
+    ),
+    (
+        "opt-bad-value",
+        "kerastack",
+        ["export", "{run}", "--to", "tflite", "--opt", "quantize=int4"],
+        2,
+        ["exporter 'tflite'", "int4"],
+    ),
+    (
+        "opt-malformed",
+        "kerastack",
+        ["export", "{run}", "--to", "tflite", "--opt", "quantize"],
+        2,
+        ["--opt 'quantize': expected NAME=VALUE"],
+    ),
     ("epochs-negative", "kerastack", TRAIN + ["--epochs", "-1"], 2, ["--epochs must be at least 1, got -1"]),
     ("epochs-not-integer", "kerastack", TRAIN + ["--epochs", "ten"], 2, ["'ten' is not a valid integer"]),
     ("batch-size-zero", "kerastack", TRAIN + ["--batch-size", "0"], 2, ["--batch-size must be at least 1, got 0"]),
-    ("learning-rate-negative", "kerastack", TRAIN + ["--learning-rate", "-0.1"], 2,
-     ["--learning-rate must be positive, got -0.1"]),
-    ("label-smoothing-range", "kerastack", TRAIN + ["--label-smoothing", "1.5"], 2,
-     ["--label-smoothing must lie in [0, 1), got 1.5"]),
-    ("optimizer-typo", "kerastack", TRAIN + ["--optimizer", "adamm"], 2,
-     ["--optimizer 'adamm' (did you mean 'adam'?); valid: adam, adamw, sgd"]),
+    (
+        "learning-rate-negative",
+        "kerastack",
+        TRAIN + ["--learning-rate", "-0.1"],
+        2,
+        ["--learning-rate must be positive, got -0.1"],
+    ),
+    (
+        "label-smoothing-range",
+        "kerastack",
+        TRAIN + ["--label-smoothing", "1.5"],
+        2,
+        ["--label-smoothing must lie in [0, 1), got 1.5"],
+    ),
+    (
+        "optimizer-typo",
+        "kerastack",
+        TRAIN + ["--optimizer", "adamm"],
+        2,
+        ["--optimizer 'adamm' (did you mean 'adam'?); valid: adam, adamw, sgd"],
+    ),
     ("lora-rank-zero", "kerastack", TRAIN + ["--lora-rank", "0"], 2, ["--lora-rank must be at least 1, got 0"]),
-    ("conflict-resume-and-settings", "kerastack", ["train", "--resume", "{run}", "--arch", "cnn", "--epochs", "3"], 2,
-     ["--resume continues a run with the settings in its run.json; it takes no --arch, --epochs"]),
-    ("conflict-distribute-backend", "kerastack", TRAIN + ["--distribute", "model", "--backend", "tensorflow"], 2,
-     ["--distribute model needs the jax backend"]),
-    ("conflict-augment-streaming", "kerastack",
-     ["train", "--arch", "mlp", "--data", "image_folder", "--data-opt", "path={bad}/images", "--augment", "flip",
-      *out("augment")], 2, ["--augment works on datasets of arrays; dataset 'image_folder' streams batches"]),
-    ("config-unknown-key", "kerastack", ["train", "--config", "{bad}/typo.toml"], 2,
-     ["typo.toml: unknown key training.'epoch' (did you mean 'epochs'?)"]),
+    (
+        "conflict-resume-and-settings",
+        "kerastack",
+        ["train", "--resume", "{run}", "--arch", "cnn", "--epochs", "3"],
+        2,
+        ["--resume continues a run with the settings in its run.json; it takes no --arch, --epochs"],
+    ),
+    (
+        "conflict-distribute-backend",
+        "kerastack",
+        TRAIN + ["--distribute", "model", "--backend", "tensorflow"],
+        2,
+        ["--distribute model needs the jax backend"],
+    ),
+    (
+        "conflict-augment-streaming",
+        "kerastack",
+        [
+            "train",
+            "--arch",
+            "mlp",
+            "--data",
+            "image_folder",
+            "--data-opt",
+            "path={bad}/images",
+            "--augment",
+            "flip",
+            *out("augment"),
+        ],
+        2,
+        ["--augment works on datasets of arrays; dataset 'image_folder' streams batches"],
+    ),
+    (
+        "config-unknown-key",
+        "kerastack",
+        ["train", "--config", "{bad}/typo.toml"],
+        2,
+        ["typo.toml: unknown key training.'epoch' (did you mean 'epochs'?)"],
+    ),
     ("config-missing", "kerastack", ["train", "--config", "{bad}/missing.toml"], 2, ["missing.toml: cannot read"]),
     # -- data ----------------------------------------------------------------------------------------
-    ("data-length-mismatch", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt",
-                                           "fault=length", *out("length")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL, "train split has 64 inputs but 61 targets"]),
-    ("data-nan", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=nan", *out("nan")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL, "train split inputs contain NaN or inf"]),
-    ("data-inf", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=inf", *out("inf")], 1,
-     ["train split inputs contain NaN or inf"]),
-    ("data-labels-out-of-range", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt",
-                                               "fault=labels", *out("labels")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL + ": train labels must lie in [0, 1] (2 classes); found 0..5"]),
-    ("data-empty-split", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=empty",
-                                       *out("empty")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL, "the validation split is empty"]),
-    ("data-wrong-dtype", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=dtype",
-                                       *out("dtype")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL, "train split inputs have dtype <U1; expected numbers"]),
-    ("data-shape-architecture-cannot-take", "kerastack",
-     ["train", "--arch", "cnn", "--data", "iris", "--epochs", "1", *out("shape")], 1,
-     ["architecture 'cnn'", "failed in build()", "dataset 'iris': input shape (4,)"]),
+    (
+        "data-length-mismatch",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=length", *out("length")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL, "train split has 64 inputs but 61 targets"],
+    ),
+    (
+        "data-nan",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=nan", *out("nan")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL, "train split inputs contain NaN or inf"],
+    ),
+    (
+        "data-inf",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=inf", *out("inf")],
+        1,
+        ["train split inputs contain NaN or inf"],
+    ),
+    (
+        "data-labels-out-of-range",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=labels", *out("labels")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL + ": train labels must lie in [0, 1] (2 classes); found 0..5"],
+    ),
+    (
+        "data-empty-split",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=empty", *out("empty")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL, "the validation split is empty"],
+    ),
+    (
+        "data-wrong-dtype",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=dtype", *out("dtype")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL, "train split inputs have dtype <U1; expected numbers"],
+    ),
+    (
+        "data-shape-architecture-cannot-take",
+        "kerastack",
+        ["train", "--arch", "cnn", "--data", "iris", "--epochs", "1", *out("shape")],
+        1,
+        ["architecture 'cnn'", "failed in build()", "dataset 'iris': input shape (4,)"],
+    ),
     # -- files ---------------------------------------------------------------------------------------
-    ("run-dir-missing", "kerastack", ["export", "{bad}/nowhere", "--to", "tflite"], 1,
-     ["nowhere: no such run directory"]),
-    ("run-dir-without-model", "kerastack", ["export", "{bad}/no_model", "--to", "tflite"], 1,
-     ["no_model/model.keras: no such model file"]),
-    ("run-dir-without-record", "kerastack", ["export", "{bad}/no_record", "--to", "tflite"], 1,
-     ["no_record/run.json: no such run record"]),
-    ("run-record-torn", "kerastack", ["export", "{bad}/torn_record", "--to", "tflite"], 1,
-     ["torn_record/run.json: unreadable run record"]),
-    ("keras-corrupt", "kerastack", ["export", "{bad}/corrupt_keras", "--to", "tflite"], 1,
-     ["corrupt_keras/model.keras: not a valid .keras model file (a zip archive): truncated or corrupt"]),
-    ("keras-truncated", "kerastack", ["export", "{bad}/truncated_keras", "--to", "tflite"], 1,
-     ["truncated_keras/model.keras: not a valid .keras model file"]),
-    ("keras-unreadable", "kerastack", ["export", "{bad}/folder_keras", "--to", "tflite"], 1,
-     ["folder_keras/model.keras: is a folder, expected a .keras model file"]),
-    ("verify-tflite-missing", "kerastack", ["verify", "{bad}/missing.tflite", "--run", "{run}"], 1,
-     ["missing.tflite: no such file"]),
-    ("verify-tflite-corrupt", "kerastack", ["verify", "{bad}/corrupt.tflite", "--run", "{run}"], 1,
-     ["corrupt.tflite: not a valid .tflite model"]),
-    ("verify-tflite-truncated", "kerastack", ["verify", "{bad}/truncated.tflite", "--run", "{run}"], 1,
-     ["truncated.tflite: not a valid .tflite model"]),
-    ("verify-tflite-empty", "kerastack", ["verify", "{bad}/empty.tflite", "--run", "{run}"], 1,
-     ["empty.tflite: not a valid .tflite model"]),
-    ("verify-tflite-unreadable", "kerastack", ["verify", "{bad}/folder.tflite", "--run", "{run}"], 2,
-     ["folder.tflite' is a directory"]),
-    ("verify-tflite-wrong-input-shape", "kerastack", ["verify", "{bad}/other_shape.tflite", "--run", "{run}"], 1,
-     ["other_shape.tflite: model expects input of shape (batch, 5), received (", ", 8, 8, 1)",
-      "the test split of run"]),
-    ("verify-run-missing", "kerastack", ["verify", "{tfl}", "--run", "{bad}/nowhere"], 1,
-     ["nowhere: no such run directory"]),
-    ("tflite-missing", "tflite", ["{bad}/missing.tflite", "--bench", "3"], 1,
-     ["tflite: error: ", "missing.tflite: no such file"]),
-    ("tflite-corrupt", "tflite", ["{bad}/corrupt.tflite", "--bench", "3"], 1,
-     ["corrupt.tflite: not a valid .tflite model"]),
-    ("tflite-truncated", "tflite", ["{bad}/truncated.tflite", "--bench", "3"], 1,
-     ["truncated.tflite: not a valid .tflite model"]),
-    ("tflite-wrong-input-shape", "tflite", ["{tfl}", "--input", "{bad}/wrong_shape.npy"], 1,
-     ["model expects input of shape (batch, 8, 8, 1), received (3, 5)"]),
-    ("tflite-corrupt-npy", "tflite", ["{tfl}", "--input", "{bad}/corrupt.npy"], 1,
-     ["corrupt.npy: not a valid .npy file"]),
+    (
+        "run-dir-missing",
+        "kerastack",
+        ["export", "{bad}/nowhere", "--to", "tflite"],
+        1,
+        ["nowhere: no such run directory"],
+    ),
+    (
+        "run-dir-without-model",
+        "kerastack",
+        ["export", "{bad}/no_model", "--to", "tflite"],
+        1,
+        ["no_model/model.keras: no such model file"],
+    ),
+    (
+        "run-dir-without-record",
+        "kerastack",
+        ["export", "{bad}/no_record", "--to", "tflite"],
+        1,
+        ["no_record/run.json: no such run record"],
+    ),
+    (
+        "run-record-torn",
+        "kerastack",
+        ["export", "{bad}/torn_record", "--to", "tflite"],
+        1,
+        ["torn_record/run.json: unreadable run record"],
+    ),
+    (
+        "keras-corrupt",
+        "kerastack",
+        ["export", "{bad}/corrupt_keras", "--to", "tflite"],
+        1,
+        ["corrupt_keras/model.keras: not a valid .keras model file (a zip archive): truncated or corrupt"],
+    ),
+    (
+        "keras-truncated",
+        "kerastack",
+        ["export", "{bad}/truncated_keras", "--to", "tflite"],
+        1,
+        ["truncated_keras/model.keras: not a valid .keras model file"],
+    ),
+    (
+        "keras-unreadable",
+        "kerastack",
+        ["export", "{bad}/folder_keras", "--to", "tflite"],
+        1,
+        ["folder_keras/model.keras: is a folder, expected a .keras model file"],
+    ),
+    (
+        "verify-tflite-missing",
+        "kerastack",
+        ["verify", "{bad}/missing.tflite", "--run", "{run}"],
+        1,
+        ["missing.tflite: no such file"],
+    ),
+    (
+        "verify-tflite-corrupt",
+        "kerastack",
+        ["verify", "{bad}/corrupt.tflite", "--run", "{run}"],
+        1,
+        ["corrupt.tflite: not a valid .tflite model"],
+    ),
+    (
+        "verify-tflite-truncated",
+        "kerastack",
+        ["verify", "{bad}/truncated.tflite", "--run", "{run}"],
+        1,
+        ["truncated.tflite: not a valid .tflite model"],
+    ),
+    (
+        "verify-tflite-empty",
+        "kerastack",
+        ["verify", "{bad}/empty.tflite", "--run", "{run}"],
+        1,
+        ["empty.tflite: not a valid .tflite model"],
+    ),
+    (
+        "verify-tflite-unreadable",
+        "kerastack",
+        ["verify", "{bad}/folder.tflite", "--run", "{run}"],
+        2,
+        ["folder.tflite' is a directory"],
+    ),
+    (
+        "verify-tflite-wrong-input-shape",
+        "kerastack",
+        ["verify", "{bad}/other_shape.tflite", "--run", "{run}"],
+        1,
+        [
+            "other_shape.tflite: model expects input of shape (batch, 5), received (",
+            ", 8, 8, 1)",
+            "the test split of run",
+        ],
+    ),
+    (
+        "verify-run-missing",
+        "kerastack",
+        ["verify", "{tfl}", "--run", "{bad}/nowhere"],
+        1,
+        ["nowhere: no such run directory"],
+    ),
+    (
+        "tflite-missing",
+        "tflite",
+        ["{bad}/missing.tflite", "--bench", "3"],
+        1,
+        ["tflite: error: ", "missing.tflite: no such file"],
+    ),
+    (
+        "tflite-corrupt",
+        "tflite",
+        ["{bad}/corrupt.tflite", "--bench", "3"],
+        1,
+        ["corrupt.tflite: not a valid .tflite model"],
+    ),
+    (
+        "tflite-truncated",
+        "tflite",
+        ["{bad}/truncated.tflite", "--bench", "3"],
+        1,
+        ["truncated.tflite: not a valid .tflite model"],
+    ),
+    (
+        "tflite-wrong-input-shape",
+        "tflite",
+        ["{tfl}", "--input", "{bad}/wrong_shape.npy"],
+        1,
+        ["model expects input of shape (batch, 8, 8, 1), received (3, 5)"],
+    ),
+    (
+        "tflite-corrupt-npy",
+        "tflite",
+        ["{tfl}", "--input", "{bad}/corrupt.npy"],
+        1,
+        ["corrupt.npy: not a valid .npy file"],
+    ),
     ("tflite-no-action", "tflite", ["{tfl}"], 2, ["give --input FILE.npy, --bench N, --metadata"]),
     # -- plugins -------------------------------------------------------------------------------------
-    ("plugin-build-raises", "kerastack", ["train", "--arch", "boom_net", "--data", "digits", *out("build")], 1,
-     ["architecture 'boom_net' from " + ACME_LABEL + " failed in boom(): RuntimeError: build exploded",
-      "dataset 'digits': input shape (8, 8, 1)"]),
-    ("plugin-build-not-a-model", "kerastack", ["train", "--arch", "not_a_model", "--data", "digits",
-                                               *out("not_model")], 1,
-     ["architecture 'not_a_model' from " + ACME_LABEL + ": build() returned str, expected a keras.Model"]),
-    ("plugin-load-raises", "kerastack", ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=load",
-                                         *out("load")], 1,
-     ["dataset 'bad_data' from " + ACME_LABEL + " failed in bad_data(): OSError: disk on fire"]),
-    ("plugin-export-raises", "kerastack", ["export", "{run}", "--to", "boom_export"], 1,
-     ["exporter 'boom_export' from " + ACME_LABEL + " failed in boom_export(): RuntimeError: export exploded"]),
-    ("plugin-callback-raises", "kerastack", TRAIN + ["--callback", "boom_cb", *out("callback")], 1,
-     ["callback 'boom_cb' from " + ACME_LABEL + " failed in boom_cb(): RuntimeError: callback exploded"]),
-    ("plugin-command-raises", "kerastack", ["acme-boom"], 1,
-     ["command 'acme-boom' from " + ACME_LABEL + " failed: RuntimeError: command exploded"]),
-    ("plugin-loaded-twice", "kerastack", ["--plugin", "acme_kerastack_plugin", "train", "--arch", "boom_net",
-                                          "--data", "digits", *out("twice_loaded")], 1,
-     ["architecture 'boom_net' from " + ACME_LABEL + " failed in boom()"]),
-    ("plugin-registers-twice", "kerastack", ["--plugin", "{plugins}/twice.py", "train", "--arch", "twice_net",
-                                             "--data", "digits"], 2,
-     ["architecture 'twice_net' is registered 2 times by plugin 'twice'"]),
-    ("plugin-fails-at-import", "kerastack", ["--plugin", "{plugins}/crashy.py", "train", "--arch", "crashy_net",
-                                             "--data", "digits"], 2,
-     ["unknown architecture 'crashy_net'", "broken plugins: plugin 'crashy'"]),
+    (
+        "plugin-build-raises",
+        "kerastack",
+        ["train", "--arch", "boom_net", "--data", "digits", *out("build")],
+        1,
+        [
+            "architecture 'boom_net' from " + ACME_LABEL + " failed in boom(): RuntimeError: build exploded",
+            "dataset 'digits': input shape (8, 8, 1)",
+        ],
+    ),
+    (
+        "plugin-build-not-a-model",
+        "kerastack",
+        ["train", "--arch", "not_a_model", "--data", "digits", *out("not_model")],
+        1,
+        ["architecture 'not_a_model' from " + ACME_LABEL + ": build() returned str, expected a keras.Model"],
+    ),
+    (
+        "plugin-load-raises",
+        "kerastack",
+        ["train", "--arch", "mlp", "--data", "bad_data", "--data-opt", "fault=load", *out("load")],
+        1,
+        ["dataset 'bad_data' from " + ACME_LABEL + " failed in bad_data(): OSError: disk on fire"],
+    ),
+    (
+        "plugin-export-raises",
+        "kerastack",
+        ["export", "{run}", "--to", "boom_export"],
+        1,
+        ["exporter 'boom_export' from " + ACME_LABEL + " failed in boom_export(): RuntimeError: export exploded"],
+    ),
+    (
+        "plugin-callback-raises",
+        "kerastack",
+        TRAIN + ["--callback", "boom_cb", *out("callback")],
+        1,
+        ["callback 'boom_cb' from " + ACME_LABEL + " failed in boom_cb(): RuntimeError: callback exploded"],
+    ),
+    (
+        "plugin-command-raises",
+        "kerastack",
+        ["acme-boom"],
+        1,
+        ["command 'acme-boom' from " + ACME_LABEL + " failed: RuntimeError: command exploded"],
+    ),
+    (
+        "plugin-loaded-twice",
+        "kerastack",
+        ["--plugin", "acme_kerastack_plugin", "train", "--arch", "boom_net", "--data", "digits", *out("twice_loaded")],
+        1,
+        ["architecture 'boom_net' from " + ACME_LABEL + " failed in boom()"],
+    ),
+    (
+        "plugin-registers-twice",
+        "kerastack",
+        ["--plugin", "{plugins}/twice.py", "train", "--arch", "twice_net", "--data", "digits"],
+        2,
+        ["architecture 'twice_net' is registered 2 times by plugin 'twice'"],
+    ),
+    (
+        "plugin-fails-at-import",
+        "kerastack",
+        ["--plugin", "{plugins}/crashy.py", "train", "--arch", "crashy_net", "--data", "digits"],
+        2,
+        ["unknown architecture 'crashy_net'", "broken plugins: plugin 'crashy'"],
+    ),
 ]
 
 # Warnings expected beside the error line (they must not count as a second error line).
 WARNINGS = {
     "plugin-loaded-twice": "plugin 'acme_kerastack_plugin' (acme_kerastack_plugin) is broken: the same module is "
-                           "already loaded as " + ACME_LABEL,
+    "already loaded as " + ACME_LABEL,
     "plugin-fails-at-import": "plugin 'crashy'",
 }
 
@@ -351,15 +667,19 @@ def matrix(tmp_path_factory):
     (site / "acme_kerastack-0.2.dist-info").mkdir(parents=True)
     (site / "acme_kerastack_plugin.py").write_text(textwrap.dedent(ACME))
     (site / "acme_kerastack-0.2.dist-info/METADATA").write_text(
-        "Metadata-Version: 2.1\nName: acme-kerastack\nVersion: 0.2\n")
+        "Metadata-Version: 2.1\nName: acme-kerastack\nVersion: 0.2\n"
+    )
     (site / "acme_kerastack-0.2.dist-info/entry_points.txt").write_text("[kerastack]\nacme = acme_kerastack_plugin\n")
     (root / "plugins").mkdir()
     (root / "plugins/twice.py").write_text(textwrap.dedent(TWICE))
     (root / "plugins/crashy.py").write_text(CRASHY)
     (root / "cwd").mkdir()
     (root / "rows.json").write_text(json.dumps(ROWS))
-    env = {"KERAS_BACKEND": "tensorflow", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
     env.pop("KERASTACK_PLUGINS", None)
     run_python(MATRIX_JOB, root, root / "rows.json", env=env)
     return json.loads((root / "results.json").read_text())
@@ -368,8 +688,19 @@ def matrix(tmp_path_factory):
 def test_the_matrix_covers_every_kind_of_bad_input():
     ids = [row[0] for row in ROWS]
     assert len(ids) == len(set(ids)) and len(ids) >= 40
-    for prefix in ("unknown-", "hp-", "data-opt-", "opt-", "conflict-", "data-", "keras-", "run-",
-                   "verify-tflite-", "tflite-", "plugin-"):
+    for prefix in (
+        "unknown-",
+        "hp-",
+        "data-opt-",
+        "opt-",
+        "conflict-",
+        "data-",
+        "keras-",
+        "run-",
+        "verify-tflite-",
+        "tflite-",
+        "plugin-",
+    ):
         assert any(i.startswith(prefix) for i in ids), prefix
 
 
@@ -383,8 +714,16 @@ def test_bad_input(matrix, row_id, tool, argv, code, expected):
     lines = [line for line in stderr.splitlines() if line.strip() and "warning:" not in line]
     assert len(lines) == 1, stderr
     line = lines[0]
-    assert line.startswith(("kerastack: error: ", "kerastack train: error: ", "kerastack export: error: ",
-                            "kerastack verify: error: ", "kerastack: error: ", "tflite: error: ")), line
+    assert line.startswith(
+        (
+            "kerastack: error: ",
+            "kerastack train: error: ",
+            "kerastack export: error: ",
+            "kerastack verify: error: ",
+            "kerastack: error: ",
+            "tflite: error: ",
+        )
+    ), line
     for text in expected:
         assert text in line, (text, line)
     if tool == "kerastack" and argv[0] == "verify" and "tflite" in argv[1]:
@@ -398,6 +737,7 @@ def test_bad_input(matrix, row_id, tool, argv, code, expected):
 
 # -- fuzzing: option text and config files reach the core only as usage errors --------------------
 
+
 class _Reached(BaseException):
     """Raised instead of training: everything up to here accepted the input."""
 
@@ -405,8 +745,8 @@ class _Reached(BaseException):
 @pytest.fixture
 def cli_in_process(monkeypatch):
     """``call(argv)`` → exit code of ``core.cli.main`` run here, stopping before any training."""
-    import core.quiet
     import core.engine.training
+    import core.quiet
     from core.cli import main
 
     monkeypatch.setattr(core.quiet, "filter_native_stderr", lambda: None)
@@ -428,10 +768,30 @@ def cli_in_process(monkeypatch):
     return call
 
 
-FLAGS = ["--epochs", "--batch-size", "--steps-per-epoch", "--optimizer", "--learning-rate", "--weight-decay",
-         "--warmup", "--clip-norm", "--label-smoothing", "--early-stopping", "--augment", "--precision",
-         "--jit", "--checkpoint-every", "--distribute", "--seed", "--lora-rank", "--freeze", "--hp",
-         "--data-opt", "--callback", "--backend"]
+FLAGS = [
+    "--epochs",
+    "--batch-size",
+    "--steps-per-epoch",
+    "--optimizer",
+    "--learning-rate",
+    "--weight-decay",
+    "--warmup",
+    "--clip-norm",
+    "--label-smoothing",
+    "--early-stopping",
+    "--augment",
+    "--precision",
+    "--jit",
+    "--checkpoint-every",
+    "--distribute",
+    "--seed",
+    "--lora-rank",
+    "--freeze",
+    "--hp",
+    "--data-opt",
+    "--callback",
+    "--backend",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -447,20 +807,42 @@ def test_fuzz_train_flags_only_give_usage_errors(cli_in_process, capsys, flags):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.binary(max_size=200),
-                 st.dictionaries(st.sampled_from(["arch", "data", "seed", "backend", "training", "hparams",
-                                                  "data_options", "callbacks", "export", "transfer"]),
-                                 st.one_of(st.text(max_size=8), st.integers(), st.booleans(),
-                                           st.dictionaries(st.text(max_size=8), st.integers(), max_size=2)),
-                                 max_size=5)))
-def test_fuzz_config_files_through_the_cli_only_give_usage_errors(cli_in_process, capsys, tmp_path_factory,
-                                                                  content):
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "arch",
+                    "data",
+                    "seed",
+                    "backend",
+                    "training",
+                    "hparams",
+                    "data_options",
+                    "callbacks",
+                    "export",
+                    "transfer",
+                ]
+            ),
+            st.one_of(
+                st.text(max_size=8),
+                st.integers(),
+                st.booleans(),
+                st.dictionaries(st.text(max_size=8), st.integers(), max_size=2),
+            ),
+            max_size=5,
+        ),
+    )
+)
+def test_fuzz_config_files_through_the_cli_only_give_usage_errors(cli_in_process, capsys, tmp_path_factory, content):
     path = tmp_path_factory.mktemp("cfg") / "run.toml"
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
-        path.write_text("".join(f"{k} = {json.dumps(v) if not isinstance(v, dict) else _table(v)}\n"
-                                for k, v in content.items()))
+        path.write_text(
+            "".join(f"{k} = {json.dumps(v) if not isinstance(v, dict) else _table(v)}\n" for k, v in content.items())
+        )
     code = cli_in_process(["train", "--config", str(path), "--out", "/nonexistent/fuzz"])
     err = capsys.readouterr().err
     assert code in (2, "reached"), (path.read_bytes(), code, err)

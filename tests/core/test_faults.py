@@ -16,7 +16,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import KERASTACK, one_line_error, run_cli, run_python
 from fake_runs import make_run
 
@@ -102,14 +101,20 @@ def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
         copy = tmp_path / f"export-{seed}"
         shutil.copytree(base, copy)
         delay = random.Random(100 + seed).uniform(0.0, 2.5)  # conversion, model.json, the report (~3 s)
-        jobs.append((["export", copy, "--to", "tflite", "--opt", f"quantize={('none', 'dynamic')[seed % 2]}"],
-                     delay, copy / "export"))
+        jobs.append(
+            (
+                ["export", copy, "--to", "tflite", "--opt", f"quantize={('none', 'dynamic')[seed % 2]}"],
+                delay,
+                copy / "export",
+            )
+        )
         runs.append(copy)
     log = []
     for batch in (jobs[:4], jobs[4:]):
-        threads = [threading.Thread(target=lambda job=job: log.append((job[0][0], round(job[1], 2),
-                                                                       _kill_after(*job))))
-                   for job in batch]
+        threads = [
+            threading.Thread(target=lambda job=job: log.append((job[0][0], round(job[1], 2), _kill_after(*job))))
+            for job in batch
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -117,8 +122,14 @@ def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
     report = _check_files(*runs)
     broken = {k: v for k, v in report.items() if v not in ("ok", "lock", "partial")}
     print("\nkills (command, delay s, had finished):", log)
-    print("files checked:", len(report), "partials left:", sum(v == "partial" for v in report.values()),
-          "locks left:", sum(v == "lock" for v in report.values()))
+    print(
+        "files checked:",
+        len(report),
+        "partials left:",
+        sum(v == "partial" for v in report.values()),
+        "locks left:",
+        sum(v == "lock" for v in report.values()),
+    )
     assert not broken, broken
     assert sum(v == "ok" for v in report.values()) >= 8 * 3, report
     assert all(not finished for _, _, finished in log), log  # every kill landed mid-run
@@ -126,8 +137,8 @@ def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
 
 def test_the_next_writer_removes_partial_files(tmp_path):
     """A killed writer's hidden ``.NAME.partial-*`` files go when the run is next locked for writing."""
-    from core.runs import RunLock
     from core.files import atomic_path, remove_partials
+    from core.runs import RunLock
 
     run = make_run(tmp_path, "run")
     with atomic_path(run / "model.keras") as tmp:
@@ -182,6 +193,7 @@ def test_failed_writes_say_so_and_keep_the_previous_files(tmp_path, monkeypatch,
     def fail(code, text):
         def raiser(*args, **kwargs):
             raise OSError(code, text)
+
         return raiser
 
     if fault == "disk-full-at-fsync":
@@ -202,8 +214,10 @@ def test_failed_writes_say_so_and_keep_the_previous_files(tmp_path, monkeypatch,
     assert _snapshot(run) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: chmod does not stop root from writing "
-                                              "(the in-process fault test covers the same path)")
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="running as root: chmod does not stop root from writing (the in-process fault test covers the same path)",
+)
 def test_read_only_run_directory(tmp_path):
     run = make_run(tmp_path, "run")
     before = _snapshot(run)
@@ -217,7 +231,7 @@ def test_read_only_run_directory(tmp_path):
 
 
 # A dataset of .npy shards on disk, read one batch (one shard) at a time through a PyDataset.
-SHARDS = '''
+SHARDS = """
     from core import Dataset, hookimpl
 
     @hookimpl
@@ -246,7 +260,7 @@ SHARDS = '''
         train, test = sorted(root.glob("train-*.npy")), sorted(root.glob("test-*.npy"))[:test_shards]
         return Dataset(train=Shards(train), validation=Shards(test[:1]), test=Shards(test),
                        class_names=("dark", "light"))
-'''
+"""
 
 MEMORY_JOB = """
 import json, shutil, sys

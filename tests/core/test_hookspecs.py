@@ -9,8 +9,7 @@ from core import hookspecs
 from core.plugins import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
-SPECS = [name for name, f in vars(hookspecs).items()
-         if inspect.isfunction(f) and hasattr(f, "kerastack_spec")]
+SPECS = [name for name, f in vars(hookspecs).items() if inspect.isfunction(f) and hasattr(f, "kerastack_spec")]
 
 
 def test_specs_are_the_known_hooks():

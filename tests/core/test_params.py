@@ -6,20 +6,45 @@ from core.errors import UsageError
 from core.params import coerce, coerce_options, parse_pairs, signature_defaults
 
 
-@pytest.mark.parametrize("value, default, expected", [
-    ("3", 1, 3), (" 7 ", 1, 7), ("0.5", 0.1, 0.5), ("1e-3", 0.1, 0.001), ("2", 0.1, 2.0),
-    ("true", False, True), ("No", True, False), ("1", False, True), ("relu", "gelu", "relu"),
-    ("32,64", (16, 16), (32, 64)), ("8", (16,), (8,)), ("a,b", ["x"], ["a", "b"]),
-    ("none", None, None), ("12", None, 12), ("x", None, "x"), (5, 1, 5), (3, 0.5, 3.0),
-])
+@pytest.mark.parametrize(
+    "value, default, expected",
+    [
+        ("3", 1, 3),
+        (" 7 ", 1, 7),
+        ("0.5", 0.1, 0.5),
+        ("1e-3", 0.1, 0.001),
+        ("2", 0.1, 2.0),
+        ("true", False, True),
+        ("No", True, False),
+        ("1", False, True),
+        ("relu", "gelu", "relu"),
+        ("32,64", (16, 16), (32, 64)),
+        ("8", (16,), (8,)),
+        ("a,b", ["x"], ["a", "b"]),
+        ("none", None, None),
+        ("12", None, 12),
+        ("x", None, "x"),
+        (5, 1, 5),
+        (3, 0.5, 3.0),
+    ],
+)
 def test_coerce(value, default, expected):
     got = coerce(value, default)
     assert got == expected and type(got) is type(expected)
 
 
-@pytest.mark.parametrize("value, default", [
-    ("1.5", 1), ("many", 1), ("x", 0.1), ("maybe", True), (True, 1), ("1,x", (1, 2)), (3, "text"),
-])
+@pytest.mark.parametrize(
+    "value, default",
+    [
+        ("1.5", 1),
+        ("many", 1),
+        ("x", 0.1),
+        ("maybe", True),
+        (True, 1),
+        ("1,x", (1, 2)),
+        (3, "text"),
+    ],
+)
 def test_coerce_rejects(value, default):
     with pytest.raises(ValueError):
         coerce(value, default)
@@ -40,8 +65,7 @@ def test_signature_defaults_skips_leading_and_requires_defaults():
 
 def test_unknown_option_suggests_and_lists():
     with pytest.raises(UsageError) as err:
-        coerce_options({"filter": "3"}, {"filters": 16, "dropout": 0.1}, False, "architecture 'cnn'",
-                       "hyperparameter")
+        coerce_options({"filter": "3"}, {"filters": 16, "dropout": 0.1}, False, "architecture 'cnn'", "hyperparameter")
     msg = str(err.value)
     assert "architecture 'cnn' has no hyperparameter 'filter'" in msg
     assert "did you mean 'filters'" in msg and "valid: dropout, filters" in msg

@@ -45,8 +45,11 @@ def test_path_plugin_registers_with_hparams_from_signature(write_plugin):
 def test_error_in_build_names_plugin(write_plugin):
     host = host_with(write_plugin("good", GOOD))
     entry = host.registry("architecture").get("tiny")
-    with pytest.raises(KerastackError, match=r"architecture 'tiny' from plugin 'good' \(.*good.py\) "
-                                             r"failed in build\(\): RuntimeError: boom in build"):
+    with pytest.raises(
+        KerastackError,
+        match=r"architecture 'tiny' from plugin 'good' \(.*good.py\) "
+        r"failed in build\(\): RuntimeError: boom in build",
+    ):
         entry.call(None)
 
 
@@ -65,16 +68,20 @@ def test_missing_plugin_file_is_recorded(tmp_path):
 
 
 def test_misspelled_hook_marks_plugin_broken(write_plugin):
-    typo = write_plugin("typo", """
+    typo = write_plugin(
+        "typo",
+        """
         from core import hookimpl
 
         @hookimpl
         def register_architecure(register):
             register("x", lambda spec: None)
-    """)
+    """,
+    )
     host = host_with(typo)
     assert host.plugins["typo"].error == (
-        "hook 'register_architecure' matches no kerastack hook (did you mean 'register_architectures'?)")
+        "hook 'register_architecure' matches no kerastack hook (did you mean 'register_architectures'?)"
+    )
     assert "x" not in host.registry("architecture").names()
     host.pm.check_pending()  # nothing left unverified
 
@@ -83,8 +90,11 @@ def test_duplicate_name_names_both_plugins(write_plugin):
     one = write_plugin("one", GOOD)
     two = write_plugin("two", GOOD)
     host = host_with(one, two)
-    with pytest.raises(UsageError, match=r"architecture 'tiny' is registered by both plugin 'one' .* "
-                                         r"and plugin 'two'"):
+    with pytest.raises(
+        UsageError,
+        match=r"architecture 'tiny' is registered by both plugin 'one' .* "
+        r"and plugin 'two'",
+    ):
         host.registry("architecture").get("tiny")
     assert host.describe()["conflicts"] == [{"kind": "architecture", "name": "tiny", "plugins": ["one", "two"]}]
 
@@ -101,38 +111,48 @@ def test_unknown_name_suggests_closest():
         host.registry("architecture").get("ccn")
 
 
-@pytest.mark.parametrize("source, error", [
-    ("register('a', lambda spec, units: None)", "parameter 'units'.* needs a default"),
-    ("register('', lambda spec: None)", "name must be a non-empty string"),
-    ("register('a', 42)", "expected a callable"),
-    ("register('a', lambda spec: None, colour='red')", "unexpected keyword"),
-    ("raise ValueError('exploded')", "ValueError: exploded"),
-])
+@pytest.mark.parametrize(
+    "source, error",
+    [
+        ("register('a', lambda spec, units: None)", "parameter 'units'.* needs a default"),
+        ("register('', lambda spec: None)", "name must be a non-empty string"),
+        ("register('a', 42)", "expected a callable"),
+        ("register('a', lambda spec: None, colour='red')", "unexpected keyword"),
+        ("raise ValueError('exploded')", "ValueError: exploded"),
+    ],
+)
 def test_bad_registration_marks_plugin_broken(write_plugin, source, error):
-    path = write_plugin("bad", f"""
+    path = write_plugin(
+        "bad",
+        f"""
         from core import hookimpl
 
         @hookimpl
         def register_architectures(register):
             register("fine", lambda spec: None)
             {source}
-    """)
+    """,
+    )
     host = host_with(path)
     assert host.registry("architecture").names() == []  # nothing half-registered
     assert host.plugins["bad"].error.startswith("register_architectures: ")
     import re
+
     assert re.search(error, host.plugins["bad"].error), host.plugins["bad"].error
 
 
 def test_own_marker_without_core(write_plugin):
-    path = write_plugin("standalone", """
+    path = write_plugin(
+        "standalone",
+        """
         import pluggy
         hookimpl = pluggy.HookimplMarker("kerastack")
 
         @hookimpl
         def register_datasets(register):
             register("blobs", lambda n=10: None, summary="blobs")
-    """)
+    """,
+    )
     entry = host_with(path).registry("dataset").get("blobs")
     assert entry.defaults == {"n": 10} and entry.summary == "blobs"
 
@@ -141,7 +161,9 @@ def test_commands_hook_adds_subcommand(write_plugin):
     import click
     from click.testing import CliRunner
 
-    path = write_plugin("cmd", """
+    path = write_plugin(
+        "cmd",
+        """
         import click
         from core import hookimpl
 
@@ -150,7 +172,8 @@ def test_commands_hook_adds_subcommand(write_plugin):
             @cli.command()
             def hello():
                 click.echo("hello from a plugin")
-    """)
+    """,
+    )
     host = host_with(path)
     group = click.Group()
     host.add_commands(group)
@@ -158,7 +181,9 @@ def test_commands_hook_adds_subcommand(write_plugin):
 
 
 def test_exporters_and_callbacks_register_with_their_options(write_plugin):
-    path = write_plugin("deploy", """
+    path = write_plugin(
+        "deploy",
+        """
         from core import hookimpl
 
         @hookimpl
@@ -171,7 +196,8 @@ def test_exporters_and_callbacks_register_with_their_options(write_plugin):
 
         def export_npz(ctx, compress=True):
             return []
-    """)
+    """,
+    )
     host = host_with(path)
     npz = host.registry("exporter").get("npz")
     assert (npz.extra["backend"], npz.defaults, npz.summary) == ("jax", {"compress": True}, "weights as .npz")

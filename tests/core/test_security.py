@@ -1,8 +1,8 @@
 """Unsafe files and names are refused."""
 
 import pytest
-
 from conftest import one_line_error, run_cli, run_python
+
 from core.plugins import PluginHost
 
 pytestmark = pytest.mark.slow
@@ -11,7 +11,8 @@ pytestmark = pytest.mark.slow
 def test_lambda_model_is_refused_unless_unsafe(tmp_path):
     """A .keras whose Lambda carries Python bytecode (here: it writes a file) never runs by default."""
     run = tmp_path / "run"
-    run_python("""
+    run_python(
+        """
         import json, sys, pathlib
         import keras
         run = pathlib.Path(sys.argv[1]); run.mkdir()
@@ -24,7 +25,10 @@ def test_lambda_model_is_refused_unless_unsafe(tmp_path):
         keras.Model(inputs, outputs).save(run / "model.keras")
         (run / "run.json").write_text(json.dumps({"dataset": {"name": "digits", "options": {}},
             "training": {"backend": "tensorflow"}, "plugins": [], "spec": {"task": "classification"}}))
-    """, run, env={"KERAS_BACKEND": "tensorflow"})
+    """,
+        run,
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
     (tmp_path / "pwned").unlink(missing_ok=True)
     line = one_line_error(run_cli("export", run, "--to", "tflite"), 1)
     assert "refused: the model holds Python code (a Lambda layer)" in line and "--unsafe" in line
@@ -35,13 +39,16 @@ def test_lambda_model_is_refused_unless_unsafe(tmp_path):
 
 @pytest.mark.parametrize("name", ["../escape", "/abs", ".hidden", "a/b", ""])
 def test_names_that_could_escape_a_folder_are_refused(write_plugin, name):
-    path = write_plugin("sneaky", f"""
+    path = write_plugin(
+        "sneaky",
+        f"""
         from core import hookimpl
 
         @hookimpl
         def register_exporters(register):
             register({name!r}, lambda ctx: [])
-    """)
+    """,
+    )
     host = PluginHost([str(path)], builtins=(), entry_points=False, disabled=())
     assert host.registry("exporter").names() == []
     assert "name must be a non-empty string of letters" in host.plugins["sneaky"].error

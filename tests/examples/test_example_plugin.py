@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, read_json, run_cli
 
 pytestmark = pytest.mark.slow
@@ -16,9 +15,22 @@ PACKAGE = REPO / "examples" / "kerastack-example"
 @pytest.fixture(scope="module")
 def installed():
     """Install the example into the test environment (editable, no dependencies: they are ours)."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                           "--no-build-isolation", "--disable-pip-version-check", "-e", str(PACKAGE)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-e",
+            str(PACKAGE),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert importlib.metadata.version("kerastack-example") == "0.1.0"
 
@@ -35,8 +47,24 @@ def test_listed_with_package_and_version(installed):
 
 def test_trains_exports_and_verifies(installed, tmp_path):
     run = tmp_path / "moons"
-    proc = run_cli("train", "--arch", "wide_mlp", "--data", "moons", "--epochs", "15", "--hp", "units=32",
-                   "--callback", "epoch_timer", "--seed", "0", "--out", run, "--quiet")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "wide_mlp",
+        "--data",
+        "moons",
+        "--epochs",
+        "15",
+        "--hp",
+        "units=32",
+        "--callback",
+        "epoch_timer",
+        "--seed",
+        "0",
+        "--out",
+        run,
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch 15 took" in proc.stdout  # the plugin's callback ran
     metrics = read_json(run / "metrics.json")

@@ -51,17 +51,22 @@ MAKE_MODELS = textwrap.dedent(
     """
 )
 
-META = {"format": "kerastack-tflite/1", "task": "classification", "input_shape": [8, 8, 1],
-        "class_names": [f"digit {i}" for i in range(10)],
-        "files": {"model_int8.tflite": {"quantize": "int8", "io": "int8"}}}
+META = {
+    "format": "kerastack-tflite/1",
+    "task": "classification",
+    "input_shape": [8, 8, 1],
+    "class_names": [f"digit {i}" for i in range(10)],
+    "files": {"model_int8.tflite": {"quantize": "int8", "io": "int8"}},
+}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("metadata")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", MAKE_MODELS, str(out)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", MAKE_MODELS, str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -174,8 +179,14 @@ def test_reader_imports_nothing_heavy(models):
         print(heavy)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -186,8 +197,13 @@ def test_core_writer_embeds_this_files_part_of_model_json(models, tmp_path):
 
     path = tmp_path / "model_int8.tflite"
     shutil.copy(models / "int8.tflite", path)
-    meta = dict(META, files={"model_int8.tflite": {"quantize": "int8", "size_bytes": 1, "gzip_bytes": 1},
-                             "model_float32.tflite": {"quantize": "none", "size_bytes": 2}})
+    meta = dict(
+        META,
+        files={
+            "model_int8.tflite": {"quantize": "int8", "size_bytes": 1, "gzip_bytes": 1},
+            "model_float32.tflite": {"quantize": "none", "size_bytes": 2},
+        },
+    )
     (tmp_path / "model.json").write_text(json.dumps(meta))
     embedded = embed_run_metadata(path)
     assert embedded["files"] == {"model_int8.tflite": {"quantize": "int8"}}
@@ -203,5 +219,11 @@ def test_core_writer_embeds_this_files_part_of_model_json(models, tmp_path):
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tflite", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return subprocess.run(
+        [sys.executable, "-m", "tflite", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )

@@ -16,8 +16,9 @@ def register_datasets(register):
 
 @hookimpl
 def register_architectures(register):
-    register("wide_mlp", build_wide_mlp, summary="two wide Dense layers for small tabular inputs",
-             tasks=("classification",))
+    register(
+        "wide_mlp", build_wide_mlp, summary="two wide Dense layers for small tabular inputs", tasks=("classification",)
+    )
 
 
 @hookimpl
@@ -33,8 +34,9 @@ def load_moons(samples=1200, noise=0.2, seed=0):
     x, y = make_moons(n_samples=samples, noise=noise, random_state=seed)
     x, y = x.astype("float32"), y.astype("int32")
     a, b = int(samples * 0.7), int(samples * 0.85)
-    return Dataset(train=(x[:a], y[:a]), validation=(x[a:b], y[a:b]), test=(x[b:], y[b:]),
-                   class_names=("upper", "lower"))
+    return Dataset(
+        train=(x[:a], y[:a]), validation=(x[a:b], y[a:b]), test=(x[b:], y[b:]), class_names=("upper", "lower")
+    )
 
 
 def build_wide_mlp(spec, units=64, activation="relu"):

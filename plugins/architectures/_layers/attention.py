@@ -19,11 +19,12 @@ class PositionEmbedding(layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[1] is None:
-            raise ValueError(
-                f"PositionEmbedding needs (batch, length, dim) with a known length; got {input_shape}")
+            raise ValueError(f"PositionEmbedding needs (batch, length, dim) with a known length; got {input_shape}")
         self.embeddings = self.add_weight(
-            shape=(input_shape[1], input_shape[2]), name="embeddings",
-            initializer=keras.initializers.RandomNormal(stddev=self.stddev))
+            shape=(input_shape[1], input_shape[2]),
+            name="embeddings",
+            initializer=keras.initializers.RandomNormal(stddev=self.stddev),
+        )
 
     def call(self, x):
         return x + keras.ops.expand_dims(self.embeddings, 0)

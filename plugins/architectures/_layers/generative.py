@@ -94,9 +94,14 @@ class VAE(keras.Model):
         return keras.Model(x, self.decoder(z_mean), name="vae_reconstruction")
 
     def get_config(self):
-        return {**super().get_config(), "encoder": _serialize(self.encoder),
-                "decoder": _serialize(self.decoder), "beta": self.beta,
-                "likelihood": self.likelihood, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "encoder": _serialize(self.encoder),
+            "decoder": _serialize(self.decoder),
+            "beta": self.beta,
+            "likelihood": self.likelihood,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -226,8 +231,14 @@ class Diffusion(keras.Model):
         return np.clip((x + 1.0) / 2.0, 0.0, 1.0).astype("float32")
 
     def get_config(self):
-        return {**super().get_config(), "denoiser": _serialize(self.denoiser), "steps": self.steps,
-                "beta_start": self.beta_start, "beta_end": self.beta_end, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "denoiser": _serialize(self.denoiser),
+            "steps": self.steps,
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -314,8 +325,7 @@ class GAN(keras.Model):
         return dict(getattr(self, "_compile_args", {})) or None
 
     def compile_from_config(self, config):
-        self.compile(d_optimizer=_deserialize(config["d_optimizer"]),
-                     g_optimizer=_deserialize(config["g_optimizer"]))
+        self.compile(d_optimizer=_deserialize(config["d_optimizer"]), g_optimizer=_deserialize(config["g_optimizer"]))
 
     def inference_model(self):
         return self.generator
@@ -334,8 +344,9 @@ class GAN(keras.Model):
 
     # Losses, written once with keras.ops.
     def _d_loss(self, real_logits, fake_logits):
-        return (_bce_logits(ops.ones_like(real_logits), real_logits)
-                + _bce_logits(ops.zeros_like(fake_logits), fake_logits))
+        return _bce_logits(ops.ones_like(real_logits), real_logits) + _bce_logits(
+            ops.zeros_like(fake_logits), fake_logits
+        )
 
     def _g_loss(self, fake_logits):
         return _bce_logits(ops.ones_like(fake_logits), fake_logits)
@@ -363,8 +374,7 @@ class GAN(keras.Model):
         d_vars, g_vars = self.discriminator.trainable_variables, self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self._latents(images), training=True)
-            d_loss = self._d_loss(self.discriminator(images, training=True),
-                                  self.discriminator(fake, training=True))
+            d_loss = self._d_loss(self.discriminator(images, training=True), self.discriminator(fake, training=True))
         self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
         with tf.GradientTape() as tape:
             fake = self.generator(self._latents(images), training=True)
@@ -383,8 +393,7 @@ class GAN(keras.Model):
         with torch.no_grad():
             fake = self.generator(self._latents(images), training=True)
         self.zero_grad()
-        d_loss = self._d_loss(self.discriminator(images, training=True),
-                              self.discriminator(fake, training=True))
+        d_loss = self._d_loss(self.discriminator(images, training=True), self.discriminator(fake, training=True))
         d_loss.backward()
         with torch.no_grad():
             self.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
@@ -419,23 +428,27 @@ class GAN(keras.Model):
             return self._d_loss(real_logits, fake_logits), (d_rest, g_rest)
 
         (d_loss, (d_rest, g_rest)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
-            values.get(d.trainable_variables), values.get(d.non_trainable_variables),
-            values.get(g.non_trainable_variables))
+            values.get(d.trainable_variables),
+            values.get(d.non_trainable_variables),
+            values.get(g.non_trainable_variables),
+        )
         d_train, d_opt = self.d_optimizer.stateless_apply(
-            values.get(self.d_optimizer.variables), grads, values.get(d.trainable_variables))
+            values.get(self.d_optimizer.variables), grads, values.get(d.trainable_variables)
+        )
         values.set(d.trainable_variables, d_train)
         values.set(self.d_optimizer.variables, d_opt)
 
         def g_loss_fn(g_train, g_rest, d_rest):
             fake, g_rest = g.stateless_call(g_train, g_rest, z_g, training=True)
-            fake_logits, d_rest = d.stateless_call(values.get(d.trainable_variables), d_rest, fake,
-                                                   training=True)
+            fake_logits, d_rest = d.stateless_call(values.get(d.trainable_variables), d_rest, fake, training=True)
             return self._g_loss(fake_logits), (g_rest, d_rest)
 
         (g_loss, (g_rest, d_rest)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-            values.get(g.trainable_variables), g_rest, d_rest)
+            values.get(g.trainable_variables), g_rest, d_rest
+        )
         g_train, g_opt = self.g_optimizer.stateless_apply(
-            values.get(self.g_optimizer.variables), grads, values.get(g.trainable_variables))
+            values.get(self.g_optimizer.variables), grads, values.get(g.trainable_variables)
+        )
         values.set(g.trainable_variables, g_train)
         values.set(self.g_optimizer.variables, g_opt)
         values.set(g.non_trainable_variables, g_rest)
@@ -449,13 +462,13 @@ class GAN(keras.Model):
         g, d = self.generator, self.discriminator
         values = _StateView(self, trainable, non_trainable, [])
         (z,) = self._jax_latents(values, images, 1)
-        fake, _ = g.stateless_call(values.get(g.trainable_variables),
-                                   values.get(g.non_trainable_variables), z)
+        fake, _ = g.stateless_call(values.get(g.trainable_variables), values.get(g.non_trainable_variables), z)
         d_train, d_rest = values.get(d.trainable_variables), values.get(d.non_trainable_variables)
         fake_logits, _ = d.stateless_call(d_train, d_rest, fake)
         real_logits, _ = d.stateless_call(d_train, d_rest, images)
         logs, metrics_state = self._jax_logs(
-            metrics_state, self._d_loss(real_logits, fake_logits), self._g_loss(fake_logits))
+            metrics_state, self._d_loss(real_logits, fake_logits), self._g_loss(fake_logits)
+        )
         return logs, (values.trainable, values.non_trainable, metrics_state)
 
     def _jax_latents(self, values, images, count):
@@ -476,9 +489,13 @@ class GAN(keras.Model):
         return logs, new_state
 
     def get_config(self):
-        return {**super().get_config(), "generator": _serialize(self.generator),
-                "discriminator": _serialize(self.discriminator), "latent_dim": self.latent_dim,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "generator": _serialize(self.generator),
+            "discriminator": _serialize(self.discriminator),
+            "latent_dim": self.latent_dim,
+            "seed": self.seed,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -496,9 +513,11 @@ class _StateView:
         self.trainable, self.non_trainable = list(trainable), list(non_trainable)
         self.optimizer = list(optimizer)
         self._where = {}
-        for values, refs in ((self.trainable, model.trainable_variables),
-                             (self.non_trainable, model.non_trainable_variables),
-                             (self.optimizer, model.optimizer.variables if optimizer else [])):
+        for values, refs in (
+            (self.trainable, model.trainable_variables),
+            (self.non_trainable, model.non_trainable_variables),
+            (self.optimizer, model.optimizer.variables if optimizer else []),
+        ):
             for i, ref in enumerate(refs):
                 self._where[id(ref)] = (values, i)
 

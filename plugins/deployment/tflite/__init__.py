@@ -14,5 +14,10 @@ from plugins.deployment.tflite.report import write_folder_report
 
 @hookimpl
 def register_exporters(register):
-    register("tflite", export, backend="tensorflow", report=write_folder_report,
-             summary="LiteRT flatbuffer: float32/16, dynamic, int8, int16x8; QAT, pruning, clustering")
+    register(
+        "tflite",
+        export,
+        backend="tensorflow",
+        report=write_folder_report,
+        summary="LiteRT flatbuffer: float32/16, dynamic, int8, int16x8; QAT, pruning, clustering",
+    )

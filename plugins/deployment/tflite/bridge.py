@@ -37,13 +37,15 @@ _ACTIVATION_LAYERS = {"relu6": ("ReLU", {"max_value": 6.0}), "leaky_relu": ("Lea
 
 # -- walking a functional graph ---------------------------------------------------------------------
 
+
 def functional(model, what="this"):
     """The functional graph of ``model`` (a Sequential's inner one); an error for subclassed models."""
     graph = getattr(model, "_functional", None) or model
     if not hasattr(graph, "_nodes_by_depth") or not getattr(graph, "inputs", None):
         raise KerastackError(
             f"{what} needs a functional or Sequential Keras model; {model.name!r} is a "
-            f"{type(model).__name__} (a subclassed model has no graph to rewrite)")
+            f"{type(model).__name__} (a subclassed model has no graph to rewrite)"
+        )
     return graph
 
 
@@ -100,6 +102,7 @@ def layer_paths(model, prefix=""):
 
 # -- Keras 3 → tf_keras --------------------------------------------------------------------------
 
+
 def to_tf_keras(model):
     """A tf_keras model computing what the Keras 3 functional ``model`` computes, with its weights.
 
@@ -115,14 +118,15 @@ def to_tf_keras(model):
         if [tuple(v.shape) for v in values] != shapes:
             raise KerastackError(
                 f"bridge: layer {path!r} ({type(source).__name__}): weight shapes "
-                f"{[tuple(v.shape) for v in values]} differ from tf_keras's {shapes}")
+                f"{[tuple(v.shape) for v in values]} differ from tf_keras's {shapes}"
+            )
         target.set_weights(values)
     return translated
 
 
 def weights_from_tf_keras(tf_model, model):
     """Copy the weights of a (stripped) tf_keras model made by ``to_tf_keras`` back into ``model``."""
-    for path, (target, source) in _pairs(model, tf_model).items():
+    for _path, (target, source) in _pairs(model, tf_model).items():
         target.set_weights(source.get_weights())
     return model
 
@@ -132,8 +136,9 @@ def _pairs(model, tf_model):
     pairs = {}
     for path, layer in layer_paths(model).items():
         if path not in theirs:
-            raise KerastackError(f"bridge: layer {path!r} ({type(layer).__name__}) has no counterpart "
-                                 "in the tf_keras model")
+            raise KerastackError(
+                f"bridge: layer {path!r} ({type(layer).__name__}) has no counterpart in the tf_keras model"
+            )
         pairs[path] = (layer, theirs[path])
     return pairs
 
@@ -174,17 +179,20 @@ class _Translator:
         if callable(hook):  # a custom layer that knows its tf_keras twin (same weights, same order)
             return hook(self.tfk), None
         if not type(layer).__module__.startswith("keras."):
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}, from {type(layer).__module__}) is "
-                                 "a custom layer; the bridge rebuilds built-in Keras layers only (or custom "
-                                 "layers with a tf_keras_layer(tf_keras) method returning their twin)")
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}, from {type(layer).__module__}) is "
+                "a custom layer; the bridge rebuilds built-in Keras layers only (or custom "
+                "layers with a tf_keras_layer(tf_keras) method returning their twin)"
+            )
         config, activation = self.config(layer.get_config(), cls_name, name)
         cls = self.tf_class(cls_name, name, config)
         try:
             # Wrappers deserialize their inner layer; MultiHeadAttention's from_config wants shapes.
             main = cls.from_config(config) if "layer" in config else cls(**config)
         except Exception as exc:
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}) cannot be rebuilt in tf_keras: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}) cannot be rebuilt in tf_keras: {type(exc).__name__}: {exc}"
+            ) from exc
         return main, activation
 
     def tf_class(self, cls_name, name, config):
@@ -199,8 +207,10 @@ class _Translator:
         accepted |= {"name", "trainable", "dtype", "zero_output_for_mask"}
         unknown = sorted(set(config) - accepted)
         if unknown:
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}): option(s) "
-                                 f"{', '.join(f'{k}={config[k]!r}' for k in unknown)} have no tf_keras equivalent")
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}): option(s) "
+                f"{', '.join(f'{k}={config[k]!r}' for k in unknown)} have no tf_keras equivalent"
+            )
         return cls
 
     def config(self, config, cls_name, name):
@@ -210,8 +220,9 @@ class _Translator:
             renamed = _RENAMED.get(cls_name, {}).get(key, key)
             if key in _DROPPED:
                 if value != _DROPPED[key]:
-                    raise KerastackError(f"bridge: layer {name!r} ({cls_name}): {key}={value!r} has no "
-                                         "tf_keras equivalent")
+                    raise KerastackError(
+                        f"bridge: layer {name!r} ({cls_name}): {key}={value!r} has no tf_keras equivalent"
+                    )
                 continue
             if key in _DROPPED_ANY or key.endswith("_initializer"):
                 continue  # weights are copied over: initial values never matter
@@ -233,25 +244,31 @@ class _Translator:
     def dtype(self, value, name, cls_name):
         if isinstance(value, dict):
             if "Quantized" in value.get("class_name", ""):
-                raise KerastackError(f"bridge: layer {name!r} ({cls_name}) is quantized "
-                                     f"({value['config'].get('name')}); tfmot needs a float model")
+                raise KerastackError(
+                    f"bridge: layer {name!r} ({cls_name}) is quantized "
+                    f"({value['config'].get('name')}); tfmot needs a float model"
+                )
             return value.get("config", {}).get("name", "float32")
         return value
 
     def activation(self, value, name, cls_name):
         if isinstance(value, dict):
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}) uses a custom activation "
-                                 f"{value.get('class_name') or value}; tf_keras cannot rebuild it")
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}) uses a custom activation "
+                f"{value.get('class_name') or value}; tf_keras cannot rebuild it"
+            )
         if value in _REFUSED_ACTIVATIONS:
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}): activation {value!r} is "
-                                 "computed differently in tf_keras")
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}): activation {value!r} is computed differently in tf_keras"
+            )
         return _ACTIVATION_NAMES.get(value, value)
 
     def nested(self, value, name, cls_name):
         if value.get("registered_name") and not str(value.get("module", "")).startswith("keras"):
-            raise KerastackError(f"bridge: layer {name!r} ({cls_name}) uses the custom object "
-                                 f"{value['registered_name']!r}")
-        config = {k: v for k, v in (value.get("config") or {}).items()}
+            raise KerastackError(
+                f"bridge: layer {name!r} ({cls_name}) uses the custom object {value['registered_name']!r}"
+            )
+        config = dict((value.get("config") or {}).items())
         return {"class_name": value["class_name"], "config": config}
 
     def nested_layer(self, value, name):
@@ -259,7 +276,9 @@ class _Translator:
         cls_name = value["class_name"]
         inner, activation = self.config(value["config"], cls_name, f"{name}/{value['config'].get('name')}")
         if activation is not None:
-            raise KerastackError(f"bridge: layer {name!r} wraps a layer with activation "
-                                 f"{activation.name.rsplit('_', 1)[-1]!r}; tf_keras has it only as a layer")
+            raise KerastackError(
+                f"bridge: layer {name!r} wraps a layer with activation "
+                f"{activation.name.rsplit('_', 1)[-1]!r}; tf_keras has it only as a layer"
+            )
         self.tf_class(cls_name, name, inner)
         return {"class_name": cls_name, "config": inner}

@@ -19,9 +19,24 @@ QAT = ("none", "native", "tfmot")
 PRUNE_METHODS = ("native", "tfmot")
 
 
-def export(ctx, quantize="none", io="int8", calibration_samples=300, allow_select_ops=False, seed=0,
-           qat="none", qat_epochs=2, prune=0.0, prune_epochs=2, prune_method="native", clusters=0,
-           cluster_epochs=1, learning_rate=0.0, finetune_backend="", per_channel=True):
+def export(
+    ctx,
+    quantize="none",
+    io="int8",
+    calibration_samples=300,
+    allow_select_ops=False,
+    seed=0,
+    qat="none",
+    qat_epochs=2,
+    prune=0.0,
+    prune_epochs=2,
+    prune_method="native",
+    clusters=0,
+    cluster_epochs=1,
+    learning_rate=0.0,
+    finetune_backend="",
+    per_channel=True,
+):
     """Convert ``ctx.model``; write ``model_<variant>.tflite``, ``labels.txt`` and ``model.json``.
 
     ``quantize``: ``int8`` is full-integer quantization calibrated on ``calibration_samples``
@@ -47,21 +62,37 @@ def export(ctx, quantize="none", io="int8", calibration_samples=300, allow_selec
     the device). model.json records each file's size, gzip size and what was done to the weights.
     """
     from core import KerastackError, UsageError
-
     from plugins.deployment.tflite import finetune
 
-    _check_options(quantize, io, calibration_samples, qat, qat_epochs, prune, prune_epochs, prune_method,
-                   clusters, cluster_epochs, learning_rate, finetune_backend)
+    _check_options(
+        quantize,
+        io,
+        calibration_samples,
+        qat,
+        qat_epochs,
+        prune,
+        prune_epochs,
+        prune_method,
+        clusters,
+        cluster_epochs,
+        learning_rate,
+        finetune_backend,
+    )
     if not per_channel and not set(variants(quantize)) <= {"int8", "int16x8"}:
         # Measured with TensorFlow 2.21: per-tensor dynamic-range MobileNet fell to chance (0.33).
-        raise UsageError(f"exporter 'tflite': per_channel=false applies to quantize=int8 or int16x8 "
-                         f"(per-tensor dynamic-range weights ruin depthwise convolutions); got "
-                         f"quantize={quantize!r}")
+        raise UsageError(
+            f"exporter 'tflite': per_channel=false applies to quantize=int8 or int16x8 "
+            f"(per-tensor dynamic-range weights ruin depthwise convolutions); got "
+            f"quantize={quantize!r}"
+        )
     if len(ctx.model.inputs) != 1:
-        raise KerastackError(f"exporter 'tflite': the model has {len(ctx.model.inputs)} inputs; "
-                             "kerastack's LiteRT runner and verify take models with one input")
-    tuning = dict(learning_rate=learning_rate, backend=finetune_backend or ctx.run.get("training", {}).get("backend"),
-                  seed=seed)
+        raise KerastackError(
+            f"exporter 'tflite': the model has {len(ctx.model.inputs)} inputs; "
+            "kerastack's LiteRT runner and verify take models with one input"
+        )
+    tuning = dict(
+        learning_rate=learning_rate, backend=finetune_backend or ctx.run.get("training", {}).get("backend"), seed=seed
+    )
     if qat != "none":
         return finetune.quantization_aware(ctx, qat, qat_epochs, io, allow_select_ops, tuning)
 
@@ -73,13 +104,25 @@ def export(ctx, quantize="none", io="int8", calibration_samples=300, allow_selec
     paths = []
     with tempfile.TemporaryDirectory(prefix="kerastack-savedmodel-") as saved:
         for mode in variants(quantize):
-            flatbuffer, batch = convert(model, mode, io, ctx.dataset, calibration_samples, allow_select_ops,
-                                        seed, saved, per_channel=per_channel)
+            flatbuffer, batch = convert(
+                model,
+                mode,
+                io,
+                ctx.dataset,
+                calibration_samples,
+                allow_select_ops,
+                seed,
+                saved,
+                per_channel=per_channel,
+            )
             variant = variant_name(mode, io) + ("" if per_channel or mode in ("none", "float16") else "-pertensor")
             variant += suffix
             described = extra if per_channel else {**extra, "per_channel": False}
-            paths += [p for p in write_files(ctx, flatbuffer, variant, mode, io, allow_select_ops, batch,
-                                             described) if p not in paths]
+            paths += [
+                p
+                for p in write_files(ctx, flatbuffer, variant, mode, io, allow_select_ops, batch, described)
+                if p not in paths
+            ]
     return _first_tflite(paths) + written
 
 
@@ -88,8 +131,20 @@ def variants(quantize):
     return VARIANTS if quantize == "all" else tuple(dict.fromkeys(q.strip() for q in quantize.split(",")))
 
 
-def _check_options(quantize, io, calibration_samples, qat, qat_epochs, prune, prune_epochs, prune_method,
-                   clusters, cluster_epochs, learning_rate, finetune_backend):
+def _check_options(
+    quantize,
+    io,
+    calibration_samples,
+    qat,
+    qat_epochs,
+    prune,
+    prune_epochs,
+    prune_method,
+    clusters,
+    cluster_epochs,
+    learning_rate,
+    finetune_backend,
+):
     from core import UsageError
     from core.backend import BACKENDS
 
@@ -110,8 +165,7 @@ def _check_options(quantize, io, calibration_samples, qat, qat_epochs, prune, pr
         bad(f"prune is the target sparsity, a fraction in [0, 1); got {prune}")
     if clusters < 0 or clusters == 1:
         bad(f"clusters must be 0 (off) or at least 2, got {clusters}")
-    for name, value in (("qat_epochs", qat_epochs), ("prune_epochs", prune_epochs),
-                        ("cluster_epochs", cluster_epochs)):
+    for name, value in (("qat_epochs", qat_epochs), ("prune_epochs", prune_epochs), ("cluster_epochs", cluster_epochs)):
         if value < 0:
             bad(f"{name} must be 0 or more, got {value}")
     if learning_rate < 0:
@@ -134,8 +188,7 @@ def _first_tflite(paths):
     return [p for p in paths if p.suffix == ".tflite"] + [p for p in paths if p.suffix != ".tflite"]
 
 
-def convert(model, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved=None, *,
-            per_channel=True):
+def convert(model, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved=None, *, per_channel=True):
     """The flatbuffer and the batch size it was fixed to (None: dynamic batch).
 
     ``quantize="qat"`` converts a fake-quantized model to int8 with the ranges it learned.
@@ -146,11 +199,21 @@ def convert(model, quantize, io, dataset, calibration_samples, allow_select_ops,
 
     if saved is None:
         with tempfile.TemporaryDirectory(prefix="kerastack-savedmodel-") as saved:
-            return convert(model, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved,
-                           per_channel=per_channel)
+            return convert(
+                model,
+                quantize,
+                io,
+                dataset,
+                calibration_samples,
+                allow_select_ops,
+                seed,
+                saved,
+                per_channel=per_channel,
+            )
     try:
-        return _convert(model, None, quantize, io, dataset, calibration_samples, allow_select_ops, seed,
-                        saved, per_channel), None
+        return _convert(
+            model, None, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved, per_channel
+        ), None
     except _NeedsSelectOps as exc:
         # Recurrent layers with a dynamic batch lower to TensorList ops, which only the Flex delegate
         # runs; with a fixed batch of 1 they become LiteRT's fused sequence kernels.
@@ -161,10 +224,12 @@ def convert(model, quantize, io, dataset, calibration_samples, allow_select_ops,
             raise KerastackError(
                 f"exporter 'tflite': quantize={quantize} cannot convert a recurrent layer that runs as a "
                 "loop (TensorList ops); build it with unroll=True (e.g. --hp unroll=true), or export "
-                "float32/float16/dynamic") from None
+                "float32/float16/dynamic"
+            ) from None
         try:
-            flatbuffer = _convert(model, 1, quantize, io, dataset, calibration_samples, allow_select_ops, seed,
-                                  saved, per_channel)
+            flatbuffer = _convert(
+                model, 1, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved, per_channel
+            )
         except _NeedsSelectOps as again:
             raise KerastackError(again.message) from None
         return flatbuffer, 1
@@ -180,8 +245,7 @@ class _NeedsSelectOps(Exception):
         )
 
 
-def _convert(model, batch, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved,
-             per_channel=True):
+def _convert(model, batch, quantize, io, dataset, calibration_samples, allow_select_ops, seed, saved, per_channel=True):
     import tensorflow as tf
 
     (tensor,) = model.inputs
@@ -193,8 +257,14 @@ def _convert(model, batch, quantize, io, dataset, calibration_samples, allow_sel
         signature = [tf.TensorSpec([batch, *tensor.shape[1:]], tensor.dtype)]
         model.export(str(path), format="tf_saved_model", verbose=False, input_signature=signature)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
-    configure(converter, quantize, io, tf.as_dtype(tensor.dtype).is_floating, allow_select_ops,
-              lambda: _calibration(model, dataset, calibration_samples, seed, batch))
+    configure(
+        converter,
+        quantize,
+        io,
+        tf.as_dtype(tensor.dtype).is_floating,
+        allow_select_ops,
+        lambda: _calibration(model, dataset, calibration_samples, seed, batch),
+    )
     converter._experimental_disable_per_channel = not per_channel  # TF 2.21's (private) switch
     return run_converter(converter, quantize, allow_select_ops)
 
@@ -209,8 +279,11 @@ def configure(converter, quantize, io, float_inputs, allow_select_ops, calibrati
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize in ("int8", "int16x8"):
-        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantize == "int8" else
-               tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            if quantize == "int8"
+            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
         converter.representative_dataset = calibration()
     if quantize in ("int8", "int16x8", "qat") and io == "int8":
         integer = tf.int16 if quantize == "int16x8" else tf.int8
@@ -242,7 +315,6 @@ def _calibration(model, dataset, samples, seed, batch):
     import numpy as np
 
     from core.data import as_arrays
-
     from core.deploy.verify import _fits
 
     dtype = model.inputs[0].dtype
@@ -277,25 +349,33 @@ def write_files(ctx, flatbuffer, variant, quantize, io, allow_select_ops, batch,
         if flex and not allow_select_ops:
             raise KerastackError(f"exporter 'tflite': the converted model needs non-builtin ops {flex}")
         integer = quantize in ("int8", "int16x8")
-        entry = {"quantize": quantize, "io": io if integer else "float", "batch": batch,
-                 "size_bytes": len(flatbuffer), "gzip_bytes": len(gzip.compress(flatbuffer, 9, mtime=0)),
-                 "ops": sorted(set(model.op_names())),
-                 "input": _tensor(model.input_details), "output": _tensor(model.output_details)}
+        entry = {
+            "quantize": quantize,
+            "io": io if integer else "float",
+            "batch": batch,
+            "size_bytes": len(flatbuffer),
+            "gzip_bytes": len(gzip.compress(flatbuffer, 9, mtime=0)),
+            "ops": sorted(set(model.op_names())),
+            "input": _tensor(model.input_details),
+            "output": _tensor(model.output_details),
+        }
         entry.update(extra or {})
     spec = ctx.run.get("spec", {})
     written = [path]
     meta_path = ctx.out_dir / "model.json"
     meta = read_json(meta_path, "metadata file") if meta_path.exists() else {}
-    meta.update({
-        "format": "kerastack-tflite/1",
-        "task": spec.get("task"),
-        "input_shape": spec.get("input_shape"),
-        "class_names": spec.get("class_names"),
-        "source_run": str(ctx.run_dir.resolve()),
-        "architecture": ctx.run.get("architecture", {}).get("name"),
-        "dataset": ctx.run.get("dataset", {}).get("name"),
-        "trained_backend": ctx.run.get("training", {}).get("backend"),
-    })
+    meta.update(
+        {
+            "format": "kerastack-tflite/1",
+            "task": spec.get("task"),
+            "input_shape": spec.get("input_shape"),
+            "class_names": spec.get("class_names"),
+            "source_run": str(ctx.run_dir.resolve()),
+            "architecture": ctx.run.get("architecture", {}).get("name"),
+            "dataset": ctx.run.get("dataset", {}).get("name"),
+            "trained_backend": ctx.run.get("training", {}).get("backend"),
+        }
+    )
     # What a device needs to prepare inputs like the training data: a text dataset's vocabulary,
     # a table's column encodings.
     for key in ("vocabulary", "preprocessing"):
@@ -312,6 +392,9 @@ def write_files(ctx, flatbuffer, variant, quantize, io, allow_select_ops, batch,
 
 def _tensor(details):
     scale, zero_point = details.get("quantization", (0.0, 0))
-    return {"name": details["name"], "shape": [int(d) for d in details.get("shape_signature", details["shape"])],
-            "dtype": details["dtype"].__name__ if hasattr(details["dtype"], "__name__") else str(details["dtype"]),
-            "quantization": {"scale": float(scale), "zero_point": int(zero_point)}}
+    return {
+        "name": details["name"],
+        "shape": [int(d) for d in details.get("shape_signature", details["shape"])],
+        "dtype": details["dtype"].__name__ if hasattr(details["dtype"], "__name__") else str(details["dtype"]),
+        "quantization": {"scale": float(scale), "zero_point": int(zero_point)},
+    }

@@ -36,24 +36,32 @@ def quantization_aware(ctx, qat, epochs, io, allow_select_ops, tuning):
     from plugins.deployment.tflite import exporter
 
     variant = "int8-qat-" + qat + ("-floatio" if io == "float" else "")
-    common = dict(run_dir=str(ctx.run_dir.resolve()), epochs=epochs, seed=tuning["seed"],
-                  learning_rate=tuning["learning_rate"] or QAT_LEARNING_RATE)
+    common = dict(
+        run_dir=str(ctx.run_dir.resolve()),
+        epochs=epochs,
+        seed=tuning["seed"],
+        learning_rate=tuning["learning_rate"] or QAT_LEARNING_RATE,
+    )
     if qat == "native":
         from plugins.deployment.tflite import qat as native
 
         keras_path = ctx.out_dir / "qat_native.keras"
-        info = in_backend(tuning["backend"], "plugins.deployment.tflite.qat:train_qat", dict(common, out=str(keras_path)))
+        info = in_backend(
+            tuning["backend"], "plugins.deployment.tflite.qat:train_qat", dict(common, out=str(keras_path))
+        )
         model = native.load(keras_path, ctx.run.get("custom_modules", ()))
         flatbuffer, batch = exporter.convert(model, "qat", io, ctx.dataset, 1, allow_select_ops, tuning["seed"])
-        check_integer_only(flatbuffer, io, "qat=native", [l.name for l in model._flatten_layers()])
+        check_integer_only(flatbuffer, io, "qat=native", [layer.name for layer in model._flatten_layers()])
         info = {k: v for k, v in info.items() if k not in ("calibrated_ranges", "integer_inputs")}
         info["fake_quant"] = _evaluate(ctx, model)
         written = [keras_path]
     else:
         out = ctx.out_dir / ".qat_tfmot.tflite"
         try:
-            info = in_tfmot_process("plugins.deployment.tflite.tfmot_jobs:quantize",
-                                    dict(common, out=str(out), io=io, allow_select_ops=allow_select_ops))
+            info = in_tfmot_process(
+                "plugins.deployment.tflite.tfmot_jobs:quantize",
+                dict(common, out=str(out), io=io, allow_select_ops=allow_select_ops),
+            )
             flatbuffer, batch = out.read_bytes(), None
         finally:
             out.unlink(missing_ok=True)
@@ -72,8 +80,14 @@ def pruned(ctx, target, epochs, method, tuning):
 
     percent = int(round(target * 100))
     keras_path = ctx.out_dir / f"pruned{percent}_{method}.keras"
-    kwargs = dict(run_dir=str(ctx.run_dir.resolve()), out=str(keras_path), target=target, epochs=epochs,
-                  learning_rate=tuning["learning_rate"] or LEARNING_RATE, seed=tuning["seed"])
+    kwargs = dict(
+        run_dir=str(ctx.run_dir.resolve()),
+        out=str(keras_path),
+        target=target,
+        epochs=epochs,
+        learning_rate=tuning["learning_rate"] or LEARNING_RATE,
+        seed=tuning["seed"],
+    )
     if method == "native":
         info = in_backend(tuning["backend"], "plugins.deployment.tflite.pruning:train_pruned", kwargs)
     else:
@@ -89,10 +103,17 @@ def clustered(ctx, clusters, epochs, tuning):
     from plugins.deployment.tflite.qat import load
 
     keras_path = ctx.out_dir / f"clustered{clusters}.keras"
-    info = in_tfmot_process("plugins.deployment.tflite.tfmot_jobs:cluster",
-                            dict(run_dir=str(ctx.run_dir.resolve()), out=str(keras_path), clusters=clusters,
-                                 epochs=epochs, learning_rate=tuning["learning_rate"] or QAT_LEARNING_RATE,
-                                 seed=tuning["seed"]))
+    info = in_tfmot_process(
+        "plugins.deployment.tflite.tfmot_jobs:cluster",
+        dict(
+            run_dir=str(ctx.run_dir.resolve()),
+            out=str(keras_path),
+            clusters=clusters,
+            epochs=epochs,
+            learning_rate=tuning["learning_rate"] or QAT_LEARNING_RATE,
+            seed=tuning["seed"],
+        ),
+    )
     model = load(keras_path, ctx.run.get("custom_modules", ()))
     info.update(float=_evaluate(ctx, ctx.model), clustered=_evaluate(ctx, model))
     return model, f"-clustered{clusters}", {"clustering": info}, [keras_path]
@@ -135,7 +156,8 @@ def check_integer_only(flatbuffer, io, what, layer_names, keras3=True):
     raise KerastackError(
         f"exporter 'tflite': {what}: the int8 model kept float computation ({len(floats)} float tensors, "
         f"{max(dequantize, 0)} DEQUANTIZE ops) at {where}: a layer without fake quantization stays a "
-        "float island")
+        "float island"
+    )
 
 
 def _mentions(tensor_name, layer_name, keras3):

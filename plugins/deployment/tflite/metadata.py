@@ -11,10 +11,9 @@ import gzip
 import json
 from pathlib import Path
 
-from tflite.metadata import EMBEDDED_KEY as KEY
-
 from core.errors import KerastackError
 from core.files import read_json, write_json
+from tflite.metadata import EMBEDDED_KEY as KEY
 
 MODEL_JSON = "model.json"
 SIZES = {"size_bytes", "gzip_bytes"}  # of the file itself: they change when metadata goes in

@@ -16,8 +16,16 @@ import numpy as np
 
 from core.errors import UsageError
 
-PRUNABLE = {"Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
-            "Conv3DTranspose"}
+PRUNABLE = {
+    "Dense",
+    "EinsumDense",
+    "Conv1D",
+    "Conv2D",
+    "Conv3D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+}
 
 
 def prunable(model):
@@ -80,8 +88,9 @@ def make_callback(target, total_steps, frequency=1, ramp=0.7):
         def on_train_begin(self, logs=None):
             self.kernels = prunable(self.model)
             if not self.kernels:
-                raise UsageError(f"pruning: model {self.model.name!r} has no prunable kernels "
-                                 f"(layers {', '.join(sorted(PRUNABLE))})")
+                raise UsageError(
+                    f"pruning: model {self.model.name!r} has no prunable kernels (layers {', '.join(sorted(PRUNABLE))})"
+                )
             self._update(0.0)
 
         def on_train_batch_end(self, batch, logs=None):
@@ -121,8 +130,8 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
     import keras
 
     from core.data import as_arrays, is_pair
-    from plugins.deployment.tflite.qat import fit, load_for_finetuning
     from core.files import atomic_path
+    from plugins.deployment.tflite.qat import fit, load_for_finetuning
 
     if not 0 <= target < 1:
         raise UsageError(f"pruning: the target sparsity must lie in [0, 1), got {target}")
@@ -136,15 +145,20 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
         total_steps = max(1, epochs * len(dataset.train))
     callback = make_callback(target, total_steps)
     if epochs:
-        fit(model, run, dataset, epochs, learning_rate, batch_size, callbacks=[callback], verbose=verbose,
-            seed=seed)
+        fit(model, run, dataset, epochs, learning_rate, batch_size, callbacks=[callback], verbose=verbose, seed=seed)
     else:  # one-shot magnitude pruning, no fine-tuning
         callback.set_model(model)
         callback.on_train_begin()
         callback.on_train_end()
     with atomic_path(Path(out)) as tmp:
         model.save(tmp)
-    return {"method": "native", "backend": keras.backend.backend(), "target": target, "epochs": epochs,
-            "steps": total_steps, "learning_rate": learning_rate, "sparsity": sparsity(model),
-            "seconds": round(time.perf_counter() - started, 2)}
-
+    return {
+        "method": "native",
+        "backend": keras.backend.backend(),
+        "target": target,
+        "epochs": epochs,
+        "steps": total_steps,
+        "learning_rate": learning_rate,
+        "sparsity": sparsity(model),
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -35,19 +35,51 @@ CALIBRATION_SAMPLES = 512
 # Layer classes by how LiteRT treats their output range.
 WEIGHTED = {"Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Dense"}
 PASSTHROUGH = {  # output range is the input's: no quantizer of their own
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-    "AveragePooling3D", "Reshape", "Flatten", "Dropout",
-    "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "ActivityRegularization", "Permute", "ZeroPadding1D", "ZeroPadding2D",
-    "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D",
-    "Identity", "RepeatVector",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "Reshape",
+    "Flatten",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Permute",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "Identity",
+    "RepeatVector",
 }
 COMPUTING = {  # need a range of their own
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-    "BatchNormalization", "Rescaling",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "BatchNormalization",
+    "Rescaling",
     # LiteRT's MEAN/REDUCE_MAX get no range from their input: without one they run in float.
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
 }
 ACTIVATIONS = {"ReLU", "Activation", "LeakyReLU", "PReLU", "Softmax"}
 FUSED = {"linear", "relu", "relu6"}  # activations LiteRT fuses into conv/dense/add
@@ -83,7 +115,8 @@ def _define():
         axes = tuple(range(len(kernel.shape) - 1)) if per_channel else None
         bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(kernel), axis=axes), 1e-12))
         return quantizers.fake_quant_with_min_max_vars(
-            kernel, -bound, bound, num_bits=8, narrow_range=True, axis=-1 if per_channel else None)
+            kernel, -bound, bound, num_bits=8, narrow_range=True, axis=-1 if per_channel else None
+        )
 
     @register
     class ActivationQuantizer(keras.layers.Layer):
@@ -100,8 +133,9 @@ def _define():
 
         def build(self, input_shape):
             self.range_min = self.add_weight(shape=(), initializer="zeros", trainable=False, name="min")
-            self.range_max = self.add_weight(shape=(), initializer=keras.initializers.Constant(6.0),
-                                             trainable=False, name="max")
+            self.range_max = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(6.0), trainable=False, name="max"
+            )
 
         def call(self, x, training=None):
             if self.calibrating:
@@ -143,10 +177,17 @@ def _define():
 
         def call(self, inputs):
             kh, kw, channels, mult = self.kernel.shape
-            kernel = ops.reshape(quantize_kernel(ops.reshape(self.kernel, (kh, kw, 1, channels * mult))),
-                                 (kh, kw, channels, mult))
-            outputs = ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
-                                         dilation_rate=self.dilation_rate, data_format=self.data_format)
+            kernel = ops.reshape(
+                quantize_kernel(ops.reshape(self.kernel, (kh, kw, 1, channels * mult))), (kh, kw, channels, mult)
+            )
+            outputs = ops.depthwise_conv(
+                inputs,
+                kernel,
+                strides=self.strides,
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
             if self.use_bias:
                 outputs = ops.add(outputs, self.bias)
             return self.activation(outputs) if self.activation is not None else outputs
@@ -158,9 +199,15 @@ def _define():
 
         def call(self, inputs):
             kernel = quantize_kernel(self.kernel, per_channel=False)
-            outputs = ops.conv_transpose(inputs, kernel, strides=list(self.strides), padding=self.padding,
-                                         output_padding=self.output_padding, dilation_rate=self.dilation_rate,
-                                         data_format=self.data_format)
+            outputs = ops.conv_transpose(
+                inputs,
+                kernel,
+                strides=list(self.strides),
+                padding=self.padding,
+                output_padding=self.output_padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
             if self.use_bias:
                 outputs = ops.add(outputs, self.bias)
             return self.activation(outputs) if self.activation is not None else outputs
@@ -175,11 +222,23 @@ def _define():
                 x = ops.add(x, self.bias)
             return self.activation(x) if self.activation is not None else x
 
-    _CLASSES.update({c.__name__: c for c in (ActivationQuantizer, QuantConv1D, QuantConv2D,
-                                              QuantDepthwiseConv2D, QuantConv2DTranspose, QuantDense)})
+    _CLASSES.update(
+        {
+            c.__name__: c
+            for c in (
+                ActivationQuantizer,
+                QuantConv1D,
+                QuantConv2D,
+                QuantDepthwiseConv2D,
+                QuantConv2DTranspose,
+                QuantDense,
+            )
+        }
+    )
 
 
 # -- rewriting a model -----------------------------------------------------------------------------
+
 
 def quantize_model(model):
     """A fake-quantized copy of the functional ``model`` (its weights are not changed).
@@ -187,7 +246,6 @@ def quantize_model(model):
     Returns ``(qmodel, plan)``; ``plan`` says what was folded and where quantizers sit.
     """
     import keras
-
     from keras import tree
 
     from plugins.deployment.tflite.bridge import consumers, functional, is_model, nodes, run_graph
@@ -206,8 +264,7 @@ def quantize_model(model):
     for g in graphs:
         folded.update(_folds(g, used_by))
     folded_bn = {id(bn): conv for conv, bn in folded.values()}
-    plan = {"folded": [[conv.name, bn.name] for conv, bn in folded.values()], "quantizers": [],
-            "integer_inputs": []}
+    plan = {"folded": [[conv.name, bn.name] for conv, bn in folded.values()], "quantizers": [], "integer_inputs": []}
 
     def quantize(tensor, name):
         plan["quantizers"].append(name)
@@ -265,16 +322,21 @@ def _check_supported(layer):
     kind = type(layer).__name__
     if kind in WEIGHTED | PASSTHROUGH | COMPUTING | ACTIVATIONS and type(layer).__module__.startswith("keras."):
         if kind in WEIGHTED and getattr(layer, "quantization_mode", None):
-            raise UsageError(f"native QAT: layer {layer.name!r} ({kind}) is already quantized "
-                             f"({layer.quantization_mode}); start from a float model")
+            raise UsageError(
+                f"native QAT: layer {layer.name!r} ({kind}) is already quantized "
+                f"({layer.quantization_mode}); start from a float model"
+            )
         if _activation_name(layer) in FLOAT_ONLY:
-            raise UsageError(f"native QAT: layer {layer.name!r} ({kind}) uses activation "
-                             f"{_activation_name(layer)!r}, which LiteRT's int8 converter leaves in float; "
-                             "use relu, relu6, leaky_relu, gelu, silu, tanh or sigmoid")
+            raise UsageError(
+                f"native QAT: layer {layer.name!r} ({kind}) uses activation "
+                f"{_activation_name(layer)!r}, which LiteRT's int8 converter leaves in float; "
+                "use relu, relu6, leaky_relu, gelu, silu, tanh or sigmoid"
+            )
         return
     raise UsageError(
         f"native QAT: layer {layer.name!r} ({kind}) is not supported (it would stay float in an int8 "
-        f"model); supported layers: {', '.join(supported_layers())}")
+        f"model); supported layers: {', '.join(supported_layers())}"
+    )
 
 
 def _activation_name(layer):
@@ -293,9 +355,13 @@ def _folds(graph, used_by):
             continue
         (tensor,) = node.input_tensors
         producer = tensor._keras_history.operation
-        if (type(producer).__name__ in WEIGHTED - {"Conv2DTranspose"} and _activation_name(producer) == "linear"
-                and len(producer._inbound_nodes) == 1 and len(used_by.get(id(tensor), [])) == 1
-                and bn.axis in (-1, len(tensor.shape) - 1)):
+        if (
+            type(producer).__name__ in WEIGHTED - {"Conv2DTranspose"}
+            and _activation_name(producer) == "linear"
+            and len(producer._inbound_nodes) == 1
+            and len(used_by.get(id(tensor), [])) == 1
+            and bn.axis in (-1, len(tensor.shape) - 1)
+        ):
             out[id(producer)] = (producer, bn)
     return out
 
@@ -305,8 +371,7 @@ def _fuses(node):
     layer = node.operation
     kind = type(layer).__name__
     if kind == "ReLU":
-        return (layer.negative_slope == 0 and layer.threshold == 0
-                and layer.max_value in (None, 6.0))
+        return layer.negative_slope == 0 and layer.threshold == 0 and layer.max_value in (None, 6.0)
     return kind == "Activation" and _activation_name(layer) in ("relu", "relu6")
 
 
@@ -318,11 +383,10 @@ def _needs_quantizer(layer, kind, tensor, used_by, folded, folded_bn):
     if id(layer) in folded:  # the BN after it carries the output
         return False
     after = used_by.get(id(tensor), [])
-    fusable = kind != "Conv2DTranspose" and (kind in COMPUTING or id(layer) in folded_bn
-                                             or _activation_name(layer) == "linear")
-    if fusable and len(after) == 1 and _fuses(after[0]):
-        return False
-    return True
+    fusable = kind != "Conv2DTranspose" and (
+        kind in COMPUTING or id(layer) in folded_bn or _activation_name(layer) == "linear"
+    )
+    return not (fusable and len(after) == 1 and _fuses(after[0]))
 
 
 def _rewrite(layer, fold, classes, input_shape):
@@ -389,7 +453,7 @@ def calibrate(qmodel, x, batch_size=64):
     """
     import keras
 
-    quantizers = [l for l in qmodel._flatten_layers() if type(l).__name__ == "ActivationQuantizer"]
+    quantizers = [layer for layer in qmodel._flatten_layers() if type(layer).__name__ == "ActivationQuantizer"]
     for q in quantizers:
         q.calibrating = True
     try:
@@ -399,7 +463,7 @@ def calibrate(qmodel, x, batch_size=64):
         if len(x) > batch_size:  # whole batches: one compiled probe
             x = x[: len(x) - len(x) % batch_size]
         for start in range(0, len(x), batch_size):
-            values = probe.predict_on_batch(x[start:start + batch_size])
+            values = probe.predict_on_batch(x[start : start + batch_size])
             values = values if isinstance(values, (list, tuple)) else [values]
             lows.append([float(np.min(v)) for v in values])
             highs.append([float(np.max(v)) for v in values])
@@ -420,8 +484,14 @@ def ranges(qmodel):
     """``{quantizer name: [min, max]}`` of a QAT model."""
     import keras
 
-    return {l.name: [float(keras.ops.convert_to_numpy(l.range_min)), float(keras.ops.convert_to_numpy(l.range_max))]
-            for l in qmodel._flatten_layers() if type(l).__name__ == "ActivationQuantizer"}
+    return {
+        layer.name: [
+            float(keras.ops.convert_to_numpy(layer.range_min)),
+            float(keras.ops.convert_to_numpy(layer.range_max)),
+        ]
+        for layer in qmodel._flatten_layers()
+        if type(layer).__name__ == "ActivationQuantizer"
+    }
 
 
 def load(path, modules=()):
@@ -434,8 +504,10 @@ def load(path, modules=()):
 
 # -- fine-tuning a run ------------------------------------------------------------------------------
 
-def train_qat(run_dir, out, epochs=1, learning_rate=1e-4, batch_size=0, seed=0,
-              calibration_samples=CALIBRATION_SAMPLES, verbose=0):
+
+def train_qat(
+    run_dir, out, epochs=1, learning_rate=1e-4, batch_size=0, seed=0, calibration_samples=CALIBRATION_SAMPLES, verbose=0
+):
     """Rewrite run ``run_dir``'s model for QAT, calibrate it, fine-tune it ``epochs`` on the run's
     training split under this process's backend, save it to ``out`` (.keras); return a summary."""
     import time
@@ -454,11 +526,17 @@ def train_qat(run_dir, out, epochs=1, learning_rate=1e-4, batch_size=0, seed=0,
     fit(qmodel, run, dataset, epochs, learning_rate, batch_size, verbose=verbose, seed=seed)
     with atomic_path(Path(out)) as tmp:
         qmodel.save(tmp)
-    return {"backend": keras.backend.backend(), "epochs": epochs, "learning_rate": learning_rate,
-            "folded": plan["folded"], "quantizers": len(plan["quantizers"]),
-            "integer_inputs": plan["integer_inputs"], "calibrated_ranges": calibrated,
-            "ranges": ranges(qmodel), "seconds": round(time.perf_counter() - started, 2)}
-
+    return {
+        "backend": keras.backend.backend(),
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "folded": plan["folded"],
+        "quantizers": len(plan["quantizers"]),
+        "integer_inputs": plan["integer_inputs"],
+        "calibrated_ranges": calibrated,
+        "ranges": ranges(qmodel),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def load_for_finetuning(run_dir, what):
@@ -478,18 +556,36 @@ def load_for_finetuning(run_dir, what):
         try:
             importlib.import_module(module)
         except Exception as exc:
-            raise KerastackError(f"{what}: cannot import {module!r}, which defines layers of the run's "
-                                 f"model: {type(exc).__name__}: {exc}") from exc
-    model = _load_weights_only(run.model_path) if keras.backend.backend() == "jax" else \
-        keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+            raise KerastackError(
+                f"{what}: cannot import {module!r}, which defines layers of the run's "
+                f"model: {type(exc).__name__}: {exc}"
+            ) from exc
+    model = (
+        _load_weights_only(run.model_path)
+        if keras.backend.backend() == "jax"
+        else keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+    )
     if inference_model(model) is not model:
-        raise UsageError(f"{what}: the run deploys a part of its {type(model).__name__} model "
-                         "(inference_model()); fine-tuning needs a model that is deployed whole")
+        raise UsageError(
+            f"{what}: the run deploys a part of its {type(model).__name__} model "
+            "(inference_model()); fine-tuning needs a model that is deployed whole"
+        )
     return run, model, dataset
 
 
-_RANDOM_INITIALIZERS = {"GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal",
-                        "RandomUniform", "RandomNormal", "TruncatedNormal", "VarianceScaling", "Orthogonal"}
+_RANDOM_INITIALIZERS = {
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeUniform",
+    "HeNormal",
+    "LecunUniform",
+    "LecunNormal",
+    "RandomUniform",
+    "RandomNormal",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Orthogonal",
+}
 
 
 def _load_weights_only(path):
@@ -510,11 +606,16 @@ def _load_weights_only(path):
 
     def zeros(obj):
         if isinstance(obj, dict):
-            return {k: ({"module": "keras.initializers", "class_name": "Zeros", "config": {},
-                         "registered_name": None}
-                        if k.endswith("_initializer") and isinstance(v, dict)
-                        and v.get("class_name") in _RANDOM_INITIALIZERS else zeros(v))
-                    for k, v in obj.items()}
+            return {
+                k: (
+                    {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+                    if k.endswith("_initializer")
+                    and isinstance(v, dict)
+                    and v.get("class_name") in _RANDOM_INITIALIZERS
+                    else zeros(v)
+                )
+                for k, v in obj.items()
+            }
         if isinstance(obj, list):
             return [zeros(v) for v in obj]
         return obj
@@ -530,12 +631,12 @@ def _loss(run):
         return "sparse_categorical_crossentropy", ["accuracy"]
     if task in ("regression", "reconstruction"):
         return "mse", ["mae"]
-    raise UsageError(f"fine-tuning supports classification, regression and reconstruction runs; "
-                     f"this run's task is {task!r}")
+    raise UsageError(
+        f"fine-tuning supports classification, regression and reconstruction runs; this run's task is {task!r}"
+    )
 
 
-def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), verbose=0, keras_module=None,
-        seed=0):
+def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), verbose=0, keras_module=None, seed=0):
     """Compile ``model`` for the run's task with Adam(``learning_rate``) and fit the training split.
 
     ``keras_module``: the Keras the model is made of (``tf_keras`` for tfmot models; default Keras 3).

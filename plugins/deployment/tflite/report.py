@@ -10,15 +10,18 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import KerastackError
 from core.deploy.compare import gzip_size, keras_latency
-from core.files import read_json, write_text
+from core.errors import KerastackError
+from core.files import write_text
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 # task → (metric key suffix in verify() results, how it is shown, whether higher is better)
-METRICS = {"classification": ("accuracy", "accuracy", True), "regression": ("mae", "MAE", False),
-           "reconstruction": ("mse", "MSE", False)}
+METRICS = {
+    "classification": ("accuracy", "accuracy", True),
+    "regression": ("mae", "MAE", False),
+    "reconstruction": ("mse", "MSE", False),
+}
 KERAS_ROW = "keras"
 
 
@@ -40,13 +43,15 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
         raise KerastackError(f"export report: no .tflite file among {[str(f) for f in files]}")
     folders = {p.parent.resolve() for p in lite}
     if len(folders) > 1:
-        raise KerastackError(f"export report: the .tflite files lie in {len(folders)} folders; "
-                             "give the files of one export folder")
+        raise KerastackError(
+            f"export report: the .tflite files lie in {len(folders)} folders; give the files of one export folder"
+        )
     rows = []
     for path in lite:
         # The first thread count is the one recorded in verify.json (kerastack verify's default, 1).
-        results = {t: verify(path, run_dir, threads=t, latency_runs=latency_runs, record=i == 0)
-                   for i, t in enumerate(threads)}
+        results = {
+            t: verify(path, run_dir, threads=t, latency_runs=latency_runs, record=i == 0) for i, t in enumerate(threads)
+        }
         rows.append(_tflite_row(path, results))
     first = results[threads[0]]
     rows.insert(0, _keras_row(run_dir, first, latency_runs))
@@ -110,8 +115,13 @@ def _facts(run_dir, result, threads):
     run = load_run(run_dir)
     r = run.record
     arch, data = r.get("architecture", {}).get("name", "?"), r.get("dataset", {}).get("name", "?")
-    return {"title": f"{run.path.name}: {arch} on {data}", "split": result["split"],
-            "samples": result["samples"], "backend": backends.loaded() or run.backend, "threads": threads}
+    return {
+        "title": f"{run.path.name}: {arch} on {data}",
+        "split": result["split"],
+        "samples": result["samples"],
+        "backend": backends.loaded() or run.backend,
+        "threads": threads,
+    }
 
 
 # -- markdown --------------------------------------------------------------------------------------
@@ -120,14 +130,25 @@ def render_markdown(rows, threads, task, facts):
     key, label, higher = METRICS.get(task, (None, "metric", True))
     head = ["model", "size", "gzip", label if key else "metric", "agreement", "max abs diff"]
     head += [f"p50 / p90 ms, {t} thread{'s' if t != 1 else ''}" for t in threads]
-    lines = [f"# Export report — {facts['title']}", "",
-             f"{facts['split'].capitalize()} split, {facts['samples']} samples. Latency: single-sample "
-             f"invocations on LiteRT; the Keras row is `predict_on_batch` of one sample under "
-             f"{facts['backend']}, with its own thread pool (†).", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines = [
+        f"# Export report — {facts['title']}",
+        "",
+        f"{facts['split'].capitalize()} split, {facts['samples']} samples. Latency: single-sample "
+        f"invocations on LiteRT; the Keras row is `predict_on_batch` of one sample under "
+        f"{facts['backend']}, with its own thread pool (†).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
     for row in rows:
-        cells = [f"`{row['name']}`", _kib(row["size_bytes"]), _kib(row["gzip_bytes"]), _num(row["metric"], ".4f"),
-                 _num(row["agreement"], ".4f"), _num(row["max_abs_diff"], ".3g")]
+        cells = [
+            f"`{row['name']}`",
+            _kib(row["size_bytes"]),
+            _kib(row["gzip_bytes"]),
+            _num(row["metric"], ".4f"),
+            _num(row["agreement"], ".4f"),
+            _num(row["max_abs_diff"], ".3g"),
+        ]
         if row["name"] == KERAS_ROW:
             p50, p90 = row["latency"]["keras"]
             cells += [f"{p50:.3g} / {p90:.3g} †"] + ["—"] * (len(threads) - 1)
@@ -164,8 +185,9 @@ def plot_report(rows, threads, task, path, title=""):
         size, color = row["size_bytes"] / 1024, "tab:gray" if row["name"] == KERAS_ROW else "tab:purple"
         if row["metric"] is not None:
             left.scatter(size, row["metric"], s=60, color=color, zorder=3)
-            left.annotate(name, (size, row["metric"]), textcoords="offset points", fontsize=9,
-                          xytext=(6, 5 if i % 2 else -12))  # alternate: close sizes do not overprint
+            left.annotate(
+                name, (size, row["metric"]), textcoords="offset points", fontsize=9, xytext=(6, 5 if i % 2 else -12)
+            )  # alternate: close sizes do not overprint
         else:
             left.axvline(size, color=color, alpha=0.5)
             left.text(size, 0.5, f" {name}", transform=left.get_xaxis_transform(), fontsize=9)
@@ -189,8 +211,16 @@ def plot_report(rows, threads, task, path, title=""):
             p50s.append(p50)
             whiskers.append(max(p90 - p50, 0))
         if ys:
-            right.barh(ys, p50s, height=height * 0.95, xerr=[np.zeros(len(ys)), whiskers], capsize=2,
-                       color="tab:gray" if t == "keras" else f"C{j - 1}", alpha=0.85, label=legend)
+            right.barh(
+                ys,
+                p50s,
+                height=height * 0.95,
+                xerr=[np.zeros(len(ys)), whiskers],
+                capsize=2,
+                color="tab:gray" if t == "keras" else f"C{j - 1}",
+                alpha=0.85,
+                label=legend,
+            )
     right.set_yticks(range(len(rows)), names)
     right.invert_yaxis()
     right.set_xscale("log")
@@ -206,5 +236,3 @@ def plot_report(rows, threads, task, path, title=""):
 
 def _short(name):
     return name.removeprefix("model_").removesuffix(".tflite")
-
-

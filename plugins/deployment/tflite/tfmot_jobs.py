@@ -35,8 +35,7 @@ def _steps(run, dataset, epochs, batch_size=0):
 
     batch_size = batch_size or run.record.get("training", {}).get("batch_size") or 32
     # plugins.deployment.tflite.qat.fit trains on whole batches only
-    per_epoch = max(1, len(as_arrays(dataset.train)[0]) // batch_size) if is_pair(dataset.train) \
-        else len(dataset.train)
+    per_epoch = max(1, len(as_arrays(dataset.train)[0]) // batch_size) if is_pair(dataset.train) else len(dataset.train)
     return max(1, epochs * per_epoch)
 
 
@@ -68,8 +67,7 @@ def quantize(run_dir, out, epochs=1, learning_rate=1e-4, seed=0, io="int8", allo
 
     started = time.perf_counter()
     run, model, dataset, tf_model, tfmot = _setup(run_dir, seed, "qat=tfmot")
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_registry)
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry
 
     qk = tfmot.quantization.keras
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
@@ -108,10 +106,15 @@ def quantize(run_dir, out, epochs=1, learning_rate=1e-4, seed=0, io="int8", allo
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KerastackError(f"qat=tfmot: conversion failed: {first}") from exc
     Path(out).write_bytes(flatbuffer)
-    return {"method": "tfmot", "epochs": epochs, "learning_rate": learning_rate, "float_layers": float_layers,
-            "fake_quant": after, "seconds": round(time.perf_counter() - started, 2),
-            "layers": [l.name for l in qat_model.layers]}
-
+    return {
+        "method": "tfmot",
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "float_layers": float_layers,
+        "fake_quant": after,
+        "seconds": round(time.perf_counter() - started, 2),
+        "layers": [layer.name for layer in qat_model.layers],
+    }
 
 
 def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
@@ -120,10 +123,10 @@ def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
     import tf_keras
 
     from core import KerastackError
+    from core.files import atomic_path
     from plugins.deployment.tflite.bridge import weights_from_tf_keras
     from plugins.deployment.tflite.pruning import sparsity
     from plugins.deployment.tflite.qat import fit
-    from core.files import atomic_path
 
     started = time.perf_counter()
     run, model, dataset, tf_model, tfmot = _setup(run_dir, seed, "prune_method=tfmot")
@@ -135,8 +138,10 @@ def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
     # frequency above the step count (the default is 100) never prunes at all.
     frequency = max(1, int(RAMP * steps) // 10)
     end_step = max(frequency, (int(RAMP * steps) // frequency) * frequency)
-    schedule = sp.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=0,
-                                  end_step=end_step, frequency=frequency)
+    schedule = sp.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=target, begin_step=0, end_step=end_step, frequency=frequency
+    )
+
     def wrap(layer):
         if not registry.supports(layer) or "Depthwise" in type(layer).__name__:
             return None
@@ -145,24 +150,41 @@ def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
         return sp.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     pruned_model, kept = _annotated(tf_model, wrap)
-    fit(pruned_model, run, dataset, max(epochs, 1), learning_rate, verbose=0, keras_module=tf_keras,
-        callbacks=[sp.UpdatePruningStep()])
+    fit(
+        pruned_model,
+        run,
+        dataset,
+        max(epochs, 1),
+        learning_rate,
+        verbose=0,
+        keras_module=tf_keras,
+        callbacks=[sp.UpdatePruningStep()],
+    )
     stripped = sp.strip_pruning(pruned_model)
     weights_from_tf_keras(stripped, model)
     achieved = sparsity(model)
-    pruned_names = [l.name for l in pruned_model.layers if l.name.startswith("prune_low_magnitude_")]
+    pruned_names = [layer.name for layer in pruned_model.layers if layer.name.startswith("prune_low_magnitude_")]
     short = {k: v for k, v in achieved.items() if v < target - 0.02}
     if short:
-        raise KerastackError(f"prune_method=tfmot: sparsity below the target {target} in "
-                             f"{', '.join(f'{k} ({v:.2f})' for k, v in short.items())} after {steps} steps "
-                             f"(frequency {frequency}, end step {end_step})")
+        raise KerastackError(
+            f"prune_method=tfmot: sparsity below the target {target} in "
+            f"{', '.join(f'{k} ({v:.2f})' for k, v in short.items())} after {steps} steps "
+            f"(frequency {frequency}, end step {end_step})"
+        )
     with atomic_path(Path(out)) as tmp:
         model.save(tmp)
-    return {"method": "tfmot", "target": target, "epochs": epochs, "steps": steps, "frequency": frequency,
-            "end_step": end_step, "learning_rate": learning_rate, "sparsity": achieved,
-            "pruned_layers": [n.removeprefix("prune_low_magnitude_") for n in pruned_names],
-            "seconds": round(time.perf_counter() - started, 2)}
-
+    return {
+        "method": "tfmot",
+        "target": target,
+        "epochs": epochs,
+        "steps": steps,
+        "frequency": frequency,
+        "end_step": end_step,
+        "learning_rate": learning_rate,
+        "sparsity": achieved,
+        "pruned_layers": [n.removeprefix("prune_low_magnitude_") for n in pruned_names],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def cluster(run_dir, out, clusters=16, epochs=1, learning_rate=1e-4, seed=0):
@@ -171,10 +193,10 @@ def cluster(run_dir, out, clusters=16, epochs=1, learning_rate=1e-4, seed=0):
     import keras
     import tf_keras
 
+    from core.files import atomic_path
     from plugins.deployment.tflite.bridge import weights_from_tf_keras
     from plugins.deployment.tflite.pruning import prunable
     from plugins.deployment.tflite.qat import fit
-    from core.files import atomic_path
 
     started = time.perf_counter()
     run, model, dataset, tf_model, tfmot = _setup(run_dir, seed, "clusters")
@@ -185,19 +207,25 @@ def cluster(run_dir, out, clusters=16, epochs=1, learning_rate=1e-4, seed=0):
         if not ClusteringRegistry.supports(layer) or not layer.weights or "Depthwise" in type(layer).__name__:
             return None
         # The centroids start from this layer's trained weights.
-        return cl.cluster_weights(layer, number_of_clusters=clusters,
-                                  cluster_centroids_init=cl.CentroidInitialization.KMEANS_PLUS_PLUS)
+        return cl.cluster_weights(
+            layer, number_of_clusters=clusters, cluster_centroids_init=cl.CentroidInitialization.KMEANS_PLUS_PLUS
+        )
 
     clustered_model, kept = _annotated(tf_model, wrap)
     if epochs:
         fit(clustered_model, run, dataset, epochs, learning_rate, verbose=0, keras_module=tf_keras)
     stripped = cl.strip_clustering(clustered_model)
     weights_from_tf_keras(stripped, model)
-    unique = {name: int(np.unique(np.asarray(keras.ops.convert_to_numpy(k))).size)
-              for name, k in prunable(model).items()}
+    unique = {
+        name: int(np.unique(np.asarray(keras.ops.convert_to_numpy(k))).size) for name, k in prunable(model).items()
+    }
     with atomic_path(Path(out)) as tmp:
         model.save(tmp)
-    return {"method": "tfmot", "clusters": clusters, "epochs": epochs, "learning_rate": learning_rate,
-            "unique_weights": unique,
-            "seconds": round(time.perf_counter() - started, 2)}
-
+    return {
+        "method": "tfmot",
+        "clusters": clusters,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "unique_weights": unique,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -1,10 +1,8 @@
 """The command line: one-line errors with the right exit codes, plugin listing, no heavy imports."""
 
 import json
-import sys
 
 import pytest
-
 from conftest import one_line_error, run_cli, run_python
 
 TYPO = """
@@ -84,22 +82,45 @@ def test_plugins_json_lists_builtins_with_options():
     assert exporter["backend"] == "tensorflow" and exporter["options"]["quantize"] == "none"
 
 
-@pytest.mark.parametrize("args, code, expected", [
-    (["train", "--arch", "ccn", "--data", "digits"], 2, "unknown architecture 'ccn' (did you mean 'cnn'?); valid: "),
-    (["train", "--arch", "cnn", "--data", "digit"], 2, "unknown dataset 'digit' (did you mean 'digits'?)"),
-    (["train", "--arch", "cnn", "--data", "digits", "--hp", "filtres=3"], 2, "architecture 'cnn' has no hyperparameter 'filtres' (did you mean 'filters'?); valid: blocks, dense, dropout, filters"),
-    (["train", "--arch", "cnn", "--data", "digits", "--hp", "filters=many"], 2, "hyperparameter filters='many': expected an integer"),
-    (["train", "--arch", "cnn", "--data", "digits", "--hp", "filters"], 2, "--hp 'filters': expected NAME=VALUE"),
-    (["train", "--arch", "cnn", "--data", "digits", "--data-opt", "seeds=1"], 2, "dataset 'digits' has no option 'seeds'"),
-    (["train", "--arch", "cnn", "--data", "digits", "--backend", "mxnet"], 2, "unknown backend 'mxnet'; valid: jax, tensorflow, torch"),
-    (["train", "--arch", "cnn", "--data", "digits", "--epochs", "0"], 2, "--epochs must be at least 1"),
-    (["train", "--arch", "cnn", "--data", "digits", "--callback", "nope"], 2, "unknown callback 'nope'"),
-    (["train", "--data", "digits"], 2, "--arch and --data are required (or --config FILE, or --resume RUN_DIR)"),
-    (["train", "--arch", "cnn", "--data", "digits", "--epochs", "x"], 2, "'x' is not a valid integer"),
-    (["frobnicate"], 2, "No such command 'frobnicate'"),
-    (["export", "/nonexistent/run", "--to", "tflite"], 1, "/nonexistent/run: no such run directory"),
-    (["verify", "/nonexistent/m.tflite", "--run", "/nonexistent/run"], 1, "no such run directory"),
-])
+@pytest.mark.parametrize(
+    "args, code, expected",
+    [
+        (
+            ["train", "--arch", "ccn", "--data", "digits"],
+            2,
+            "unknown architecture 'ccn' (did you mean 'cnn'?); valid: ",
+        ),
+        (["train", "--arch", "cnn", "--data", "digit"], 2, "unknown dataset 'digit' (did you mean 'digits'?)"),
+        (
+            ["train", "--arch", "cnn", "--data", "digits", "--hp", "filtres=3"],
+            2,
+            "architecture 'cnn' has no hyperparameter 'filtres' (did you mean 'filters'?); valid: blocks, dense, dropout, filters",
+        ),
+        (
+            ["train", "--arch", "cnn", "--data", "digits", "--hp", "filters=many"],
+            2,
+            "hyperparameter filters='many': expected an integer",
+        ),
+        (["train", "--arch", "cnn", "--data", "digits", "--hp", "filters"], 2, "--hp 'filters': expected NAME=VALUE"),
+        (
+            ["train", "--arch", "cnn", "--data", "digits", "--data-opt", "seeds=1"],
+            2,
+            "dataset 'digits' has no option 'seeds'",
+        ),
+        (
+            ["train", "--arch", "cnn", "--data", "digits", "--backend", "mxnet"],
+            2,
+            "unknown backend 'mxnet'; valid: jax, tensorflow, torch",
+        ),
+        (["train", "--arch", "cnn", "--data", "digits", "--epochs", "0"], 2, "--epochs must be at least 1"),
+        (["train", "--arch", "cnn", "--data", "digits", "--callback", "nope"], 2, "unknown callback 'nope'"),
+        (["train", "--data", "digits"], 2, "--arch and --data are required (or --config FILE, or --resume RUN_DIR)"),
+        (["train", "--arch", "cnn", "--data", "digits", "--epochs", "x"], 2, "'x' is not a valid integer"),
+        (["frobnicate"], 2, "No such command 'frobnicate'"),
+        (["export", "/nonexistent/run", "--to", "tflite"], 1, "/nonexistent/run: no such run directory"),
+        (["verify", "/nonexistent/m.tflite", "--run", "/nonexistent/run"], 1, "no such run directory"),
+    ],
+)
 def test_usage_and_failure_errors(args, code, expected):
     line = one_line_error(run_cli(*args), code)
     assert expected in line, line
@@ -108,8 +129,9 @@ def test_usage_and_failure_errors(args, code, expected):
 def test_export_unknown_exporter_and_option(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"dataset": {"name": "digits", "options": {}},
-                                              "training": {"backend": "tensorflow"}, "plugins": []}))
+    (run / "run.json").write_text(
+        json.dumps({"dataset": {"name": "digits", "options": {}}, "training": {"backend": "tensorflow"}, "plugins": []})
+    )
     line = one_line_error(run_cli("export", run, "--to", "tflight"), 2)
     assert "unknown exporter 'tflight' (did you mean 'tflite'?)" in line
     line = one_line_error(run_cli("export", run, "--to", "tflite", "--opt", "quantise=int8"), 2)
@@ -119,8 +141,9 @@ def test_export_unknown_exporter_and_option(tmp_path):
 def test_run_dir_without_model(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"dataset": {"name": "digits", "options": {}},
-                                              "training": {"backend": "tensorflow"}, "plugins": []}))
+    (run / "run.json").write_text(
+        json.dumps({"dataset": {"name": "digits", "options": {}}, "training": {"backend": "tensorflow"}, "plugins": []})
+    )
     line = one_line_error(run_cli("export", run, "--to", "tflite"), 1)
     assert "model.keras: no such model file" in line
 
@@ -144,7 +167,7 @@ def test_misspelled_hook_is_reported(write_plugin):
     path = write_plugin("typo", TYPO)
     listing = json.loads(run_cli("plugins", "--json", "--plugin", path).stdout)
     (typo,) = [p for p in listing["plugins"] if p["name"] == "typo"]
-    assert "hook 'register_dataset' matches no kerastack hook (did you mean 'register_datasets'?)" == typo["error"]
+    assert typo["error"] == "hook 'register_dataset' matches no kerastack hook (did you mean 'register_datasets'?)"
     listing = json.loads(run_cli("plugins", "--json", "--plugin", write_plugin("arg", BAD_ARGUMENT)).stdout)
     (arg,) = [p for p in listing["plugins"] if p["name"] == "arg"]
     assert "register_datasets(regster) Argument(s) {'regster'} are declared in the hookimpl" in arg["error"]
@@ -153,7 +176,10 @@ def test_misspelled_hook_is_reported(write_plugin):
 def test_duplicate_name_error_names_both(write_plugin):
     path = write_plugin("dupe", DUPLICATE)
     line = one_line_error(run_cli("train", "--arch", "cnn", "--data", "digits", "--plugin", path), 2)
-    assert "architecture 'cnn' is registered by both plugin 'plugins.architectures.cnn' (built-in) and plugin 'dupe'" in line
+    assert (
+        "architecture 'cnn' is registered by both plugin 'plugins.architectures.cnn' (built-in) and plugin 'dupe'"
+        in line
+    )
     proc = run_cli("plugins", "--plugin", path)
     assert "CONFLICT: architecture 'cnn' registered by plugins.architectures.cnn and dupe" in proc.stdout
 
@@ -174,5 +200,8 @@ def test_debug_shows_traceback():
 def test_trace_plugins_logs_loading_and_registration():
     proc = run_cli("--trace-plugins", "plugins")
     assert proc.returncode == 0
-    assert "kerastack: trace: loaded plugin 'plugins.architectures.cnn' (built-in): hooks register_architectures" in proc.stderr
+    assert (
+        "kerastack: trace: loaded plugin 'plugins.architectures.cnn' (built-in): hooks register_architectures"
+        in proc.stderr
+    )
     assert "kerastack: trace: plugin 'plugins.architectures.cnn' (built-in) register_architectures: cnn" in proc.stderr

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from core.cli import info_cmd
 
 
@@ -33,14 +33,19 @@ def test_info_json():
 
 
 def test_probe_failures_are_reported_not_raised(monkeypatch):
-    monkeypatch.setattr(info_cmd, "PROBES", {
-        "tensorflow": "raise ImportError('libcudart.so.12: cannot open shared object file')",
-        "jax": "import time\ntime.sleep(30)",
-        "torch": "info = {'version': 'x', 'devices': ['CPU', 'GPU 0: Fake']}",
-    })
+    monkeypatch.setattr(
+        info_cmd,
+        "PROBES",
+        {
+            "tensorflow": "raise ImportError('libcudart.so.12: cannot open shared object file')",
+            "jax": "import time\ntime.sleep(30)",
+            "torch": "info = {'version': 'x', 'devices': ['CPU', 'GPU 0: Fake']}",
+        },
+    )
     found = info_cmd.probe_backends(timeout=3)
-    assert found["tensorflow"]["error"] == ("import failed: ImportError: libcudart.so.12: cannot open shared "
-                                            "object file")
+    assert found["tensorflow"]["error"] == (
+        "import failed: ImportError: libcudart.so.12: cannot open shared object file"
+    )
     assert found["jax"]["error"] == "listing devices timed out after 3 s"
     assert found["torch"]["devices"] == ["CPU", "GPU 0: Fake"]
 

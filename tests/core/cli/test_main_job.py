@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import read_json, run_cli
 
 pytestmark = pytest.mark.slow
@@ -20,7 +19,12 @@ def test_main_job_prints_table_and_int8_keeps_accuracy(tmp_path):
     assert abs(int8 - keras_acc) <= 0.02
     assert abs(read_json(out / "metrics.json")["test_accuracy"] - keras_acc) < 1e-4
     assert {p.name for p in (out / "export/tflite").iterdir()} == {
-        "model_float32.tflite", "model_int8.tflite", "model.json", "labels.txt", "verify.json"}
+        "model_float32.tflite",
+        "model_int8.tflite",
+        "model.json",
+        "labels.txt",
+        "verify.json",
+    }
     verified = read_json(out / "export/tflite/verify.json")
     assert verified["model_int8.tflite"]["tflite_accuracy"] == pytest.approx(int8, abs=1e-4)
     assert {"curves.png", "confusion.png", "predictions.npz", "best.keras"} <= {p.name for p in out.iterdir()}

@@ -8,16 +8,18 @@ import sys
 import tomllib
 
 import pytest
-
 from conftest import one_line_error, run_cli
+
 from core import UsageError
 from core.cli import new_cmd
 from core.plugins import PluginHost
 
 NAMES = {"architecture": "ks_new_arch", "dataset": "ks_new_data", "exporter": "ks_new_export"}
-DEFAULTS = {"architecture": {"units": 32, "dropout": 0.0},
-            "dataset": {"samples": 600, "features": 8, "classes": 3, "seed": 0},
-            "exporter": {"compressed": True}}
+DEFAULTS = {
+    "architecture": {"units": 32, "dropout": 0.0},
+    "dataset": {"samples": 600, "features": 8, "classes": 3, "seed": 0},
+    "exporter": {"compressed": True},
+}
 
 
 @pytest.mark.parametrize("kind", new_cmd.KINDS)
@@ -26,7 +28,11 @@ def test_generated_package(tmp_path, kind):
     files = new_cmd.write_plugin(name, kind, tmp_path)
     root = tmp_path / f"kerastack-{name.replace('_', '-')}"
     assert [p.relative_to(root).as_posix() for p in files] == [
-        "pyproject.toml", "README.md", f"kerastack_{name}/__init__.py", f"tests/test_{name}.py"]
+        "pyproject.toml",
+        "README.md",
+        f"kerastack_{name}/__init__.py",
+        f"tests/test_{name}.py",
+    ]
     for path in files:
         text = path.read_text()
         assert "$" not in text, path  # every placeholder filled
@@ -55,8 +61,11 @@ def test_command_and_its_refusals(tmp_path, write_plugin):
     for bad in ("tiny-net", "1net", "class", "x" * 41, ""):
         with pytest.raises(UsageError, match=f"plugin name {bad!r}: use lowercase letters"):
             new_cmd.write_plugin(bad, "architecture", tmp_path, host=host)
-    with pytest.raises(UsageError, match=r"architecture 'cnn' is already registered by plugin "
-                                         r"'plugins.architectures.cnn' \(built-in\); choose another name"):
+    with pytest.raises(
+        UsageError,
+        match=r"architecture 'cnn' is already registered by plugin "
+        r"'plugins.architectures.cnn' \(built-in\); choose another name",
+    ):
         new_cmd.write_plugin("cnn", "architecture", tmp_path, host=host)
     with pytest.raises(UsageError, match=re.escape(f"plugin name 'taken' is taken by plugin 'taken' ({taken})")):
         new_cmd.write_plugin("taken", "dataset", tmp_path, host=host)
@@ -64,8 +73,9 @@ def test_command_and_its_refusals(tmp_path, write_plugin):
 
 
 def _pip(*args):
-    proc = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -81,11 +91,21 @@ def test_generated_plugins_install_and_pass_their_own_tests(tmp_path):
         new_cmd.write_plugin(name, kind, tmp_path)
         roots.append(tmp_path / f"kerastack-{name.replace('_', '-')}")
     try:
-        _pip("install", "--quiet", "--no-deps", "--no-build-isolation",
-             *[arg for root in roots for arg in ("-e", str(root))])
+        _pip(
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            *[arg for root in roots for arg in ("-e", str(root))],
+        )
         for root in roots:
-            proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root,
-                                  capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             assert proc.returncode == 0, f"{root.name}:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
         listing = json.loads(run_cli("plugins", "--json").stdout)
         by_name = {p["name"]: p for p in listing["plugins"]}

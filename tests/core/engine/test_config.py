@@ -3,12 +3,13 @@
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import one_line_error, read_json, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from core.engine.config import load_config
-from core.errors import UsageError
 from core.engine.options import make_options
+from core.errors import UsageError
 from core.params import coerce_options, parse_pairs
 
 
@@ -19,7 +20,10 @@ def write(tmp_path, text, name="run.toml"):
 
 
 def test_toml_is_read_with_its_tables(tmp_path):
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
         arch = "cnn"
         data = "digits"
         [hparams]
@@ -29,19 +33,24 @@ def test_toml_is_read_with_its_tables(tmp_path):
         [[export]]
         to = "tflite"
         options = { quantize = "int8" }
-    """.replace("\n        ", "\n")))
+    """.replace("\n        ", "\n"),
+        )
+    )
     assert config["hparams"] == {"filters": 8} and config["training"] == {"epochs": 3}
     assert config["export"] == [{"to": "tflite", "options": {"quantize": "int8"}}]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('arch = "cnn"\nmodel = 3\n', "unknown key 'model'"),
-    ('[training]\nepoch = 3\n', "unknown key training.'epoch' (did you mean 'epochs'?)"),
-    ('[transfer]\nfreez = "backbone"\n', "unknown key transfer.'freez' (did you mean 'freeze'?)"),
-    ('[[export]]\noptions = {}\n', "every [[export]] needs 'to'"),
-    ('arch = \n', "not valid TOML"),
-    ('hparams = 3\n', "'hparams' must be a table"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('arch = "cnn"\nmodel = 3\n', "unknown key 'model'"),
+        ("[training]\nepoch = 3\n", "unknown key training.'epoch' (did you mean 'epochs'?)"),
+        ('[transfer]\nfreez = "backbone"\n', "unknown key transfer.'freez' (did you mean 'freeze'?)"),
+        ("[[export]]\noptions = {}\n", "every [[export]] needs 'to'"),
+        ("arch = \n", "not valid TOML"),
+        ("hparams = 3\n", "'hparams' must be a table"),
+    ],
+)
 def test_bad_files_name_key_and_file(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(UsageError) as err:
@@ -50,10 +59,13 @@ def test_bad_files_name_key_and_file(tmp_path, text, message):
 
 
 def test_run_record_becomes_a_config(tmp_path):
-    record = {"architecture": {"name": "mlp", "options": {"units": [16]}},
-              "dataset": {"name": "digits", "options": {"seed": 2}},
-              "training": {"backend": "jax", "seed": 7, "epochs": 2, "callbacks": [], "learning_rate": None},
-              "transfer": None, "plugins": []}
+    record = {
+        "architecture": {"name": "mlp", "options": {"units": [16]}},
+        "dataset": {"name": "digits", "options": {"seed": 2}},
+        "training": {"backend": "jax", "seed": 7, "epochs": 2, "callbacks": [], "learning_rate": None},
+        "transfer": None,
+        "plugins": [],
+    }
     (tmp_path / "run.json").write_text(json.dumps(record))
     config = load_config(tmp_path)  # a run directory works too
     assert (config["arch"], config["data"], config["backend"], config["seed"]) == ("mlp", "digits", "jax", 7)
@@ -65,9 +77,14 @@ def test_run_record_becomes_a_config(tmp_path):
 def test_fuzz_option_text_only_raises_usage_errors(pairs):
     try:
         given_options = parse_pairs(pairs, "--hp")
-        coerce_options(given_options, {"units": (64, 32), "rate": 0.1, "name": "x", "flag": False, "n": 3,
-                                       "any": None}, False, "architecture 'fuzz'", "hyperparameter")
-        make_options({k: v for k, v in given_options.items()})
+        coerce_options(
+            given_options,
+            {"units": (64, 32), "rate": 0.1, "name": "x", "flag": False, "n": 3, "any": None},
+            False,
+            "architecture 'fuzz'",
+            "hyperparameter",
+        )
+        make_options(dict(given_options.items()))
     except UsageError:
         pass
 
@@ -85,9 +102,12 @@ def test_fuzz_config_files_only_raise_usage_errors(tmp_path_factory, data):
 
 @pytest.mark.slow
 def test_config_and_reproduction_through_the_cli(tmp_path):
-    config = write(tmp_path, 'arch = "mlp"\ndata = "digits"\nseed = 4\n[hparams]\nunits = [32]\n'
-                             '[training]\nepochs = 2\noptimizer = "sgd"\n'
-                             '[[export]]\nto = "tflite"\n')
+    config = write(
+        tmp_path,
+        'arch = "mlp"\ndata = "digits"\nseed = 4\n[hparams]\nunits = [32]\n'
+        '[training]\nepochs = 2\noptimizer = "sgd"\n'
+        '[[export]]\nto = "tflite"\n',
+    )
     first = run_cli("train", "--config", config, "--out", tmp_path / "a", "--quiet")
     assert first.returncode == 0, first.stderr
     assert str(tmp_path / "a/export/tflite/model_float32.tflite") in first.stdout

@@ -3,7 +3,6 @@
 import csv
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow
@@ -30,17 +29,31 @@ def test_run_record_reproduces(trained, backend):
     run = trained(backend)
     record = read_json(run / "run.json")
     assert record["status"] == "complete"
-    assert record["architecture"] == {"name": "cnn", "plugin": "plugins.architectures.cnn",
-                                      "origin": "built-in",
-                                      "options": {}}
+    assert record["architecture"] == {
+        "name": "cnn",
+        "plugin": "plugins.architectures.cnn",
+        "origin": "built-in",
+        "options": {},
+    }
     assert record["dataset"]["name"] == "digits"
     training = record["training"]
     assert {k: training[k] for k in ("backend", "epochs", "batch_size", "seed", "callbacks", "optimizer")} == {
-        "backend": backend, "epochs": 4, "batch_size": 32, "seed": 0, "callbacks": [], "optimizer": "adam"}
-    assert record["spec"] == {"input_shape": [8, 8, 1], "num_classes": 10, "task": "classification",
-                              "class_names": [str(i) for i in range(10)], "input_dtype": "float32",
-                              "vocab_size": None}
-    assert record["versions"]["keras"].startswith("3.") and backend in str(record["versions"]) 
+        "backend": backend,
+        "epochs": 4,
+        "batch_size": 32,
+        "seed": 0,
+        "callbacks": [],
+        "optimizer": "adam",
+    }
+    assert record["spec"] == {
+        "input_shape": [8, 8, 1],
+        "num_classes": 10,
+        "task": "classification",
+        "class_names": [str(i) for i in range(10)],
+        "input_dtype": "float32",
+        "vocab_size": None,
+    }
+    assert record["versions"]["keras"].startswith("3.") and backend in str(record["versions"])
     job = read_json(run / "job.json")
     assert job["backend"] == backend and job["reload_diff"] <= 1e-6
     assert not list(run.glob(".*")), "temporary files left behind"
@@ -48,7 +61,8 @@ def test_run_record_reproduces(trained, backend):
 
 def test_jax_and_torch_models_reload_in_tensorflow(trained):
     runs = {b: trained(b) for b in ("jax", "torch")}
-    proc = run_python("""
+    proc = run_python(
+        """
         import sys, numpy as np, keras
         from plugins.datasets.digits import load
         assert keras.backend.backend() == "tensorflow"
@@ -57,7 +71,10 @@ def test_jax_and_torch_models_reload_in_tensorflow(trained):
             model = keras.saving.load_model(run + "/model.keras")
             diff = np.abs(np.asarray(model.predict(x, verbose=0)) - np.load(run + "/keras_pred.npy")).max()
             print("DIFF", diff)
-    """, *runs.values(), env={"KERAS_BACKEND": "tensorflow"})
+    """,
+        *runs.values(),
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
     diffs = [float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("DIFF")]
     assert len(diffs) == 2 and max(diffs) <= 1e-5, diffs
 

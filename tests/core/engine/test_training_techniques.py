@@ -7,7 +7,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import KERASTACK, one_line_error, read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
@@ -67,8 +66,22 @@ def test_early_stopping_augmentation_precision(tmp_path):
 
 
 def test_divergence_is_one_clear_line(tmp_path):
-    proc = run_cli("train", "--arch", "mlp", "--data", "digits", "--epochs", "3", "--optimizer", "sgd",
-                   "--learning-rate", "1e12", "--out", tmp_path / "nan", "--quiet")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "3",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "1e12",
+        "--out",
+        tmp_path / "nan",
+        "--quiet",
+    )
     line = one_line_error(proc, 1)
     assert "training diverged: the loss became nan" in line and "--learning-rate" in line
 
@@ -76,8 +89,22 @@ def test_divergence_is_one_clear_line(tmp_path):
 def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
     """Kill training hard mid-run; --resume continues from the last checkpoint with a continuous history."""
     run = tmp_path / "killed"
-    args = ["train", "--arch", "mlp", "--data", "digits", "--epochs", "8", "--schedule", "cosine",
-            "--seed", "3", "--out", str(run), "--quiet"]
+    args = [
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "8",
+        "--schedule",
+        "cosine",
+        "--seed",
+        "3",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     proc = subprocess.Popen([KERASTACK, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -103,11 +130,15 @@ def test_sigkill_then_resume_loses_at_most_one_epoch(tmp_path):
     # The schedule resumed where it was: the same step count as an uninterrupted run.
     whole = tmp_path / "whole"
     assert run_cli(*[a if a != str(run) else str(whole) for a in args]).returncode == 0
-    proc = run_python("""
+    proc = run_python(
+        """
         import sys, keras
         a, b = (keras.saving.load_model(p + "/model.keras") for p in sys.argv[1:])
         print("STEPS", int(a.optimizer.iterations), int(b.optimizer.iterations))
-    """, run, whole)
+    """,
+        run,
+        whole,
+    )
     steps = proc.stdout.split("STEPS")[1].split()
     assert steps[0] == steps[1] == str(8 * 40), steps
     assert one_line_error(run_cli("train", "--resume", run), 2).endswith("the run is complete; nothing to resume")

@@ -1,9 +1,6 @@
 """Transfer learning: --init-from, --freeze backbone, fine-tuning, LoRA — in one TensorFlow process."""
 
-import json
-
 import pytest
-
 from conftest import read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
@@ -84,8 +81,24 @@ def test_lora_trains_few_parameters_and_exports_merged(report):
 
 def test_init_from_cli_reports_matches(report, tmp_path):
     out, _ = report
-    proc = run_cli("train", "--arch", "cnn", "--data", "digits", "--epochs", "1", "--steps-per-epoch", "2",
-                   "--init-from", out / "source", "--freeze", "backbone", "--out", tmp_path / "r", "--quiet")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--init-from",
+        out / "source",
+        "--freeze",
+        "backbone",
+        "--out",
+        tmp_path / "r",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "10 of 10 layers matched" in proc.stdout
     line = run_cli("train", "--arch", "cnn", "--data", "digits", "--freeze", "everything").stderr.strip()

@@ -4,7 +4,6 @@ reloads and exports ``autoencoder`` and ``vae`` under every backend and checks t
 
 import numpy as np
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from conftest import one_line_error, read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
@@ -57,7 +56,7 @@ def test_sample_writes_a_png_grid(trained, tmp_path):
     assert "4 images 8x8x1, 2x2 grid, 17x17 pixels" in proc.stdout
     width, height, color, pixels = read_png(tmp_path / "grid.png")
     assert (width, height, color) == (17, 17, 0)  # two 8-pixel tiles and a 1-pixel gap, greyscale
-    tiles = [pixels[r:r + 8, c:c + 8] for r in (0, 9) for c in (0, 9)]
+    tiles = [pixels[r : r + 8, c : c + 8] for r in (0, 9) for c in (0, 9)]
     assert all(t.std() > 0 for t in tiles)  # images, not blank tiles
     assert not list(tmp_path.glob(".*")), "temporary files left behind"
 
@@ -65,8 +64,9 @@ def test_sample_writes_a_png_grid(trained, tmp_path):
 def test_sample_is_seeded_and_respaces_the_schedule(trained, tmp_path):
     run, _ = trained
     for name in ("a.png", "b.png"):
-        proc = run_cli("sample", run, "-n", "3", "--steps", "50", "--scale", "3", "--seed", "7",
-                       "--out", tmp_path / name)
+        proc = run_cli(
+            "sample", run, "-n", "3", "--steps", "50", "--scale", "3", "--seed", "7", "--out", tmp_path / name
+        )
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     width, height, _, _ = read_png(tmp_path / "a.png")
@@ -88,9 +88,9 @@ def read_png(path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, {}
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
         chunks[kind] = chunks.get(kind, b"") + body
         pos += 12 + length
     width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])

@@ -1,7 +1,6 @@
 """``mobilenet``: learns shapes, scales with ``alpha``, checks its settings, refuses non-images."""
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

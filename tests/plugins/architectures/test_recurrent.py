@@ -1,7 +1,6 @@
 """``lstm`` and ``gru``: learn waveforms and token order, share one builder, refuse images."""
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,6 @@
 """``resnet``: learns shapes, grows with ``width``, and refuses non-image inputs in one line."""
 
 import pytest
-
 from conftest import one_line_error, read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
@@ -45,7 +44,8 @@ def test_grayscale_images_without_channel_axis(report):
 
 
 def test_tabular_input_is_a_one_line_error(tmp_path):
-    proc = run_cli("train", "--arch", "resnet", "--data", "iris", "--backend", "jax", "--epochs", "1",
-                   "--out", tmp_path / "run")
+    proc = run_cli(
+        "train", "--arch", "resnet", "--data", "iris", "--backend", "jax", "--epochs", "1", "--out", tmp_path / "run"
+    )
     line = one_line_error(proc, 1)
     assert "resnet needs image inputs (H, W[, C])" in line and "(4,)" in line, line

@@ -1,7 +1,6 @@
 """``transformer``: learns token order where an MLP cannot, reads series too, checks its settings."""
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,6 @@
 backend, and names the image size and the patch when they do not fit."""
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ run under every backend (the GAN's and VAE's custom training steps) use this mod
 
 import numpy as np
 import pytest
-
 from conftest import read_json, run_cli, run_python
+
 from core.backend import BACKENDS
 from core.plugins import PluginHost
 from core.testing import Case, check_architectures
@@ -48,14 +48,18 @@ def run_dir(results, arch, backend):
 
 def exported(results, arch):
     """The backend whose run of ``arch`` was exported, and its result."""
-    [(backend, result)] = [(b, results[(BY_ARCH[arch].key, b)]) for b in BACKENDS
-                           if results[(BY_ARCH[arch].key, b)]["exported"]]
+    [(backend, result)] = [
+        (b, results[(BY_ARCH[arch].key, b)]) for b in BACKENDS if results[(BY_ARCH[arch].key, b)]["exported"]
+    ]
     return backend, result
 
 
 def test_every_builtin_architecture_is_covered():
-    builtin = {e.name for e in PluginHost(entry_points=False).registry("architecture").entries.values()
-               if e.plugin.origin == "built-in"}
+    builtin = {
+        e.name
+        for e in PluginHost(entry_points=False).registry("architecture").entries.values()
+        if e.plugin.origin == "built-in"
+    }
     assert builtin == {c.arch for c in CASES}
 
 
@@ -133,7 +137,8 @@ def test_diffusion_denoiser_exports_its_time_embedding(results):
 
 
 def test_reloaded_gan_is_compiled_with_both_optimizers(results):
-    run_python("""
+    run_python(
+        """
         import sys
         import numpy as np
         from core import load_run
@@ -143,7 +148,10 @@ def test_reloaded_gan_is_compiled_with_both_optimizers(results):
         assert model.generator.input_shape == (None, 8)
         a, b = model.generate(4, seed=3), model.generate(4, seed=3)
         assert a.shape == (4, 8, 8, 1) and np.array_equal(a, b)
-    """, run_dir(results, "gan", "jax"), env={"KERAS_BACKEND": "tensorflow"})
+    """,
+        run_dir(results, "gan", "jax"),
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
 
 
 def test_sample_draws_from_a_torch_trained_gan(results, tmp_path):

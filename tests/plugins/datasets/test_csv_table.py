@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import one_line_error, run_cli
+
 from core import KerastackError, PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets.csv_table import encode, load, split_indices
@@ -20,9 +20,14 @@ def write_table(path, n=60, seed=0, missing=(), target="kind"):
     rng = np.random.default_rng(seed)
     lines = ["age,color,income,kind,grade,price"]
     for r in range(n):
-        cells = {"age": str(int(rng.integers(18, 80))), "color": COLORS[r % 3],
-                 "income": f"{rng.normal(50, 10):.2f}", "kind": ("cat", "dog")[r % 2],
-                 "grade": str(r % 3 + 1), "price": f"{rng.normal(100, 30):.3f}"}
+        cells = {
+            "age": str(int(rng.integers(18, 80))),
+            "color": COLORS[r % 3],
+            "income": f"{rng.normal(50, 10):.2f}",
+            "kind": ("cat", "dog")[r % 2],
+            "grade": str(r % 3 + 1),
+            "price": f"{rng.normal(100, 30):.3f}",
+        }
         for row, column in missing:
             if row == r:
                 cells[column] = ""
@@ -39,8 +44,17 @@ def table(tmp_path):
 def test_registered_as_csv_with_its_options(table):
     host = PluginHost(["plugins.datasets.csv_table"], builtins=(), entry_points=False, disabled=())
     entry = host.registry("dataset").get("csv")
-    assert entry.defaults == {"path": "", "target": "", "task": "auto", "categorical": "onehot",
-                              "delimiter": ",", "ignore": "", "validation": 0.15, "test": 0.15, "seed": 0}
+    assert entry.defaults == {
+        "path": "",
+        "target": "",
+        "task": "auto",
+        "categorical": "onehot",
+        "delimiter": ",",
+        "ignore": "",
+        "validation": 0.15,
+        "test": 0.15,
+        "seed": 0,
+    }
     dataset = entry.call(**entry.options({"path": str(table), "target": "kind", "ignore": "grade,price"}))
     check_dataset(dataset, "csv")
     spec = spec_of(dataset)
@@ -109,12 +123,15 @@ def test_missing_values_are_imputed_from_the_train_split_and_reported(tmp_path, 
     assert all(np.isfinite(s[0]).all() for s in (dataset.train, dataset.validation, dataset.test))
 
 
-@pytest.mark.parametrize("target, task, classes", [
-    ("kind", "classification", ("cat", "dog")),         # text
-    ("grade", "classification", ("1", "2", "3")),       # 3 distinct integers
-    ("price", "regression", None),                      # real numbers
-    ("age", "regression", None),                        # integers, but more than 20 distinct values
-])
+@pytest.mark.parametrize(
+    "target, task, classes",
+    [
+        ("kind", "classification", ("cat", "dog")),  # text
+        ("grade", "classification", ("1", "2", "3")),  # 3 distinct integers
+        ("price", "regression", None),  # real numbers
+        ("age", "regression", None),  # integers, but more than 20 distinct values
+    ],
+)
 def test_task_auto_is_inferred_from_the_target(table, target, task, classes, capsys):
     dataset = load(str(table), target=target)
     assert dataset.task == task and dataset.class_names == classes
@@ -168,23 +185,29 @@ def test_errors_name_the_option_the_file_or_the_column(table, tmp_path):
     p = str(table)
     assert "option path is not set" in error(UsageError, target="kind")
     assert f"option path={str(tmp_path / 'no.csv')!r}: no such file" in error(
-        UsageError, path=str(tmp_path / "no.csv"), target="kind")
+        UsageError, path=str(tmp_path / "no.csv"), target="kind"
+    )
     assert "is a folder, expected a CSV file" in error(UsageError, path=str(tmp_path), target="kind")
     assert "option target is not set" in error(UsageError, path=p)
     message = error(UsageError, path=p, target="knd")
-    assert f"option target='knd': no such column in {p} (did you mean 'kind'?); " \
-           "columns: age, color, income, kind, grade, price" in message
+    assert (
+        f"option target='knd': no such column in {p} (did you mean 'kind'?); "
+        "columns: age, color, income, kind, grade, price" in message
+    )
     assert "option ignore='nope': no such column" in error(UsageError, path=p, target="kind", ignore="nope")
     assert "option task='classify': valid: auto, classification, regression" in error(
-        UsageError, path=p, target="kind", task="classify")
+        UsageError, path=p, target="kind", task="classify"
+    )
     assert "option categorical='ordinal': valid: index, onehot" in error(
-        UsageError, path=p, target="kind", categorical="ordinal")
-    assert "option delimiter=';;': expected one character" in error(
-        UsageError, path=p, target="kind", delimiter=";;")
-    assert "options validation and test must be fractions summing below 1, got validation=0.6, test=0.5" \
-        in error(UsageError, path=p, target="kind", validation=0.6, test=0.5)
+        UsageError, path=p, target="kind", categorical="ordinal"
+    )
+    assert "option delimiter=';;': expected one character" in error(UsageError, path=p, target="kind", delimiter=";;")
+    assert "options validation and test must be fractions summing below 1, got validation=0.6, test=0.5" in error(
+        UsageError, path=p, target="kind", validation=0.6, test=0.5
+    )
     assert f"task=regression needs a numeric target 'kind'; {p} line 2 holds 'cat'" in error(
-        UsageError, path=p, target="kind", task="regression")
+        UsageError, path=p, target="kind", task="regression"
+    )
 
 
 def test_bad_data_errors_name_the_file_and_line(tmp_path):
@@ -194,7 +217,8 @@ def test_bad_data_errors_name_the_file_and_line(tmp_path):
     one = tmp_path / "one.csv"
     one.write_text("a,label\n" + "\n".join(f"{i},same" for i in range(10)) + "\n")
     assert "target 'label' has 1 class ('same'); classification needs at least 2" in error(
-        UsageError, path=str(one), target="label")
+        UsageError, path=str(one), target="label"
+    )
     latin = tmp_path / "latin.csv"
     latin.write_bytes("a,label\n1,caf\u00e9\n".encode("latin-1"))
     assert f"{latin} is not UTF-8 text" in error(KerastackError, path=str(latin), target="label")
@@ -204,17 +228,27 @@ def test_bad_data_errors_name_the_file_and_line(tmp_path):
     few = tmp_path / "few.csv"
     few.write_text("a,label\n1,x\n2,y\n3,x\n")
     assert "3 rows are too few for validation=0.15, test=0.15: the validation split would be empty" in error(
-        UsageError, path=str(few), target="label")
+        UsageError, path=str(few), target="label"
+    )
     only_target = tmp_path / "only.csv"
     only_target.write_text("label\nx\ny\n")
-    assert "has no feature columns besides target 'label'" in error(UsageError, path=str(only_target),
-                                                                     target="label")
+    assert "has no feature columns besides target 'label'" in error(UsageError, path=str(only_target), target="label")
 
 
 def test_cli_names_a_missing_target_column_and_lists_the_columns(table):
     # jax imports fastest; the error comes before any training
-    proc = run_cli("train", "--arch", "mlp", "--data", "csv", "--data-opt", f"path={table}",
-                   "--data-opt", "target=nope", env={"KERAS_BACKEND": "jax"})
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "csv",
+        "--data-opt",
+        f"path={table}",
+        "--data-opt",
+        "target=nope",
+        env={"KERAS_BACKEND": "jax"},
+    )
     line = one_line_error(proc, 2)
     assert line.startswith(f"kerastack: error: dataset 'csv': option target='nope': no such column in {table}")
     assert line.endswith("; columns: age, color, income, kind, grade, price")
@@ -224,9 +258,30 @@ def test_cli_names_a_missing_target_column_and_lists_the_columns(table):
 def test_cli_trains_an_mlp_on_a_csv_file(tmp_path):
     path = write_table(tmp_path / "train.csv", n=90, missing=[(4, "income")])
     out = tmp_path / "run"
-    proc = run_cli("train", "--arch", "mlp", "--data", "csv", "--data-opt", f"path={path}",
-                   "--data-opt", "target=kind", "--data-opt", "ignore=price", "--epochs", "2", "--quiet",
-                   "--backend", "jax", "--out", out, "--seed", "0", "--hp", "units=8")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "csv",
+        "--data-opt",
+        f"path={path}",
+        "--data-opt",
+        "target=kind",
+        "--data-opt",
+        "ignore=price",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--backend",
+        "jax",
+        "--out",
+        out,
+        "--seed",
+        "0",
+        "--hp",
+        "units=8",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "csv: imputed missing values: 1 in 'income'" in proc.stdout
     record = json.loads((out / "run.json").read_text())

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import one_line_error, run_cli, run_python
 from PIL import Image
 
-from conftest import one_line_error, run_cli, run_python
 from core import KerastackError, PluginHost, UsageError
 from plugins.datasets.image_folder import load
 
@@ -40,7 +40,14 @@ def write_images(root, per_class=10, classes=("bright", "dark"), seed=0):
 def test_registered_with_its_options():
     host = PluginHost(["plugins.datasets.image_folder"], builtins=(), entry_points=False, disabled=())
     assert host.registry("dataset").get("image_folder").defaults == {
-        "path": "", "size": 32, "channels": 3, "batch_size": 32, "validation": 0.15, "test": 0.15, "seed": 0}
+        "path": "",
+        "size": 32,
+        "channels": 3,
+        "batch_size": 32,
+        "validation": 0.15,
+        "test": 0.15,
+        "seed": 0,
+    }
 
 
 STREAMING = """
@@ -149,18 +156,41 @@ def test_cli_names_an_empty_class_folder(tmp_path):
     root = write_images(tmp_path / "images", per_class=4)
     (root / "empty").mkdir()
     proc = run_cli("train", "--arch", "cnn", "--data", "image_folder", "--data-opt", f"path={root}", env=JAX)
-    assert one_line_error(proc, 2) == ("kerastack: error: dataset 'image_folder': class folder "
-                                       f"{root / 'empty'} holds no .png/.jpg/.jpeg images")
+    assert one_line_error(proc, 2) == (
+        f"kerastack: error: dataset 'image_folder': class folder {root / 'empty'} holds no .png/.jpg/.jpeg images"
+    )
 
 
 @pytest.mark.slow
 def test_cli_trains_a_cnn_on_an_image_folder(tmp_path):
     root = write_images(tmp_path / "images", per_class=20)
     out = tmp_path / "run"
-    proc = run_cli("train", "--arch", "cnn", "--data", "image_folder", "--data-opt", f"path={root}",
-                   "--data-opt", "size=16", "--data-opt", "batch_size=8", "--epochs", "2", "--quiet",
-                   "--backend", "tensorflow", "--out", out, "--seed", "0",
-                   "--hp", "filters=4", "--hp", "dense=8")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        "image_folder",
+        "--data-opt",
+        f"path={root}",
+        "--data-opt",
+        "size=16",
+        "--data-opt",
+        "batch_size=8",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--backend",
+        "tensorflow",
+        "--out",
+        out,
+        "--seed",
+        "0",
+        "--hp",
+        "filters=4",
+        "--hp",
+        "dense=8",
+    )
     assert proc.returncode == 0, proc.stderr
     spec = json.loads((out / "run.json").read_text())["spec"]
     assert spec["input_shape"] == [16, 16, 3] and spec["class_names"] == ["bright", "dark"]

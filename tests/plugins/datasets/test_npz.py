@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import one_line_error, run_cli
+
 from core import KerastackError, PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets.npz import load
@@ -35,8 +35,17 @@ def test_registered_with_its_options(tmp_path):
 
 def test_given_splits_are_kept_and_missing_ones_cut_from_train(tmp_path):
     x, y = rng.random((100, 4)), np.arange(100) % 4
-    full = load(save(tmp_path / "full.npz", x_train=x[:60], y_train=y[:60], x_val=x[60:80], y_val=y[60:80],
-                     x_test=x[80:], y_test=y[80:]))
+    full = load(
+        save(
+            tmp_path / "full.npz",
+            x_train=x[:60],
+            y_train=y[:60],
+            x_val=x[60:80],
+            y_val=y[60:80],
+            x_test=x[80:],
+            y_test=y[80:],
+        )
+    )
     np.testing.assert_array_equal(full.validation[0], x[60:80].astype("float32"))
     np.testing.assert_array_equal(full.test[1], y[80:])
     assert [len(s[0]) for s in splits(full)] == [60, 20, 20]
@@ -47,8 +56,9 @@ def test_given_splits_are_kept_and_missing_ones_cut_from_train(tmp_path):
     again = load(str(tmp_path / "train.npz"), seed=3)
     np.testing.assert_array_equal(only_train.test[0], again.test[0])
 
-    no_val = load(save(tmp_path / "noval.npz", x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:]),
-                  validation=0.25)
+    no_val = load(
+        save(tmp_path / "noval.npz", x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:]), validation=0.25
+    )
     assert [len(s[0]) for s in splits(no_val)] == [60, 20, 20]
     np.testing.assert_array_equal(no_val.test[0], x[80:].astype("float32"))
 
@@ -63,13 +73,16 @@ def test_input_dtypes(tmp_path):
     assert flags.train[0].dtype == np.float32
 
 
-@pytest.mark.parametrize("y, task, classes", [
-    (np.arange(60) % 3, "classification", ("0", "1", "2")),
-    (np.array([5, 10, 20] * 20), "classification", ("5", "10", "20")),  # numbered in sorted order
-    (np.array(["dog", "cat"] * 30), "classification", ("cat", "dog")),
-    (np.arange(60) * 0.5, "regression", None),
-    (np.arange(60), "regression", None),  # more than 20 distinct integers
-])
+@pytest.mark.parametrize(
+    "y, task, classes",
+    [
+        (np.arange(60) % 3, "classification", ("0", "1", "2")),
+        (np.array([5, 10, 20] * 20), "classification", ("5", "10", "20")),  # numbered in sorted order
+        (np.array(["dog", "cat"] * 30), "classification", ("cat", "dog")),
+        (np.arange(60) * 0.5, "regression", None),
+        (np.arange(60), "regression", None),  # more than 20 distinct integers
+    ],
+)
 def test_task_auto_and_labels(tmp_path, y, task, classes, capsys):
     dataset = load(save(tmp_path / "t.npz", x_train=rng.random((60, 2)), y_train=y))
     assert dataset.task == task and dataset.class_names == classes
@@ -82,8 +95,12 @@ def test_task_auto_and_labels(tmp_path, y, task, classes, capsys):
 
 
 def test_class_names_from_the_file_and_forced_tasks(tmp_path):
-    path = save(tmp_path / "n.npz", x_train=rng.random((60, 2)), y_train=np.arange(60) % 25,
-                class_names=np.array([f"c{i}" for i in range(25)]))
+    path = save(
+        tmp_path / "n.npz",
+        x_train=rng.random((60, 2)),
+        y_train=np.arange(60) % 25,
+        class_names=np.array([f"c{i}" for i in range(25)]),
+    )
     assert load(path).class_names == tuple(f"c{i}" for i in range(25))  # 25 classes: names say so
     path = save(tmp_path / "r.npz", x_train=rng.random((60, 2)), y_train=np.arange(60) % 3)
     assert load(path, task="regression").task == "regression"
@@ -106,7 +123,8 @@ def test_errors_name_the_file_and_the_arrays(tmp_path):
     path = save(tmp_path / "keys.npz", x=x, y=y)
     assert error(UsageError, path) == (
         f"dataset 'npz': {path} has no array 'x_train'; it holds: x, y (expected x_train, y_train and "
-        "optionally x_val, y_val, x_test, y_test, class_names)")
+        "optionally x_val, y_val, x_test, y_test, class_names)"
+    )
     path = save(tmp_path / "half.npz", x_train=x, y_train=y, x_val=x)
     assert "has no array 'y_val'; it holds: x_train, y_train, x_val" in error(UsageError, path)
     path = save(tmp_path / "len.npz", x_train=x, y_train=y[:-1])
@@ -129,22 +147,48 @@ def test_errors_name_the_file_and_the_arrays(tmp_path):
 
 def test_cli_lists_the_arrays_the_file_holds(tmp_path):
     path = save(tmp_path / "keys.npz", features=rng.random((20, 2)), labels=np.arange(20) % 2)
-    proc = run_cli("train", "--arch", "mlp", "--data", "npz", "--data-opt", f"path={path}",
-                   env={"KERAS_BACKEND": "jax"})
+    proc = run_cli(
+        "train", "--arch", "mlp", "--data", "npz", "--data-opt", f"path={path}", env={"KERAS_BACKEND": "jax"}
+    )
     assert one_line_error(proc, 2) == (
         f"kerastack: error: dataset 'npz': {path} has no array 'x_train'; it holds: features, labels "
-        "(expected x_train, y_train and optionally x_val, y_val, x_test, y_test, class_names)")
+        "(expected x_train, y_train and optionally x_val, y_val, x_test, y_test, class_names)"
+    )
 
 
 @pytest.mark.slow
 def test_cli_trains_an_mlp_on_an_npz_file(tmp_path):
     x = rng.normal(size=(120, 4)).astype("float32")
     y = (x[:, 0] + x[:, 1] > 0).astype("int64")
-    path = save(tmp_path / "d.npz", x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:],
-                class_names=np.array(["low", "high"]))
+    path = save(
+        tmp_path / "d.npz",
+        x_train=x[:100],
+        y_train=y[:100],
+        x_test=x[100:],
+        y_test=y[100:],
+        class_names=np.array(["low", "high"]),
+    )
     out = tmp_path / "run"
-    proc = run_cli("train", "--arch", "mlp", "--data", "npz", "--data-opt", f"path={path}", "--epochs", "2",
-                   "--quiet", "--backend", "tensorflow", "--out", out, "--seed", "0", "--hp", "units=8")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "npz",
+        "--data-opt",
+        f"path={path}",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--backend",
+        "tensorflow",
+        "--out",
+        out,
+        "--seed",
+        "0",
+        "--hp",
+        "units=8",
+    )
     assert proc.returncode == 0, proc.stderr
     spec = json.loads((out / "run.json").read_text())["spec"]
     assert spec["input_shape"] == [4] and spec["class_names"] == ["low", "high"]

@@ -20,8 +20,7 @@ def splits(dataset):
 def test_registered_with_its_options_and_loads_through_the_host():
     host = PluginHost(["plugins.datasets.shapes"], builtins=(), entry_points=False, disabled=())
     entry = host.registry("dataset").get("shapes")
-    assert entry.defaults == {"samples": 1500, "size": 16, "noise": 0.05, "seed": 0,
-                              "validation": 0.15, "test": 0.15}
+    assert entry.defaults == {"samples": 1500, "size": 16, "noise": 0.05, "seed": 0, "validation": 0.15, "test": 0.15}
     dataset = entry.call(**entry.options({"samples": "300", "size": "12"}))
     check_dataset(dataset, "shapes")
     spec = spec_of(dataset)
@@ -80,12 +79,15 @@ def test_learnable_from_shape_but_not_from_brightness(dataset):
     assert by_shape >= 0.9, by_shape
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"size": 4}, "dataset 'shapes': option size=4: expected an integer in \\[8, 256\\]"),
-    ({"noise": -0.1}, "option noise=-0.1: expected a number in \\[0, 1\\]"),
-    ({"samples": 10}, "option samples=10: expected an integer at least 20 "),
-    ({"validation": 0.6, "test": 0.4}, "validation and test must be fractions summing below 1"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"size": 4}, "dataset 'shapes': option size=4: expected an integer in \\[8, 256\\]"),
+        ({"noise": -0.1}, "option noise=-0.1: expected a number in \\[0, 1\\]"),
+        ({"samples": 10}, "option samples=10: expected an integer at least 20 "),
+        ({"validation": 0.6, "test": 0.4}, "validation and test must be fractions summing below 1"),
+    ],
+)
 def test_bad_options_raise_naming_the_option(options, match):
     with pytest.raises(UsageError, match=match):
         shapes.load(**options)

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import one_line_error, run_cli
+
 from core import KerastackError, PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets.text import OOV, PAD, build_vocabulary, load_csv, load_folder, tokenize, words
@@ -38,11 +38,25 @@ def write_csv(path, n=40):
 def test_both_are_registered_with_their_options():
     host = PluginHost(["plugins.datasets.text"], builtins=(), entry_points=False, disabled=())
     registry = host.registry("dataset")
-    assert registry.get("text_folder").defaults == {"path": "", "max_tokens": 5000, "length": 64,
-                                                    "validation": 0.15, "test": 0.15, "seed": 0}
-    assert registry.get("text_csv").defaults == {"path": "", "text": "text", "label": "label", "delimiter": ",",
-                                                 "max_tokens": 5000, "length": 64, "validation": 0.15,
-                                                 "test": 0.15, "seed": 0}
+    assert registry.get("text_folder").defaults == {
+        "path": "",
+        "max_tokens": 5000,
+        "length": 64,
+        "validation": 0.15,
+        "test": 0.15,
+        "seed": 0,
+    }
+    assert registry.get("text_csv").defaults == {
+        "path": "",
+        "text": "text",
+        "label": "label",
+        "delimiter": ",",
+        "max_tokens": 5000,
+        "length": 64,
+        "validation": 0.15,
+        "test": 0.15,
+        "seed": 0,
+    }
 
 
 def test_words_are_lowercased_runs_of_letters_and_digits():
@@ -114,42 +128,77 @@ def test_folder_errors_name_the_folder_or_file(tmp_path):
     (tmp_path / "only" / "pos").mkdir(parents=True)
     (tmp_path / "only" / "pos" / "a.txt").write_text("hi")
     assert "has 1 class subfolder ('pos'); classification needs at least 2" in error(
-        UsageError, load_folder, path=str(tmp_path / "only"))
+        UsageError, load_folder, path=str(tmp_path / "only")
+    )
     (tmp_path / "only" / "neg").mkdir()
     assert f"class folder {tmp_path / 'only' / 'neg'} holds no .txt files" in error(
-        UsageError, load_folder, path=str(tmp_path / "only"))
+        UsageError, load_folder, path=str(tmp_path / "only")
+    )
     (tmp_path / "only" / "neg" / "b.txt").write_bytes(b"caf\xe9")
     assert f"{tmp_path / 'only' / 'neg' / 'b.txt'} is not UTF-8 text" in error(
-        KerastackError, load_folder, path=str(tmp_path / "only"))
+        KerastackError, load_folder, path=str(tmp_path / "only")
+    )
     assert "option length=0" in error(UsageError, load_folder, path=str(tmp_path), length=0)
 
 
 def test_csv_errors_name_the_column(tmp_path):
     path = write_csv(tmp_path / "r.csv")
     message = error(UsageError, load_csv, path=str(path), label="sentiment")
-    assert message == (f"dataset 'text_csv': option text='text': no such column in {path}; "
-                       "columns: id, review, sentiment")
+    assert message == (
+        f"dataset 'text_csv': option text='text': no such column in {path}; columns: id, review, sentiment"
+    )
     assert "option label='sentimnt': no such column" in error(
-        UsageError, load_csv, path=str(path), text="review", label="sentimnt")
-    assert "(did you mean 'sentiment'?)" in error(
-        UsageError, load_csv, path=str(path), text="review", label="sentimnt")
+        UsageError, load_csv, path=str(path), text="review", label="sentimnt"
+    )
+    assert "(did you mean 'sentiment'?)" in error(UsageError, load_csv, path=str(path), text="review", label="sentimnt")
 
 
 def test_cli_names_a_missing_text_column(tmp_path):
     path = write_csv(tmp_path / "r.csv")
-    proc = run_cli("train", "--arch", "mlp", "--data", "text_csv", "--data-opt", f"path={path}",
-                   "--data-opt", "text=body", env={"KERAS_BACKEND": "jax"})
-    assert one_line_error(proc, 2) == (f"kerastack: error: dataset 'text_csv': option text='body': no such "
-                                       f"column in {path}; columns: id, review, sentiment")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "text_csv",
+        "--data-opt",
+        f"path={path}",
+        "--data-opt",
+        "text=body",
+        env={"KERAS_BACKEND": "jax"},
+    )
+    assert one_line_error(proc, 2) == (
+        f"kerastack: error: dataset 'text_csv': option text='body': no such "
+        f"column in {path}; columns: id, review, sentiment"
+    )
 
 
 @pytest.mark.slow
 def test_cli_trains_on_a_text_folder(tmp_path):
     root = write_folder(tmp_path / "reviews", n=60)
     out = tmp_path / "run"
-    proc = run_cli("train", "--arch", "mlp", "--data", "text_folder", "--data-opt", f"path={root}",
-                   "--data-opt", "length=8", "--epochs", "2", "--quiet", "--backend", "torch",
-                   "--out", out, "--seed", "0", "--hp", "units=8")
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "text_folder",
+        "--data-opt",
+        f"path={root}",
+        "--data-opt",
+        "length=8",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--backend",
+        "torch",
+        "--out",
+        out,
+        "--seed",
+        "0",
+        "--hp",
+        "units=8",
+    )
     assert proc.returncode == 0, proc.stderr
     record = json.loads((out / "run.json").read_text())
     spec = record["spec"]

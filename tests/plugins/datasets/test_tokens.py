@@ -21,8 +21,7 @@ def splits(dataset):
 def test_registered_with_its_options_and_the_spec_carries_the_vocabulary():
     host = PluginHost(["plugins.datasets.tokens"], builtins=(), entry_points=False, disabled=())
     entry = host.registry("dataset").get("tokens")
-    assert entry.defaults == {"samples": 2000, "length": 24, "vocab": 50, "seed": 0,
-                              "validation": 0.15, "test": 0.15}
+    assert entry.defaults == {"samples": 2000, "length": 24, "vocab": 50, "seed": 0, "validation": 0.15, "test": 0.15}
     dataset = entry.call(**entry.options({"samples": "300", "length": "10", "vocab": "20"}))
     check_dataset(dataset, "tokens")
     spec = spec_of(dataset)
@@ -73,12 +72,15 @@ def test_order_tells_the_label_and_token_counts_do_not(dataset):
     assert by_order == 1.0
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"vocab": 3}, "dataset 'tokens': option vocab=3: expected an integer in \\[4, 2147483647\\]"),
-    ({"length": 1}, "option length=1: expected an integer in \\[2, 4096\\]"),
-    ({"samples": 5}, "option samples=5: expected an integer at least 14 "),
-    ({"test": 0.0}, "options validation and test must be fractions summing below 1"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"vocab": 3}, "dataset 'tokens': option vocab=3: expected an integer in \\[4, 2147483647\\]"),
+        ({"length": 1}, "option length=1: expected an integer in \\[2, 4096\\]"),
+        ({"samples": 5}, "option samples=5: expected an integer at least 14 "),
+        ({"test": 0.0}, "options validation and test must be fractions summing below 1"),
+    ],
+)
 def test_bad_options_raise_naming_the_option(options, match):
     with pytest.raises(UsageError, match=match):
         tokens.load(**options)

@@ -20,8 +20,7 @@ def splits(dataset):
 def test_registered_with_its_options_and_loads_through_the_host():
     host = PluginHost(["plugins.datasets.waves"], builtins=(), entry_points=False, disabled=())
     entry = host.registry("dataset").get("waves")
-    assert entry.defaults == {"samples": 1200, "length": 64, "noise": 0.2, "seed": 0,
-                              "validation": 0.15, "test": 0.15}
+    assert entry.defaults == {"samples": 1200, "length": 64, "noise": 0.2, "seed": 0, "validation": 0.15, "test": 0.15}
     dataset = entry.call(**entry.options({"samples": "200", "length": "32"}))
     check_dataset(dataset, "waves")
     spec = spec_of(dataset)
@@ -83,12 +82,15 @@ def test_learnable_from_the_waves_shape_but_not_from_raw_values(dataset):
     assert by_shape >= 0.9, by_shape
 
 
-@pytest.mark.parametrize("options, match", [
-    ({"length": 8}, "dataset 'waves': option length=8: expected an integer in \\[16, 65536\\]"),
-    ({"noise": -1.0}, "option noise=-1.0: expected a number in \\[0, 10\\]"),
-    ({"samples": 12}, "option samples=12: expected an integer at least 27 "),
-    ({"validation": 1.5}, "validation and test must be fractions summing below 1"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"length": 8}, "dataset 'waves': option length=8: expected an integer in \\[16, 65536\\]"),
+        ({"noise": -1.0}, "option noise=-1.0: expected a number in \\[0, 10\\]"),
+        ({"samples": 12}, "option samples=12: expected an integer at least 27 "),
+        ({"validation": 1.5}, "validation and test must be fractions summing below 1"),
+    ],
+)
 def test_bad_options_raise_naming_the_option(options, match):
     with pytest.raises(UsageError, match=match):
         waves.load(**options)

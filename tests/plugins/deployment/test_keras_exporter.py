@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow
@@ -78,7 +77,8 @@ def test_errors_name_the_option_or_the_missing_package(exported):
     errors = job["errors"]
     assert "opset must be 0 (default) or an ONNX opset number, got -1" in errors["opset"]
     assert errors["tf2onnx"] == "exporter 'onnx' needs the package(s) tf2onnx: pip install tf2onnx==1.17.0"
-    assert errors["onnxruntime"].startswith("exporter 'onnx' needs the package(s) onnxruntime: "
-                                            "pip install onnxruntime==1.31.1")
+    assert errors["onnxruntime"].startswith(
+        "exporter 'onnx' needs the package(s) onnxruntime: pip install onnxruntime==1.31.1"
+    )
     assert "--opt verify=false" in errors["onnxruntime"]
     assert all("\n" not in e for e in errors.values()), json.dumps(errors, indent=1)

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,6 @@
 its weights, and what cannot be translated is refused by name."""
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,6 @@ import re
 import struct
 
 import pytest
-
 from conftest import read_json, run_python
 
 pytestmark = pytest.mark.slow
@@ -53,8 +52,16 @@ def test_writes_markdown_and_png_beside_the_files(report):
 def test_one_row_per_variant_and_the_keras_baseline(report):
     _, folder, _ = report
     head, rows = table((folder / "report.md").read_text())
-    assert head == ["model", "size", "gzip", "accuracy", "agreement", "max abs diff",
-                    "p50 / p90 ms, 1 thread", "p50 / p90 ms, 2 threads"]
+    assert head == [
+        "model",
+        "size",
+        "gzip",
+        "accuracy",
+        "agreement",
+        "max abs diff",
+        "p50 / p90 ms, 1 thread",
+        "p50 / p90 ms, 2 threads",
+    ]
     assert list(rows) == ["keras", "model_float32.tflite", "model_int8.tflite"]
     assert rows["keras"]["agreement"] == "—" and rows["keras"]["p50 / p90 ms, 2 threads"] == "—"
     assert rows["keras"]["p50 / p90 ms, 1 thread"].endswith("†")

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import one_line_error, read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
@@ -71,8 +70,13 @@ def test_per_tensor_int8_is_smaller(exported):
 def test_all_writes_every_variant_then_the_sidecars(exported):
     _, results = exported
     names = [p.rsplit("/", 1)[1] for p in results["written"]]
-    assert names[:5] == ["model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
-                         "model_int8.tflite", "model_int16x8.tflite"]
+    assert names[:5] == [
+        "model_float32.tflite",
+        "model_float16.tflite",
+        "model_dynamic.tflite",
+        "model_int8.tflite",
+        "model_int16x8.tflite",
+    ]
     assert set(names[5:]) == {"model.json", "labels.txt"}
 
 
@@ -108,8 +112,14 @@ def test_sidecars_describe_every_file(exported):
     assert meta["task"] == "classification" and meta["input_shape"] == [8, 8, 1]
     assert meta["class_names"] == [str(i) for i in range(10)]
     assert meta["source_run"] == str(run.resolve()) and meta["trained_backend"] == "tensorflow"
-    assert set(meta["files"]) == {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
-                                  "model_int8.tflite", "model_int16x8.tflite", "model_int8-pertensor.tflite"}
+    assert set(meta["files"]) == {
+        "model_float32.tflite",
+        "model_float16.tflite",
+        "model_dynamic.tflite",
+        "model_int8.tflite",
+        "model_int16x8.tflite",
+        "model_int8-pertensor.tflite",
+    }
     int8 = meta["files"]["model_int8.tflite"]
     assert int8["input"]["dtype"] == "int8" and int8["input"]["shape"] == [-1, 8, 8, 1]
     assert int8["input"]["quantization"]["scale"] > 0
@@ -128,8 +138,10 @@ def test_metadata_inside_each_file_equals_model_json(exported):
     meta = read_json(out / "model.json")
     for name, entry in meta["files"].items():
         embedded = read_run_metadata(out / name)
-        assert embedded == {**{k: v for k, v in meta.items() if k != "files"},
-                            "files": {name: {k: v for k, v in entry.items() if not k.endswith("_bytes")}}}
+        assert embedded == {
+            **{k: v for k, v in meta.items() if k != "files"},
+            "files": {name: {k: v for k, v in entry.items() if not k.endswith("_bytes")}},
+        }
         data = (out / name).read_bytes()
         assert entry["size_bytes"] == len(data) and entry["gzip_bytes"] == len(gzip.compress(data, 9, mtime=0))
 
@@ -137,18 +149,35 @@ def test_metadata_inside_each_file_equals_model_json(exported):
 def test_device_runner_uses_sidecar_labels(exported):
     """``python -m tflite`` on an exported model prints labels from labels.txt."""
     run, _ = exported
-    proc = run_python("""
+    proc = run_python(
+        """
         import sys, numpy as np
         from plugins.datasets.digits import load
         x, y = load().test
         np.save(sys.argv[1], x[:3])
         print("LABELS", " ".join(str(v) for v in y[:3]))
-    """, run / "three.npy")
+    """,
+        run / "three.npy",
+    )
     labels = proc.stdout.split("LABELS")[1].split()
-    import subprocess, sys
-    out = subprocess.run([sys.executable, "-m", "tflite", run / "export/tflite/model_int8.tflite",
-                          "--input", run / "three.npy", "--top", "1", "--json"],
-                         capture_output=True, text=True)
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tflite",
+            run / "export/tflite/model_int8.tflite",
+            "--input",
+            run / "three.npy",
+            "--top",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     predicted = [p["top"][0]["label"] if "top" in p else None for p in json.loads(out.stdout)["predictions"]]
     assert sum(p == t for p, t in zip(predicted, labels)) >= 2, (predicted, labels)
@@ -166,8 +195,7 @@ def test_a_jax_run_exports_in_one_command(trained):
     assert proc.returncode == 0, proc.stderr
     v = json.loads(proc.stdout)
     assert v["max_abs_diff"] <= 1e-4 and v["agreement"] == 1.0, v
-    assert set(v) >= {"tflite_accuracy", "keras_accuracy", "agreement", "max_abs_diff", "size_bytes",
-                      "latency_ms_p50"}
+    assert set(v) >= {"tflite_accuracy", "keras_accuracy", "agreement", "max_abs_diff", "size_bytes", "latency_ms_p50"}
 
 
 def test_bad_options_are_usage_errors(trained):
@@ -218,7 +246,8 @@ def test_unsupported_op_is_named_unless_select_ops_allowed(tmp_path):
     """A custom layer whose op LiteRT lacks: the error names the op; allow_select_ops converts it."""
     (tmp_path / "erf_layers.py").write_text(ERF_LAYERS)
     (tmp_path / "erfplugin.py").write_text(ERF_PLUGIN)
-    proc = run_python("""
+    proc = run_python(
+        """
         import sys
         from core import KerastackError, export, train
         from tflite import TFLiteModel
@@ -229,7 +258,10 @@ def test_unsupported_op_is_named_unless_select_ops_allowed(tmp_path):
             print("ERROR", exc)
         paths = export(run.path, "tflite", {"allow_select_ops": True})
         print("OPS", TFLiteModel(paths[0]).op_names())
-    """, tmp_path / "run", env={"PYTHONPATH": str(tmp_path), "KERAS_BACKEND": "tensorflow"})
+    """,
+        tmp_path / "run",
+        env={"PYTHONPATH": str(tmp_path), "KERAS_BACKEND": "tensorflow"},
+    )
     error = proc.stdout.split("ERROR ", 1)[1].splitlines()[0]
     assert "LiteRT builtin ops cannot run TensorFlow op(s) Erf" in error
     assert "allow_select_ops=true" in error

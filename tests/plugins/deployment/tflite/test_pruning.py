@@ -3,9 +3,10 @@ TensorFlow and JAX, tfmot's pruning through the bridge, and what it buys after i
 
 import numpy as np
 import pytest
-
 from conftest import digits_cnn, read_json, run_python
+
 from plugins.deployment.tflite.pruning import mask_for, schedule
+
 
 def test_schedule_rises_cubically_to_the_target_then_holds():
     steps = [schedule(s, 100, 0.5) for s in range(0, 101)]

@@ -2,7 +2,6 @@
 and an int8 LiteRT file that computes what the fake-quantized Keras model computes."""
 
 import pytest
-
 from conftest import digits_cnn, read_json, run_python
 
 pytestmark = pytest.mark.slow
@@ -104,12 +103,24 @@ def results(tmp_path_factory):
 
 def test_rewrite_folds_batchnorm_and_places_quantizers(results):
     rewrite = results["rewrite"]
-    assert rewrite["folded"] == [["conv2d", "batch_normalization"], ["conv2d_1", "batch_normalization_1"],
-                                 ["conv2d_2", "batch_normalization_2"], ["conv2d_3", "batch_normalization_3"]]
+    assert rewrite["folded"] == [
+        ["conv2d", "batch_normalization"],
+        ["conv2d_1", "batch_normalization_1"],
+        ["conv2d_2", "batch_normalization_2"],
+        ["conv2d_3", "batch_normalization_3"],
+    ]
     # On the input, after each activation (conv+BN+ReLU fuse), after global pooling (LiteRT's MEAN
     # needs its own range) and Dense, before the softmax; none after pooling/dropout or softmax.
-    assert rewrite["quantizers"] == ["image_quant", "re_lu_quant", "re_lu_1_quant", "re_lu_2_quant", "re_lu_3_quant",
-                                     "global_average_pooling2d_quant", "dense_quant", "probabilities_quant"]
+    assert rewrite["quantizers"] == [
+        "image_quant",
+        "re_lu_quant",
+        "re_lu_1_quant",
+        "re_lu_2_quant",
+        "re_lu_3_quant",
+        "global_average_pooling2d_quant",
+        "dense_quant",
+        "probabilities_quant",
+    ]
     assert "BatchNormalization" not in rewrite["classes"]
     assert rewrite["classes"].count("QuantConv2D") == 4 and rewrite["classes"].count("QuantDense") == 2
     assert rewrite["registered"] == "kerastack>ActivationQuantizer"

@@ -2,7 +2,6 @@
 I/O; the errors for options that do not go together. (test_tflite.py: ``quantize=all``.)"""
 
 import pytest
-
 from conftest import digits_cnn, read_json, run_python
 
 from core import UsageError
@@ -60,14 +59,14 @@ def results(tmp_path_factory):
 
 @pytest.mark.slow
 def test_int16x8_with_float_io(results):
-    (name, f), = [(n, f) for n, f in results["int16x8_floatio"]["files"].items()]
+    ((name, f),) = [(n, f) for n, f in results["int16x8_floatio"]["files"].items()]
     assert name == "model_int16x8-floatio.tflite" and f["io"] == ["float32", "float32"]
     assert f["verify"]["agreement"] >= 0.97
 
 
 @pytest.mark.slow
 def test_tfmot_qat_converts_and_keeps_accuracy(results):
-    (name, f), = results["tfmot"]["files"].items()
+    ((name, f),) = results["tfmot"]["files"].items()
     assert name == "model_int8-qat-tfmot.tflite"
     assert f["dtypes"] == ["int32", "int8"] and f["io"] == ["int8", "int8"] and "DEQUANTIZE" not in f["ops"]
     qat = f["meta"]["qat"]
@@ -77,7 +76,7 @@ def test_tfmot_qat_converts_and_keeps_accuracy(results):
 
 @pytest.mark.slow
 def test_clustering_leaves_k_values_per_kernel(results):
-    (name, f), = results["clusters"]["files"].items()
+    ((name, f),) = results["clusters"]["files"].items()
     assert name == "model_float32-clustered16.tflite"
     clustering = f["meta"]["clustering"]
     assert clustering["unique_weights"] and max(clustering["unique_weights"].values()) <= 16, clustering
@@ -87,17 +86,20 @@ def test_clustering_leaves_k_values_per_kernel(results):
     assert results["clusters"]["paths"][-1].endswith("clustered16.keras")
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"qat": "native", "quantize": "float16"}, "qat=native makes an int8 model; quantize='float16' does not apply"),
-    ({"qat": "native", "prune": 0.5}, "qat, prune and clusters each fine-tune the model; choose one"),
-    ({"prune": 1.5}, "prune is the target sparsity, a fraction in [0, 1); got 1.5"),
-    ({"clusters": 1}, "clusters must be 0 (off) or at least 2, got 1"),
-    ({"qat": "fancy"}, "qat='fancy' is not one of none, native, tfmot"),
-    ({"prune_method": "random"}, "prune_method='random' is not one of native, tfmot"),
-    ({"prune": 0.5, "finetune_backend": "numpy"}, "finetune_backend='numpy' is not one of tensorflow, jax, torch"),
-    ({"quantize": "dynamic", "per_channel": False}, "per_channel=false applies to quantize=int8 or int16x8"),
-    ({"quantize": "int4"}, "quantize='int4' is not one of none, float16, dynamic, int8, int16x8, all"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"qat": "native", "quantize": "float16"}, "qat=native makes an int8 model; quantize='float16' does not apply"),
+        ({"qat": "native", "prune": 0.5}, "qat, prune and clusters each fine-tune the model; choose one"),
+        ({"prune": 1.5}, "prune is the target sparsity, a fraction in [0, 1); got 1.5"),
+        ({"clusters": 1}, "clusters must be 0 (off) or at least 2, got 1"),
+        ({"qat": "fancy"}, "qat='fancy' is not one of none, native, tfmot"),
+        ({"prune_method": "random"}, "prune_method='random' is not one of native, tfmot"),
+        ({"prune": 0.5, "finetune_backend": "numpy"}, "finetune_backend='numpy' is not one of tensorflow, jax, torch"),
+        ({"quantize": "dynamic", "per_channel": False}, "per_channel=false applies to quantize=int8 or int16x8"),
+        ({"quantize": "int4"}, "quantize='int4' is not one of none, float16, dynamic, int8, int16x8, all"),
+    ],
+)
 def test_options_that_do_not_go_together_are_usage_errors(options, message):
     """Checked before anything is loaded or converted (no model needed: ``ctx`` is never read)."""
     with pytest.raises(UsageError) as error:
