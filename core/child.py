@@ -2,7 +2,8 @@
 
 Keras fixes its backend at import, so a process that already runs JAX cannot also convert with
 TensorFlow. ``call_in_backend`` starts ``python -m core.worker`` with ``KERAS_BACKEND`` set, passes
-the call as JSON, and turns the child's error back into the same one-line error here.
+the call as JSON (the function by its module and name, which the child imports), and turns the
+child's error back into the same one-line error here.
 """
 
 import importlib
@@ -12,13 +13,21 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.errors import KerastackError, UsageError
 
 
-def call_in_backend(backend, target, kwargs):
-    """Call ``target`` ("module:function") with JSON-able ``kwargs`` in a ``backend`` process."""
+def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``function(**kwargs)`` in a fresh process whose Keras backend is ``backend``; its return value.
+
+    ``function`` must be defined at the top level of an importable module (the child imports it);
+    ``kwargs`` and the return value must be JSON-able. An error in the child is raised here as a
+    ``KerastackError`` (``UsageError`` for usage errors) with the same one-line message.
+    """
+    target = _target(function)
     with tempfile.TemporaryDirectory(prefix="kerastack-child-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({"target": target, "kwargs": kwargs}))
@@ -31,6 +40,16 @@ def call_in_backend(backend, target, kwargs):
         cls = UsageError if answer.get("exit_code") == 2 else KerastackError
         raise cls(answer["error"])
     return answer["value"]
+
+
+def _target(function):
+    """``"module:name"`` of a top-level function, checked to resolve back to the same object."""
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not callable(function) or not module or "." in name or "<" in name or module == "__main__":
+        raise TypeError(f"call_in_backend needs a function defined at the top level of a module, got {function!r}")
+    if getattr(importlib.import_module(module), name, None) is not function:
+        raise TypeError(f"call_in_backend: {module}:{name} does not name {function!r}")
+    return f"{module}:{name}"
 
 
 def main(argv):

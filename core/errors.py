@@ -1,6 +1,7 @@
 """The errors the command line turns into one-line messages and exit codes."""
 
 import difflib
+from collections.abc import Iterable
 
 
 class KerastackError(Exception):
@@ -15,12 +16,26 @@ class UsageError(KerastackError):
     exit_code = 2
 
 
-def did_you_mean(name, choices):
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to ``name``, or ``""``."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def choices_text(choices):
+def choices_text(choices: Iterable[object]) -> str:
+    """The choices sorted and comma-separated (``"(none)"`` when empty), for "valid: ..." messages."""
     choices = sorted(str(c) for c in choices)
     return ", ".join(choices) if choices else "(none)"
+
+
+def one_line(exc: BaseException, *, first: bool = False) -> str:
+    """``"TypeName: message"`` on one line, for an error that wraps ``exc``.
+
+    The message's whitespace is collapsed; with ``first=True`` only its first line is kept (for
+    tools such as the TFLite converter whose later lines are a listing). No message: the type name.
+    """
+    text = str(exc).strip()
+    if first and text:
+        text = text.splitlines()[0]
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -99,3 +99,12 @@ def _default(obj):
     if isinstance(obj, Path):
         return str(obj)
     return repr(obj)
+
+
+def format_size(nbytes: float) -> str:
+    """``"512 B"``, ``"79.5 KiB"``, ``"7.5 MiB"``: a file size as people read it."""
+    for unit in ("B", "KiB", "MiB"):
+        if nbytes < 1024:
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} GiB"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pluggy
 
 from core import hookspecs
-from core.errors import KerastackError, did_you_mean
+from core.errors import KerastackError, did_you_mean, one_line
 from core.registry import KINDS, Registry, make_entry, trace
 
 BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
@@ -127,7 +127,7 @@ class PluginHost:
         except BaseException as exc:  # a plugin must not take the host down, even with SystemExit
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            info.error = _one_line(exc)
+            info.error = one_line(exc)
             trace(f"{info.label()} failed to load: {info.error}")
             return
         self._objects[info.name] = obj
@@ -172,7 +172,7 @@ class PluginHost:
                 try:
                     impl.function(register=register)
                 except Exception as exc:
-                    info.error = f"{hook}: {_one_line(exc)}"
+                    info.error = f"{hook}: {one_line(exc)}"
                     trace(f"{info.label()} {hook} failed: {info.error}")
                     continue
                 trace(f"{info.label()} {hook}: {', '.join(e.name for e in made) or '(nothing)'}")
@@ -191,7 +191,7 @@ class PluginHost:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                info.error = f"register_commands: {_one_line(exc)}"
+                info.error = f"register_commands: {one_line(exc)}"
             for name, command in cli.commands.items():
                 if before.get(name) is not command and command.callback is not None:
                     command.callback = _naming_errors(command.callback, f"command {name!r} from {info.label()}")
@@ -257,14 +257,9 @@ def _naming_errors(callback, owner):
         except (KerastackError, click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
-            raise KerastackError(f"{owner} failed: {_one_line(exc)}") from exc
+            raise KerastackError(f"{owner} failed: {one_line(exc)}") from exc
 
     return run
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _default_hosts = {}

@@ -1,6 +1,7 @@
 import click
 
-from core.cli.tables import number, show, size, table
+from core.cli.tables import number, show, table
+from core.files import format_size
 from core.runs.report import FILE_KEYS, RESULT_KEYS, gather, write_report
 
 # What the terminal summary shows of each exported model's verify results.
@@ -60,6 +61,6 @@ def command(run_dir):
             shown = "  ".join(
                 f"{label} {number(r[k], 3 if k.startswith('latency') else 4)}" for k, label in SHOWN.items() if k in r
             )
-            t.add_row(f"  {exporter}", "  ".join(p for p in (r["file"], size(r["size_bytes"]), shown) if p))
+            t.add_row(f"  {exporter}", "  ".join(p for p in (r["file"], format_size(r["size_bytes"]), shown) if p))
     show(t)
     click.echo(f"report: {path}")

@@ -65,11 +65,11 @@ def evaluation_data(model, dataset, limit=None):
     """``(split name, x, y)`` to compare an exported model with Keras on: the dataset's evaluation
     split when it fits the model's input, else seeded noise of the input's shape (``y`` None)."""
     from core.data import as_arrays
-    from core.deploy.verify import _fits, sample_inputs
+    from core.deploy.verify import input_fits, sample_inputs
 
     name, split = dataset.evaluation_split()
     x, y = as_arrays(split, limit=limit)
-    if not _fits(model.input_shape[1:], x.shape[1:]):
+    if not input_fits(model.input_shape[1:], x.shape[1:]):
         return "random", sample_inputs(model, None, limit or 256), None
     return name, x, y
 

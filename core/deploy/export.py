@@ -39,7 +39,7 @@ def export(run_dir, to, options=None, *, plugins=None):
     backend = backends.resolve(backend)
     if not backends.can_use(backend):
         kwargs = dict(run_dir=str(run.path), to=to, options=options, plugins=plugins)
-        return [Path(p) for p in call_in_backend(backend, "core.deploy.export:_export_json", kwargs)]
+        return [Path(p) for p in call_in_backend(backend, _export_json, kwargs)]
 
     backends.use(backend)
     dataset = load_dataset(run, host)
@@ -84,8 +84,12 @@ def _export_json(**kwargs):
     return [str(p) for p in export(**kwargs)]
 
 
-def load_dataset(run, host):
-    """The run's dataset, loaded again by its plugin with the options recorded in ``run.json``."""
+def load_dataset(run, host=None):
+    """The run's dataset, loaded again by its plugin with the options recorded in ``run.json``.
+
+    ``host`` defaults to the plugin host of the ``--plugin`` modules recorded in the run."""
+    if host is None:
+        host = get_plugin_host(list(run.record.get("plugins", [])))
     rec = run.record["dataset"]
     entry = host.registry("dataset").get(rec["name"])
     dataset = entry.call(**entry.options(rec.get("options", {})))

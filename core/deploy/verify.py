@@ -45,7 +45,7 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
     first = next(batches, None)
     if first is None:
         raise KerastackError(f"the {split_name} split of run {run.path} is empty")
-    if not _fits(keras_model.input_shape[1:], first[0].shape[1:]):
+    if not input_fits(keras_model.input_shape[1:], first[0].shape[1:]):
         # The deployed part takes other inputs than the data (a generator takes noise).
         split_name = "random"
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
@@ -71,7 +71,9 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
     }
     result.update(totals.metrics())
     if record:
-        _record(tflite_path, result)
+        from core.deploy.compare import record_result
+
+        record_result(tflite_path, result)
     return result
 
 
@@ -114,27 +116,17 @@ class _Totals:
         return {k: v / count for k, v in self.sums.items()} if count else {}
 
 
-def _record(tflite_path, result):
-    from core.files import read_json, write_json
-
-    path = tflite_path.parent / "verify.json"
-    try:
-        known = read_json(path, "verify record") if path.exists() else {}
-    except KerastackError:
-        known = {}  # a damaged record is replaced, not fatal
-    known[tflite_path.name] = result
-    write_json(path, known)
-
-
 def sample_inputs(model, dataset, n, seed=0):
     """``n`` inputs for ``model``: from the dataset's evaluation split when they fit its input,
     else seeded standard-normal noise of its input shape (a generator's latent vectors)."""
     if dataset is not None:
         x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
-        if _fits(model.input_shape[1:], x.shape[1:]):
+        if input_fits(model.input_shape[1:], x.shape[1:]):
             return x[:n]
     return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
 
 
-def _fits(model_shape, data_shape):
+def input_fits(model_shape, data_shape):
+    """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
+    in the model's shape takes any size)."""
     return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))

@@ -18,7 +18,7 @@ from core.engine import transfer
 from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
 from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.options import make_options
-from core.errors import KerastackError, UsageError
+from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
 from core.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, load_model, load_run, new_run_dir
@@ -126,7 +126,7 @@ def _dispatch(record, out, verbose, resume_from):
     if not backends.can_use(backend):
         call_in_backend(
             backend,
-            "core.engine.training:_execute_json",
+            _execute_json,
             dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from),
         )
         return load_run(out)
@@ -374,9 +374,8 @@ def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epo
     except (KerastackError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise KerastackError(
-            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: {type(exc).__name__}: {first}"
+            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: {one_line(exc, first=True)}"
         ) from exc
 
 

@@ -65,7 +65,7 @@ def read_predictions(path):
 
 def plot_curves(history, path, title=""):
     """One panel per metric (loss first), training and validation against the epoch."""
-    figure = _figure()
+    figure = new_figure()
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
     keys = list(dict.fromkeys(k for row in history for k in row))
     bases = [k for k in keys if k != "epoch" and not k.startswith("val_")]
@@ -93,7 +93,7 @@ def plot_curves(history, path, title=""):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, title=""):
@@ -104,7 +104,7 @@ def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, tit
     np.add.at(matrix, (y_true, y_pred), 1)
     share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     labels = list(class_names) if class_names and len(class_names) == n else [str(i) for i in range(n)]
-    figure = _figure()
+    figure = new_figure()
     side = min(3.5 + 0.38 * n, 12)
     figure.set_size_inches(side + 1.2, side)
     ax = figure.add_subplot(1, 1, 1)
@@ -125,10 +125,10 @@ def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, tit
     ax.set_title(f"{title}\naccuracy {accuracy:.4f}, n={len(y_true)}" if title else
                  f"accuracy {accuracy:.4f}, n={len(y_true)}", fontsize=10)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def _figure():
+def new_figure():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -137,7 +137,7 @@ def _figure():
     return figure
 
 
-def _save(figure, path):
+def save_figure(figure, path):
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)

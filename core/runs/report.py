@@ -15,7 +15,7 @@ from core.errors import KerastackError
 from core.runs.plots import CONFUSION_FILE, CURVES_FILE, PREDICTIONS_FILE, write_run_plots
 from core.runs.catalog import NOT_METRICS, status_of
 from core.runs.run import HISTORY_FILE, load_run
-from core.files import read_json, write_text
+from core.files import format_size, read_json, write_text
 from core.versions import package_version
 
 REPORT_FILE = "report.html"
@@ -237,16 +237,14 @@ def _exports_html(exports):
         keys = [k for k in (*FILE_KEYS, *RESULT_KEYS) if any(k in r for r in described)]
         out.append(f"<h3>{_e(exporter)}</h3>")
         out.append(_table(["file", "size", *[LABELS.get(k, k) for k in keys]],
-                          [[r["file"], _size(r["size_bytes"]), *[r.get(k) for k in keys]]
+                          [[r["file"], format_size(r["size_bytes"]), *[r.get(k) for k in keys]]
                            for r in described or rows]))
         if rest:
-            listed = ", ".join(f"{r['file']} ({_size(r['size_bytes'])})" for r in rest)
+            listed = ", ".join(f"{r['file']} ({format_size(r['size_bytes'])})" for r in rest)
             out.append(f'<p class="sub">also: {_e(listed)}</p>')
     return "\n".join(out)
 
 
-def _size(nbytes):
-    return f"{nbytes / 1024:.1f} KiB" if nbytes >= 1024 else f"{nbytes} B"
 
 
 def _config_html(record):

@@ -57,7 +57,7 @@ def check_architectures(
         resolve(backend)
         done = call_in_backend(
             backend,
-            "core.testing:_train_cases",
+            _train_cases,
             dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)),
         )
         for key, result in done.items():
@@ -70,7 +70,7 @@ def check_architectures(
     dirs = {f"{key}|{backend}": r["run"] for (key, backend), r in results.items() if "run" in r}
     checked = call_in_backend(
         "tensorflow",
-        "core.testing:_reload_and_export",
+        _reload_and_export,
         dict(dirs=dirs, export=list(export), tolerance=tolerance, exporting=[f"{k}|{b}" for k, b in exporting]),
     )
     for name, result in checked.items():

@@ -124,15 +124,13 @@ def sample(run_dir, count=16, out=None, seed=0, scale=1, steps=None):
 
     import numpy as np
 
-    from core import KerastackError, UsageError, load_run
-    from core import backend as backends
-    from core.files import atomic_path
+    from core import KerastackError, UsageError, atomic_path, load_run, loaded_backend, use_backend
 
     path = Path(out) if out else Path(run_dir) / "samples.png"
     if path.suffix.lower() != ".png":
         raise UsageError(f"--out {path}: the grid is written as PNG; name the file *.png")
     run = load_run(run_dir)
-    backends.use(backends.loaded() or run.backend)
+    use_backend(loaded_backend() or run.backend)
     model = run.model
     arch = run.record.get("architecture", {}).get("name")
     generate = getattr(model, "generate", None)

@@ -85,8 +85,7 @@ def read_table(path, delimiter, owner):
 
 def column_index(header, name, option, path, owner):
     """The index of column ``name``; a usage error listing the columns otherwise."""
-    from core import UsageError
-    from core.errors import did_you_mean
+    from core import UsageError, did_you_mean
 
     if name not in header:
         raise UsageError(

@@ -49,8 +49,7 @@ def load(
     """
     import numpy as np
 
-    from core import Dataset, UsageError
-    from core.errors import choices_text
+    from core import Dataset, UsageError, choices_text
 
     for name, value, valid in (("task", task, TASKS), ("categorical", categorical, ENCODINGS)):
         if value not in valid:

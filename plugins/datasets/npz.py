@@ -30,8 +30,7 @@ def load(path="", task="auto", validation=0.15, test=0.15, seed=0):
     """
     import numpy as np
 
-    from core import Dataset, UsageError
-    from core.errors import choices_text
+    from core import Dataset, UsageError, choices_text
     from plugins.datasets._files import MAX_AUTO_CLASSES, existing_file, split_indices
 
     if task not in TASKS:

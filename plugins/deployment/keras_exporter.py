@@ -25,8 +25,7 @@ def export(ctx, include_optimizer=False, verify=True, verify_samples=1000):
     ``include_optimizer``: keep the compiled state (to fine-tune the copy later).
     ``verify_samples``: at most this many evaluation samples, 0 for all.
     """
-    from core.deploy.compare import record_result
-    from core.files import atomic_path, write_json
+    from core import atomic_path, record_result, write_json
 
     model = ctx.model if include_optimizer else _without_training_state(ctx.model)
     path = ctx.out_dir / FILE
@@ -54,8 +53,7 @@ def _without_training_state(model):
 
 def check(path, ctx, samples=1000):
     """Reload ``path`` the way a user would (safe mode) and compare it with ``ctx.model``."""
-    from core.deploy.compare import compare_outputs, evaluation_data
-    from core.runs import load_model
+    from core import compare_outputs, evaluation_data, load_model
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")
@@ -69,13 +67,13 @@ def describe(ctx, path, model):
     """What ``model.json`` says about the exported file."""
     import keras
 
-    from core.versions import versions
+    from core import package_versions
 
     run, spec = ctx.run, ctx.run.get("spec", {})
     metrics = {}
     metrics_path = ctx.run_dir / "metrics.json"
     if metrics_path.exists():
-        from core.files import read_json
+        from core import read_json
 
         metrics = {
             k: v
@@ -95,7 +93,7 @@ def describe(ctx, path, model):
         "custom_modules": run.get("custom_modules", []),
         "test_metrics": metrics,
         "exported_backend": keras.backend.backend(),
-        "versions": versions(),
+        "versions": package_versions(),
         **{
             k: getattr(ctx.dataset, k)
             for k in ("vocabulary", "preprocessing")

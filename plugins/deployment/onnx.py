@@ -32,9 +32,7 @@ def export(ctx, opset=0, verify=True, verify_samples=1000):
     ``verify``, ``verify.json`` (``verify_samples``: at most this many evaluation samples, 0 for all)."""
     import warnings
 
-    from core import KerastackError, UsageError
-    from core.deploy.compare import record_result, single_input_signature
-    from core.files import atomic_path
+    from core import KerastackError, UsageError, atomic_path, one_line, record_result, single_input_signature
 
     if opset < 0:
         raise UsageError(f"exporter {NAME!r}: opset must be 0 (default) or an ONNX opset number, got {opset}")
@@ -49,9 +47,7 @@ def export(ctx, opset=0, verify=True, verify_samples=1000):
                     str(tmp), format="onnx", verbose=False, input_signature=signature, opset_version=opset or None
                 )
         except Exception as exc:
-            raise KerastackError(
-                f"exporter {NAME!r}: conversion failed: {type(exc).__name__}: {_first_line(exc)}"
-            ) from exc
+            raise KerastackError(f"exporter {NAME!r}: conversion failed: {one_line(exc, first=True)}") from exc
         result = check(tmp, ctx, verify_samples) if verify else None
     return [path] if result is None else [path, record_result(path, result)]
 
@@ -61,7 +57,7 @@ def check(path, ctx, samples=1000):
     import numpy as np
     import onnxruntime
 
-    from core.deploy.compare import compare_outputs, evaluation_data, time_calls
+    from core import compare_outputs, evaluation_data, time_calls
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")
@@ -92,8 +88,3 @@ def _require(*packages, verify):
         raise KerastackError(
             f"exporter {NAME!r} needs the package(s) {names}: pip install {' '.join(pin for _, pin in missing)}{hint}"
         )
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -28,8 +28,7 @@ def export(ctx, verify=True, verify_samples=1000):
     import tempfile
     from pathlib import Path
 
-    from core import KerastackError
-    from core.deploy.compare import record_result, single_input_signature
+    from core import KerastackError, one_line, record_result, single_input_signature
 
     signature = single_input_signature(ctx.model, NAME)
     target = ctx.out_dir / NAME
@@ -38,7 +37,7 @@ def export(ctx, verify=True, verify_samples=1000):
         try:
             ctx.model.export(str(tmp), format="tf_saved_model", verbose=False, input_signature=signature)
         except Exception as exc:
-            raise KerastackError(f"exporter {NAME!r}: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise KerastackError(f"exporter {NAME!r}: {one_line(exc, first=True)}") from exc
         result = check(tmp, ctx, verify_samples) if verify else None
         _replace_dir(tmp, target)
     finally:
@@ -51,7 +50,7 @@ def check(path, ctx, samples=1000):
     import numpy as np
     import tensorflow as tf
 
-    from core.deploy.compare import compare_outputs, evaluation_data, time_calls
+    from core import compare_outputs, evaluation_data, time_calls
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")
@@ -84,8 +83,3 @@ def _replace_dir(new, target):
     os.replace(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -16,7 +16,7 @@ configs and numpy weights, so it runs in a process of any backend. It imports tf
 
 import inspect
 
-from core.errors import KerastackError
+from core import KerastackError
 
 # Keys of Keras 3 configs that tf_keras lacks, with the only value that means the same there.
 _DROPPED = {

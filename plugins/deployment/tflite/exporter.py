@@ -145,8 +145,7 @@ def _check_options(
     learning_rate,
     finetune_backend,
 ):
-    from core import UsageError
-    from core.backend import BACKENDS
+    from core import BACKENDS, UsageError
 
     def bad(text):
         raise UsageError(f"exporter 'tflite': {text}")
@@ -297,7 +296,7 @@ def configure(converter, quantize, io, float_inputs, allow_select_ops, calibrati
 
 
 def run_converter(converter, quantize, allow_select_ops):
-    from core import KerastackError
+    from core import KerastackError, one_line
 
     try:
         return converter.convert()
@@ -307,19 +306,17 @@ def run_converter(converter, quantize, allow_select_ops):
         missing = sorted(set(re.findall(r"\btf\.(\w+)(?:\(|' op)", message)))
         if missing and not allow_select_ops:
             raise _NeedsSelectOps(missing) from exc
-        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-        raise KerastackError(f"exporter 'tflite': conversion ({quantize}) failed: {first}") from exc
+        raise KerastackError(f"exporter 'tflite': conversion ({quantize}) failed: {one_line(exc, first=True)}") from exc
 
 
 def _calibration(model, dataset, samples, seed, batch):
     import numpy as np
 
-    from core.data import as_arrays
-    from core.deploy.verify import _fits
+    from core import as_arrays, input_fits
 
     dtype = model.inputs[0].dtype
     x, _ = as_arrays(dataset.train, limit=samples * 4)
-    if not _fits(model.input_shape[1:], x.shape[1:]):
+    if not input_fits(model.input_shape[1:], x.shape[1:]):
         # The deployed part takes something else than the data (a generator's latent vectors, a
         # denoiser's noisy image): calibrate on what it sees at run time, standard-normal noise.
         x = np.random.default_rng(seed).normal(size=(samples, *model.input_shape[1:]))
@@ -336,8 +333,7 @@ def write_files(ctx, flatbuffer, variant, quantize, io, allow_select_ops, batch,
     """Write ``model_<variant>.tflite`` and its model.json entry (plus ``extra``), and labels.txt."""
     import gzip
 
-    from core import KerastackError
-    from core.files import atomic_path, read_json, write_json, write_text
+    from core import KerastackError, atomic_path, read_json, write_json, write_text
     from plugins.deployment.tflite.metadata import embed_run_metadata
     from tflite.runner import TFLiteModel
 

@@ -6,29 +6,28 @@ the exports; tfmot work runs in a TensorFlow child process of its own (``tfmot_j
 importing tfmot switches its process to legacy Keras.
 """
 
-import importlib
 from pathlib import Path
+
+from plugins.deployment.tflite import pruning, tfmot_jobs
 
 QAT_LEARNING_RATE = 1e-4
 LEARNING_RATE = 1e-3
 
 
-def in_backend(backend, target, kwargs):
-    """``target(**kwargs)`` here if this process runs ``backend``, else in a child process."""
-    from core import backend as backends
-    from core.child import call_in_backend
+def in_backend(backend, function, kwargs):
+    """``function(**kwargs)`` here if this process runs ``backend``, else in a child process."""
+    from core import call_in_backend, loaded_backend
 
-    if backends.loaded() == backend:
-        module, _, name = target.partition(":")
-        return getattr(importlib.import_module(module), name)(**kwargs)
-    return call_in_backend(backend, target, kwargs)
+    if loaded_backend() == backend:
+        return function(**kwargs)
+    return call_in_backend(backend, function, kwargs)
 
 
-def in_tfmot_process(target, kwargs):
-    """``target(**kwargs)`` in a fresh TensorFlow process, where tfmot may switch Keras to legacy."""
-    from core.child import call_in_backend
+def in_tfmot_process(function, kwargs):
+    """``function(**kwargs)`` in a fresh TensorFlow process, where tfmot may switch Keras to legacy."""
+    from core import call_in_backend
 
-    return call_in_backend("tensorflow", target, kwargs)
+    return call_in_backend("tensorflow", function, kwargs)
 
 
 def quantization_aware(ctx, qat, epochs, io, allow_select_ops, tuning):
@@ -46,9 +45,7 @@ def quantization_aware(ctx, qat, epochs, io, allow_select_ops, tuning):
         from plugins.deployment.tflite import qat as native
 
         keras_path = ctx.out_dir / "qat_native.keras"
-        info = in_backend(
-            tuning["backend"], "plugins.deployment.tflite.qat:train_qat", dict(common, out=str(keras_path))
-        )
+        info = in_backend(tuning["backend"], native.train_qat, dict(common, out=str(keras_path)))
         model = native.load(keras_path, ctx.run.get("custom_modules", ()))
         flatbuffer, batch = exporter.convert(model, "qat", io, ctx.dataset, 1, allow_select_ops, tuning["seed"])
         check_integer_only(flatbuffer, io, "qat=native", [layer.name for layer in model._flatten_layers()])
@@ -59,7 +56,7 @@ def quantization_aware(ctx, qat, epochs, io, allow_select_ops, tuning):
         out = ctx.out_dir / ".qat_tfmot.tflite"
         try:
             info = in_tfmot_process(
-                "plugins.deployment.tflite.tfmot_jobs:quantize",
+                tfmot_jobs.quantize,
                 dict(common, out=str(out), io=io, allow_select_ops=allow_select_ops),
             )
             flatbuffer, batch = out.read_bytes(), None
@@ -89,9 +86,9 @@ def pruned(ctx, target, epochs, method, tuning):
         seed=tuning["seed"],
     )
     if method == "native":
-        info = in_backend(tuning["backend"], "plugins.deployment.tflite.pruning:train_pruned", kwargs)
+        info = in_backend(tuning["backend"], pruning.train_pruned, kwargs)
     else:
-        info = in_tfmot_process("plugins.deployment.tflite.tfmot_jobs:prune", kwargs)
+        info = in_tfmot_process(tfmot_jobs.prune, kwargs)
     model = load(keras_path, ctx.run.get("custom_modules", ()))
     info.update(float=_evaluate(ctx, ctx.model), pruned=_evaluate(ctx, model))
     suffix = f"-pruned{percent}" + ("-tfmot" if method == "tfmot" else "")
@@ -104,7 +101,7 @@ def clustered(ctx, clusters, epochs, tuning):
 
     keras_path = ctx.out_dir / f"clustered{clusters}.keras"
     info = in_tfmot_process(
-        "plugins.deployment.tflite.tfmot_jobs:cluster",
+        tfmot_jobs.cluster,
         dict(
             run_dir=str(ctx.run_dir.resolve()),
             out=str(keras_path),

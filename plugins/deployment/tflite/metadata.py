@@ -11,8 +11,7 @@ import gzip
 import json
 from pathlib import Path
 
-from core.errors import KerastackError
-from core.files import read_json, write_json
+from core import KerastackError, read_json, write_json
 from tflite.metadata import EMBEDDED_KEY as KEY
 
 MODEL_JSON = "model.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import UsageError
+from core import UsageError
 
 PRUNABLE = {
     "Dense",
@@ -129,8 +129,7 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
 
     import keras
 
-    from core.data import as_arrays, is_pair
-    from core.files import atomic_path
+    from core import as_arrays, atomic_path, is_pair
     from plugins.deployment.tflite.qat import fit, load_for_finetuning
 
     if not 0 <= target < 1:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import KerastackError, UsageError
+from core import KerastackError, UsageError
 
 DECAY = 0.99
 CALIBRATION_SAMPLES = 512
@@ -496,7 +496,7 @@ def ranges(qmodel):
 
 def load(path, modules=()):
     """A saved QAT model (registers the QAT layers first)."""
-    from core.runs import load_model
+    from core import load_model
 
     custom_objects()
     return load_model(path, modules)
@@ -514,8 +514,7 @@ def train_qat(
 
     import keras
 
-    from core.data import as_arrays
-    from core.files import atomic_path
+    from core import as_arrays, atomic_path
 
     started = time.perf_counter()
     run, model, dataset = load_for_finetuning(run_dir, "qat=native")
@@ -546,9 +545,7 @@ def load_for_finetuning(run_dir, what):
 
     import keras
 
-    from core.deploy.export import load_dataset
-    from core.plugins import get_plugin_host
-    from core.runs import inference_model, load_run
+    from core import get_plugin_host, inference_model, load_dataset, load_run
 
     run = load_run(run_dir)
     dataset = load_dataset(run, get_plugin_host(run.record.get("plugins", [])))
@@ -641,7 +638,7 @@ def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), 
 
     ``keras_module``: the Keras the model is made of (``tf_keras`` for tfmot models; default Keras 3).
     """
-    from core.data import is_pair, targets_for
+    from core import is_pair, targets_for
 
     if keras_module is None:
         import keras as keras_module
@@ -672,7 +669,7 @@ def _full_batches(split, batch_size, seed):
 
 def evaluate(model, dataset, task):
     """``{"split", "accuracy"|"mae"|"mse"}`` of ``model`` on the dataset's evaluation split."""
-    from core.data import as_arrays
+    from core import as_arrays
 
     name, split = dataset.evaluation_split()
     x, y = as_arrays(split)

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.deploy.compare import gzip_size, keras_latency
-from core.errors import KerastackError
-from core.files import write_text
+from core import KerastackError, gzip_size, keras_latency, write_text
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
@@ -33,7 +31,7 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
     The Keras row is the run's model: its metric, the size of ``model.keras`` and the latency of a
     single-sample ``predict_on_batch`` in this process's backend.
     """
-    from core.deploy.verify import verify
+    from core import verify
 
     threads = tuple(int(t) for t in threads)
     if not threads or min(threads) < 1:
@@ -85,7 +83,7 @@ def _tflite_row(path, results):
 
 
 def _keras_row(run_dir, result, runs):
-    from core.runs import load_run
+    from core import load_run
 
     run = load_run(run_dir)
     key = METRICS.get(_task(result), (None,))[0]
@@ -109,8 +107,7 @@ def _task(result):
 
 
 def _facts(run_dir, result, threads):
-    from core import backend as backends
-    from core.runs import load_run
+    from core import load_run, loaded_backend
 
     run = load_run(run_dir)
     r = run.record
@@ -119,7 +116,7 @@ def _facts(run_dir, result, threads):
         "title": f"{run.path.name}: {arch} on {data}",
         "split": result["split"],
         "samples": result["samples"],
-        "backend": backends.loaded() or run.backend,
+        "backend": loaded_backend() or run.backend,
         "threads": threads,
     }
 
@@ -173,10 +170,10 @@ def _num(value, spec):
 # -- picture ---------------------------------------------------------------------------------------
 def plot_report(rows, threads, task, path, title=""):
     """Size against the metric (left) and latency p50 with a p90 whisker per thread count (right)."""
-    from core.runs.plots import _figure, _save
+    from core import new_figure, save_figure
 
     key, label, higher = METRICS.get(task, (None, "metric", True))
-    figure = _figure()
+    figure = new_figure()
     figure.set_size_inches(11, 4.2)
     left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     names = [_short(r["name"]) for r in rows]
@@ -231,7 +228,7 @@ def plot_report(rows, threads, task, path, title=""):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _short(name):

@@ -31,7 +31,7 @@ def _setup(run_dir, seed, what):
 
 
 def _steps(run, dataset, epochs, batch_size=0):
-    from core.data import as_arrays, is_pair
+    from core import as_arrays, is_pair
 
     batch_size = batch_size or run.record.get("training", {}).get("batch_size") or 32
     # plugins.deployment.tflite.qat.fit trains on whole batches only
@@ -62,7 +62,7 @@ def quantize(run_dir, out, epochs=1, learning_rate=1e-4, seed=0, io="int8", allo
     import tensorflow as tf
     import tf_keras
 
-    from core import KerastackError
+    from core import KerastackError, one_line
     from plugins.deployment.tflite.qat import evaluate, fit
 
     started = time.perf_counter()
@@ -103,8 +103,7 @@ def quantize(run_dir, out, epochs=1, learning_rate=1e-4, seed=0, io="int8", allo
             warnings.simplefilter("ignore")  # input quantizer carries them
             flatbuffer = converter.convert()
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise KerastackError(f"qat=tfmot: conversion failed: {first}") from exc
+        raise KerastackError(f"qat=tfmot: conversion failed: {one_line(exc, first=True)}") from exc
     Path(out).write_bytes(flatbuffer)
     return {
         "method": "tfmot",
@@ -122,8 +121,7 @@ def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
     pruned weights is saved to ``out``. Fails if a pruned layer misses its target."""
     import tf_keras
 
-    from core import KerastackError
-    from core.files import atomic_path
+    from core import KerastackError, atomic_path
     from plugins.deployment.tflite.bridge import weights_from_tf_keras
     from plugins.deployment.tflite.pruning import sparsity
     from plugins.deployment.tflite.qat import fit
@@ -193,7 +191,7 @@ def cluster(run_dir, out, clusters=16, epochs=1, learning_rate=1e-4, seed=0):
     import keras
     import tf_keras
 
-    from core.files import atomic_path
+    from core import atomic_path
     from plugins.deployment.tflite.bridge import weights_from_tf_keras
     from plugins.deployment.tflite.pruning import prunable
     from plugins.deployment.tflite.qat import fit
