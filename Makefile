@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean bench bench-edge zoo
+.PHONY: run test test-fast lint format install clean bench bench-edge zoo
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -13,6 +13,17 @@ run: $(STAMP)
 # on two cores; --dist loadfile keeps each file's fixtures in one worker.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# The architecture, checked: ruff (style, errors) and import-linter's contracts in pyproject.toml
+# (the kernel imports no wing, plugins use core's public API only, tflite/ needs no framework, no cycles).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)  ## rewrite the tree as ruff format and ruff check --fix want it
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 test-fast: $(STAMP)  ## the tests that need no training (seconds)
 	$(PY) -m pytest -q -m "not slow"

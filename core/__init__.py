@@ -21,11 +21,11 @@ from core.deploy.compare import (
     evaluation_data,
     gzip_size,
     keras_latency,
-    record_result,
     single_input_signature,
     time_calls,
 )
 from core.deploy.export import ExportContext, export, load_dataset
+from core.deploy.records import record_result
 from core.deploy.verify import input_fits, sample_inputs, verify
 from core.engine.training import train
 from core.errors import KerastackError, UsageError, choices_text, did_you_mean, one_line

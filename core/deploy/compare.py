@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import KerastackError
-from core.files import read_json, write_json
 
 
 def keras_latency(run_dir, runs=200, warmup=10):
@@ -96,15 +95,3 @@ def compare_outputs(keras_out, out, y=None, task=None):
             {name: float(np.mean(error(out - target))), f"keras_{name}": float(np.mean(error(keras_out - target)))}
         )
     return result
-
-
-def record_result(path, result):
-    """Keep ``result`` in ``verify.json`` beside ``path``, keyed by its name (as ``verify()`` does)."""
-    path = Path(path)
-    record = path.parent / "verify.json"
-    try:
-        known = read_json(record, "verify record") if record.exists() else {}
-    except KerastackError:
-        known = {}  # a damaged record is replaced, not fatal
-    known[path.name] = dict(result, file=str(path))
-    return write_json(record, known)

@@ -71,7 +71,7 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
     }
     result.update(totals.metrics())
     if record:
-        from core.deploy.compare import record_result
+        from core.deploy.records import record_result
 
         record_result(tflite_path, result)
     return result
