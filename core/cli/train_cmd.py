@@ -109,7 +109,6 @@ def command(
       val_accuracy 0.9815  test_accuracy 0.9778  (20 epochs, jax, 31.0 s, 19,210 of 19,658 parameters trained)
     """
     verbose = 0 if quiet else "auto"
-    exports = []
     if resume:
         given = {
             "--arch": arch,
@@ -126,38 +125,56 @@ def command(
             "--config": config_path,
             **{flag_name(k): v for k, v in flags.items()},
         }
-        clash = [name for name, value in given.items() if value not in (None, ())]
-        if clash:
-            raise click.UsageError(
-                f"--resume continues a run with the settings in its run.json; it takes no {', '.join(clash)}"
-            )
-        run = train(resume=resume, verbose=verbose)
+        run, exports = _resume(resume, given, verbose), []
     else:
         config = load_config(config_path) if config_path else {}
-        arch, data = arch or config.get("arch"), data or config.get("data")
-        if not arch or not data:
-            raise click.UsageError("--arch and --data are required (or --config FILE, or --resume RUN_DIR)")
-        flags = {k: v for k, v in flags.items() if v is not None}
-        if isinstance(flags.get("augment"), str):
-            flags["augment"] = tuple(s.strip() for s in flags["augment"].split(",") if s.strip())
-        transfer = config.get("transfer", {})
-        run = train(
-            arch,
-            data,
-            backend=backend or config.get("backend"),
-            hparams={**config.get("hparams", {}), **parse_pairs(pairs_hp, "--hp")},
-            data_options={**config.get("data_options", {}), **parse_pairs(pairs_data_opt, "--data-opt")},
-            callbacks=callbacks or tuple(config.get("callbacks", ())),
-            out=out or config.get("out"),
-            seed=seed if seed is not None else config.get("seed"),
-            plugins=list(host.extra) + [p for p in config.get("plugins", []) if p not in host.extra],
-            verbose=verbose,
-            init_from=init_from or transfer.get("init_from"),
-            freeze=freeze or transfer.get("freeze", "none"),
-            lora_rank=lora_rank if lora_rank is not None else transfer.get("lora_rank"),
-            **{**config.get("training", {}), **flags},
-        )
+        cli = dict(arch=arch, data=data, backend=backend, callbacks=callbacks, out=out, seed=seed)
+        transfer = dict(init_from=init_from, freeze=freeze, lora_rank=lora_rank)
+        run = _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose)
         exports = config.get("export", [])
+    _summary(run)
+    for item in exports:
+        for path in export(run.path, item["to"], item.get("options", {})):
+            click.echo(str(path))
+
+
+def _resume(resume, given, verbose):
+    clash = [name for name, value in given.items() if value not in (None, ())]
+    if clash:
+        raise click.UsageError(
+            f"--resume continues a run with the settings in its run.json; it takes no {', '.join(clash)}"
+        )
+    return train(resume=resume, verbose=verbose)
+
+
+def _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose):
+    """A new run from the flags, each flag overriding the config file's value."""
+    arch, data = cli["arch"] or config.get("arch"), cli["data"] or config.get("data")
+    if not arch or not data:
+        raise click.UsageError("--arch and --data are required (or --config FILE, or --resume RUN_DIR)")
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if isinstance(flags.get("augment"), str):
+        flags["augment"] = tuple(s.strip() for s in flags["augment"].split(",") if s.strip())
+    configured = config.get("transfer", {})
+    return train(
+        arch,
+        data,
+        backend=cli["backend"] or config.get("backend"),
+        hparams={**config.get("hparams", {}), **parse_pairs(pairs_hp, "--hp")},
+        data_options={**config.get("data_options", {}), **parse_pairs(pairs_data_opt, "--data-opt")},
+        callbacks=cli["callbacks"] or tuple(config.get("callbacks", ())),
+        out=cli["out"] or config.get("out"),
+        seed=cli["seed"] if cli["seed"] is not None else config.get("seed"),
+        plugins=list(host.extra) + [p for p in config.get("plugins", []) if p not in host.extra],
+        verbose=verbose,
+        init_from=transfer["init_from"] or configured.get("init_from"),
+        freeze=transfer["freeze"] or configured.get("freeze", "none"),
+        lora_rank=transfer["lora_rank"] if transfer["lora_rank"] is not None else configured.get("lora_rank"),
+        **{**config.get("training", {}), **flags},
+    )
+
+
+def _summary(run):
     m = run.metrics
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")
@@ -165,6 +182,3 @@ def command(
         f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
         f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)"
     )
-    for item in exports:
-        for path in export(run.path, item["to"], item.get("options", {})):
-            click.echo(str(path))
