@@ -179,6 +179,11 @@ def _summary(run):
     shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
     click.echo(f"run: {run.path}")
     click.echo(
-        f"{shown}  ({m.get('epochs')} epochs, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
+        f"{shown}  ({_count(m.get('epochs'), 'epoch')}, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
         f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)"
     )
+
+
+def _count(n, noun):
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -205,3 +205,23 @@ def test_trace_plugins_logs_loading_and_registration():
         in proc.stderr
     )
     assert "kerastack: trace: plugin 'plugins.architectures.cnn' (built-in) register_architectures: cnn" in proc.stderr
+
+
+def test_train_summary_counts_epochs_in_english(capsys):
+    """The line after a run: "1 epoch", "3 epochs" (it used to say "1 epochs")."""
+    from types import SimpleNamespace
+
+    from core.cli.train_cmd import _summary
+
+    for epochs, said in ((1, "(1 epoch, jax,"), (3, "(3 epochs, jax,")):
+        metrics = {
+            "val_accuracy": 0.5,
+            "epochs": epochs,
+            "backend": "jax",
+            "seconds": 1.0,
+            "trainable_params": 10,
+            "total_params": 12,
+        }
+        _summary(SimpleNamespace(path="runs/x", metrics=metrics))
+        out = capsys.readouterr().out
+        assert said in out and "val_accuracy 0.5000" in out, out
