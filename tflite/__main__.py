@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metadata",
         action="store_true",
-        help="print what the exporter recorded (model.json beside it, else embedded in the file)",
+        help="print what the exporter recorded (embedded in the file, else the model.json beside it)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -57,24 +57,26 @@ def _without_runtime_noise():
 
 
 def load_metadata(tflite_path: str | Path) -> dict | None:
-    """The exporter's `model.json` beside `tflite_path`, with this file's entry under "file".
+    """What the exporter recorded about `tflite_path`, with this file's entry under "file".
 
-    Without a model.json, the copy the exporter embedded in the .tflite itself (metadata entry
-    "kerastack", see `tflite.metadata`) is used: a single .tflite file is a complete deployment.
+    The copy the exporter embedded in the .tflite itself (metadata entry "kerastack", see
+    `tflite.metadata`) is the truth: it travels with the file, so another export's `model.json` or
+    `labels.txt` in the same folder cannot contradict it. A file without embedded metadata (exported
+    before it was embedded, or converted elsewhere) uses the `model.json` beside it.
     Returns every top-level key plus "file" (the `files[<this file name>]` entry, or None when the
     metadata does not list this file; an embedded copy describes only its own file, whatever the file
-    is called now). Returns None when there is neither a model.json nor embedded metadata.
+    is called now). Returns None when there is neither embedded metadata nor a model.json.
     """
     path = Path(tflite_path)
     meta_path = path.parent / "model.json"
-    embedded = not meta_path.is_file()
+    raw = read_metadata(path).get(EMBEDDED_KEY) if path.is_file() else None
+    embedded = raw is not None
     if embedded:
         source = f"{path} (embedded {EMBEDDED_KEY!r} metadata)"
-        raw = read_metadata(path).get(EMBEDDED_KEY) if path.is_file() else None
-        if raw is None:
-            return None
-    else:
+    elif meta_path.is_file():
         source = str(meta_path)
+    else:
+        return None
     try:
         data = json.loads(raw.decode("utf-8") if embedded else meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -90,15 +92,18 @@ def load_metadata(tflite_path: str | Path) -> dict | None:
 
 
 def load_labels(tflite_path: str | Path, metadata: dict | None = None) -> list[str] | None:
-    """Class names: `labels.txt` beside the model (one per line), else metadata "class_names", else None."""
+    """Class names: the metadata's "class_names" (see `load_metadata`), else `labels.txt` beside the
+    model (one per line: for files that carry no metadata), else None."""
+    names = (metadata or {}).get("class_names")
+    if names:
+        return [str(n) for n in names]
     labels_path = Path(tflite_path).parent / "labels.txt"
     if labels_path.is_file():
         lines = labels_path.read_text(encoding="utf-8").splitlines()
         while lines and not lines[-1].strip():  # a trailing newline is not a class
             lines.pop()
         return [line.strip() for line in lines]
-    names = (metadata or {}).get("class_names")
-    return [str(n) for n in names] if names else None
+    return None
 
 
 def latency_percentiles(latencies_ms: np.ndarray) -> dict:

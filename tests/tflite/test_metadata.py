@@ -140,8 +140,21 @@ def test_single_file_deployment(models, tmp_path, x):
     assert result["metadata"]["class_names"] == META["class_names"]
     assert result["predictions"][0]["top"][0]["label"].startswith("digit ")
 
-    (tmp_path / "model.json").write_text(json.dumps({"task": "regression"}))  # a sidecar wins
-    assert load_metadata(path)["task"] == "regression"
+
+def test_embedded_metadata_wins_over_another_exports_sidecars(models, tmp_path, x):
+    """Two models in one folder: the other export's model.json and 3-line labels.txt must not be
+    read for this file (they used to win: "3 labels but the model outputs 10 classes")."""
+    path = tmp_path / "model_a.tflite"
+    embed_metadata(models / "int8.tflite", path, EMBEDDED_KEY, json.dumps(META).encode())
+    (tmp_path / "model.json").write_text(json.dumps({"task": "regression", "class_names": ["x", "y", "z"]}))
+    (tmp_path / "labels.txt").write_text("x\ny\nz\n")
+    meta = load_metadata(path)
+    assert meta["task"] == "classification" and meta["class_names"] == META["class_names"]
+    assert TFLiteModel(path).labels == META["class_names"]
+    np.save(tmp_path / "x.npy", x[:2])
+    proc = _cli(path, "--input", tmp_path / "x.npy", "--top", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["predictions"][0]["top"][0]["label"].startswith("digit ")
 
 
 def test_models_without_kerastack_metadata(models, tmp_path):

@@ -213,9 +213,11 @@ def test_sidecars(models, float_model, int8_model, tmp_path):
     assert meta["file"]["quantize"] == "int8"
     assert int8_model.metadata["file"]["quantize"] == "int8"
     assert float_model.metadata["file"]["input"] == {"dtype": "float32"}
-    assert int8_model.labels == LABELS  # labels.txt wins over class_names
+    assert int8_model.labels == [f"c{i}" for i in range(10)]  # the metadata's class_names win
 
     shutil.copy(models / "model_int8.tflite", tmp_path / "model_int8.tflite")
+    shutil.copy(models / "labels.txt", tmp_path / "labels.txt")  # no metadata at all: labels.txt
+    assert TFLiteModel(tmp_path / "model_int8.tflite").labels == LABELS
     shutil.copy(models / "model.json", tmp_path / "model.json")
     assert TFLiteModel(tmp_path / "model_int8.tflite").labels == [f"c{i}" for i in range(10)]
 
@@ -255,7 +257,7 @@ def test_cli_prints_labels(models):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 16 and lines[0].startswith("0: ")
     expected = np.load(models / "expected.npy")
-    assert lines[0].split()[1] == LABELS[expected[0].argmax()]
+    assert lines[0].split()[1] == f"c{expected[0].argmax()}"  # model.json's class_names
     assert all(len(line.split(", ")) == 3 for line in lines)
 
 
