@@ -3,7 +3,9 @@ from pathlib import Path
 
 import click
 
-from core.deploy.verify import verify
+from core.deploy.records import record_result
+from core.deploy.verify import exported_from, verify
+from core.errors import KerastackError
 
 
 @click.command("verify")
@@ -11,8 +13,13 @@ from core.deploy.verify import verify
 @click.option("--run", "run_dir", required=True, metavar="RUN_DIR", help="The run the model came from.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--other-run",
+    is_flag=True,
+    help="Compare with a run the file was not exported from (its metadata names its own); not recorded.",
+)
 @click.pass_obj
-def command(host, tflite_file, run_dir, threads, as_json):
+def command(host, tflite_file, run_dir, threads, as_json, other_run):
     """Run TFLITE_FILE on the LiteRT runtime against the run's Keras model and test split.
 
     \b
@@ -20,11 +27,15 @@ def command(host, tflite_file, run_dir, threads, as_json):
       kerastack verify runs/cnn-digits-.../export/tflite/model_int8.tflite --run runs/cnn-digits-...
       model_int8.tflite  test n=270  accuracy tflite 0.9667 keras 0.9704  agreement 0.9926 ...
     """
-    result = verify(tflite_file, run_dir, threads=threads, plugins=list(host.extra) or None)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    click.echo(format_row(result))
+    plugins = list(host.extra) or None
+    result = verify(tflite_file, run_dir, threads=threads, plugins=plugins, record=False, other_run=other_run)
+    click.echo(json.dumps(result, indent=2) if as_json else format_row(result))
+    if exported_from(tflite_file, run_dir):
+        return  # another run's folder: its verify.json speaks of its own run
+    try:  # printed first: a read-only run still shows what was measured
+        record_result(tflite_file, result)
+    except KerastackError as exc:
+        raise KerastackError(f"the results above were not recorded: {exc}") from exc
 
 
 def format_row(r):

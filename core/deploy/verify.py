@@ -9,14 +9,14 @@ from core import backend as backends
 from core.data import as_arrays
 from core.data import batches as iter_batches
 from core.deploy.export import load_dataset
-from core.errors import KerastackError
+from core.errors import KerastackError, UsageError
 from core.plugins import get_plugin_host
 from core.runs import inference_model, load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 
 
-def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, record=True):
+def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, record=True, other_run=False):
     """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
@@ -25,11 +25,20 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
     reconstruction ``tflite_mse``/``keras_mse``. A deployed model that takes other inputs than the
     data (a GAN's generator) is compared on seeded random inputs. With ``record`` the result is
     also kept in ``verify.json`` beside the file (keyed by file name), which ``kerastack report`` reads.
+
+    A file exported from another run than ``run_dir`` (its metadata's ``source_run``) is refused
+    unless ``other_run``; its results are then never recorded (that folder belongs to its own run).
     """
     from tflite.runner import TFLiteModel
 
     tflite_path = Path(tflite_path)
     run = load_run(run_dir)
+    source = exported_from(tflite_path, run.path)
+    if source and not other_run:
+        raise UsageError(
+            f"{tflite_path} was exported from run {source}, not {run.path}: verify it with --run {source}, "
+            "or pass --other-run to compare it with this run's model and data (nothing is recorded then)"
+        )
     try:
         lite = TFLiteModel(tflite_path, num_threads=threads)
     except (OSError, ValueError) as exc:  # the runner's messages begin with the file's path
@@ -70,7 +79,7 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
         "threads": threads,
     }
     result.update(totals.metrics())
-    if record:
+    if record and not source:
         from core.deploy.records import record_result
 
         record_result(tflite_path, result)
@@ -130,3 +139,20 @@ def input_fits(model_shape, data_shape):
     """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
     in the model's shape takes any size)."""
     return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))
+
+
+def exported_from(tflite_path, run_path):
+    """The run ``tflite_path`` was exported from (its metadata's ``source_run``) when that is another
+    run than ``run_path``; else None. A file inside ``run_path`` is that run's, wherever it moved."""
+    from tflite.runner import load_metadata
+
+    tflite_path, run_path = Path(tflite_path).resolve(), Path(run_path).resolve()
+    if run_path in tflite_path.parents:
+        return None
+    try:
+        source = (load_metadata(tflite_path) or {}).get("source_run")
+    except (OSError, ValueError):
+        return None  # unreadable metadata: opening the model says what is wrong
+    if not source or Path(source).resolve() == run_path:
+        return None
+    return source
