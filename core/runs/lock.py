@@ -1,0 +1,51 @@
+"""``RunLock``: one writer per run directory."""
+
+import os
+from pathlib import Path
+
+from core.errors import KerastackError
+
+
+class RunLock:
+    """``RUN/.lock`` holding the writer's pid: a second writer of the same run directory is refused;
+    a lock left by a dead process is taken over (and said so)."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+
+    def __enter__(self):
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self._owner()
+                if pid is not None and _alive(pid):
+                    raise KerastackError(f"{self.path.parent} is being written by process {pid} "
+                                         f"(lock file {self.path})") from None
+                print(f"kerastack: taking over {self.path} left by process {pid}, which is gone")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise KerastackError(f"cannot lock {self.path.parent}")
+
+    def __exit__(self, *exc):
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def _owner(self):
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
