@@ -1,3 +1,5 @@
+import sys
+
 import click
 
 from core.cli.options import backend_option, pairs_option
@@ -108,7 +110,8 @@ def command(
       run: runs/cnn-digits-20261121-101500
       val_accuracy 0.9815  test_accuracy 0.9778  (20 epochs, jax, 31.0 s, 19,210 of 19,658 parameters trained)
     """
-    verbose = 0 if quiet else "auto"
+    # A progress bar is for a terminal; in a log, CI or `| tee` it is escape codes: one line per epoch.
+    verbose = 0 if quiet else ("auto" if sys.stdout.isatty() else 2)
     if resume:
         given = {
             "--arch": arch,

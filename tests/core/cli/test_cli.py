@@ -225,3 +225,15 @@ def test_train_summary_counts_epochs_in_english(capsys):
         _summary(SimpleNamespace(path="runs/x", metrics=metrics))
         out = capsys.readouterr().out
         assert said in out and "val_accuracy 0.5000" in out, out
+
+
+def test_training_output_to_a_log_is_one_line_per_epoch(tmp_path):
+    """stdout is not a terminal here (captured, as in CI or `| tee`): no progress-bar escape codes."""
+    proc = run_cli(
+        "train", "--arch", "mlp", "--data", "iris", "--hp", "units=8", "--epochs", "2", "--out", tmp_path / "run"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b[" not in proc.stdout and "\r" not in proc.stdout, proc.stdout[-500:]
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs == ["Epoch 1/2", "Epoch 2/2"], proc.stdout[-1000:]
+    assert "(2 epochs, tensorflow," in proc.stdout
