@@ -197,10 +197,10 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     import numpy as np
 
     from core import UsageError
+    from plugins.datasets._checks import check_fractions
 
+    check_fractions(owner, **fractions)
     given = ", ".join(f"{name}={share}" for name, share in fractions.items())
-    if not (all(0 < share < 1 for share in fractions.values()) and sum(fractions.values()) < 1):
-        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, got {given}")
     rng = np.random.default_rng(seed)
     labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
     groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
