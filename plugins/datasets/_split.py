@@ -15,3 +15,14 @@ def split_arrays(x, y, validation, test, seed, stratify=True):
         x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratify else None, random_state=seed
     )
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+
+
+def classification_dataset(x, y, class_names, validation, test, seed, **extra):
+    """A classification ``Dataset`` of the split of ``x`` and int32 labels ``y`` (see
+    ``split_arrays``, stratified); ``extra`` goes to ``Dataset`` (e.g. ``vocab_size``)."""
+    from core import Dataset
+
+    train, val, tst = split_arrays(x, y, validation, test, seed)
+    return Dataset(
+        train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names), **extra
+    )

@@ -14,19 +14,11 @@ def load(validation=0.15, test=0.15, seed=0):
     """Images as float32 in [0, 1] with shape (8, 8, 1); a stratified split fixed by ``seed``."""
     from sklearn.datasets import load_digits
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions
-    from plugins.datasets._split import split_arrays
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     bunch = load_digits()
     x = (bunch.images / 16.0).astype("float32")[..., None]
     y = bunch.target.astype("int32")
-    train, val, tst = split_arrays(x, y, validation, test, seed)
-    return Dataset(
-        train=train,
-        validation=val,
-        test=tst,
-        task="classification",
-        class_names=tuple(str(i) for i in range(10)),
-    )
+    return classification_dataset(x, y, [str(i) for i in range(10)], validation, test, seed)

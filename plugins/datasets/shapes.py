@@ -22,9 +22,8 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     """
     import numpy as np
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
-    from plugins.datasets._split import split_arrays
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "size", size, 8, 256)
@@ -34,14 +33,7 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
     x = draw(y, size, rng)
     x = np.clip(x + rng.normal(0, noise, x.shape), 0, 1).astype("float32")[..., None]
-    train, val, tst = split_arrays(x, y, validation, test, seed)
-    return Dataset(
-        train=train,
-        validation=val,
-        test=tst,
-        task="classification",
-        class_names=CLASS_NAMES,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed)
 
 
 def draw(y, size, rng):

@@ -23,9 +23,8 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     """
     import numpy as np
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
-    from plugins.datasets._split import split_arrays
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "length", length, 2, 4096)
@@ -39,12 +38,4 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     rows = np.arange(samples)
     x[rows, first] = np.where(y == 1, MARKER_A, MARKER_B)
     x[rows, second] = np.where(y == 1, MARKER_B, MARKER_A)
-    train, val, tst = split_arrays(x, y, validation, test, seed)
-    return Dataset(
-        train=train,
-        validation=val,
-        test=tst,
-        task="classification",
-        class_names=CLASS_NAMES,
-        vocab_size=vocab,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed, vocab_size=vocab)

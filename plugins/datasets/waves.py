@@ -24,9 +24,8 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     """
     import numpy as np
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
-    from plugins.datasets._split import split_arrays
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "length", length, 16, 65536)
@@ -48,11 +47,4 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     )
     x = amplitude * families[y, np.arange(samples)] + rng.normal(0, noise, (samples, length))
     x = x.astype("float32")[..., None]
-    train, val, tst = split_arrays(x, y, validation, test, seed)
-    return Dataset(
-        train=train,
-        validation=val,
-        test=tst,
-        task="classification",
-        class_names=CLASS_NAMES,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed)
