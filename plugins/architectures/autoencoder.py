@@ -60,7 +60,7 @@ def build_vae(spec, latent=8, filters=16, levels=2, units=64, beta=1.0, output="
     ``kl_loss`` and ``mse`` (of the reconstruction)."""
     import keras
 
-    from plugins.architectures._layers.generative import VAE
+    from plugins.architectures._layers.vae import VAE
 
     activation = _output_activation(spec, output, "vae")
     encoder = _encoder(spec, (latent, latent), filters, levels, units, "encoder")
@@ -94,7 +94,7 @@ def _encoder(spec, heads, filters, levels, units, name):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.generative import downsamplings
+    from plugins.architectures._layers.parts import downsamplings
 
     inputs = keras.Input(spec.input_shape, name="input")
     x = inputs
@@ -115,7 +115,7 @@ def _decoder(spec, latent, filters, levels, units, activation):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.generative import downsamplings
+    from plugins.architectures._layers.parts import downsamplings
 
     z = keras.Input((latent,), name="latent")
     x = layers.Dense(units, activation="relu")(z)

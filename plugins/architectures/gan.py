@@ -2,7 +2,7 @@
 
 Training is plain ``fit`` on the dataset's images (task "generation", labels unused); each step
 updates the discriminator, then the generator, and logs ``d_loss`` and ``g_loss``. The step is
-written for each backend behind one model class (see ``_layers.generative.GAN``), so
+written for each backend behind one model class (see ``_layers.gan.GAN``), so
 ``kerastack train --arch gan --backend tensorflow|jax|torch`` all work. The generator ends in a
 sigmoid: images are expected in [0, 1], as kerastack's image datasets give them.
 ``kerastack sample RUN_DIR`` draws a grid of generated images.
@@ -42,7 +42,8 @@ def build(
     across samples 0.03 against the data's 0.23); 1e-3 and dropout 0.1 give varied digits (0.21)."""
     import keras
 
-    from plugins.architectures._layers.generative import GAN, downsamplings
+    from plugins.architectures._layers.gan import GAN
+    from plugins.architectures._layers.parts import downsamplings
 
     if len(spec.input_shape) != 3:
         raise ValueError(f"gan needs images (H, W, C); the dataset gives {spec.input_shape}")
@@ -80,7 +81,7 @@ def _discriminator(shape, filters, n, dropout, minibatch_std):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.generative import MinibatchStddev
+    from plugins.architectures._layers.gan import MinibatchStddev
 
     image = keras.Input(shape, name="image")
     x = image

@@ -1,5 +1,5 @@
 """Reading, splitting and task inference shared by the file-based datasets (csv, text_csv, npz,
-image_folder). Not a plugin: modules starting with ``_`` are skipped by discovery."""
+image_folder, text_folder). Not a plugin: modules starting with ``_`` are skipped by discovery."""
 
 MISSING = ("", "na", "n/a", "nan", "null")  # cell texts read as missing, compared lower-cased
 MAX_AUTO_CLASSES = 20  # task=auto: a numeric target with at most this many distinct integers is classes
@@ -34,6 +34,59 @@ def existing_file(path, option, owner, what="file"):
     if not p.is_file():
         raise UsageError(f"{owner}: option {option}={path!r} is a folder, expected a {what}")
     return p
+
+
+def class_files(path, suffixes, owner, example, kind="files"):
+    """``(files, labels, class_names)`` of a folder of class subfolders.
+
+    Class names are the subfolder names of folder ``path``, sorted; a class's files are those whose
+    suffix (any case) is one of ``suffixes``, anywhere under its folder, sorted. Hidden files and
+    folders (a leading ``.``) are skipped. A missing or wrong ``path``, fewer than 2 classes or a
+    class without files is a usage error; ``example`` names one expected file (``IMAGE.png``) and
+    ``kind`` what the files are (``images``).
+    """
+    from core import UsageError
+
+    folders = class_folders(path, owner, example)
+    files, labels = [], []
+    for label, folder in enumerate(folders):
+        found = sorted(
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in suffixes
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+        if not found:
+            raise UsageError(f"{owner}: class folder {folder} holds no {'/'.join(suffixes)} {kind}")
+        files += found
+        labels += [label] * len(found)
+    return files, labels, tuple(d.name for d in folders)
+
+
+def class_folders(path, owner, example):
+    """The class subfolders of folder ``path``, sorted, at least 2 (see ``class_files``)."""
+    from pathlib import Path
+
+    from core import UsageError
+
+    if not path:
+        raise UsageError(
+            f"{owner}: option path is not set; give the folder of class subfolders with --data-opt path=DIR"
+        )
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise UsageError(f"{owner}: option path={path!r}: no such folder")
+    if not root.is_dir():
+        raise UsageError(f"{owner}: option path={path!r} is a file, expected a folder of class subfolders")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise UsageError(f"{owner}: {root} has no class subfolders; expected {root}/CLASS/{example}")
+    if len(folders) < 2:
+        raise UsageError(
+            f"{owner}: {root} has 1 class subfolder ({folders[0].name!r}); classification needs at least 2"
+        )
+    return folders
 
 
 def read_table(path, delimiter, owner):
@@ -144,10 +197,10 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     import numpy as np
 
     from core import UsageError
+    from plugins.datasets._checks import check_fractions
 
+    check_fractions(owner, **fractions)
     given = ", ".join(f"{name}={share}" for name, share in fractions.items())
-    if not (all(0 < share < 1 for share in fractions.values()) and sum(fractions.values()) < 1):
-        raise UsageError(f"{owner}: options {' and '.join(fractions)} must be fractions summing below 1, got {given}")
     rng = np.random.default_rng(seed)
     labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
     groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]

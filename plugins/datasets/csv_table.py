@@ -47,35 +47,14 @@ def load(
     shape (n, 1), original units). The encoding is attached as ``dataset.preprocessing``; ``encode``
     applies it to a new row.
     """
-    import numpy as np
+    from core import Dataset
 
-    from core import Dataset, UsageError, choices_text
-
-    for name, value, valid in (("task", task, TASKS), ("categorical", categorical, ENCODINGS)):
-        if value not in valid:
-            raise UsageError(f"{OWNER}: option {name}={value!r}: valid: {choices_text(valid)}")
-    if not target:
-        raise UsageError(f"{OWNER}: option target is not set; name the column to predict with --data-opt target=COLUMN")
+    check_options(target, task, categorical)
     header, rows, lines = read_table(path, delimiter, OWNER)
-    ignored = [c.strip() for c in ignore.split(",") if c.strip()]
-    for option, name in [("target", target)] + [("ignore", c) for c in ignored]:
-        column_index(header, name, option, path, OWNER)
-    t = header.index(target)
-    features = [i for i, c in enumerate(header) if i != t and c not in ignored]
-    if not features:
-        raise UsageError(f"{OWNER}: {path} has no feature columns besides target {target!r}")
-
-    kept = [r for r in range(len(rows)) if not is_missing(rows[r][t])]
-    if len(kept) < len(rows):
-        print(f"csv: dropped {len(rows) - len(kept)} rows with no value in target {target!r}")
-    rows, lines = [rows[r] for r in kept], [lines[r] for r in kept]
-    y_text = [row[t] for row in rows]
+    t, features = feature_columns(header, target, ignore, path)
+    rows, lines = drop_unlabelled(rows, lines, t, target)
     asked = task
-    task = infer_task(y_text, task, f"target {target!r}", path, lines, OWNER)
-    if task == "classification":
-        class_names, y = encode_labels(y_text, f"target {target!r}", OWNER)
-    else:
-        class_names, y = None, np.array([float(v) for v in y_text], dtype="float32")[:, None]
+    task, class_names, y = encode_target([row[t] for row in rows], task, target, path, lines)
     train, val, tst = split_indices(
         len(rows),
         {"validation": validation, "test": test},
@@ -84,18 +63,7 @@ def load(
         "rows",
         labels=y if task == "classification" else None,
     )
-
-    columns, imputed = [], []
-    for i in features:
-        values = [row[i] for row in rows]
-        columns.append(describe_column(header[i], values, train, categorical))
-        missing = sum(map(is_missing, values))
-        if missing:
-            fill = columns[-1].get("fill")
-            how = f"median {fill:g}" if fill is not None else f"as {MISSING_CATEGORY!r}"
-            imputed.append(f"{missing} in {header[i]!r} ({how})")
-    if imputed:
-        print("csv: imputed missing values: " + ", ".join(imputed))
+    columns = describe_features(header, rows, features, train, categorical)
     x = encode_columns([[row[i] for row in rows] for i in features], columns)
     print(
         f"csv: {len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
@@ -111,6 +79,65 @@ def load(
     )
     dataset.preprocessing = {"columns": columns, "target": target}
     return dataset
+
+
+def check_options(target, task, categorical):
+    from core import UsageError, choices_text
+
+    for name, value, valid in (("task", task, TASKS), ("categorical", categorical, ENCODINGS)):
+        if value not in valid:
+            raise UsageError(f"{OWNER}: option {name}={value!r}: valid: {choices_text(valid)}")
+    if not target:
+        raise UsageError(f"{OWNER}: option target is not set; name the column to predict with --data-opt target=COLUMN")
+
+
+def feature_columns(header, target, ignore, path):
+    """``(target index, feature indices)``: every column but the target and the ``ignore``d ones."""
+    from core import UsageError
+
+    ignored = [c.strip() for c in ignore.split(",") if c.strip()]
+    for option, name in [("target", target)] + [("ignore", c) for c in ignored]:
+        column_index(header, name, option, path, OWNER)
+    t = header.index(target)
+    features = [i for i, c in enumerate(header) if i != t and c not in ignored]
+    if not features:
+        raise UsageError(f"{OWNER}: {path} has no feature columns besides target {target!r}")
+    return t, features
+
+
+def drop_unlabelled(rows, lines, t, target):
+    """``(rows, lines)`` without the rows whose target (column ``t``) is missing."""
+    kept = [r for r in range(len(rows)) if not is_missing(rows[r][t])]
+    if len(kept) < len(rows):
+        print(f"csv: dropped {len(rows) - len(kept)} rows with no value in target {target!r}")
+    return [rows[r] for r in kept], [lines[r] for r in kept]
+
+
+def encode_target(y_text, task, target, path, lines):
+    """``(task, class_names, y)``: int32 class indices, or float32 values of shape (n, 1)."""
+    import numpy as np
+
+    task = infer_task(y_text, task, f"target {target!r}", path, lines, OWNER)
+    if task == "classification":
+        class_names, y = encode_labels(y_text, f"target {target!r}", OWNER)
+        return task, class_names, y
+    return task, None, np.array([float(v) for v in y_text], dtype="float32")[:, None]
+
+
+def describe_features(header, rows, features, train, categorical):
+    """``describe_column`` of each feature column; says which columns had missing cells filled."""
+    columns, imputed = [], []
+    for i in features:
+        values = [row[i] for row in rows]
+        columns.append(describe_column(header[i], values, train, categorical))
+        missing = sum(map(is_missing, values))
+        if missing:
+            fill = columns[-1].get("fill")
+            how = f"median {fill:g}" if fill is not None else f"as {MISSING_CATEGORY!r}"
+            imputed.append(f"{missing} in {header[i]!r} ({how})")
+    if imputed:
+        print("csv: imputed missing values: " + ", ".join(imputed))
+    return columns
 
 
 def encode(row, columns):
@@ -165,6 +192,3 @@ def encode_columns(columns_values, columns):
         else:
             blocks.append((codes + 1)[:, None])
     return np.concatenate(blocks, axis=1).astype("float32")
-
-
-# -- shared by the file-based datasets ---------------------------------------------------------------

@@ -64,40 +64,9 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
 
 def find_images(path):
     """``(files, labels, class_names)`` under folder ``path``; usage errors name what is missing."""
-    from pathlib import Path
+    from plugins.datasets._files import class_files
 
-    from core import UsageError
-
-    if not path:
-        raise UsageError(
-            f"{OWNER}: option path is not set; give the folder of class subfolders with --data-opt path=DIR"
-        )
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise UsageError(f"{OWNER}: option path={path!r}: no such folder")
-    if not root.is_dir():
-        raise UsageError(f"{OWNER}: option path={path!r} is a file, expected a folder of class subfolders")
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not folders:
-        raise UsageError(f"{OWNER}: {root} has no class subfolders; expected {root}/CLASS/IMAGE.png")
-    if len(folders) < 2:
-        raise UsageError(
-            f"{OWNER}: {root} has 1 class subfolder ({folders[0].name!r}); classification needs at least 2"
-        )
-    files, labels = [], []
-    for label, folder in enumerate(folders):
-        found = sorted(
-            p
-            for p in folder.rglob("*")
-            if p.suffix.lower() in SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        )
-        if not found:
-            raise UsageError(f"{OWNER}: class folder {folder} holds no {'/'.join(SUFFIXES)} images")
-        files += found
-        labels += [label] * len(found)
-    return files, labels, tuple(d.name for d in folders)
+    return class_files(path, SUFFIXES, OWNER, "IMAGE.png", "images")
 
 
 def check_image(file):

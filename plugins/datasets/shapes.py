@@ -21,10 +21,9 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     the same range for every class, so the mean intensity of an image says nothing about its class.
     """
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "size", size, 8, 256)
@@ -34,17 +33,7 @@ def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
     x = draw(y, size, rng)
     x = np.clip(x + rng.normal(0, noise, x.shape), 0, 1).astype("float32")[..., None]
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
-    )
-    return Dataset(
-        train=(x_train, y_train),
-        validation=(x_val, y_val),
-        test=(x_test, y_test),
-        task="classification",
-        class_names=CLASS_NAMES,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed)
 
 
 def draw(y, size, rng):

@@ -34,10 +34,10 @@ def load(name, validation=0.15, test=0.15, seed=0):
     names. Regression targets stay in their original units, float32 with shape (n, 1).
     """
     import sklearn.datasets
-    from sklearn.model_selection import train_test_split
 
     from core import Dataset
     from plugins.datasets._checks import check_fractions
+    from plugins.datasets._split import split_arrays
 
     check_fractions(f"dataset {name!r}", validation=validation, test=test)
     loader, task, _ = TABLES[name]
@@ -48,12 +48,8 @@ def load(name, validation=0.15, test=0.15, seed=0):
         y, class_names = bunch.target.astype("int32"), tuple(str(n) for n in bunch.target_names)
     else:
         y, class_names = bunch.target.astype("float32")[:, None], None
-    stratified = task == "classification"
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test, stratify=y if stratified else None, random_state=seed
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratified else None, random_state=seed
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_arrays(
+        x, y, validation, test, seed, stratify=task == "classification"
     )
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1

@@ -118,41 +118,16 @@ def check_options(max_tokens, length, owner):
 
 def read_folder(path, owner):
     """``(texts, labels, class_names)`` of the ``.txt`` files under the class subfolders of ``path``."""
-    from pathlib import Path
+    from core import KerastackError
+    from plugins.datasets._files import class_files
 
-    from core import KerastackError, UsageError
-
-    if not path:
-        raise UsageError(
-            f"{owner}: option path is not set; give the folder of class subfolders with --data-opt path=DIR"
-        )
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise UsageError(f"{owner}: option path={path!r}: no such folder")
-    if not root.is_dir():
-        raise UsageError(f"{owner}: option path={path!r} is a file, expected a folder of class subfolders")
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not folders:
-        raise UsageError(f"{owner}: {root} has no class subfolders; expected {root}/CLASS/TEXT.txt")
-    if len(folders) < 2:
-        raise UsageError(
-            f"{owner}: {root} has 1 class subfolder ({folders[0].name!r}); classification needs at least 2"
-        )
-    texts, labels = [], []
-    for label, folder in enumerate(folders):
-        found = sorted(
-            p
-            for p in folder.rglob("*.txt")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        )
-        if not found:
-            raise UsageError(f"{owner}: class folder {folder} holds no .txt files")
-        for file in found:
-            try:
-                texts.append(file.read_text(encoding="utf-8-sig"))
-            except UnicodeDecodeError as exc:
-                raise KerastackError(f"{owner}: {file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-            except OSError as exc:
-                raise KerastackError(f"{owner}: cannot read {file}: {exc.strerror or exc}") from None
-        labels += [label] * len(found)
-    return texts, labels, tuple(d.name for d in folders)
+    files, labels, class_names = class_files(path, (".txt",), owner, "TEXT.txt")
+    texts = []
+    for file in files:
+        try:
+            texts.append(file.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise KerastackError(f"{owner}: {file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise KerastackError(f"{owner}: cannot read {file}: {exc.strerror or exc}") from None
+    return texts, labels, class_names

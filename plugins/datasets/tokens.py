@@ -22,10 +22,9 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     No sequence is padded; id 0 is reserved for padding all the same, so ``vocab_size`` is ``vocab``.
     """
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "length", length, 2, 4096)
@@ -39,15 +38,4 @@ def load(samples=2000, length=24, vocab=50, seed=0, validation=0.15, test=0.15):
     rows = np.arange(samples)
     x[rows, first] = np.where(y == 1, MARKER_A, MARKER_B)
     x[rows, second] = np.where(y == 1, MARKER_B, MARKER_A)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
-    )
-    return Dataset(
-        train=(x_train, y_train),
-        validation=(x_val, y_val),
-        test=(x_test, y_test),
-        task="classification",
-        class_names=CLASS_NAMES,
-        vocab_size=vocab,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed, vocab_size=vocab)

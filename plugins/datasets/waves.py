@@ -23,10 +23,9 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     deviation ``noise``: only the shape of the wave tells its family.
     """
     import numpy as np
-    from sklearn.model_selection import train_test_split
 
-    from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range, check_samples
+    from plugins.datasets._split import classification_dataset
 
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "length", length, 16, 65536)
@@ -48,14 +47,4 @@ def load(samples=1200, length=64, noise=0.2, seed=0, validation=0.15, test=0.15)
     )
     x = amplitude * families[y, np.arange(samples)] + rng.normal(0, noise, (samples, length))
     x = x.astype("float32")[..., None]
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, stratify=y, random_state=seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest, random_state=seed
-    )
-    return Dataset(
-        train=(x_train, y_train),
-        validation=(x_val, y_val),
-        test=(x_test, y_test),
-        task="classification",
-        class_names=CLASS_NAMES,
-    )
+    return classification_dataset(x, y, CLASS_NAMES, validation, test, seed)
