@@ -1,8 +1,27 @@
 """Runs: the folders training leaves behind, read back, listed, compared, plotted and reported."""
 
 from core.runs.lock import RunLock
-from core.runs.run import (HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, Run, inference_model, load_model,
-                           load_run, new_run_dir)
+from core.runs.run import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    Run,
+    inference_model,
+    load_model,
+    load_run,
+    new_run_dir,
+)
 
-__all__ = ["HISTORY_FILE", "METRICS_FILE", "MODEL_FILE", "RUN_FILE", "Run", "RunLock", "inference_model",
-           "load_model", "load_run", "new_run_dir"]
+__all__ = [
+    "HISTORY_FILE",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "RUN_FILE",
+    "Run",
+    "RunLock",
+    "inference_model",
+    "load_model",
+    "load_run",
+    "new_run_dir",
+]

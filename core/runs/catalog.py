@@ -140,8 +140,13 @@ def compare(paths, everything=False):
         settings = {k: v for k, v in settings.items() if len({repr(x) for x in v}) > 1}
     metric_keys = list(dict.fromkeys(k for r in runs for k in r.metrics if k not in NOT_METRICS))
     metrics = {k: [r.metrics.get(k) for r in runs] for k in _metric_order(metric_keys)}
-    return {"runs": run_names(runs), "paths": [str(r.path) for r in runs], "status": [status_of(r) for r in runs],
-            "settings": settings, "metrics": metrics}
+    return {
+        "runs": run_names(runs),
+        "paths": [str(r.path) for r in runs],
+        "status": [status_of(r) for r in runs],
+        "settings": settings,
+        "metrics": metrics,
+    }
 
 
 def run_names(runs):

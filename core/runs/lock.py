@@ -20,8 +20,9 @@ class RunLock:
             except FileExistsError:
                 pid = self._owner()
                 if pid is not None and _alive(pid):
-                    raise KerastackError(f"{self.path.parent} is being written by process {pid} "
-                                         f"(lock file {self.path})") from None
+                    raise KerastackError(
+                        f"{self.path.parent} is being written by process {pid} (lock file {self.path})"
+                    ) from None
                 print(f"kerastack: taking over {self.path} left by process {pid}, which is gone")
                 self.path.unlink(missing_ok=True)
                 continue

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import KerastackError
-from core.runs.run import load_run
 from core.files import atomic_path
+from core.runs.run import load_run
 
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion.png"
@@ -36,9 +36,16 @@ def write_run_plots(run_dir):
     if predictions.exists() and run.record.get("spec", {}).get("task", "classification") == "classification":
         y_true, y_pred, split = read_predictions(predictions)
         spec = run.record.get("spec", {})
-        written.append(plot_confusion(y_true, y_pred, run.path / CONFUSION_FILE,
-                                      class_names=spec.get("class_names"), num_classes=spec.get("num_classes"),
-                                      title=f"{_title(run)} — {split} split" if split else _title(run)))
+        written.append(
+            plot_confusion(
+                y_true,
+                y_pred,
+                run.path / CONFUSION_FILE,
+                class_names=spec.get("class_names"),
+                num_classes=spec.get("num_classes"),
+                title=f"{_title(run)} — {split} split" if split else _title(run),
+            )
+        )
     return written
 
 
@@ -80,8 +87,14 @@ def plot_curves(history, path, title=""):
         for key, label, style in ((base, "train", "-"), (f"val_{base}", "validation", "--")):
             values = [_float(row.get(key)) for row in history]
             if any(v is not None for v in values):
-                ax.plot(epochs, [np.nan if v is None else v for v in values], style, marker=marker,
-                        markersize=3, label=label)
+                ax.plot(
+                    epochs,
+                    [np.nan if v is None else v for v in values],
+                    style,
+                    marker=marker,
+                    markersize=3,
+                    label=label,
+                )
         ax.set_title(base)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
@@ -117,13 +130,22 @@ def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, tit
     if n <= ANNOTATE_MAX_CLASSES:
         for (i, j), count in np.ndenumerate(matrix):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    ax.set_title(f"{title}\naccuracy {accuracy:.4f}, n={len(y_true)}" if title else
-                 f"accuracy {accuracy:.4f}, n={len(y_true)}", fontsize=10)
+    ax.set_title(
+        f"{title}\naccuracy {accuracy:.4f}, n={len(y_true)}" if title else f"accuracy {accuracy:.4f}, n={len(y_true)}",
+        fontsize=10,
+    )
     figure.tight_layout()
     return save_figure(figure, path)
 

@@ -12,22 +12,43 @@ import time
 from pathlib import Path
 
 from core.errors import KerastackError
-from core.runs.plots import CONFUSION_FILE, CURVES_FILE, PREDICTIONS_FILE, write_run_plots
-from core.runs.catalog import NOT_METRICS, status_of
-from core.runs.run import HISTORY_FILE, load_run
 from core.files import format_size, read_json, write_text
+from core.runs.catalog import NOT_METRICS, status_of
+from core.runs.plots import CONFUSION_FILE, CURVES_FILE, PREDICTIONS_FILE, write_run_plots
+from core.runs.run import HISTORY_FILE, load_run
 from core.versions import package_version
 
 REPORT_FILE = "report.html"
 EXPORT_DIR = "export"
 # Keys of a verify() result, shown for each exported file that has them, in this order.
-RESULT_KEYS = ("split", "samples", "accuracy", "tflite_accuracy", "keras_accuracy", "agreement", "tflite_mae",
-               "keras_mae", "tflite_mse", "keras_mse", "max_abs_diff", "latency_ms_p50",
-               "latency_ms_p90", "threads")
+RESULT_KEYS = (
+    "split",
+    "samples",
+    "accuracy",
+    "tflite_accuracy",
+    "keras_accuracy",
+    "agreement",
+    "tflite_mae",
+    "keras_mae",
+    "tflite_mse",
+    "keras_mse",
+    "max_abs_diff",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "threads",
+)
 FILE_KEYS = ("quantize", "io", "batch")  # from model.json "files" entries
-LABELS = {"tflite_accuracy": "accuracy", "keras_accuracy": "keras accuracy", "tflite_mae": "mae",
-          "keras_mae": "keras mae", "tflite_mse": "mse", "keras_mse": "keras mse",
-          "max_abs_diff": "max |diff| vs keras", "latency_ms_p50": "p50 ms", "latency_ms_p90": "p90 ms"}
+LABELS = {
+    "tflite_accuracy": "accuracy",
+    "keras_accuracy": "keras accuracy",
+    "tflite_mae": "mae",
+    "keras_mae": "keras mae",
+    "tflite_mse": "mse",
+    "keras_mse": "keras mse",
+    "max_abs_diff": "max |diff| vs keras",
+    "latency_ms_p50": "p50 ms",
+    "latency_ms_p90": "p90 ms",
+}
 SPLITS = (("train", ""), ("validation", "val_"), ("test", "test_"))
 COUNTS = ("epochs", "seconds", "trainable_params", "total_params")
 
@@ -63,8 +84,7 @@ def metric_table(metrics):
     for key, value in metrics.items():
         if key in NOT_METRICS or key in COUNTS or not isinstance(value, (int, float)):
             continue
-        split, base = next(((s, key[len(p):]) for s, p in reversed(SPLITS) if p and key.startswith(p)),
-                           ("train", key))
+        split, base = next(((s, key[len(p) :]) for s, p in reversed(SPLITS) if p and key.startswith(p)), ("train", key))
         table.setdefault(base, {})[split] = value
     return table
 
@@ -94,8 +114,7 @@ def _described(folder):
     meta = _read_optional(folder / "model.json")
     for name, entry in (meta.get("files") or {}).items() if isinstance(meta, dict) else ():
         if isinstance(entry, dict):
-            info.setdefault(name, {}).update(
-                {k: entry[k] for k in (*FILE_KEYS, *RESULT_KEYS) if k in entry})
+            info.setdefault(name, {}).update({k: entry[k] for k in (*FILE_KEYS, *RESULT_KEYS) if k in entry})
     for name, result in _verify_results(_read_optional(folder / "verify.json")):
         info.setdefault(name, {}).update({k: result[k] for k in RESULT_KEYS if k in result})
     return info
@@ -156,8 +175,10 @@ def render(facts):
     arch, data = record.get("architecture", {}), record.get("dataset", {})
     training = record.get("training", {})
     title = f"{facts['name']}: {arch.get('name', '?')} on {data.get('name', '?')}"
-    sub = [f"backend {training.get('backend', metrics.get('backend', '?'))}",
-           f"{metrics.get('epochs', training.get('epochs', '?'))} epochs"]
+    sub = [
+        f"backend {training.get('backend', metrics.get('backend', '?'))}",
+        f"{metrics.get('epochs', training.get('epochs', '?'))} epochs",
+    ]
     if "seconds" in metrics:
         sub.append(f"{metrics['seconds']:.1f} s")
     if "total_params" in metrics:
@@ -170,10 +191,12 @@ def render(facts):
         f"<title>{_e(title)} — kerastack report</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(" · ".join(sub))}<br><code>{_e(facts["path"])}</code></p>',
-        "<h2>Metrics</h2>", _metrics_html(facts["metric_table"]),
+        "<h2>Metrics</h2>",
+        _metrics_html(facts["metric_table"]),
         _plots_html(facts["plots"]),
         _exports_html(facts["exports"]),
-        "<h2>Configuration</h2>", _config_html(record),
+        "<h2>Configuration</h2>",
+        _config_html(record),
         _history_html(facts["history"]),
         f"<footer>kerastack {_e(package_version('kerastack') or '?')} · report written "
         f"{_e(time.strftime('%Y-%m-%d %H:%M:%S'))}</footer>",
@@ -236,15 +259,16 @@ def _exports_html(exports):
         rest = [r for r in rows if len(r) <= 2] if described else []
         keys = [k for k in (*FILE_KEYS, *RESULT_KEYS) if any(k in r for r in described)]
         out.append(f"<h3>{_e(exporter)}</h3>")
-        out.append(_table(["file", "size", *[LABELS.get(k, k) for k in keys]],
-                          [[r["file"], format_size(r["size_bytes"]), *[r.get(k) for k in keys]]
-                           for r in described or rows]))
+        out.append(
+            _table(
+                ["file", "size", *[LABELS.get(k, k) for k in keys]],
+                [[r["file"], format_size(r["size_bytes"]), *[r.get(k) for k in keys]] for r in described or rows],
+            )
+        )
         if rest:
             listed = ", ".join(f"{r['file']} ({format_size(r['size_bytes'])})" for r in rest)
             out.append(f'<p class="sub">also: {_e(listed)}</p>')
     return "\n".join(out)
-
-
 
 
 def _config_html(record):
@@ -262,8 +286,18 @@ def _config_html(record):
     for key, label in (("plugins", "Plugins (--plugin)"), ("custom_modules", "Custom layer modules")):
         if record.get(key):
             sections.append((label, [(str(i + 1), item) for i, item in enumerate(record[key])]))
-    known = {"architecture", "dataset", "spec", "training", "transfer", "plugins", "custom_modules",
-             "versions", "status", "created"}
+    known = {
+        "architecture",
+        "dataset",
+        "spec",
+        "training",
+        "transfer",
+        "plugins",
+        "custom_modules",
+        "versions",
+        "status",
+        "created",
+    }
     other = [(k, v) for k, v in record.items() if k not in known]
     if other:
         sections.append(("Other", other))
@@ -277,5 +311,7 @@ def _history_html(history):
     if not history:
         return ""
     keys = list(dict.fromkeys(k for row in history for k in row))
-    return (f"<details><summary>History ({len(history)} epochs)</summary>"
-            f"{_table(keys, [[row.get(k) for k in keys] for row in history])}</details>")
+    return (
+        f"<details><summary>History ({len(history)} epochs)</summary>"
+        f"{_table(keys, [[row.get(k) for k in keys] for row in history])}</details>"
+    )

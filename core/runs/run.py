@@ -97,8 +97,7 @@ def load_model(path, modules=()):
             importlib.import_module(module)
         except Exception as exc:
             raise KerastackError(
-                f"{path}: cannot import {module!r}, which defines layers of this model: "
-                f"{type(exc).__name__}: {exc}"
+                f"{path}: cannot import {module!r}, which defines layers of this model: {type(exc).__name__}: {exc}"
             ) from exc
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
@@ -120,5 +119,3 @@ def _number(text):
         except (TypeError, ValueError):
             pass
     return text
-
-

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-
 from conftest import one_line_error, run_cli, run_python
-from core.runs.catalog import better, compare, find_runs, flatten, key_metric, list_runs
 from fake_runs import add_tflite_export, make_run
+
+from core.runs.catalog import better, compare, find_runs, flatten, key_metric, list_runs
 
 
 def _three_runs(root):
@@ -21,7 +21,12 @@ def test_list_runs_newest_first_with_key_metrics(tmp_path):
     assert [r["name"] for r in runs] == ["new-cnn", "mid-mlp", "old-cnn"]
     new, mid = runs[0], runs[1]
     assert (new["architecture"], new["dataset"], new["backend"], new["epochs"], new["status"]) == (
-        "cnn", "digits", "jax", 3, "complete")
+        "cnn",
+        "digits",
+        "jax",
+        3,
+        "complete",
+    )
     assert (new["key_metric"], new["val"], new["test"]) == ("accuracy", 0.75, 0.74)
     assert mid["key_metric"] == "mae" and mid["val"] == pytest.approx(0.4) and "backend" not in mid["metrics"]
 
@@ -77,10 +82,8 @@ def test_compare_settings_that_differ_and_metrics(tmp_path):
     _three_runs(tmp_path)
     result = compare([tmp_path / "old-cnn", tmp_path / "new-cnn"])
     assert result["runs"] == ["old-cnn", "new-cnn"]
-    assert result["settings"] == {"architecture.options.filters": [16, 32],
-                                  "training.backend": ["tensorflow", "jax"]}
-    assert list(result["metrics"])[:6] == ["accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss",
-                                           "test_loss"]
+    assert result["settings"] == {"architecture.options.filters": [16, 32], "training.backend": ["tensorflow", "jax"]}
+    assert list(result["metrics"])[:6] == ["accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss", "test_loss"]
     everything = compare([tmp_path / "old-cnn", tmp_path / "new-cnn"], everything=True)
     assert "training.batch_size" in everything["settings"]
     # different tasks: the union of metrics, missing ones as None
@@ -111,9 +114,13 @@ def test_runlist_helpers():
     assert key_metric({"loss": 1, "test_mae": 2}) == "mae"
     assert key_metric({"d_loss_gen": 1}) is None
     assert [better(k) for k in ("val_loss", "test_accuracy", "mae", "seconds", "total_params")] == [
-        "lower", "higher", "lower", "lower", None]
-    assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}) == {"a.b": 1, "a.c": "1,2", "a.d": "{}",
-                                                                         "e": None}
+        "lower",
+        "higher",
+        "lower",
+        "lower",
+        None,
+    ]
+    assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}) == {"a.b": 1, "a.c": "1,2", "a.d": "{}", "e": None}
 
 
 def test_command_modules_import_nothing_heavy():

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import run_python
+from fake_runs import make_run
 from PIL import Image
 
-from conftest import run_python
 from core import KerastackError
 from core.runs.plots import plot_confusion, read_predictions, write_run_plots
-from fake_runs import make_run
 
 
 def _png_size(path):
@@ -70,11 +70,14 @@ def test_many_classes_stay_a_readable_size(tmp_path):
 def test_plotting_leaves_pyplot_and_frameworks_alone(tmp_path):
     """Object-oriented matplotlib only: a notebook's pyplot backend is not switched, no keras."""
     run = make_run(tmp_path)
-    proc = run_python("""
+    proc = run_python(
+        """
         import sys
         from core.runs.plots import write_run_plots
         write_run_plots(sys.argv[1])
         print("LOADED", sorted(m for m in ("matplotlib.pyplot", "keras", "tensorflow", "jax", "torch")
                                if m in sys.modules))
-    """, run)
+    """,
+        run,
+    )
     assert "LOADED []" in proc.stdout

@@ -6,8 +6,9 @@ import os
 import re
 
 from conftest import one_line_error, run_cli
-from core.runs.report import exports, metric_table, write_report
 from fake_runs import add_tflite_export, make_run
+
+from core.runs.report import exports, metric_table, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,8 +24,16 @@ def test_report_is_one_self_contained_file(tmp_path):
     assert [name for name, _ in images] == ["curves.png", "confusion.png"]
     assert all(base64.b64decode(data).startswith(PNG) for _, data in images)
     assert not re.search(r'(src|href)="(?!data:)', page) and "<link" not in page and "<script" not in page
-    for text in ("cnn-digits: cnn on digits", "<th>units</th>", "<td>tensorflow</td>", "model_int8.tflite",
-                 "0.8167", "0.9833", "also: labels.txt", "keras</th><td>3.15.1"):
+    for text in (
+        "cnn-digits: cnn on digits",
+        "<th>units</th>",
+        "<td>tensorflow</td>",
+        "model_int8.tflite",
+        "0.8167",
+        "0.9833",
+        "also: labels.txt",
+        "keras</th><td>3.15.1",
+    ):
         assert text in page, text
 
 
@@ -50,9 +59,17 @@ def test_stale_plots_are_redrawn_and_fresh_ones_kept(tmp_path):
 
 
 def test_metric_table_and_exports_read_what_exists(tmp_path):
-    assert metric_table({"loss": 0.1, "val_loss": 0.2, "test_loss": 0.3, "val_accuracy": 0.9,
-                         "epochs": 3, "seconds": 1.0, "backend": "jax"}) == {
-        "loss": {"train": 0.1, "validation": 0.2, "test": 0.3}, "accuracy": {"validation": 0.9}}
+    assert metric_table(
+        {
+            "loss": 0.1,
+            "val_loss": 0.2,
+            "test_loss": 0.3,
+            "val_accuracy": 0.9,
+            "epochs": 3,
+            "seconds": 1.0,
+            "backend": "jax",
+        }
+    ) == {"loss": {"train": 0.1, "validation": 0.2, "test": 0.3}, "accuracy": {"validation": 0.9}}
     run = make_run(tmp_path, predictions=False)
     assert exports(run) == {}
     out = add_tflite_export(run, verified=False)
@@ -62,8 +79,7 @@ def test_metric_table_and_exports_read_what_exists(tmp_path):
     found = exports(run)
     assert found["npz"] == [{"file": "weights.npz", "size_bytes": 4}]
     int8 = next(r for r in found["tflite"] if r["file"] == "model_int8.tflite")
-    assert int8 == {"file": "model_int8.tflite", "size_bytes": 1500, "quantize": "int8", "io": "float",
-                    "batch": None}
+    assert int8 == {"file": "model_int8.tflite", "size_bytes": 1500, "quantize": "int8", "io": "float", "batch": None}
     # verify.json as a mapping of file name to result works too
     (out / "verify.json").write_text(json.dumps({"model_int8.tflite": {"tflite_accuracy": 0.5}}))
     assert next(r for r in exports(run)["tflite"] if r["file"] == "model_int8.tflite")["tflite_accuracy"] == 0.5
