@@ -7,15 +7,19 @@ the Keras model's, ``record_result`` keeps them in ``verify.json``; ``time_calls
 
 import gzip
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from core.data import Dataset
 from core.errors import KerastackError
-from core.files import read_json, write_json
+from core.files import StrPath, read_json, write_json
 
 
-def keras_latency(run_dir, runs=200, warmup=10):
+def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[float, float]:
     """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
     from core import backend as backends
     from core.deploy.export import load_dataset
@@ -31,7 +35,7 @@ def keras_latency(run_dir, runs=200, warmup=10):
     return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)
 
 
-def time_calls(call, runs=200, warmup=10):
+def time_calls(call: Callable[[], object], runs: int = 200, warmup: int = 10) -> tuple[float, float]:
     """(p50, p90) ms of ``call()``, after ``warmup`` untimed calls."""
     times = np.empty(runs)
     for i in range(-warmup, runs):
@@ -43,11 +47,12 @@ def time_calls(call, runs=200, warmup=10):
     return float(p50), float(p90)
 
 
-def gzip_size(path):
+def gzip_size(path: StrPath) -> int:
+    """Bytes of the file at ``path`` gzipped at level 9: what downloading it costs."""
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
 
 
-def single_input_signature(model, exporter):
+def single_input_signature(model: Any, exporter: str) -> list[Any]:
     """``[keras.InputSpec]`` of the model's one input with a dynamic batch, for ``model.export``
     (whose default needs a model that has been called; one loaded from a file has not)."""
     import keras
@@ -61,7 +66,9 @@ def single_input_signature(model, exporter):
     return [keras.InputSpec(shape=(None, *tensor.shape[1:]), dtype=tensor.dtype, name=tensor.name)]
 
 
-def evaluation_data(model, dataset, limit=None):
+def evaluation_data(
+    model: Any, dataset: Dataset, limit: int | None = None
+) -> tuple[str, np.ndarray, np.ndarray | None]:
     """``(split name, x, y)`` to compare an exported model with Keras on: the dataset's evaluation
     split when it fits the model's input, else seeded noise of the input's shape (``y`` None)."""
     from core.data import as_arrays
@@ -74,7 +81,9 @@ def evaluation_data(model, dataset, limit=None):
     return name, x, y
 
 
-def compare_outputs(keras_out, out, y=None, task=None):
+def compare_outputs(
+    keras_out: ArrayLike, out: ArrayLike, y: ArrayLike | None = None, task: str | None = None
+) -> dict[str, float | int]:
     """What ``verify()`` says of a .tflite, for the outputs of any other runtime on the same inputs:
     ``max_abs_diff``; for classification ``accuracy``, ``keras_accuracy``, ``agreement`` (top-1);
     ``mae``/``keras_mae`` for regression; ``mse``/``keras_mse`` for reconstruction (``y`` is then x)."""
@@ -98,8 +107,9 @@ def compare_outputs(keras_out, out, y=None, task=None):
     return result
 
 
-def record_result(path, result):
-    """Keep ``result`` in ``verify.json`` beside ``path``, keyed by its name (as ``verify()`` does)."""
+def record_result(path: StrPath, result: Mapping[str, Any]) -> Path:
+    """Keep ``result`` in ``verify.json`` beside ``path``, keyed by its name (as ``verify()`` does);
+    return the record's path. A damaged record is replaced."""
     path = Path(path)
     record = path.parent / "verify.json"
     try:
