@@ -116,5 +116,16 @@ def record_result(path: StrPath, result: Mapping[str, Any]) -> Path:
         known = read_json(record, "verify record") if record.exists() else {}
     except KerastackError:
         known = {}  # a damaged record is replaced, not fatal
+    known = _by_file_name(known)
     known[path.name] = dict(result, file=str(path))
     return write_json(record, known)
+
+
+def _by_file_name(known: object) -> dict[str, Any]:
+    """A verify.json's results keyed by file name. Older ones hold one result, or a list of them (as
+    ``kerastack report`` still reads them); anything else is not a record and is replaced."""
+    if isinstance(known, dict) and "file" in known and not isinstance(known["file"], dict):
+        known = [known]
+    if isinstance(known, list):
+        return {Path(r["file"]).name: r for r in known if isinstance(r, dict) and "file" in r}
+    return known if isinstance(known, dict) else {}

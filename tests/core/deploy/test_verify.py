@@ -152,6 +152,30 @@ def test_record_result_replaces_a_damaged_record(tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    "old",
+    [
+        [{"file": "/elsewhere/model_int8.tflite", "samples": 60}, "not a result"],  # a list (fake_runs' shape)
+        {"file": "/elsewhere/model_int8.tflite", "samples": 60},  # one result
+    ],
+)
+def test_record_result_keeps_the_results_of_an_older_record(tmp_path, old):
+    (tmp_path / "verify.json").write_text(json.dumps(old))
+    record_result(tmp_path / "model_float32.tflite", {"samples": 5})
+    known = json.loads((tmp_path / "verify.json").read_text())
+    assert known == {
+        "model_int8.tflite": {"file": "/elsewhere/model_int8.tflite", "samples": 60},
+        "model_float32.tflite": {"samples": 5, "file": str(tmp_path / "model_float32.tflite")},
+    }
+
+
+@pytest.mark.parametrize("foreign", ["3", '"text"', "null"])
+def test_record_result_replaces_a_record_that_is_no_mapping(tmp_path, foreign):
+    (tmp_path / "verify.json").write_text(foreign)
+    record_result(tmp_path / "m.tflite", {"samples": 1})
+    assert list(json.loads((tmp_path / "verify.json").read_text())) == ["m.tflite"]
+
+
 def test_record_result_numbers_from_numpy(tmp_path):
     record_result(tmp_path / "m.tflite", {"max_abs_diff": np.float32(0.5), "outputs": np.arange(2)})
     assert json.loads((tmp_path / "verify.json").read_text())["m.tflite"]["outputs"] == [0, 1]
