@@ -1,20 +1,21 @@
 """What every exporter shares: the numbers ``verify()`` gives a .tflite, for any other format.
 
-``evaluation_data`` picks the inputs, ``compare_outputs`` compares an exported model's outputs with
+``evaluation_data`` and ``sample_inputs`` pick the inputs (``input_fits`` says whether a dataset's
+samples fit the model), ``compare_outputs`` compares an exported model's outputs with
 the Keras model's, ``record_result`` keeps them in ``verify.json``; ``time_calls`` and
 ``keras_latency`` measure latency one way everywhere; ``gzip_size`` is what a download costs.
 """
 
 import gzip
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from core.data import Dataset
+from core.data import Dataset, as_arrays
 from core.errors import KerastackError
 from core.files import StrPath, read_json, write_json
 
@@ -23,7 +24,6 @@ def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[
     """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
     from core import backend as backends
     from core.deploy.export import load_dataset
-    from core.deploy.verify import sample_inputs
     from core.plugins import get_plugin_host
     from core.runs import inference_model, load_run
 
@@ -71,14 +71,28 @@ def evaluation_data(
 ) -> tuple[str, np.ndarray, np.ndarray | None]:
     """``(split name, x, y)`` to compare an exported model with Keras on: the dataset's evaluation
     split when it fits the model's input, else seeded noise of the input's shape (``y`` None)."""
-    from core.data import as_arrays
-    from core.deploy.verify import input_fits, sample_inputs
-
     name, split = dataset.evaluation_split()
     x, y = as_arrays(split, limit=limit)
     if not input_fits(model.input_shape[1:], x.shape[1:]):
         return "random", sample_inputs(model, None, limit or 256), None
     return name, x, y
+
+
+def sample_inputs(model: Any, dataset: Dataset | None, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` inputs for ``model`` (anything with a keras ``input_shape``): from the dataset's evaluation
+    split when they fit its input, else seeded standard-normal noise of its input shape (a generator's
+    latent vectors). ``dataset`` None: noise."""
+    if dataset is not None:
+        x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
+        if input_fits(model.input_shape[1:], x.shape[1:]):
+            return x[:n]
+    return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
+
+
+def input_fits(model_shape: Sequence[int | None], data_shape: Sequence[int]) -> bool:
+    """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
+    in the model's shape takes any size)."""
+    return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))
 
 
 def compare_outputs(

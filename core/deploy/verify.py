@@ -1,15 +1,15 @@
 """``verify()``: run a .tflite on the device-side runtime (``tflite/``) and compare it with Keras."""
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import backend as backends
-from core.data import Dataset, as_arrays
 from core.data import batches as iter_batches
+from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import load_dataset
 from core.errors import KerastackError
 from core.files import StrPath
@@ -82,8 +82,6 @@ def verify(
     }
     result.update(totals.metrics())
     if record:
-        from core.deploy.compare import record_result
-
         record_result(tflite_path, result)
     return result
 
@@ -125,20 +123,3 @@ class _Totals:
     def metrics(self) -> dict[str, float]:
         count = self.sums.pop("count", 0)
         return {k: v / count for k, v in self.sums.items()} if count else {}
-
-
-def sample_inputs(model: Any, dataset: Dataset | None, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` inputs for ``model`` (anything with a keras ``input_shape``): from the dataset's evaluation
-    split when they fit its input, else seeded standard-normal noise of its input shape (a generator's
-    latent vectors). ``dataset`` None: noise."""
-    if dataset is not None:
-        x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
-        if input_fits(model.input_shape[1:], x.shape[1:]):
-            return x[:n]
-    return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
-
-
-def input_fits(model_shape: Sequence[int | None], data_shape: Sequence[int]) -> bool:
-    """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
-    in the model's shape takes any size)."""
-    return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))

@@ -129,8 +129,8 @@ def _train_cases(cases: list[dict[str, Any]], workdir: str, plugins: list[str]) 
     """In a backend's process: train each case briefly; save inputs and outputs of its model."""
     import keras
 
+    from core.deploy.compare import sample_inputs
     from core.deploy.export import load_dataset
-    from core.deploy.verify import sample_inputs
     from core.engine.training import train
     from core.errors import KerastackError
     from core.plugins import get_plugin_host

@@ -11,8 +11,16 @@ import pytest
 from fake_runs import make_run
 
 from core.data import Dataset
-from core.deploy.compare import compare_outputs, evaluation_data, gzip_size, record_result, time_calls
-from core.deploy.verify import input_fits, sample_inputs, verify
+from core.deploy.compare import (
+    compare_outputs,
+    evaluation_data,
+    gzip_size,
+    input_fits,
+    record_result,
+    sample_inputs,
+    time_calls,
+)
+from core.deploy.verify import verify
 from core.errors import KerastackError
 
 
