@@ -16,6 +16,7 @@ type says nothing. Constants and other objects need a docstring, not hints.
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import string
 from pathlib import Path
