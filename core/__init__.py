@@ -20,13 +20,15 @@ from core.deploy.compare import (
     compare_outputs,
     evaluation_data,
     gzip_size,
+    input_fits,
     keras_latency,
+    record_result,
+    sample_inputs,
     single_input_signature,
     time_calls,
 )
 from core.deploy.export import ExportContext, export, load_dataset
-from core.deploy.records import record_result
-from core.deploy.verify import input_fits, sample_inputs, verify
+from core.deploy.verify import verify
 from core.engine.training import train
 from core.errors import KerastackError, UsageError, choices_text, did_you_mean, one_line
 from core.files import atomic_path, format_size, read_json, write_bytes, write_csv, write_json, write_text

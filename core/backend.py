@@ -4,14 +4,16 @@ one backend; work that needs another runs in a child process (``core.child``).""
 import importlib.util
 import os
 import sys
+from types import ModuleType
 
 from core.errors import KerastackError, UsageError, choices_text
 
 BACKENDS = ("tensorflow", "jax", "torch")
+"""The Keras backends kerastack trains and exports with, in its order of preference."""
 _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
-def resolve(name=None):
+def resolve(name: str | None = None) -> str:
     """The backend to use: ``name``, else ``KERAS_BACKEND``, else tensorflow; checked and installed."""
     name = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
     if name not in BACKENDS:
@@ -21,7 +23,7 @@ def resolve(name=None):
     return name
 
 
-def loaded():
+def loaded() -> str | None:
     """The backend of the keras already imported in this process, or None."""
     keras = sys.modules.get("keras")
     if keras is None or not hasattr(keras, "backend"):
@@ -29,13 +31,13 @@ def loaded():
     return keras.backend.backend()
 
 
-def can_use(name):
+def can_use(name: str) -> bool:
     """Whether this process can run ``name`` (keras not imported yet, or imported with it)."""
     current = loaded()
     return current is None or current == name
 
 
-def select(name):
+def select(name: str | None) -> str:
     """Make ``name`` the backend keras will be imported with, without importing it yet."""
     name = resolve(name)
     if not can_use(name):
@@ -44,8 +46,9 @@ def select(name):
     return name
 
 
-def use(name):
-    """Import keras under ``name`` in this process and return the module."""
+def use(name: str | None) -> ModuleType:
+    """Import keras under ``name`` (None: ``KERAS_BACKEND``, else tensorflow) in this process; return
+    the keras module."""
     name = resolve(name)
     current = loaded()
     if current is not None and current != name:

@@ -10,17 +10,21 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from core.errors import KerastackError
 
 PARTIAL = ".partial-"  # in the names of atomic_path's temporary files
+StrPath = str | os.PathLike[str]
+"""A path as the writers take it: text or a ``pathlib.Path``."""
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: StrPath) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success.
 
     A crash at any moment leaves either the old file or the new one, never a truncated file.
@@ -47,7 +51,7 @@ def atomic_path(path):
             tmp.unlink(missing_ok=True)
 
 
-def remove_partials(folder):
+def remove_partials(folder: StrPath) -> int:
     """Delete the temporary files that writers killed mid-write left in ``folder`` and below; call
     it only while holding the folder's lock (no live writer). Returns how many were removed."""
     found = [p for p in Path(folder).rglob(f".*{PARTIAL}*") if p.is_file()]
@@ -56,22 +60,27 @@ def remove_partials(folder):
     return len(found)
 
 
-def write_bytes(path, data):
+def write_bytes(path: StrPath, data: bytes) -> Path:
+    """Write ``data`` to ``path`` whole or not at all (see ``atomic_path``); return ``path`` as a Path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path, text):
+def write_text(path: StrPath, text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` whole or not at all; return ``path`` as a Path."""
     return write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path, obj):
+def write_json(path: StrPath, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (numpy arrays as lists, paths as text) whole or not at all;
+    return ``path`` as a Path."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
 
 
-def write_csv(path, rows):
-    """``rows``: a list of dicts, as one CSV whose header is the union of their keys."""
+def write_csv(path: StrPath, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """``rows``: a list of dicts, as one CSV whose header is the union of their keys; written whole
+    or not at all. Returns ``path`` as a Path."""
     buf = io.StringIO()
     if rows:
         fields = list(dict.fromkeys(k for row in rows for k in row))
@@ -81,7 +90,8 @@ def write_csv(path, rows):
     return write_text(path, buf.getvalue())
 
 
-def read_json(path, what="file"):
+def read_json(path: StrPath, what: str = "file") -> Any:
+    """The JSON in ``path``; a missing or unreadable file is a ``KerastackError`` calling it ``what``."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -91,7 +101,7 @@ def read_json(path, what="file"):
         raise KerastackError(f"{path}: unreadable {what}: {exc}") from None
 
 
-def _default(obj):
+def _default(obj: object) -> object:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, (set, tuple)):

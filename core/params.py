@@ -6,6 +6,8 @@ list (comma-separated on the command line), or ``None`` (the text is read as a n
 """
 
 import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from core.errors import UsageError, choices_text, did_you_mean
 
@@ -13,7 +15,7 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def signature_defaults(func, skip):
+def signature_defaults(func: Callable[..., Any], skip: int) -> tuple[dict[str, Any], bool]:
     """``(defaults, accepts_any)`` for ``func`` after its first ``skip`` positional parameters.
 
     Raises ``TypeError`` for a parameter without a default: every option must have one, so that the
@@ -37,7 +39,7 @@ def signature_defaults(func, skip):
     return defaults, accepts_any
 
 
-def parse_pairs(pairs, flag):
+def parse_pairs(pairs: Iterable[object] | None, flag: str) -> dict[str, str]:
     """``["a=1", "b=x"]`` → ``{"a": "1", "b": "x"}``; a malformed pair is a usage error naming ``flag``."""
     out = {}
     for pair in pairs or ():
@@ -49,7 +51,9 @@ def parse_pairs(pairs, flag):
     return out
 
 
-def coerce_options(given, defaults, accepts_any, owner, what):
+def coerce_options(
+    given: Mapping[str, Any] | None, defaults: Mapping[str, Any], accepts_any: bool, owner: str, what: str
+) -> dict[str, Any]:
     """Check ``given`` (name → text or value) against ``defaults``; return name → typed value.
 
     ``owner`` names who takes the options (``architecture 'cnn'``), ``what`` what they are called
@@ -71,7 +75,7 @@ def coerce_options(given, defaults, accepts_any, owner, what):
     return out
 
 
-def coerce(value, default):
+def coerce(value: Any, default: Any) -> Any:
     """``value`` (text or a Python value) as the type of ``default``; ``ValueError`` says what was expected."""
     if isinstance(default, bool):
         return _bool(value)
@@ -107,7 +111,7 @@ def coerce(value, default):
     return value
 
 
-def _bool(value):
+def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -118,7 +122,7 @@ def _bool(value):
     raise ValueError("expected true or false")
 
 
-def _auto(text):
+def _auto(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     low = text.strip().lower()

@@ -11,8 +11,10 @@ import importlib.util
 import os
 import pkgutil
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -23,7 +25,7 @@ from core.registry import KINDS, Registry, make_entry, trace
 BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
 
 
-def builtin_plugins():
+def builtin_plugins() -> tuple[str, ...]:
     """Every public module or package of the built-in plugin packages, found without importing them.
 
     A plugin is a module (``plugins/architectures/cnn.py``) or a package whose ``__init__`` holds the
@@ -46,12 +48,13 @@ class PluginInfo:
     name: str
     origin: str  # "built-in", "package", "module" or "path"
     location: str  # module name or file path
-    package: str = None
-    version: str = None
-    error: str = None
-    hooks: list = field(default_factory=list)
+    package: str | None = None
+    version: str | None = None
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
 
-    def label(self):
+    def label(self) -> str:
+        """``"plugin 'cnn' (built-in)"``: how messages name the plugin and where it came from."""
         if self.origin == "package":
             where = f"{self.package} {self.version}"
         elif self.origin == "built-in":
@@ -60,7 +63,8 @@ class PluginInfo:
             where = self.location
         return f"plugin {self.name!r} ({where})"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
+        """The plugin as JSON-able data: name, origin, location, package, hooks and any error."""
         out = {"name": self.name, "origin": self.origin, "location": self.location}
         if self.package:
             out.update(package=self.package, version=self.version)
@@ -70,7 +74,8 @@ class PluginInfo:
         return out
 
 
-def env_list(name):
+def env_list(name: str) -> list[str]:
+    """The comma-separated items of environment variable ``name`` (none when it is unset)."""
     return [s.strip() for s in os.environ.get(name, "").split(",") if s.strip()]
 
 
@@ -81,7 +86,14 @@ class PluginHost:
     ``KERASTACK_DISABLE_PLUGINS`` names plugins to skip. Each host is independent: tests make their own.
     """
 
-    def __init__(self, extra=(), *, builtins=None, entry_points=True, disabled=None):
+    def __init__(
+        self,
+        extra: Iterable[str] = (),
+        *,
+        builtins: Iterable[str] | None = None,
+        entry_points: bool = True,
+        disabled: Iterable[str] | None = None,
+    ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         # The same --plugin given twice (or also in KERASTACK_PLUGINS) is one plugin.
@@ -105,7 +117,7 @@ class PluginHost:
         self.pm.check_pending()
 
     # -- loading -----------------------------------------------------------------------------------
-    def _load(self, info, loader):
+    def _load(self, info: PluginInfo, loader: Callable[[], object]) -> None:
         if info.name in self.disabled:
             return
         if info.name in self.plugins:
@@ -134,7 +146,7 @@ class PluginHost:
         info.hooks = sorted(c.name for c in self.pm.get_hookcallers(obj) or ())
         trace(f"loaded {info.label()}: hooks {', '.join(info.hooks) or '(none)'}")
 
-    def _reject_unknown_hooks(self):
+    def _reject_unknown_hooks(self) -> None:
         """A hook implementation whose name matches no spec (a typo) marks its plugin broken."""
         for name, caller in list(vars(self.pm.hook).items()):
             if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
@@ -146,7 +158,7 @@ class PluginHost:
                 info.error = f"hook {name!r} matches no kerastack hook{did_you_mean(name, HOOKS)}"
                 self._unregister(info)
 
-    def _unregister(self, info):
+    def _unregister(self, info: PluginInfo) -> None:
         obj = self._objects.pop(info.name, None)
         if obj is not None and self.pm.is_registered(obj):
             self.pm.unregister(obj)
@@ -154,10 +166,11 @@ class PluginHost:
 
     # -- what plugins register ---------------------------------------------------------------------
     @property
-    def broken(self):
+    def broken(self) -> list[PluginInfo]:
+        """The plugins that failed to load or to register."""
         return [p for p in self.plugins.values() if p.error]
 
-    def registry(self, kind):
+    def registry(self, kind: str) -> Registry:
         """The registry of ``kind`` ("architecture", "dataset", "exporter", "callback"), built once."""
         if kind not in self._registries:
             hook = KINDS[kind][0]
@@ -183,8 +196,8 @@ class PluginHost:
             self._registries[kind] = registry
         return self._registries[kind]
 
-    def add_commands(self, cli):
-        """Let plugins add commands to ``cli``; a command that raises names its plugin."""
+    def add_commands(self, cli: Any) -> None:
+        """Let plugins add commands to ``cli`` (a ``click.Group``); a command that raises names its plugin."""
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.plugins[impl.plugin_name]
             before = dict(cli.commands)
@@ -196,7 +209,7 @@ class PluginHost:
                 if before.get(name) is not command and command.callback is not None:
                     command.callback = _naming_errors(command.callback, f"command {name!r} from {info.label()}")
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """Everything ``kerastack plugins --json`` shows."""
         regs = {kind: self.registry(kind) for kind in KINDS}
         out = []
@@ -220,7 +233,7 @@ class PluginHost:
 HOOKS = [spec[0] for spec in KINDS.values()] + ["register_commands"]
 
 
-def _user_plugin(spec):
+def _user_plugin(spec: str) -> tuple[PluginInfo, Callable[[], object]]:
     """PluginInfo and loader for a ``--plugin`` value: a ``.py`` file path or an importable module."""
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = Path(spec).expanduser().resolve()
@@ -244,7 +257,7 @@ def _user_plugin(spec):
     return PluginInfo(spec, "module", spec), lambda: importlib.import_module(spec)
 
 
-def _naming_errors(callback, owner):
+def _naming_errors(callback: Callable[..., Any], owner: str) -> Callable[..., Any]:
     """``callback`` with its unexpected exceptions turned into errors that name ``owner``."""
     import functools
 
@@ -265,7 +278,7 @@ def _naming_errors(callback, owner):
 _default_hosts = {}
 
 
-def get_plugin_host(extra=()):
+def get_plugin_host(extra: Iterable[str] = ()) -> PluginHost:
     """The process-wide host for these ``--plugin`` values (built on first use)."""
     key = tuple(extra)
     if key not in _default_hosts:

@@ -3,7 +3,9 @@
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from core.errors import KerastackError, UsageError, choices_text, did_you_mean
 from core.params import coerce_options, signature_defaults
@@ -20,7 +22,15 @@ KINDS = {
 }
 
 
-def trace(message):
+class PluginLike(Protocol):
+    """What an entry needs of the plugin that registered it (a ``core.plugins.PluginInfo``)."""
+
+    name: str
+
+    def label(self) -> str: ...
+
+
+def trace(message: str) -> None:
     """One line on stderr when KERASTACK_TRACE_PLUGINS is set (``--trace-plugins``)."""
     if os.environ.get("KERASTACK_TRACE_PLUGINS"):
         print(f"kerastack: trace: {message}", file=sys.stderr)
@@ -32,22 +42,23 @@ class Entry:
 
     kind: str
     name: str
-    func: object
+    func: Callable[..., Any]
     summary: str
-    plugin: object  # core.plugins.PluginInfo
+    plugin: PluginLike  # core.plugins.PluginInfo
     extra: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)
     accepts_any: bool = False
 
     @property
-    def owner(self):
+    def owner(self) -> str:
+        """``"architecture 'cnn'"``: the kind and name, as errors name the entry."""
         return f"{self.kind} {self.name!r}"
 
-    def options(self, given):
+    def options(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
         """Check and type ``given`` options (text or values) against this entry's defaults."""
         return coerce_options(given, self.defaults, self.accepts_any, self.owner, KINDS[self.kind][2])
 
-    def call(self, *args, **kwargs):
+    def call(self, *args: Any, **kwargs: Any) -> Any:
         """Call the plugin's function; an exception in it becomes an error naming the plugin."""
         trace(
             f"calling {self.owner} from {self.plugin.label()}: "
@@ -63,7 +74,8 @@ class Entry:
                 f"{self.owner} from {self.plugin.label()} failed in {func}(): {type(exc).__name__}: {exc}"
             ) from exc
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
+        """The entry as JSON-able data (``kerastack plugins --json``): name, summary, plugin, extras, options."""
         out = {"name": self.name, "summary": self.summary, "plugin": self.plugin.name}
         out.update({k: _jsonable(v) for k, v in self.extra.items()})
         out[KINDS[self.kind][2] + "s"] = {k: _jsonable(v) for k, v in self.defaults.items()}
@@ -73,13 +85,14 @@ class Entry:
 class Registry:
     """The entries of one kind, with the conflicts and errors met while collecting them."""
 
-    def __init__(self, kind, broken=()):
+    def __init__(self, kind: str, broken: Iterable[PluginLike] = ()) -> None:
         self.kind = kind
         self.entries = {}
         self.conflicts = {}  # name → [Entry, Entry, ...] registered by different plugins
         self.broken = list(broken)  # PluginInfo of plugins that failed to load or register
 
-    def add(self, entry):
+    def add(self, entry: Entry) -> None:
+        """Add ``entry``; a name registered before becomes a conflict, reported when it is asked for."""
         if entry.name in self.conflicts:
             self.conflicts[entry.name].append(entry)
         elif entry.name in self.entries:
@@ -87,10 +100,13 @@ class Registry:
         else:
             self.entries[entry.name] = entry
 
-    def names(self):
+    def names(self) -> list[str]:
+        """Every registered name, conflicting ones included, sorted."""
         return sorted(set(self.entries) | set(self.conflicts))
 
-    def get(self, name):
+    def get(self, name: str) -> Entry:
+        """The entry called ``name``; a ``UsageError`` for a conflict or an unknown name (with a guess,
+        the valid names and the broken plugins that might have registered it)."""
         if name in self.conflicts:
             plugins = list(dict.fromkeys(e.plugin.label() for e in self.conflicts[name]))
             if len(plugins) == 1:
@@ -110,7 +126,9 @@ class Registry:
         return self.entries[name]
 
 
-def make_entry(kind, plugin, name, func, summary="", **extra):
+def make_entry(
+    kind: str, plugin: PluginLike, name: str, func: Callable[..., Any], summary: str = "", **extra: Any
+) -> Entry:
     """Validate one ``register(...)`` call; ``TypeError`` says what is wrong with it."""
     _, skip, _, allowed = KINDS[kind]
     unknown = set(extra) - set(allowed)
@@ -132,7 +150,7 @@ def make_entry(kind, plugin, name, func, summary="", **extra):
     return Entry(kind, name, func, str(summary or ""), plugin, values, defaults, accepts_any)
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     if callable(value):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from core.deploy.records import record_result
+from core.deploy.compare import record_result
 from core.deploy.verify import exported_from, verify
 from core.errors import KerastackError
 

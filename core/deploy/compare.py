@@ -1,24 +1,29 @@
 """What every exporter shares: the numbers ``verify()`` gives a .tflite, for any other format.
 
-``evaluation_data`` picks the inputs, ``compare_outputs`` compares an exported model's outputs with
+``evaluation_data`` and ``sample_inputs`` pick the inputs (``input_fits`` says whether a dataset's
+samples fit the model), ``compare_outputs`` compares an exported model's outputs with
 the Keras model's, ``record_result`` keeps them in ``verify.json``; ``time_calls`` and
 ``keras_latency`` measure latency one way everywhere; ``gzip_size`` is what a download costs.
 """
 
 import gzip
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from core.data import Dataset, as_arrays
 from core.errors import KerastackError
+from core.files import StrPath, read_json, write_json
 
 
-def keras_latency(run_dir, runs=200, warmup=10):
+def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[float, float]:
     """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
     from core import backend as backends
     from core.deploy.export import load_dataset
-    from core.deploy.verify import sample_inputs
     from core.plugins import get_plugin_host
     from core.runs import inference_model, load_run
 
@@ -30,7 +35,7 @@ def keras_latency(run_dir, runs=200, warmup=10):
     return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)
 
 
-def time_calls(call, runs=200, warmup=10):
+def time_calls(call: Callable[[], object], runs: int = 200, warmup: int = 10) -> tuple[float, float]:
     """(p50, p90) ms of ``call()``, after ``warmup`` untimed calls."""
     times = np.empty(runs)
     for i in range(-warmup, runs):
@@ -42,11 +47,12 @@ def time_calls(call, runs=200, warmup=10):
     return float(p50), float(p90)
 
 
-def gzip_size(path):
+def gzip_size(path: StrPath) -> int:
+    """Bytes of the file at ``path`` gzipped at level 9: what downloading it costs."""
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
 
 
-def single_input_signature(model, exporter):
+def single_input_signature(model: Any, exporter: str) -> list[Any]:
     """``[keras.InputSpec]`` of the model's one input with a dynamic batch, for ``model.export``
     (whose default needs a model that has been called; one loaded from a file has not)."""
     import keras
@@ -60,12 +66,11 @@ def single_input_signature(model, exporter):
     return [keras.InputSpec(shape=(None, *tensor.shape[1:]), dtype=tensor.dtype, name=tensor.name)]
 
 
-def evaluation_data(model, dataset, limit=None):
+def evaluation_data(
+    model: Any, dataset: Dataset, limit: int | None = None
+) -> tuple[str, np.ndarray, np.ndarray | None]:
     """``(split name, x, y)`` to compare an exported model with Keras on: the dataset's evaluation
     split when it fits the model's input, else seeded noise of the input's shape (``y`` None)."""
-    from core.data import as_arrays
-    from core.deploy.verify import input_fits, sample_inputs
-
     name, split = dataset.evaluation_split()
     x, y = as_arrays(split, limit=limit)
     if not input_fits(model.input_shape[1:], x.shape[1:]):
@@ -73,7 +78,26 @@ def evaluation_data(model, dataset, limit=None):
     return name, x, y
 
 
-def compare_outputs(keras_out, out, y=None, task=None):
+def sample_inputs(model: Any, dataset: Dataset | None, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` inputs for ``model`` (anything with a keras ``input_shape``): from the dataset's evaluation
+    split when they fit its input, else seeded standard-normal noise of its input shape (a generator's
+    latent vectors). ``dataset`` None: noise."""
+    if dataset is not None:
+        x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
+        if input_fits(model.input_shape[1:], x.shape[1:]):
+            return x[:n]
+    return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
+
+
+def input_fits(model_shape: Sequence[int | None], data_shape: Sequence[int]) -> bool:
+    """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
+    in the model's shape takes any size)."""
+    return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))
+
+
+def compare_outputs(
+    keras_out: ArrayLike, out: ArrayLike, y: ArrayLike | None = None, task: str | None = None
+) -> dict[str, float | int]:
     """What ``verify()`` says of a .tflite, for the outputs of any other runtime on the same inputs:
     ``max_abs_diff``; for classification ``accuracy``, ``keras_accuracy``, ``agreement`` (top-1);
     ``mae``/``keras_mae`` for regression; ``mse``/``keras_mse`` for reconstruction (``y`` is then x)."""
@@ -95,3 +119,27 @@ def compare_outputs(keras_out, out, y=None, task=None):
             {name: float(np.mean(error(out - target))), f"keras_{name}": float(np.mean(error(keras_out - target)))}
         )
     return result
+
+
+def record_result(path: StrPath, result: Mapping[str, Any]) -> Path:
+    """Keep ``result`` in ``verify.json`` beside ``path``, keyed by its name (as ``verify()`` does);
+    return the record's path. A damaged record is replaced."""
+    path = Path(path)
+    record = path.parent / "verify.json"
+    try:
+        known = read_json(record, "verify record") if record.exists() else {}
+    except KerastackError:
+        known = {}  # a damaged record is replaced, not fatal
+    known = _by_file_name(known)
+    known[path.name] = dict(result, file=str(path))
+    return write_json(record, known)
+
+
+def _by_file_name(known: object) -> dict[str, Any]:
+    """A verify.json's results keyed by file name. Older ones hold one result, or a list of them (as
+    ``kerastack report`` still reads them); anything else is not a record and is replaced."""
+    if isinstance(known, dict) and "file" in known and not isinstance(known["file"], dict):
+        known = [known]
+    if isinstance(known, list):
+        return {Path(r["file"]).name: r for r in known if isinstance(r, dict) and "file" in r}
+    return known if isinstance(known, dict) else {}

@@ -1,15 +1,18 @@
 """``export()``: run a deployment plugin on a finished run, in the backend the plugin needs."""
 
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import check_dataset
+from core.data import Dataset, check_dataset
 from core.errors import KerastackError
-from core.plugins import get_plugin_host
-from core.runs import inference_model, load_run
+from core.files import StrPath
+from core.plugins import PluginHost, get_plugin_host
+from core.runs import Run, inference_model, load_run
 
 
 @dataclass
@@ -17,14 +20,16 @@ class ExportContext:
     """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``),
     its dataset, where to write, and the run record."""
 
-    model: object
-    dataset: object
+    model: Any  # keras.Model
+    dataset: Dataset
     out_dir: Path
-    run: dict
+    run: dict[str, Any]
     run_dir: Path
 
 
-def export(run_dir, to, options=None, *, plugins=None):
+def export(
+    run_dir: StrPath, to: str, options: Mapping[str, Any] | None = None, *, plugins: Iterable[str] | None = None
+) -> list[Path]:
     """Export run ``run_dir`` with exporter ``to``; return the paths written.
 
     ``plugins`` defaults to the ``--plugin`` modules recorded in the run, so a model trained with a
@@ -62,7 +67,7 @@ def export(run_dir, to, options=None, *, plugins=None):
     return [Path(p) for p in paths]
 
 
-def write_report(run_dir, to, *, plugins=None):
+def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = None) -> list[Path]:
     """Run exporter ``to``'s ``report(run_dir, out_dir)``, if it registered one; return its paths."""
     run = load_run(run_dir)
     plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
@@ -80,11 +85,11 @@ def write_report(run_dir, to, *, plugins=None):
         ) from exc
 
 
-def _export_json(**kwargs):
+def _export_json(**kwargs: Any) -> list[str]:
     return [str(p) for p in export(**kwargs)]
 
 
-def load_dataset(run, host=None):
+def load_dataset(run: Run, host: PluginHost | None = None) -> Dataset:
     """The run's dataset, loaded again by its plugin with the options recorded in ``run.json``.
 
     ``host`` defaults to the plugin host of the ``--plugin`` modules recorded in the run."""

@@ -1,22 +1,34 @@
 """``verify()``: run a .tflite on the device-side runtime (``tflite/``) and compare it with Keras."""
 
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core import backend as backends
-from core.data import as_arrays
 from core.data import batches as iter_batches
+from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import load_dataset
 from core.errors import KerastackError, UsageError
+from core.files import StrPath
 from core.plugins import get_plugin_host
 from core.runs import inference_model, load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 
 
-def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, record=True, other_run=False):
+def verify(
+    tflite_path: StrPath,
+    run_dir: StrPath,
+    *,
+    threads: int = 1,
+    latency_runs: int = 200,
+    plugins: Iterable[str] | None = None,
+    record: bool = True,
+    other_run: bool = False,
+) -> dict[str, Any]:
     """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
@@ -80,8 +92,6 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
     }
     result.update(totals.metrics())
     if record and not source:
-        from core.deploy.records import record_result
-
         record_result(tflite_path, result)
     return result
 
@@ -89,16 +99,16 @@ def verify(tflite_path, run_dir, *, threads=1, latency_runs=200, plugins=None, r
 class _Totals:
     """Running sums for verify's metrics; ``task`` None compares outputs only."""
 
-    def __init__(self, task):
+    def __init__(self, task: str | None) -> None:
         self.task = task
         self.n = 0
         self.max_abs_diff = 0.0
         self.sums = {}
 
-    def _add(self, key, value):
+    def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(value)
 
-    def add(self, x, y, lite_out, keras_out):
+    def add(self, x: np.ndarray, y: np.ndarray | None, lite_out: np.ndarray, keras_out: np.ndarray) -> None:
         self.n += len(x)
         if lite_out.size:
             self.max_abs_diff = max(self.max_abs_diff, float(np.max(np.abs(lite_out - keras_out))))
@@ -120,28 +130,12 @@ class _Totals:
             self._add("keras_mse", np.sum((keras_out - target) ** 2))
             self._add("count", target.size)
 
-    def metrics(self):
+    def metrics(self) -> dict[str, float]:
         count = self.sums.pop("count", 0)
         return {k: v / count for k, v in self.sums.items()} if count else {}
 
 
-def sample_inputs(model, dataset, n, seed=0):
-    """``n`` inputs for ``model``: from the dataset's evaluation split when they fit its input,
-    else seeded standard-normal noise of its input shape (a generator's latent vectors)."""
-    if dataset is not None:
-        x, _ = as_arrays(dataset.evaluation_split()[1], limit=n)
-        if input_fits(model.input_shape[1:], x.shape[1:]):
-            return x[:n]
-    return np.random.default_rng(seed).normal(size=(n, *model.input_shape[1:])).astype("float32")
-
-
-def input_fits(model_shape, data_shape):
-    """Whether samples of ``data_shape`` fit a model input of ``model_shape`` (no batch axis; ``None``
-    in the model's shape takes any size)."""
-    return len(model_shape) == len(data_shape) and all(m in (None, d) for m, d in zip(model_shape, data_shape))
-
-
-def exported_from(tflite_path, run_path):
+def exported_from(tflite_path: StrPath, run_path: StrPath) -> str | None:
     """The run ``tflite_path`` was exported from (its metadata's ``source_run``) when that is another
     run than ``run_path``; else None. A file inside ``run_path`` is that run's, wherever it moved."""
     from tflite.runner import load_metadata

@@ -6,12 +6,16 @@ training process leaves the caller's matplotlib state alone.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import KerastackError
-from core.files import atomic_path
+from core.files import StrPath, atomic_path
 from core.runs.run import load_run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion.png"
@@ -150,7 +154,9 @@ def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, tit
     return save_figure(figure, path)
 
 
-def new_figure():
+def new_figure() -> "Figure":
+    """A matplotlib ``Figure`` drawn with Agg, made without ``pyplot``: the caller's matplotlib state
+    (its default backend, its open figures) is left alone. Save it with ``save_figure``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -159,7 +165,8 @@ def new_figure():
     return figure
 
 
-def save_figure(figure, path):
+def save_figure(figure: "Figure", path: StrPath) -> Path:
+    """Write ``figure`` to ``path`` as a PNG whole or not at all (see ``atomic_path``); return ``path``."""
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)

@@ -16,13 +16,19 @@ than stopping at the first failure; ``check_architecture`` asserts on one case::
 
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.backend import BACKENDS, resolve
 from core.child import call_in_backend
+from core.files import StrPath
+
+Results = dict[tuple[str, str], dict[str, Any]]
+"""``{(case key, backend): result}``: what ``check_architectures`` returns."""
 
 
 @dataclass
@@ -31,21 +37,28 @@ class Case:
 
     arch: str
     data: str
-    hparams: dict = field(default_factory=dict)
-    data_options: dict = field(default_factory=dict)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
     steps: int = 2
     batch_size: int = 16
 
     @property
-    def key(self):
+    def key(self) -> str:
         """A name for the case that is also a safe folder name: ``cnn-digits-filters4-dense8``."""
         parts = [self.arch, self.data, *(f"{k}{v}" for k, v in {**self.hparams, **self.data_options}.items())]
         return "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", p).strip("_") for p in parts)
 
 
 def check_architectures(
-    cases, workdir, *, backends=BACKENDS, plugins=(), export=("none", "int8"), tolerance=1e-5, export_all=False
-):
+    cases: Iterable[Case | Mapping[str, Any]],
+    workdir: StrPath,
+    *,
+    backends: Sequence[str] = BACKENDS,
+    plugins: Iterable[str] = (),
+    export: Sequence[str] = ("none", "int8"),
+    tolerance: float = 1e-5,
+    export_all: bool = False,
+) -> Results:
     """Results ``{(case.key, backend): {...}}`` for each case under each backend (see module doc).
 
     A result has ``exported`` (bool) and, where true, a ``tflite_<quantize>`` row per export."""
@@ -80,19 +93,20 @@ def check_architectures(
 
 
 def check_architecture(
-    arch,
-    data,
+    arch: str,
+    data: str,
     *,
-    hparams=None,
-    data_options=None,
-    backends=BACKENDS,
-    plugins=(),
-    workdir=None,
-    export=("none", "int8"),
-    tolerance=1e-5,
-    export_all=False,
-):
-    """Assert that ``arch`` trains under every backend, reloads in TensorFlow, and exports."""
+    hparams: Mapping[str, Any] | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    backends: Sequence[str] = BACKENDS,
+    plugins: Iterable[str] = (),
+    workdir: StrPath | None = None,
+    export: Sequence[str] = ("none", "int8"),
+    tolerance: float = 1e-5,
+    export_all: bool = False,
+) -> Results:
+    """Assert that ``arch`` trains under every backend, reloads in TensorFlow, and exports (see
+    ``check_architectures``, whose results it returns); the failure message lists every error."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kerastack-check-") as tmp:
@@ -111,12 +125,12 @@ def check_architecture(
     return results
 
 
-def _train_cases(cases, workdir, plugins):
+def _train_cases(cases: list[dict[str, Any]], workdir: str, plugins: list[str]) -> dict[str, Any]:
     """In a backend's process: train each case briefly; save inputs and outputs of its model."""
     import keras
 
+    from core.deploy.compare import sample_inputs
     from core.deploy.export import load_dataset
-    from core.deploy.verify import sample_inputs
     from core.engine.training import train
     from core.errors import KerastackError
     from core.plugins import get_plugin_host
@@ -156,7 +170,9 @@ def _train_cases(cases, workdir, plugins):
     return out
 
 
-def _reload_and_export(dirs, export, tolerance, exporting):
+def _reload_and_export(
+    dirs: dict[str, str], export: list[str], tolerance: float, exporting: list[str]
+) -> dict[str, Any]:
     """In a TensorFlow process: reload each run and compare outputs; export the runs named in
     ``exporting`` and run them on LiteRT."""
     from core.deploy.export import export as run_export
