@@ -110,9 +110,14 @@ def main(argv=None):
         code = 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("kerastack: aborted", err=True)
-        code = 1
+    except click.exceptions.Abort as exc:
+        # Ctrl-C: click turns KeyboardInterrupt into Abort; shells expect 128 + SIGINT for it.
+        interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+        click.echo("kerastack: interrupted" if interrupted else "kerastack: aborted", err=True)
+        code = 130 if interrupted else 1
+    except KeyboardInterrupt:
+        click.echo("kerastack: interrupted", err=True)
+        code = 130
     except click.ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "kerastack"
         hint = f" (see {where} --help)" if isinstance(exc, click.UsageError) else ""
