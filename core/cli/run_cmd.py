@@ -2,8 +2,8 @@ import time
 
 import click
 
-from core import backend as backends
 from core.cli.options import backend_option
+from core.deploy.compare import keras_latency
 from core.deploy.export import export
 from core.deploy.verify import verify
 from core.engine.training import train
@@ -36,7 +36,7 @@ def command(host, backend, epochs, out, seed):
             "keras (" + run.backend + ")",
             run.metrics.get("test_accuracy"),
             run.model_path.stat().st_size,
-            _keras_latency(run),
+            keras_latency(run.path)[0],
         )
     ]
     for quantize in ("none", "int8"):
@@ -55,19 +55,7 @@ def command(host, backend, epochs, out, seed):
     click.echo(f"{'model':<20} {'accuracy':>8} {'size':>11} {'p50 latency':>13}")
     for name, acc, size, latency in rows:
         click.echo(f"{name:<20} {acc:>8.4f} {size / 1024:>7.1f} KiB {latency:>10.3f} ms")
-
-
-def _keras_latency(run, runs=50):
-    """Median time of one single-sample call of the Keras model (no tf.function, as in a notebook)."""
-    import numpy as np
-
-    backends.use(run.backend)
-    x = np.zeros((1, *run.record["spec"]["input_shape"]), dtype="float32")
-    model = run.model
-    model(x, training=False)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        np.asarray(model(x, training=False))
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times))
+    click.echo(
+        "p50 latency of one sample, measured as in the export report: Keras predict_on_batch in this "
+        f"process ({run.backend}), LiteRT invoke() at 1 thread"
+    )
