@@ -100,3 +100,13 @@ def test_tfmot_schedule_fires(results):
     pruning = results["tfmot"]["meta"]["pruning"]
     assert pruning["frequency"] <= pruning["end_step"] < pruning["steps"]
     assert pruning["end_step"] % pruning["frequency"] == 0
+
+
+@pytest.mark.parametrize("total", [1, 7, 10, 63, 100, 1000])
+def test_tfmot_schedule_is_sized_to_the_steps(total):
+    """tfmot prunes only on multiples of ``frequency`` up to ``end_step``: both fit in the steps."""
+    from plugins.deployment.tflite.tfmot_jobs import pruning_steps
+
+    frequency, end_step = pruning_steps(total)
+    assert 1 <= frequency <= end_step and end_step % frequency == 0
+    assert end_step <= max(total, 1) and (total < 10 or end_step < total)
