@@ -53,7 +53,7 @@ def export(
     (``prune_method=native``: ``plugins.deployment.tflite.pruning``, any backend; ``tfmot``: through the bridge), then
     converts with ``quantize`` (``model_int8-pruned50.tflite``). ``clusters=16`` clusters each
     kernel to 16 values with tfmot (``cluster_epochs`` of fine-tuning). ``learning_rate`` (0: 1e-4
-    for QAT, 1e-3 otherwise) and ``finetune_backend`` (default: the run's) apply to all fine-tuning.
+    for QAT and clustering, 1e-3 for pruning) and ``finetune_backend`` (default: the run's) apply to all fine-tuning.
 
     Only builtin ops are allowed unless ``allow_select_ops=true`` (which needs the Flex delegate on
     the device). model.json records each file's size, gzip size and what was done to the weights.

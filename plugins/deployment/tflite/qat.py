@@ -339,7 +339,7 @@ def calibrate(qmodel, x, batch_size=64):
     """
     import keras
 
-    quantizers = [layer for layer in qmodel._flatten_layers() if type(layer).__name__ == "ActivationQuantizer"]
+    quantizers = _quantizers(qmodel)
     for q in quantizers:
         q.calibrating = True
     try:
@@ -371,13 +371,13 @@ def ranges(qmodel):
     import keras
 
     return {
-        layer.name: [
-            float(keras.ops.convert_to_numpy(layer.range_min)),
-            float(keras.ops.convert_to_numpy(layer.range_max)),
-        ]
-        for layer in qmodel._flatten_layers()
-        if type(layer).__name__ == "ActivationQuantizer"
+        q.name: [float(keras.ops.convert_to_numpy(q.range_min)), float(keras.ops.convert_to_numpy(q.range_max))]
+        for q in _quantizers(qmodel)
     }
+
+
+def _quantizers(qmodel):
+    return [layer for layer in qmodel._flatten_layers() if type(layer).__name__ == "ActivationQuantizer"]
 
 
 def load(path, modules=()):

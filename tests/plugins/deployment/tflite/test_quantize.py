@@ -1,36 +1,19 @@
 """The ``tflite`` exporter's fine-tuning options: tfmot QAT and weight clustering; int16x8 with float
-I/O; the errors for options that do not go together. (test_tflite.py: ``quantize=all``.)"""
+I/O; the errors for options that do not go together. (test_exporter.py: ``quantize=all``.)"""
 
 from pathlib import Path
 
 import pytest
 from conftest import digits_cnn, read_json, run_python
+from digits_jobs import PRELUDE
 
 from core import UsageError
 from plugins.deployment.tflite.exporter import export as tflite_export
 
-# One TensorFlow process exports them all; each file runs on LiteRT (tflite.runner) against the
-# run's Keras predictions, computed once.
-JOB = """
-import json, sys
-import numpy as np
-from core import export, load_run
-from plugins.datasets.digits import load
-from tflite import TFLiteModel
-run = sys.argv[1]
-results = {}
-x, y = load().test
-expected = np.asarray(load_run(run).model.predict(x, verbose=0))
-
-
-def verify(path):
-    got = TFLiteModel(path).predict(x).reshape(expected.shape)
-    return {"tflite_accuracy": float(np.mean(got.argmax(-1) == y)),
-            "keras_accuracy": float(np.mean(expected.argmax(-1) == y)),
-            "agreement": float(np.mean(got.argmax(-1) == expected.argmax(-1))),
-            "max_abs_diff": float(np.abs(got - expected).max())}
-
-
+# One TensorFlow process exports them all (digits_jobs.PRELUDE: verify() and the run's predictions).
+JOB = (
+    PRELUDE
+    + """
 def describe(paths):
     out = {"paths": [str(p) for p in paths], "files": {}}
     meta = json.load(open(f"{run}/export/tflite/model.json"))["files"]
@@ -50,6 +33,7 @@ results["tfmot"] = describe(export(run, "tflite", {"qat": "tfmot", "qat_epochs":
 results["clusters"] = describe(export(run, "tflite", {"clusters": 16, "cluster_epochs": 1}))
 json.dump(results, open(f"{run}/quant_results.json", "w"))
 """
+)
 
 
 @pytest.fixture(scope="module")
