@@ -1,8 +1,10 @@
 """``tflite``: the LiteRT exporter, a built-in plugin that is a package.
 
-- ``exporter``: ``export()``, the options and the conversion of each variant
+- ``exporter``: ``export()``, the orchestration; ``options``: ``TFLiteOptions``, which checks itself
+- ``convert``: the LiteRT converter's set-up and checks; ``artifacts``: the files written
 - ``finetune``: QAT and pruning before conversion, run under the run's backend or in a tfmot process
-- ``qat``: Keras-native quantization-aware training (fake-quant layers, BN folding), any backend
+- ``qat``: Keras-native quantization-aware training (the graph rewrite, BN folding, calibration), any
+  backend; ``qat_layers``: its fake-quant layers; ``tuning``: loading, fitting, evaluating a run's model
 - ``pruning``: native magnitude pruning; ``tfmot_jobs`` + ``bridge``: tfmot through tf_keras
 - ``metadata``: model.json, also embedded in each .tflite; ``report``: report.md/report.png
 """

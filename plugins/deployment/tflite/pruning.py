@@ -10,8 +10,6 @@ EinsumDense layers are pruned; biases, normalization and DepthwiseConv kernels (
 matter a lot, as tfmot also decides) are not.
 """
 
-from pathlib import Path
-
 import numpy as np
 
 from core import UsageError
@@ -129,19 +127,14 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
 
     import keras
 
-    from core import as_arrays, atomic_path, is_pair
-    from plugins.deployment.tflite.qat import fit, load_for_finetuning
+    from plugins.deployment.tflite.tuning import fit, load_for_finetuning, save, steps
 
     if not 0 <= target < 1:
         raise UsageError(f"pruning: the target sparsity must lie in [0, 1), got {target}")
     started = time.perf_counter()
     run, model, dataset = load_for_finetuning(run_dir, "prune")
     keras.utils.set_random_seed(seed)
-    batch_size = batch_size or run.record.get("training", {}).get("batch_size") or 32
-    if is_pair(dataset.train):  # fit() trains on whole batches only
-        total_steps = max(1, epochs * max(1, len(as_arrays(dataset.train)[0]) // batch_size))
-    else:
-        total_steps = max(1, epochs * len(dataset.train))
+    total_steps = steps(run, dataset, epochs, batch_size)
     callback = make_callback(target, total_steps)
     if epochs:
         fit(model, run, dataset, epochs, learning_rate, batch_size, callbacks=[callback], verbose=verbose, seed=seed)
@@ -149,8 +142,7 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
         callback.set_model(model)
         callback.on_train_begin()
         callback.on_train_end()
-    with atomic_path(Path(out)) as tmp:
-        model.save(tmp)
+    save(model, out)
     return {
         "method": "native",
         "backend": keras.backend.backend(),

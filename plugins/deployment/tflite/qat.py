@@ -18,18 +18,16 @@ Saved as .keras, the model loads in a TensorFlow process, where Keras emits
 ``tf.quantization.fake_quant_*`` ops: the LiteRT converter turns them into int8 kernels with the
 learned ranges, without a representative dataset.
 
-The layer classes are defined on first use (``custom_objects()``), so importing this module does
-not import keras; call ``custom_objects()`` before loading a saved QAT model by hand.
+The layer classes are in ``qat_layers``, defined on first use (``custom_objects()``), so importing
+this module does not import keras; call ``custom_objects()`` before loading a saved QAT model by hand.
 """
-
-import logging
-from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, UsageError
+from core import UsageError
+from plugins.deployment.tflite.qat_layers import custom_objects
+from plugins.deployment.tflite.tuning import fit, load_for_finetuning, save
 
-DECAY = 0.99
 CALIBRATION_SAMPLES = 512
 
 # Layer classes by how LiteRT treats their output range.
@@ -92,151 +90,6 @@ def supported_layers():
     return sorted(WEIGHTED | PASSTHROUGH | COMPUTING | ACTIVATIONS)
 
 
-# -- the layers ------------------------------------------------------------------------------------
-
-_CLASSES = {}
-
-
-def custom_objects():
-    """The QAT layer classes, defined and registered with Keras on first call."""
-    if not _CLASSES:
-        _define()
-    return dict(_CLASSES)
-
-
-def _define():
-    import keras
-    from keras import ops, quantizers
-
-    register = keras.saving.register_keras_serializable(package="kerastack")
-
-    def quantize_kernel(kernel, per_channel=True):
-        """Symmetric narrow-range fake quantization of a kernel, on its last axis or per tensor."""
-        axes = tuple(range(len(kernel.shape) - 1)) if per_channel else None
-        bound = ops.stop_gradient(ops.maximum(ops.max(ops.abs(kernel), axis=axes), 1e-12))
-        return quantizers.fake_quant_with_min_max_vars(
-            kernel, -bound, bound, num_bits=8, narrow_range=True, axis=-1 if per_channel else None
-        )
-
-    @register
-    class ActivationQuantizer(keras.layers.Layer):
-        """Per-tensor 8-bit fake quantization of activations with moving-average min/max.
-
-        ``decay`` weighs the old range on each training batch. While ``calibrating`` (set by
-        :func:`calibrate`, never saved), it passes its input through unchanged.
-        """
-
-        def __init__(self, decay=DECAY, **kwargs):
-            super().__init__(**kwargs)
-            self.decay = float(decay)
-            self.calibrating = False
-
-        def build(self, input_shape):
-            self.range_min = self.add_weight(shape=(), initializer="zeros", trainable=False, name="min")
-            self.range_max = self.add_weight(
-                shape=(), initializer=keras.initializers.Constant(6.0), trainable=False, name="max"
-            )
-
-        def call(self, x, training=None):
-            if self.calibrating:
-                return x
-            if training:
-                low = ops.minimum(ops.min(ops.stop_gradient(x)), 0.0)
-                high = ops.maximum(ops.max(ops.stop_gradient(x)), 0.0)
-                self.range_min.assign(self.decay * self.range_min + (1 - self.decay) * low)
-                self.range_max.assign(self.decay * self.range_max + (1 - self.decay) * high)
-            return quantizers.fake_quant_with_min_max_vars(x, self.range_min, self.range_max, num_bits=8)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-        def get_config(self):
-            return {**super().get_config(), "decay": self.decay}
-
-    @register
-    class QuantConv1D(keras.layers.Conv1D):
-        """Conv1D with per-channel fake-quantized kernels."""
-
-        def convolution_op(self, inputs, kernel):
-            return super().convolution_op(inputs, quantize_kernel(kernel))
-
-    @register
-    class QuantConv2D(keras.layers.Conv2D):
-        """Conv2D with per-channel fake-quantized kernels."""
-
-        def convolution_op(self, inputs, kernel):
-            return super().convolution_op(inputs, quantize_kernel(kernel))
-
-    @register
-    class QuantDepthwiseConv2D(keras.layers.DepthwiseConv2D):
-        """DepthwiseConv2D with per-channel fake-quantized kernels.
-
-        The kernel ``(kh, kw, in, mult)`` is quantized as ``(kh, kw, 1, in*mult)`` on its last axis:
-        LiteRT's channel order, and Keras's JAX/torch fake quant mis-broadcasts other axes.
-        """
-
-        def call(self, inputs):
-            kh, kw, channels, mult = self.kernel.shape
-            kernel = ops.reshape(
-                quantize_kernel(ops.reshape(self.kernel, (kh, kw, 1, channels * mult))), (kh, kw, channels, mult)
-            )
-            outputs = ops.depthwise_conv(
-                inputs,
-                kernel,
-                strides=self.strides,
-                padding=self.padding,
-                dilation_rate=self.dilation_rate,
-                data_format=self.data_format,
-            )
-            if self.use_bias:
-                outputs = ops.add(outputs, self.bias)
-            return self.activation(outputs) if self.activation is not None else outputs
-
-    @register
-    class QuantConv2DTranspose(keras.layers.Conv2DTranspose):
-        """Conv2DTranspose with a per-tensor fake-quantized kernel (the converter does not take
-        per-channel ranges on its output-channel axis, -2)."""
-
-        def call(self, inputs):
-            kernel = quantize_kernel(self.kernel, per_channel=False)
-            outputs = ops.conv_transpose(
-                inputs,
-                kernel,
-                strides=list(self.strides),
-                padding=self.padding,
-                output_padding=self.output_padding,
-                dilation_rate=self.dilation_rate,
-                data_format=self.data_format,
-            )
-            if self.use_bias:
-                outputs = ops.add(outputs, self.bias)
-            return self.activation(outputs) if self.activation is not None else outputs
-
-    @register
-    class QuantDense(keras.layers.Dense):
-        """Dense with a per-tensor fake-quantized kernel."""
-
-        def call(self, inputs, training=None):
-            x = ops.matmul(inputs, quantize_kernel(self.kernel, per_channel=False))
-            if self.bias is not None:
-                x = ops.add(x, self.bias)
-            return self.activation(x) if self.activation is not None else x
-
-    _CLASSES.update(
-        {
-            c.__name__: c
-            for c in (
-                ActivationQuantizer,
-                QuantConv1D,
-                QuantConv2D,
-                QuantDepthwiseConv2D,
-                QuantConv2DTranspose,
-                QuantDense,
-            )
-        }
-    )
-
-
 # -- rewriting a model -----------------------------------------------------------------------------
 
 
@@ -246,13 +99,21 @@ def quantize_model(model):
     Returns ``(qmodel, plan)``; ``plan`` says what was folded and where quantizers sit.
     """
     import keras
-    from keras import tree
 
-    from plugins.deployment.tflite.bridge import consumers, functional, is_model, nodes, run_graph
+    from plugins.deployment.tflite.bridge import run_graph
 
-    classes = custom_objects()
-    graph = functional(model, "native QAT")
-    # Nested functional models (an autoencoder's encoder and decoder) are inlined: analyse them all.
+    rewrite = _Rewrite(model)
+    inputs, quantized_inputs = rewrite.inputs()
+    outputs = run_graph(rewrite.graph, quantized_inputs, rewrite.call)
+    qmodel = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=f"{model.name}_qat")
+    return qmodel, rewrite.plan
+
+
+def _analyse(graph):
+    """``(used_by, folded)`` of a functional graph and the graphs nested in it (inlined by the
+    rewrite): each tensor's consumers, and the BatchNormalizations folded into the layer before."""
+    from plugins.deployment.tflite.bridge import consumers, functional, is_model, nodes
+
     graphs, used_by, folded = [graph], {}, {}
     for g in graphs:
         for node in nodes(g):
@@ -263,59 +124,84 @@ def quantize_model(model):
         used_by.update(consumers(g))
     for g in graphs:
         folded.update(_folds(g, used_by))
-    folded_bn = {id(bn): conv for conv, bn in folded.values()}
-    plan = {"folded": [[conv.name, bn.name] for conv, bn in folded.values()], "quantizers": [], "integer_inputs": []}
+    return used_by, folded
 
-    def quantize(tensor, name):
-        plan["quantizers"].append(name)
-        return classes["ActivationQuantizer"](name=name)(tensor)
 
-    inputs = []
-    for tensor in graph.inputs:
-        layer = tensor._keras_history.operation
-        new = keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=layer.name)
-        inputs.append(new)
-    quantized_inputs = []
-    for new, tensor in zip(inputs, graph.inputs):
-        if "float" in str(tensor.dtype):
-            quantized_inputs.append(quantize(new, f"{new.name}_quant"))
-        else:
-            plan["integer_inputs"].append(new.name)
-            quantized_inputs.append(new)
+class _Rewrite:
+    """One rewrite of a float graph: ``call`` makes each call of it anew, fake-quantized.
 
-    made = {}  # id(layer) → its rewritten layer (shared layers stay shared)
+    ``made``: ``id(layer) → (its rewritten layer, split activation)`` (shared layers stay shared).
+    """
 
-    def call(node, args, kwargs):
+    def __init__(self, model):
+        from plugins.deployment.tflite.bridge import functional
+
+        self.classes = custom_objects()
+        self.graph = functional(model, "native QAT")
+        self.used_by, self.folded = _analyse(self.graph)
+        self.folded_bn = {id(bn): conv for conv, bn in self.folded.values()}
+        self.plan = {
+            "folded": [[conv.name, bn.name] for conv, bn in self.folded.values()],
+            "quantizers": [],
+            "integer_inputs": [],
+        }
+        self.made = {}
+
+    def quantize(self, tensor, name):
+        self.plan["quantizers"].append(name)
+        return self.classes["ActivationQuantizer"](name=name)(tensor)
+
+    def inputs(self):
+        """``(new inputs, what the graph gets)``: float inputs are quantized, integer ones not."""
+        import keras
+
+        inputs, quantized = [], []
+        for tensor in self.graph.inputs:
+            layer = tensor._keras_history.operation
+            new = keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=layer.name)
+            inputs.append(new)
+            if "float" in str(tensor.dtype):
+                quantized.append(self.quantize(new, f"{new.name}_quant"))
+            else:
+                self.plan["integer_inputs"].append(new.name)
+                quantized.append(new)
+        return inputs, quantized
+
+    def call(self, node, args, kwargs):
+        """The rewritten call of ``node`` on ``args``, with the quantizers after it."""
+        from keras import tree
+
+        from plugins.deployment.tflite.bridge import is_model, run_graph
+
         layer = node.operation
-        kind = type(layer).__name__
         if is_model(layer):
-            return run_graph(layer, tree.flatten((args, kwargs)), call)
-        if id(layer) in folded_bn:  # computed by the conv it was folded into
+            return run_graph(layer, tree.flatten((args, kwargs)), self.call)
+        if id(layer) in self.folded_bn:  # computed by the conv it was folded into
             out = args[0]
-            source = node
         else:
-            first = id(layer) not in made
-            if first:
-                made[id(layer)] = _rewrite(layer, folded.get(id(layer)), classes, node.input_tensors[0].shape)
-            new, split = made[id(layer)]
-            kwargs = {k: v for k, v in kwargs.items() if not (k == "training" and v is False)}
-            out = new(*args, **kwargs)
-            if first and kind not in WEIGHTED and layer.weights:  # a copy: built by the call above
-                new.set_weights(layer.get_weights())
-            source = node
+            out, split = self._call_rewritten(node, args, kwargs)
             if split is not None:  # a non-fusable activation split out of the layer
-                out = quantize(out, f"{layer.name}_quant")
-                out = split(out)
-                return out if split.activation.__name__ in FIXED_RANGE else quantize(out, f"{split.name}_quant")
-        tensor = source.outputs[0]
-        if _needs_quantizer(layer, kind, tensor, used_by, folded, folded_bn):
-            name = (folded_bn[id(layer)].name if id(layer) in folded_bn else layer.name) + "_quant"
-            return quantize(out, name)
+                out = split(self.quantize(out, f"{layer.name}_quant"))
+                return out if split.activation.__name__ in FIXED_RANGE else self.quantize(out, f"{split.name}_quant")
+        kind = type(layer).__name__
+        if _needs_quantizer(layer, kind, node.outputs[0], self.used_by, self.folded, self.folded_bn):
+            name = (self.folded_bn[id(layer)].name if id(layer) in self.folded_bn else layer.name) + "_quant"
+            return self.quantize(out, name)
         return out
 
-    outputs = run_graph(graph, quantized_inputs, call)
-    qmodel = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=f"{model.name}_qat")
-    return qmodel, plan
+    def _call_rewritten(self, node, args, kwargs):
+        """``(output, split activation or None)`` of the node's layer rewritten (once per layer)."""
+        layer = node.operation
+        first = id(layer) not in self.made
+        if first:
+            fold = self.folded.get(id(layer))
+            self.made[id(layer)] = _rewrite(layer, fold, self.classes, node.input_tensors[0].shape)
+        new, split = self.made[id(layer)]
+        kwargs = {k: v for k, v in kwargs.items() if not (k == "training" and v is False)}
+        out = new(*args, **kwargs)
+        if first and type(layer).__name__ not in WEIGHTED and layer.weights:  # a copy: built by the call above
+            new.set_weights(layer.get_weights())
+        return out, split
 
 
 def _check_supported(layer):
@@ -453,7 +339,7 @@ def calibrate(qmodel, x, batch_size=64):
     """
     import keras
 
-    quantizers = [layer for layer in qmodel._flatten_layers() if type(layer).__name__ == "ActivationQuantizer"]
+    quantizers = _quantizers(qmodel)
     for q in quantizers:
         q.calibrating = True
     try:
@@ -485,13 +371,13 @@ def ranges(qmodel):
     import keras
 
     return {
-        layer.name: [
-            float(keras.ops.convert_to_numpy(layer.range_min)),
-            float(keras.ops.convert_to_numpy(layer.range_max)),
-        ]
-        for layer in qmodel._flatten_layers()
-        if type(layer).__name__ == "ActivationQuantizer"
+        q.name: [float(keras.ops.convert_to_numpy(q.range_min)), float(keras.ops.convert_to_numpy(q.range_max))]
+        for q in _quantizers(qmodel)
     }
+
+
+def _quantizers(qmodel):
+    return [layer for layer in qmodel._flatten_layers() if type(layer).__name__ == "ActivationQuantizer"]
 
 
 def load(path, modules=()):
@@ -514,7 +400,7 @@ def train_qat(
 
     import keras
 
-    from core import as_arrays, atomic_path
+    from core import as_arrays
 
     started = time.perf_counter()
     run, model, dataset = load_for_finetuning(run_dir, "qat=native")
@@ -523,8 +409,7 @@ def train_qat(
     x, _ = as_arrays(dataset.train, limit=calibration_samples)
     calibrated = calibrate(qmodel, x)
     fit(qmodel, run, dataset, epochs, learning_rate, batch_size, verbose=verbose, seed=seed)
-    with atomic_path(Path(out)) as tmp:
-        qmodel.save(tmp)
+    save(qmodel, out)
     return {
         "backend": keras.backend.backend(),
         "epochs": epochs,
@@ -536,156 +421,3 @@ def train_qat(
         "ranges": ranges(qmodel),
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def load_for_finetuning(run_dir, what):
-    """``(run, model, dataset)`` of a run, loaded in this process's backend (the model uncompiled:
-    fine-tuning compiles it afresh)."""
-    import importlib
-
-    import keras
-
-    from core import get_plugin_host, inference_model, load_dataset, load_run
-
-    run = load_run(run_dir)
-    dataset = load_dataset(run, get_plugin_host(run.record.get("plugins", [])))
-    for module in run.record.get("custom_modules", ()):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise KerastackError(
-                f"{what}: cannot import {module!r}, which defines layers of the run's "
-                f"model: {type(exc).__name__}: {exc}"
-            ) from exc
-    model = (
-        _load_weights_only(run.model_path)
-        if keras.backend.backend() == "jax"
-        else keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
-    )
-    if inference_model(model) is not model:
-        raise UsageError(
-            f"{what}: the run deploys a part of its {type(model).__name__} model "
-            "(inference_model()); fine-tuning needs a model that is deployed whole"
-        )
-    return run, model, dataset
-
-
-_RANDOM_INITIALIZERS = {
-    "GlorotUniform",
-    "GlorotNormal",
-    "HeUniform",
-    "HeNormal",
-    "LecunUniform",
-    "LecunNormal",
-    "RandomUniform",
-    "RandomNormal",
-    "TruncatedNormal",
-    "VarianceScaling",
-    "Orthogonal",
-}
-
-
-def _load_weights_only(path):
-    """Load a .keras model without drawing random initial weights that its saved ones replace.
-
-    Under JAX each random draw of a new shape compiles (about a second each on a small CPU); the
-    model is rebuilt from its config with zero initializers, then its weights are loaded. Its
-    config then says "Zeros" where it said e.g. "GlorotUniform"; its weights are the run's.
-    """
-    import json
-    import zipfile
-
-    import keras
-
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-    config.pop("compile_config", None)
-
-    def zeros(obj):
-        if isinstance(obj, dict):
-            return {
-                k: (
-                    {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
-                    if k.endswith("_initializer")
-                    and isinstance(v, dict)
-                    and v.get("class_name") in _RANDOM_INITIALIZERS
-                    else zeros(v)
-                )
-                for k, v in obj.items()
-            }
-        if isinstance(obj, list):
-            return [zeros(v) for v in obj]
-        return obj
-
-    model = keras.saving.deserialize_keras_object(zeros(config), safe_mode=True)
-    model.load_weights(path)
-    return model
-
-
-def _loss(run):
-    task = run.record.get("spec", {}).get("task")
-    if task == "classification":
-        return "sparse_categorical_crossentropy", ["accuracy"]
-    if task in ("regression", "reconstruction"):
-        return "mse", ["mae"]
-    raise UsageError(
-        f"fine-tuning supports classification, regression and reconstruction runs; this run's task is {task!r}"
-    )
-
-
-def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), verbose=0, keras_module=None, seed=0):
-    """Compile ``model`` for the run's task with Adam(``learning_rate``) and fit the training split.
-
-    ``keras_module``: the Keras the model is made of (``tf_keras`` for tfmot models; default Keras 3).
-    """
-    from core import is_pair, targets_for
-
-    if keras_module is None:
-        import keras as keras_module
-    keras = keras_module
-
-    task = run.record.get("spec", {}).get("task")
-    loss, metrics = _loss(run)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-    train = targets_for(task, dataset.train)
-    batch_size = batch_size or run.record.get("training", {}).get("batch_size") or 32
-    # No validation data: one fewer function to compile (seconds under JAX); the exporter evaluates
-    # the result on the test split.
-    common = dict(epochs=epochs, callbacks=list(callbacks), verbose=verbose)
-    if is_pair(train):
-        x, y = _full_batches(train, batch_size, seed)
-        return model.fit(x, y, batch_size=batch_size, shuffle=True, **common)
-    return model.fit(train, **common)
-
-
-def _full_batches(split, batch_size, seed):
-    """A seeded random subset of whole batches: a last, smaller batch would compile the training
-    step a second time (about as long as the whole fine-tuning of a small model under JAX)."""
-    x, y = split
-    n = len(x) - len(x) % batch_size if len(x) >= batch_size else len(x)
-    chosen = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
-    return x[chosen], (None if y is None else y[chosen])
-
-
-def evaluate(model, dataset, task):
-    """``{"split", "accuracy"|"mae"|"mse"}`` of ``model`` on the dataset's evaluation split."""
-    from core import as_arrays
-
-    name, split = dataset.evaluation_split()
-    x, y = as_arrays(split)
-    # Each model's predict traces anew; TensorFlow warns about "retracing" after five of them.
-    tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
-    try:
-        pred = np.asarray(model.predict(x, batch_size=min(len(x), 1024), verbose=0), dtype="float32")
-    finally:
-        tf_logger.setLevel(level)
-    out = {"split": name}
-    if task == "classification" and y is not None:
-        out["accuracy"] = float(np.mean(pred.argmax(-1) == np.asarray(y).reshape(-1)))
-    elif task == "regression" and y is not None:
-        out["mae"] = float(np.mean(np.abs(pred.reshape(len(y), -1) - np.asarray(y, "float32").reshape(len(y), -1))))
-    elif task == "reconstruction":
-        out["mse"] = float(np.mean((pred.reshape(x.shape) - x) ** 2))
-    return out

@@ -172,29 +172,40 @@ def plot_report(rows, threads, task, path, title=""):
     """Size against the metric (left) and latency p50 with a p90 whisker per thread count (right)."""
     from core import new_figure, save_figure
 
-    key, label, higher = METRICS.get(task, (None, "metric", True))
     figure = new_figure()
     figure.set_size_inches(11, 4.2)
-    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     names = [_short(r["name"]) for r in rows]
+    _plot_size_vs_metric(figure.add_subplot(1, 2, 1), rows, names, task)
+    _plot_latency(figure.add_subplot(1, 2, 2), rows, names, threads)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return save_figure(figure, path)
 
+
+def _plot_size_vs_metric(axes, rows, names, task):
+    """One point per model (a vertical line where there is no task metric)."""
+    key, label, higher = METRICS.get(task, (None, "metric", True))
     for i, (row, name) in enumerate(zip(rows, names)):
         size, color = row["size_bytes"] / 1024, "tab:gray" if row["name"] == KERAS_ROW else "tab:purple"
         if row["metric"] is not None:
-            left.scatter(size, row["metric"], s=60, color=color, zorder=3)
-            left.annotate(
+            axes.scatter(size, row["metric"], s=60, color=color, zorder=3)
+            axes.annotate(
                 name, (size, row["metric"]), textcoords="offset points", fontsize=9, xytext=(6, 5 if i % 2 else -12)
             )  # alternate: close sizes do not overprint
         else:
-            left.axvline(size, color=color, alpha=0.5)
-            left.text(size, 0.5, f" {name}", transform=left.get_xaxis_transform(), fontsize=9)
-    left.set_xlabel("size (KiB)")
-    left.set_ylabel(f"{label} ({'higher' if higher else 'lower'} is better)" if key else "no task metric")
-    left.set_title("size vs " + (label if key else "metric"))
-    left.grid(True, alpha=0.3)
-    left.margins(x=0.25, y=0.15)
-    left.set_xlim(left=0)
+            axes.axvline(size, color=color, alpha=0.5)
+            axes.text(size, 0.5, f" {name}", transform=axes.get_xaxis_transform(), fontsize=9)
+    axes.set_xlabel("size (KiB)")
+    axes.set_ylabel(f"{label} ({'higher' if higher else 'lower'} is better)" if key else "no task metric")
+    axes.set_title("size vs " + (label if key else "metric"))
+    axes.grid(True, alpha=0.3)
+    axes.margins(x=0.25, y=0.15)
+    axes.set_xlim(left=0)
 
+
+def _plot_latency(axes, rows, names, threads):
+    """Horizontal bars, one group per model: Keras's, then LiteRT's at each thread count."""
     groups = [("keras", "Keras †")] + [(t, f"{t} thread{'s' if t != 1 else ''}") for t in threads]
     height = 0.8 / len(threads)
     for j, (t, legend) in enumerate(groups):
@@ -208,7 +219,7 @@ def plot_report(rows, threads, task, path, title=""):
             p50s.append(p50)
             whiskers.append(max(p90 - p50, 0))
         if ys:
-            right.barh(
+            axes.barh(
                 ys,
                 p50s,
                 height=height * 0.95,
@@ -218,17 +229,13 @@ def plot_report(rows, threads, task, path, title=""):
                 alpha=0.85,
                 label=legend,
             )
-    right.set_yticks(range(len(rows)), names)
-    right.invert_yaxis()
-    right.set_xscale("log")
-    right.set_xlabel("latency per sample, ms (p50; whisker to p90)")
-    right.set_title("latency")
-    right.grid(True, axis="x", alpha=0.3)
-    right.legend(fontsize="small", loc="lower right")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    axes.set_yticks(range(len(rows)), names)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel("latency per sample, ms (p50; whisker to p90)")
+    axes.set_title("latency")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")
 
 
 def _short(name):

@@ -4,6 +4,7 @@ TensorFlow and JAX, tfmot's pruning through the bridge, and what it buys after i
 import numpy as np
 import pytest
 from conftest import digits_cnn, read_json, run_python
+from digits_jobs import PRELUDE
 
 from plugins.deployment.tflite.pruning import mask_for, schedule
 
@@ -23,26 +24,10 @@ def test_masks_prune_exactly_the_smallest_weights():
     assert mask_for(values, 0.0).all()
 
 
-# One TensorFlow process exports them all; each file runs on LiteRT (tflite.runner) against the
-# run's Keras predictions, computed once.
-PRUNE_JOB = """
-import json, sys
-import numpy as np
-from core import export, load_run
-from plugins.datasets.digits import load
-from tflite import TFLiteModel
-run = sys.argv[1]
-results = {}
-x, y = load().test
-expected = np.asarray(load_run(run).model.predict(x, verbose=0))
-
-
-def verify(path):
-    got = TFLiteModel(path).predict(x).reshape(expected.shape)
-    return {"tflite_accuracy": float(np.mean(got.argmax(-1) == y)),
-            "keras_accuracy": float(np.mean(expected.argmax(-1) == y))}
-
-
+# One TensorFlow process exports them all (digits_jobs.PRELUDE: verify() and the run's predictions).
+PRUNE_JOB = (
+    PRELUDE
+    + """
 for key, options in {
     "unpruned": {"quantize": "int8"},
     "tensorflow": {"quantize": "int8", "prune": 0.5, "prune_epochs": 2},
@@ -54,6 +39,7 @@ for key, options in {
     results[key] = {"paths": [str(p) for p in paths], "meta": meta, "verify": verify(paths[0])}
 json.dump(results, open(f"{run}/prune_results.json", "w"))
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +86,13 @@ def test_tfmot_schedule_fires(results):
     pruning = results["tfmot"]["meta"]["pruning"]
     assert pruning["frequency"] <= pruning["end_step"] < pruning["steps"]
     assert pruning["end_step"] % pruning["frequency"] == 0
+
+
+@pytest.mark.parametrize("total", [1, 7, 10, 63, 100, 1000])
+def test_tfmot_schedule_is_sized_to_the_steps(total):
+    """tfmot prunes only on multiples of ``frequency`` up to ``end_step``: both fit in the steps."""
+    from plugins.deployment.tflite.tfmot_jobs import pruning_steps
+
+    frequency, end_step = pruning_steps(total)
+    assert 1 <= frequency <= end_step and end_step % frequency == 0
+    assert end_step <= max(total, 1) and (total < 10 or end_step < total)

@@ -15,10 +15,10 @@ import json, shutil, sys
 import numpy as np
 import keras
 from core import KerastackError, UsageError, export, load_run
-from core import qat
 from plugins.datasets.digits import load
-from plugins.deployment.tflite import exporter
-from plugins.deployment.tflite.finetune import check_integer_only
+from plugins.deployment.tflite import qat
+from plugins.deployment.tflite.convert import check_integer_only, convert
+from plugins.deployment.tflite.options import TFLiteOptions
 from tflite import TFLiteModel
 
 run, backends = sys.argv[1], sys.argv[2].split(",")
@@ -32,7 +32,7 @@ ranges = qat.calibrate(qmodel, load().train[0][:256])
 config_ok = {}
 for layer in qmodel.layers:
     cls = type(layer)
-    if cls.__module__ == "plugins.deployment.tflite.qat" or cls.__name__.startswith("Quant") or cls.__name__ == "ActivationQuantizer":
+    if cls.__module__ == "plugins.deployment.tflite.qat_layers" or cls.__name__.startswith("Quant") or cls.__name__ == "ActivationQuantizer":
         config_ok[cls.__name__] = cls.from_config(layer.get_config()).get_config() == layer.get_config()
 results["rewrite"] = {"folded": plan["folded"], "quantizers": plan["quantizers"], "config_ok": config_ok,
                       "registered": keras.saving.get_registered_name(type(qmodel.layers[1])),
@@ -54,7 +54,7 @@ h = keras.layers.Dense(16, activation="relu", name="hidden")(h)
 h = classes["ActivationQuantizer"](name="head_q")(classes["QuantDense"](10, name="head")(h))
 island = keras.Model(inputs, keras.layers.Softmax()(h))
 qat.calibrate(island, x[:64])
-flatbuffer, _ = exporter.convert(island, "qat", "int8", None, 1, False, 0)
+flatbuffer, _ = convert(island, "qat", TFLiteOptions())
 try:
     check_integer_only(flatbuffer, "int8", "qat=native", [l.name for l in island.layers])
 except KerastackError as exc:

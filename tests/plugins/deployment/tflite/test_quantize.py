@@ -1,34 +1,19 @@
 """The ``tflite`` exporter's fine-tuning options: tfmot QAT and weight clustering; int16x8 with float
-I/O; the errors for options that do not go together. (test_tflite.py: ``quantize=all``.)"""
+I/O; the errors for options that do not go together. (test_exporter.py: ``quantize=all``.)"""
+
+from pathlib import Path
 
 import pytest
 from conftest import digits_cnn, read_json, run_python
+from digits_jobs import PRELUDE
 
 from core import UsageError
 from plugins.deployment.tflite.exporter import export as tflite_export
 
-# One TensorFlow process exports them all; each file runs on LiteRT (tflite.runner) against the
-# run's Keras predictions, computed once.
-JOB = """
-import json, sys
-import numpy as np
-from core import export, load_run
-from plugins.datasets.digits import load
-from tflite import TFLiteModel
-run = sys.argv[1]
-results = {}
-x, y = load().test
-expected = np.asarray(load_run(run).model.predict(x, verbose=0))
-
-
-def verify(path):
-    got = TFLiteModel(path).predict(x).reshape(expected.shape)
-    return {"tflite_accuracy": float(np.mean(got.argmax(-1) == y)),
-            "keras_accuracy": float(np.mean(expected.argmax(-1) == y)),
-            "agreement": float(np.mean(got.argmax(-1) == expected.argmax(-1))),
-            "max_abs_diff": float(np.abs(got - expected).max())}
-
-
+# One TensorFlow process exports them all (digits_jobs.PRELUDE: verify() and the run's predictions).
+JOB = (
+    PRELUDE
+    + """
 def describe(paths):
     out = {"paths": [str(p) for p in paths], "files": {}}
     meta = json.load(open(f"{run}/export/tflite/model.json"))["files"]
@@ -48,6 +33,7 @@ results["tfmot"] = describe(export(run, "tflite", {"qat": "tfmot", "qat_epochs":
 results["clusters"] = describe(export(run, "tflite", {"clusters": 16, "cluster_epochs": 1}))
 json.dump(results, open(f"{run}/quant_results.json", "w"))
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +91,42 @@ def test_options_that_do_not_go_together_are_usage_errors(options, message):
     with pytest.raises(UsageError) as error:
         tflite_export(None, **options)
     assert message in str(error.value)
+
+
+def test_export_signature_is_the_options_dataclass():
+    """The registry reads the options from ``export()``'s signature; ``TFLiteOptions`` must agree."""
+    import dataclasses
+    import inspect
+
+    from plugins.deployment.tflite.options import TFLiteOptions
+
+    parameters = list(inspect.signature(tflite_export).parameters.values())[1:]
+    fields = dataclasses.fields(TFLiteOptions)
+    assert [(p.name, p.default) for p in parameters] == [(f.name, f.default) for f in fields]
+    assert all(type(f.default) is f.type for f in fields), fields
+
+
+def test_quantize_lists_are_parsed():
+    from plugins.deployment.tflite.options import VARIANTS, TFLiteOptions
+
+    assert TFLiteOptions(quantize="int8, none,int8").validate().variants == ("int8", "none")
+    assert TFLiteOptions(quantize="all").variants == VARIANTS
+    with pytest.raises(UsageError, match="quantize='int8,int3' is not one of"):
+        TFLiteOptions(quantize="int8,int3").validate()
+
+
+def test_importing_the_exporter_imports_no_framework():
+    """Every module of the package imports keras, TensorFlow and tfmot inside functions only (the
+    QAT layer classes are defined on first use)."""
+    import subprocess
+    import sys
+
+    modules = [p.stem for p in Path(tflite_export.__code__.co_filename).parent.glob("*.py") if p.stem != "__init__"]
+    code = (
+        "import sys, importlib\n"
+        f"for m in {modules!r}: importlib.import_module('plugins.deployment.tflite.' + m)\n"
+        "loaded = [m for m in ('keras', 'tensorflow', 'jax', 'torch', 'tf_keras') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

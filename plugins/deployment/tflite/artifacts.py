@@ -1,0 +1,97 @@
+"""What the ``tflite`` exporter writes: ``model_<variant>.tflite``, its entry in ``model.json`` (also
+embedded in the file) and ``labels.txt``."""
+
+import gzip
+
+from plugins.deployment.tflite.options import INTEGER_VARIANTS
+
+
+def variant_name(mode, options):
+    """The file name's variant: ``float32``, ``int8``, ``int8-floatio``, ``int8-pertensor``, …"""
+    name = {"none": "float32"}.get(mode, mode)
+    name += "-floatio" if mode in INTEGER_VARIANTS and options.io == "float" else ""
+    return name + ("" if options.per_channel or mode in ("none", "float16") else "-pertensor")
+
+
+def first_tflite(paths):
+    """The .tflite files first (in the order written), then the sidecars."""
+    return [p for p in paths if p.suffix == ".tflite"] + [p for p in paths if p.suffix != ".tflite"]
+
+
+def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
+    """Write ``model_<variant>.tflite`` and its model.json entry (plus ``extra``), and labels.txt.
+
+    ``mode``: the variant's quantization (``int8`` for a QAT model); ``options`` (a
+    ``TFLiteOptions``): its ``io`` and ``allow_select_ops``. Returns the paths written.
+    """
+    from core import read_json, write_json, write_text
+    from plugins.deployment.tflite.metadata import MODEL_JSON, embed_run_metadata
+
+    path = ctx.out_dir / f"model_{variant}.tflite"
+    entry = {**_write_tflite(path, flatbuffer, mode, options, batch), **(extra or {})}
+    meta_path = ctx.out_dir / MODEL_JSON
+    meta = read_json(meta_path, "metadata file") if meta_path.exists() else {}
+    meta.update(_describe_run(ctx))
+    meta.setdefault("files", {})[path.name] = entry
+    written = [path, write_json(meta_path, meta)]
+    # The same description inside the .tflite (one file is a whole deployment); sizes updated.
+    embed_run_metadata(path, meta)
+    class_names = ctx.run.get("spec", {}).get("class_names")
+    if class_names:
+        written.append(write_text(ctx.out_dir / "labels.txt", "\n".join(class_names) + "\n"))
+    return written
+
+
+def _write_tflite(path, flatbuffer, mode, options, batch):
+    """Write the flatbuffer to ``path`` (refused if it needs non-builtin ops that were not allowed);
+    return its model.json entry."""
+    from core import KerastackError, atomic_path
+    from tflite.runner import TFLiteModel
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+        model = TFLiteModel(tmp)
+        flex = sorted({op for op in model.op_names() if op.startswith("Flex") or op == "CUSTOM"})
+        if flex and not options.allow_select_ops:
+            raise KerastackError(f"exporter 'tflite': the converted model needs non-builtin ops {flex}")
+        return {
+            "quantize": mode,
+            "io": options.io if mode in INTEGER_VARIANTS else "float",
+            "batch": batch,
+            "size_bytes": len(flatbuffer),
+            "gzip_bytes": len(gzip.compress(flatbuffer, 9, mtime=0)),
+            "ops": sorted(set(model.op_names())),
+            "input": _tensor(model.input_details),
+            "output": _tensor(model.output_details),
+        }
+
+
+def _describe_run(ctx):
+    """model.json's top level: the task, classes and input of the run the files come from."""
+    spec = ctx.run.get("spec", {})
+    described = {
+        "format": "kerastack-tflite/1",
+        "task": spec.get("task"),
+        "input_shape": spec.get("input_shape"),
+        "class_names": spec.get("class_names"),
+        "source_run": str(ctx.run_dir.resolve()),
+        "architecture": ctx.run.get("architecture", {}).get("name"),
+        "dataset": ctx.run.get("dataset", {}).get("name"),
+        "trained_backend": ctx.run.get("training", {}).get("backend"),
+    }
+    # What a device needs to prepare inputs like the training data: a text dataset's vocabulary,
+    # a table's column encodings.
+    for key in ("vocabulary", "preprocessing"):
+        if getattr(ctx.dataset, key, None) is not None:
+            described[key] = getattr(ctx.dataset, key)
+    return described
+
+
+def _tensor(details):
+    scale, zero_point = details.get("quantization", (0.0, 0))
+    return {
+        "name": details["name"],
+        "shape": [int(d) for d in details.get("shape_signature", details["shape"])],
+        "dtype": details["dtype"].__name__ if hasattr(details["dtype"], "__name__") else str(details["dtype"]),
+        "quantization": {"scale": float(scale), "zero_point": int(zero_point)},
+    }

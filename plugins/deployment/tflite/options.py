@@ -1,0 +1,101 @@
+"""The ``tflite`` exporter's options: one dataclass that checks itself, passed down whole.
+
+``export()`` keeps its keyword parameters (the core registry reads the options, their defaults and
+types from its signature); it builds a :class:`TFLiteOptions` from them. The defaults here are the
+same as ``export()``'s (a test keeps them in step).
+"""
+
+from dataclasses import dataclass
+
+from core import BACKENDS, UsageError
+
+VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
+QUANTIZE = VARIANTS + ("all",)
+IO = ("int8", "float")
+QAT = ("none", "native", "tfmot")
+PRUNE_METHODS = ("native", "tfmot")
+INTEGER_VARIANTS = ("int8", "int16x8")  # full-integer, calibrated; per_channel=false applies to them
+
+QAT_LEARNING_RATE = 1e-4  # learning_rate=0: the default for QAT and clustering
+LEARNING_RATE = 1e-3  # ... and for pruning
+
+
+@dataclass(frozen=True)
+class TFLiteOptions:
+    """What ``export()`` was asked for (see its docstring for each option)."""
+
+    quantize: str = "none"
+    io: str = "int8"
+    calibration_samples: int = 300
+    allow_select_ops: bool = False
+    seed: int = 0
+    qat: str = "none"
+    qat_epochs: int = 2
+    prune: float = 0.0
+    prune_epochs: int = 2
+    prune_method: str = "native"
+    clusters: int = 0
+    cluster_epochs: int = 1
+    learning_rate: float = 0.0
+    finetune_backend: str = ""
+    per_channel: bool = True
+
+    @property
+    def variants(self):
+        """The variants ``quantize`` names: one, a comma-separated list, or ``all``."""
+        return variants(self.quantize)
+
+    def learning_rate_or(self, default):
+        """``learning_rate``, or ``default`` where it was left 0."""
+        return self.learning_rate or default
+
+    def validate(self):
+        """Raise a one-line :class:`UsageError` naming the first bad option; return ``self``."""
+        self._check_choices()
+        self._check_numbers()
+        self._check_combinations()
+        return self
+
+    def _check_choices(self):
+        if self.quantize != "all" and not set(self.variants) <= set(VARIANTS):
+            _bad(f"quantize={self.quantize!r} is not one of {', '.join(QUANTIZE)} (or a comma-separated list)")
+        for name, valid in (("io", IO), ("qat", QAT), ("prune_method", PRUNE_METHODS)):
+            value = getattr(self, name)
+            if value not in valid:
+                _bad(f"{name}={value!r} is not one of {', '.join(valid)}")
+
+    def _check_numbers(self):
+        if self.calibration_samples < 1:
+            _bad(f"calibration_samples must be positive, got {self.calibration_samples}")
+        if not 0 <= self.prune < 1:
+            _bad(f"prune is the target sparsity, a fraction in [0, 1); got {self.prune}")
+        if self.clusters < 0 or self.clusters == 1:
+            _bad(f"clusters must be 0 (off) or at least 2, got {self.clusters}")
+        for name in ("qat_epochs", "prune_epochs", "cluster_epochs"):
+            if getattr(self, name) < 0:
+                _bad(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.learning_rate < 0:
+            _bad(f"learning_rate must be positive (0: the default), got {self.learning_rate}")
+        if self.finetune_backend and self.finetune_backend not in BACKENDS:
+            _bad(f"finetune_backend={self.finetune_backend!r} is not one of {', '.join(BACKENDS)}")
+
+    def _check_combinations(self):
+        if self.qat != "none" and self.quantize not in ("none", "int8"):
+            _bad(f"qat={self.qat} makes an int8 model; quantize={self.quantize!r} does not apply (leave it out)")
+        if sum(map(bool, (self.qat != "none", self.prune, self.clusters))) > 1:
+            _bad("qat, prune and clusters each fine-tune the model; choose one of them per export")
+        if not self.per_channel and not set(self.variants) <= set(INTEGER_VARIANTS):
+            # Measured with TensorFlow 2.21: per-tensor dynamic-range MobileNet fell to chance (0.33).
+            _bad(
+                f"per_channel=false applies to quantize=int8 or int16x8 (per-tensor dynamic-range "
+                f"weights ruin depthwise convolutions); got quantize={self.quantize!r}"
+            )
+
+
+def variants(quantize):
+    """The variants ``quantize`` names: one, a comma-separated list, or ``all``."""
+    return VARIANTS if quantize == "all" else tuple(dict.fromkeys(q.strip() for q in quantize.split(",")))
+
+
+def _bad(text):
+    raise UsageError(f"exporter 'tflite': {text}")
