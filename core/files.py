@@ -111,8 +111,14 @@ def _default(obj: object) -> object:
     return repr(obj)
 
 
-def format_size(nbytes: float) -> str:
-    """``"512 B"``, ``"79.5 KiB"``, ``"7.5 MiB"``: a file size as people read it."""
+def format_size(nbytes: float, unit: str | None = None) -> str:
+    """``"512 B"``, ``"79.5 KiB"``, ``"7.5 MiB"``: a file size as people read it.
+
+    ``unit="KiB"`` (or ``"MiB"``) keeps one unit, for a column of sizes to compare (``"7642.5 KiB"``).
+    """
+    if unit is not None:
+        scale = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[unit]
+        return f"{nbytes:.0f} B" if unit == "B" else f"{nbytes / scale:.1f} {unit}"
     for unit in ("B", "KiB", "MiB"):
         if nbytes < 1024:
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"

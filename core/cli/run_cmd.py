@@ -7,6 +7,7 @@ from core.deploy.compare import keras_latency
 from core.deploy.export import export
 from core.deploy.verify import verify
 from core.engine.training import train
+from core.files import format_size
 
 ARCH, DATA = "cnn", "digits"
 
@@ -54,7 +55,7 @@ def command(host, backend, epochs, out, seed):
     click.echo(f"\nrun: {run.path}  ({time.perf_counter() - started:.0f} s)")
     click.echo(f"{'model':<20} {'accuracy':>8} {'size':>11} {'p50 latency':>13}")
     for name, acc, size, latency in rows:
-        click.echo(f"{name:<20} {acc:>8.4f} {size / 1024:>7.1f} KiB {latency:>10.3f} ms")
+        click.echo(f"{name:<20} {acc:>8.4f} {format_size(size, 'KiB'):>11} {latency:>10.3f} ms")
     click.echo(
         "p50 latency of one sample, measured as in the export report: Keras predict_on_batch in this "
         f"process ({run.backend}), LiteRT invoke() at 1 thread"

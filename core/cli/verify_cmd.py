@@ -6,6 +6,7 @@ import click
 from core.deploy.compare import record_result
 from core.deploy.verify import exported_from, verify
 from core.errors import KerastackError
+from core.files import format_size
 
 
 @click.command("verify")
@@ -48,11 +49,11 @@ def format_row(r):
     if "tflite_mse" in r:
         parts.append(f"mse tflite {r['tflite_mse']:.5f} keras {r['keras_mse']:.5f}")
     parts.append(f"max|diff| {r['max_abs_diff']:.2e}")
-    size = f"size {r['size_bytes'] / 1024:.1f} KiB"
+    size = f"size {format_size(r['size_bytes'], 'KiB')}"
     if Path(r["file"]).exists():  # what a download costs: the export report's gzip column
         from core.deploy.compare import gzip_size
 
-        size += f" (gzip {gzip_size(Path(r['file'])) / 1024:.1f})"
+        size += f" (gzip {format_size(gzip_size(Path(r['file'])), 'KiB')})"
     parts.append(size)
     parts.append(f"p50 {r['latency_ms_p50']:.3f} ms (p90 {r['latency_ms_p90']:.3f}, {r['threads']} thread)")
     return "  ".join(parts)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, gzip_size, keras_latency, write_text
+from core import KerastackError, format_size, gzip_size, keras_latency, write_text
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
@@ -140,8 +140,8 @@ def render_markdown(rows, threads, task, facts):
     for row in rows:
         cells = [
             f"`{row['name']}`",
-            _kib(row["size_bytes"]),
-            _kib(row["gzip_bytes"]),
+            format_size(row["size_bytes"], "KiB"),
+            format_size(row["gzip_bytes"], "KiB"),
             _num(row["metric"], ".4f"),
             _num(row["agreement"], ".4f"),
             _num(row["max_abs_diff"], ".3g"),
@@ -157,10 +157,6 @@ def render_markdown(rows, threads, task, facts):
         notes.append("agreement: the share of samples whose top-1 class is Keras's.")
     notes.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
     return "\n".join(lines + [""] + notes) + "\n"
-
-
-def _kib(n):
-    return f"{n / 1024:.1f} KiB"
 
 
 def _num(value, spec):
