@@ -22,6 +22,7 @@ from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
 from core.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, load_model, load_run, new_run_dir
+from core.runs.run import config_modules
 from core.versions import versions
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -204,6 +205,8 @@ def _train_locked(record, out, verbose, resume_from):
     with distribution:
         if resume_from:
             model = load_model(out / CHECKPOINT_FILE, record.get("custom_modules", ()))
+            # Runs written before non-layer objects were collected gain their modules here.
+            record["custom_modules"] = sorted(set(record.get("custom_modules", ())) | set(custom_modules(model)))
             rows = [r for r in load_run(out).history if int(r["epoch"]) <= initial_epoch]
             record.setdefault("resumed", []).append(initial_epoch)
             print(f"resuming {out} at epoch {initial_epoch + 1} of {opts.epochs}")
@@ -413,9 +416,20 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
 
 
 def custom_modules(model):
-    """Modules (other than keras's) whose classes the model is made of; imported again at load."""
+    """Modules (other than Keras's) that define the model's custom objects; imported again at load.
+
+    Those of its layers' classes, and of every object in the model's serialized config and compile
+    config: a custom constraint, regularizer, initializer, activation, loss, metric or schedule
+    registered in a plugin's own module is found too, not only a custom layer."""
+    import keras
+
     objects = [model, *model._flatten_layers(include_self=False, recursive=True)]
-    return sorted({type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"})
+    modules = {type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"}
+    try:
+        config = keras.saving.serialize_keras_object(model)
+    except Exception:  # noqa: BLE001 - a model that cannot be saved: the first checkpoint says why
+        config = None
+    return sorted(modules | set(config_modules(config)))
 
 
 def _absolute(plugin):

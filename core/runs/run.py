@@ -1,6 +1,7 @@
 """Run directories: what a training run leaves behind, read back."""
 
 import csv
+import json
 import os
 import time
 import zipfile
@@ -14,6 +15,12 @@ MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+
+# Modules that moved in the restructuring of issue "The house": runs and .keras files written before
+# it name the old paths (``plugins.architectures._layers.generative`` kept its name).
+LEGACY_MODULES = {"core.losses": "core.engine.losses", "core.schedules": "core.engine.schedules"}
+# Top-level packages whose classes Keras finds by itself: never imported for a model.
+_NOT_CUSTOM = ("keras", "builtins")
 
 
 def new_run_dir(root, arch, data):
@@ -65,6 +72,8 @@ def load_run(path):
     if not path.is_dir():
         raise KerastackError(f"{path}: no such run directory")
     record = read_json(path / RUN_FILE, "run record (is this a kerastack run directory?)")
+    if isinstance(record.get("custom_modules"), list):
+        record["custom_modules"] = [current_module(m) for m in record["custom_modules"]]
     metrics = read_json(path / METRICS_FILE, "metrics file") if (path / METRICS_FILE).exists() else {}
     history = []
     if (path / HISTORY_FILE).exists():
@@ -76,9 +85,11 @@ def load_run(path):
 def load_model(path, modules=()):
     """Load a .keras file in safe mode (Lambda bytecode refused).
 
-    ``modules`` are the modules that define the model's custom layers (recorded by training in
-    ``run.json``): Keras finds registered classes only once their module is imported, and imports
-    none but its own.
+    Keras finds a registered custom object (layer, loss, metric, constraint, regularizer,
+    initializer, activation, schedule) only once its module is imported, and imports none but its
+    own. The modules imported first are ``modules`` (those ``run.json`` records) and every module
+    the archive's own ``config.json`` names, so that any .keras (checkpoint, export, older run)
+    loads in any process; module paths that moved are mapped to where they are now.
     """
     import importlib
 
@@ -92,12 +103,12 @@ def load_model(path, modules=()):
     if not zipfile.is_zipfile(path):
         # Keras would say "File not found" of a file that is there, only damaged.
         raise KerastackError(f"{path}: not a valid .keras model file (a zip archive): truncated or corrupt")
-    for module in modules:
+    for module in dict.fromkeys(current_module(m) for m in [*modules, *archive_modules(path)]):
         try:
             importlib.import_module(module)
         except Exception as exc:
             raise KerastackError(
-                f"{path}: cannot import {module!r}, which defines layers of this model: "
+                f"{path}: cannot import {module!r}, which defines custom objects of this model: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
@@ -113,6 +124,40 @@ def load_model(path, modules=()):
         raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
 
 
+def current_module(module):
+    """Where ``module`` (as a run or .keras file written before the restructuring names it) is now."""
+    return LEGACY_MODULES.get(module, module)
+
+
+def config_modules(config):
+    """The modules, other than Keras's own, of every serialized Keras object in ``config`` (a
+    ``serialize_keras_object`` result, or a .keras file's ``config.json``): its layers, and also
+    its constraints, regularizers, initializers, activations, losses, metrics, optimizer and
+    learning-rate schedule, each a dict with ``module`` and ``class_name``."""
+    found, stack = set(), [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = item.get("module")
+            if isinstance(module, str) and "class_name" in item and module.split(".")[0] not in _NOT_CUSTOM:
+                found.add(module)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return sorted(found)
+
+
+def archive_modules(path):
+    """``config_modules`` of a .keras archive's ``config.json`` (none if it cannot be read: Keras
+    then says what is wrong with the file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return []
+    return config_modules(config)
+
+
 def _number(text):
     for kind in (int, float):
         try:
@@ -120,5 +165,3 @@ def _number(text):
         except (TypeError, ValueError):
             pass
     return text
-
-
