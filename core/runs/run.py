@@ -5,8 +5,10 @@ import json
 import os
 import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import KerastackError
 from core.files import read_json
@@ -36,38 +38,45 @@ def new_run_dir(root, arch, data):
 
 @dataclass
 class Run:
-    """A run directory read back: its record, metrics and history; the model loads on demand."""
+    """A run directory read back: ``record`` (``run.json``), ``metrics`` (``metrics.json``, empty
+    until the run finishes) and ``history`` (``history.csv``, a dict per epoch); the model loads on
+    demand."""
 
     path: Path
-    record: dict
-    metrics: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-    _model: object = field(default=None, repr=False)
+    record: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    _model: Any = field(default=None, repr=False)
 
     @property
-    def model(self):
+    def model(self) -> Any:
         """The run's keras.Model (the trained one if this process trained it, else loaded)."""
         if self._model is None:
             self._model = load_model(self.model_path, self.record.get("custom_modules", ()))
         return self._model
 
     @property
-    def model_path(self):
+    def model_path(self) -> Path:
+        """Where the trained model is (``model.keras``; absent until the run finishes)."""
         return self.path / MODEL_FILE
 
     @property
-    def backend(self):
+    def backend(self) -> str | None:
+        """The backend the run trained under."""
         return self.record.get("training", {}).get("backend")
 
 
-def inference_model(model):
+def inference_model(model: Any) -> Any:
     """The model that is deployed: ``model.inference_model()`` where the architecture defines one
     (a GAN's generator, a VAE's decoder, a diffusion model's denoiser), else the model itself."""
     make = getattr(model, "inference_model", None)
     return make() if callable(make) else model
 
 
-def load_run(path):
+def load_run(path: str | os.PathLike) -> Run:
+    """Read the run directory ``path`` (the model is loaded only when ``Run.model`` is asked for).
+
+    Module paths in its ``custom_modules`` that moved in the restructuring read as they are now."""
     path = Path(path)
     if not path.is_dir():
         raise KerastackError(f"{path}: no such run directory")
@@ -82,7 +91,7 @@ def load_run(path):
     return Run(path, record, metrics, history)
 
 
-def load_model(path, modules=()):
+def load_model(path: str | os.PathLike, modules: Iterable[str] = ()) -> Any:
     """Load a .keras file in safe mode (Lambda bytecode refused).
 
     Keras finds a registered custom object (layer, loss, metric, constraint, regularizer,
@@ -124,12 +133,12 @@ def load_model(path, modules=()):
         raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
 
 
-def current_module(module):
+def current_module(module: str) -> str:
     """Where ``module`` (as a run or .keras file written before the restructuring names it) is now."""
     return LEGACY_MODULES.get(module, module)
 
 
-def config_modules(config):
+def config_modules(config: Any) -> list[str]:
     """The modules, other than Keras's own, of every serialized Keras object in ``config`` (a
     ``serialize_keras_object`` result, or a .keras file's ``config.json``): its layers, and also
     its constraints, regularizers, initializers, activations, losses, metrics, optimizer and
@@ -147,7 +156,7 @@ def config_modules(config):
     return sorted(found)
 
 
-def archive_modules(path):
+def archive_modules(path: str | os.PathLike) -> list[str]:
     """``config_modules`` of a .keras archive's ``config.json`` (none if it cannot be read: Keras
     then says what is wrong with the file)."""
     try:
