@@ -88,11 +88,8 @@ def train(
     if resume is not None:
         return _resume(Path(resume), verbose)
     opts = make_options(training)
-    host = get_plugin_host(plugins)
-    arch_entry, data_entry = host.registry("architecture").get(arch), host.registry("dataset").get(data)
+    arch_entry, data_entry = _plugin_entries(plugins, arch, data, callbacks)
     hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
-    for name in callbacks:
-        host.registry("callback").get(name)
     _check_transfer(freeze, lora_rank, init_from)
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
@@ -104,17 +101,31 @@ def train(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "architecture": _plugin_record(arch_entry, hparams),
         "dataset": _plugin_record(data_entry, data_options),
-        "training": {
-            "backend": backend,
-            "seed": secrets.randbelow(2**31) if seed is None else int(seed),
-            **opts.to_dict(),
-            "callbacks": list(callbacks),
-        },
+        "training": _training_request(opts, backend, seed, callbacks),
         "transfer": _transfer_request(init_from, freeze, lora_rank),
         "plugins": [_absolute(p) for p in plugins],
         "versions": versions(),
     }
     return _dispatch(record, out, verbose, resume_from=None)
+
+
+def _plugin_entries(plugins, arch, data, callbacks):
+    """The registry entries of the architecture and the dataset; an error for any unknown name."""
+    host = get_plugin_host(plugins)
+    arch_entry, data_entry = host.registry("architecture").get(arch), host.registry("dataset").get(data)
+    for name in callbacks:
+        host.registry("callback").get(name)
+    return arch_entry, data_entry
+
+
+def _training_request(opts, backend, seed, callbacks):
+    """The training settings, as run.json records them (a random seed is drawn and kept)."""
+    return {
+        "backend": backend,
+        "seed": secrets.randbelow(2**31) if seed is None else int(seed),
+        **opts.to_dict(),
+        "callbacks": list(callbacks),
+    }
 
 
 def _transfer_request(init_from, freeze, lora_rank):
