@@ -15,7 +15,7 @@ from core.backend import BACKENDS
 from core.backend import loaded as loaded_backend
 from core.backend import use as use_backend
 from core.child import call_in_backend
-from core.data import Dataset, DataSpec, as_arrays, is_pair, targets_for
+from core.data import Dataset, DataSpec, as_arrays, check_dataset, is_pair, spec_of, targets_for
 from core.deploy.compare import (
     compare_outputs,
     evaluation_data,
@@ -96,4 +96,6 @@ __all__ = [
     "Case",
     "check_architecture",
     "check_architectures",
+    "check_dataset",
+    "spec_of",
 ]
