@@ -34,7 +34,7 @@ from core.errors import KerastackError, UsageError, choices_text, did_you_mean, 
 from core.files import atomic_path, format_size, read_json, write_bytes, write_csv, write_json, write_text
 from core.hookspecs import hookimpl
 from core.plugins import PluginHost, get_plugin_host
-from core.runs import Run, inference_model, load_model, load_run
+from core.runs import Run, import_model_modules, inference_model, load_model, load_run
 from core.runs.plots import new_figure, save_figure
 from core.testing import Case, check_architecture, check_architectures
 from core.versions import versions as package_versions
@@ -71,6 +71,7 @@ __all__ = [
     "Run",
     "load_run",
     "load_model",
+    "import_model_modules",
     "inference_model",
     "load_dataset",
     # what exporters share

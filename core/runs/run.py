@@ -91,8 +91,9 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(path, record, metrics, history)
 
 
-def load_model(path: str | os.PathLike, modules: Iterable[str] = ()) -> Any:
-    """Load a .keras file in safe mode (Lambda bytecode refused).
+def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile: bool = True) -> Any:
+    """Load a .keras file in safe mode (Lambda bytecode refused); ``compile=False`` leaves out the
+    optimizer, loss and metrics (for a model that is only run, or compiled afresh).
 
     Keras finds a registered custom object (layer, loss, metric, constraint, regularizer,
     initializer, activation, schedule) only once its module is imported, and imports none but its
@@ -100,7 +101,6 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = ()) -> Any:
     the archive's own ``config.json`` names, so that any .keras (checkpoint, export, older run)
     loads in any process; module paths that moved are mapped to where they are now.
     """
-    import importlib
 
     import keras
 
@@ -112,17 +112,10 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = ()) -> Any:
     if not zipfile.is_zipfile(path):
         # Keras would say "File not found" of a file that is there, only damaged.
         raise KerastackError(f"{path}: not a valid .keras model file (a zip archive): truncated or corrupt")
-    for module in dict.fromkeys(current_module(m) for m in [*modules, *archive_modules(path)]):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise KerastackError(
-                f"{path}: cannot import {module!r}, which defines custom objects of this model: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    import_model_modules(path, modules)
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe)
+        return keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)
     except Exception as exc:
         if "safe_mode" in str(exc):
             raise KerastackError(
@@ -131,6 +124,22 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = ()) -> Any:
             ) from exc
         text = " ".join(str(exc).split())[:300]
         raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
+
+
+def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -> None:
+    """Import what the .keras file at ``path`` needs before Keras can deserialize it: ``modules``
+    (as ``run.json`` records them) and every module its ``config.json`` names, moved paths mapped.
+    For code that rebuilds a model from a .keras config itself; ``load_model`` calls it."""
+    import importlib
+
+    for module in dict.fromkeys(current_module(m) for m in [*modules, *archive_modules(path)]):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise KerastackError(
+                f"{path}: cannot import {module!r}, which defines custom objects of this model: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def current_module(module: str) -> str:
