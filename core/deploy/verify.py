@@ -9,12 +9,12 @@ import numpy as np
 
 from core import backend as backends
 from core.data import batches as iter_batches
-from core.deploy.compare import input_fits, record_result, sample_inputs
+from core.deploy.compare import deployed_model, input_fits, record_result, sample_inputs
 from core.deploy.export import load_dataset
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
-from core.runs import inference_model, load_run
+from core.runs import load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 
@@ -59,7 +59,7 @@ def verify(
     plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
     host = get_plugin_host(plugins)
     backends.use(backends.loaded() or run.backend)
-    keras_model = inference_model(run.model)
+    keras_model = deployed_model(run)
     split_name, split = load_dataset(run, host).evaluation_split()
     task = run.record.get("spec", {}).get("task")
     batches = iter_batches(split, BATCH)
