@@ -9,6 +9,7 @@ import numpy as np
 
 from core import backend as backends
 from core.data import batches as iter_batches
+from core.data import predict_batches
 from core.deploy.compare import deployed_model, input_fits, record_result, sample_inputs
 from core.deploy.export import load_dataset
 from core.errors import KerastackError, UsageError
@@ -72,12 +73,12 @@ def verify(
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
     # Batch by batch, keeping sums only: memory stays flat however many samples the split holds.
     totals = _Totals(task if split_name != "random" else None)
-    for x, y in itertools.chain([first], batches):
+    for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
         try:
             lite_out = lite.predict(x)
         except ValueError as exc:
             raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
-        keras_out = np.asarray(keras_model.predict(x, batch_size=BATCH, verbose=0), dtype="float32")
+        keras_out = keras_out.astype("float32", copy=False)
         totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
     bench = lite.benchmark(first[0][:1], runs=latency_runs)
     result = {

@@ -20,6 +20,7 @@ from core.data import (
     check_dataset,
     check_token_ids,
     is_pair,
+    predict_batches,
     spec_of,
     targets_for,
     task_for,
@@ -548,11 +549,11 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
         _, split = dataset.evaluation_split()
         # Batch by batch, keeping labels only: a streamed split is never all in memory.
         y_true, y_pred = [], []
-        for x, y in batches(split, 256):
+        for _, y, outputs in predict_batches(model, batches(split, 256)):
             if y is None:
                 return
             y_true.append(np.asarray(y).reshape(-1))
-            y_pred.append(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1).reshape(-1))
+            y_pred.append(outputs.argmax(-1).reshape(-1))
         if y_true:
             with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
                 np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
