@@ -20,7 +20,9 @@ from core.data import (
     check_dataset,
     check_token_ids,
     is_pair,
+    loader_options,
     predict_batches,
+    recorded_data_options,
     spec_of,
     targets_for,
     task_for,
@@ -91,6 +93,7 @@ def train(
     opts = make_options(training)
     arch_entry, data_entry = _plugin_entries(plugins, arch, data, callbacks)
     hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
+    data_options = recorded_data_options(data_entry.defaults, data_options, opts.batch_size, data_entry.owner)
     _check_transfer(freeze, lora_rank, init_from)
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
@@ -289,7 +292,7 @@ def _prepare(record, resume_from):
     # The dataset loads before keras is imported, so that its errors come without the wait; a
     # loader that needs keras (a PyDataset) imports it under the run's backend.
     backends.select(training["backend"])
-    dataset = data_entry.call(**data_options)
+    dataset = data_entry.call(**loader_options(data_entry.defaults, data_options, opts.batch_size))
     owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
     check_dataset(dataset, owner)
     keras = backends.use(training["backend"])

@@ -16,7 +16,9 @@ from core.data import (
     check_dataset,
     first_batch,
     is_pair,
+    loader_options,
     predict_batches,
+    recorded_data_options,
     spec_of,
     targets_for,
     task_for,
@@ -281,3 +283,15 @@ def test_predict_batches_calls_the_model_with_one_shape():
     assert [len(out) for _, _, out in got] == [256, 14]
     np.testing.assert_array_equal(np.concatenate([out for _, _, out in got])[:, 0], x.sum(1))
     np.testing.assert_array_equal(np.concatenate([b for _, b, _ in got]), y)
+
+
+def test_a_streamed_dataset_takes_training_batch_size():
+    streams, arrays = {"path": "", "batch_size": 32}, {"path": ""}
+    # One batch size: training's reaches a loader that takes batch_size; run.json records it once.
+    assert loader_options(streams, {"path": "d"}, 16) == {"path": "d", "batch_size": 16}
+    assert loader_options(arrays, {"path": "d"}, 16) == {"path": "d"}
+    assert loader_options(streams, {"batch_size": 8}, 16) == {"batch_size": 8}  # recorded before: kept
+    assert recorded_data_options(streams, {"path": "d", "batch_size": 16}, 16, "dataset 'x'") == {"path": "d"}
+    assert recorded_data_options(arrays, {"path": "d"}, 16, "dataset 'x'") == {"path": "d"}
+    with pytest.raises(UsageError, match=r"batch_size=8 disagrees with --batch-size 16: .*--batch-size 8 instead"):
+        recorded_data_options(streams, {"batch_size": 8}, 16, "dataset 'x'")
