@@ -35,8 +35,10 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+from core.data import BATCH_OPTION
 from core.engine.options import TrainingOptions
-from core.errors import KerastackError, UsageError, choices_text, did_you_mean
+from core.errors import UsageError, choices_text, did_you_mean
+from core.plugins import get_plugin_host
 
 TOP = (
     "arch",
@@ -175,17 +177,18 @@ def _tables_for(raw, plugins):
     the file names plugins that can be found (``plugins``: the ``--plugin`` values)."""
     tables = {"[training]": [f.name for f in fields(TrainingOptions)], "[transfer]": TRANSFER, "[[export]]": EXPORT}
     kinds = {"[hparams]": ("architecture", raw.get("arch")), "[data_options]": ("dataset", raw.get("data"))}
-    try:
-        from core.plugins import get_plugin_host
-
-        listed = raw.get("plugins", [])
-        listed = listed if isinstance(listed, list) and all(isinstance(p, str) for p in listed) else []
-        host = get_plugin_host([*plugins, *[p for p in listed if p not in plugins]])
-        for table, (kind, name) in kinds.items():
-            if isinstance(name, str):
-                tables[table] = list(host.registry(kind).get(name).defaults)
-    except (KerastackError, TypeError):
-        pass  # an unknown plugin or name is reported when the training starts
+    listed = raw.get("plugins", [])
+    listed = listed if isinstance(listed, list) and all(isinstance(p, str) for p in listed) else []
+    for table, (kind, name) in kinds.items():
+        if not isinstance(name, str):
+            continue
+        try:
+            host = get_plugin_host([*plugins, *[p for p in listed if p not in plugins]])
+            defaults = host.registry(kind).get(name).defaults
+        except Exception:  # noqa: BLE001 - a plugin or name that fails is reported when the training starts
+            continue
+        # A streamed dataset's batch_size is training's (--batch-size), not a dataset option to set.
+        tables[table] = [k for k in defaults if not (kind == "dataset" and k == BATCH_OPTION)]
     return tables
 
 

@@ -69,6 +69,8 @@ def test_bad_files_name_key_and_file(tmp_path, text, message):
         ("epoch = 3\n", "unknown key 'epoch' (did you mean 'epochs' under [training]?)"),
         ('arhc = "cnn"\n', "unknown key 'arhc' (did you mean 'arch'?)"),
         ('arch = "nope"\nfilters = 8\n', "unknown key 'filters'; valid:"),  # unknown arch: no table to tell
+        ('arch = "nope"\ndata = "digits"\ntest = 0.1\n', "'test' at the top level: it belongs under [data_options]"),
+        ('data = "image_folder"\nbatch_size = 8\n', "'batch_size' at the top level: it belongs under [training] ("),
     ],
 )
 def test_misplaced_top_level_keys_name_their_table(tmp_path, text, message):
