@@ -34,8 +34,9 @@ def export_and_report(run_dir, to, options, *, plugins=None, report=True):
     """What ``kerastack export`` does (also for a config file's ``[[export]]``): export, print each
     path written, then the exporter's report and its paths. Returns every path."""
     paths = export(run_dir, to, options, plugins=plugins)
-    if report:
-        paths = [*paths, *write_report(run_dir, to, plugins=plugins)]
     for path in paths:
         click.echo(str(path))
-    return paths
+    reported = write_report(run_dir, to, plugins=plugins) if report else []
+    for path in reported:
+        click.echo(str(path))
+    return [*paths, *reported]
