@@ -9,6 +9,7 @@ from typing import Any
 from core import backend as backends
 from core.child import call_in_backend
 from core.data import Dataset, check_dataset
+from core.deploy.precision import float32_model, float32_policy
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
@@ -17,7 +18,8 @@ from core.runs import Run, inference_model, load_run
 
 @dataclass
 class ExportContext:
-    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``),
+    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``;
+    computing in float32 even where the run trained in mixed precision: ``precision.float32_model``),
     its dataset, where to write, and the run record."""
 
     model: Any  # keras.Model
@@ -49,11 +51,13 @@ def export(
     backends.use(backend)
     dataset = load_dataset(run, host)
     out_dir = run.path / "export" / to
-    ctx = ExportContext(inference_model(run.model), dataset, out_dir, run.record, run.path)
     made = [d for d in (out_dir.parent, out_dir) if not d.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        paths = entry.call(ctx, **options)
+        # Layers an exporter makes (QAT's quantizers, ...) compute in float32, as the model does.
+        with float32_policy():
+            ctx = ExportContext(deployed_model(run), dataset, out_dir, run.record, run.path)
+            paths = entry.call(ctx, **options)
     except BaseException:
         # A failed export leaves no folder of its own behind (files already there stay).
         for folder in reversed(made):
@@ -83,6 +87,12 @@ def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = N
         raise KerastackError(
             f"{entry.owner} from {entry.plugin.label()} failed in its report: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def deployed_model(run: Run) -> Any:
+    """The keras.Model run ``run`` deploys: its ``inference_model()``, in float32 (a mixed-precision
+    model rebuilt with float32 dtype policies, see ``float32_model``)."""
+    return float32_model(inference_model(run.model))
 
 
 def _export_json(**kwargs: Any) -> list[str]:

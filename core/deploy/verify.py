@@ -10,11 +10,11 @@ import numpy as np
 from core import backend as backends
 from core.data import batches as iter_batches
 from core.deploy.compare import input_fits, record_result, sample_inputs
-from core.deploy.export import load_dataset
+from core.deploy.export import deployed_model, load_dataset
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
-from core.runs import inference_model, load_run
+from core.runs import load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 
@@ -30,6 +30,7 @@ def verify(
     other_run: bool = False,
 ) -> dict[str, Any]:
     """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
+    The Keras model is the one exporters convert: in float32 where the run trained in mixed precision.
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
     ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,
@@ -59,7 +60,7 @@ def verify(
     plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
     host = get_plugin_host(plugins)
     backends.use(backends.loaded() or run.backend)
-    keras_model = inference_model(run.model)
+    keras_model = deployed_model(run)
     split_name, split = load_dataset(run, host).evaluation_split()
     task = run.record.get("spec", {}).get("task")
     batches = iter_batches(split, BATCH)
