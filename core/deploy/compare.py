@@ -24,12 +24,13 @@ def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[
     """(p50, p90) ms of ``predict_on_batch`` on one evaluation sample, in this process's backend."""
     from core import backend as backends
     from core.deploy.export import load_dataset
+    from core.deploy.precision import trained_model
     from core.plugins import get_plugin_host
     from core.runs import inference_model, load_run
 
     run = load_run(run_dir)
     backends.use(backends.loaded() or run.backend)
-    model = inference_model(run.model)
+    model = inference_model(trained_model(run))  # as trained: mixed precision where it was
     host = get_plugin_host(list(run.record.get("plugins", [])))
     one = sample_inputs(model, load_dataset(run, host), 1)
     return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)

@@ -9,7 +9,7 @@ from typing import Any
 from core import backend as backends
 from core.child import call_in_backend
 from core.data import Dataset, check_dataset
-from core.deploy.precision import float32_model, float32_policy
+from core.deploy.precision import float32_model, float32_policy, trained_model
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
@@ -92,7 +92,7 @@ def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = N
 def deployed_model(run: Run) -> Any:
     """The keras.Model run ``run`` deploys: its ``inference_model()``, in float32 (a mixed-precision
     model rebuilt with float32 dtype policies, see ``float32_model``)."""
-    return float32_model(inference_model(run.model))
+    return float32_model(inference_model(trained_model(run)))
 
 
 def _export_json(**kwargs: Any) -> list[str]:

@@ -61,14 +61,27 @@ def float32_model(model: Any) -> Any:
     return copy
 
 
+def trained_model(run: Any) -> Any:
+    """``run.model`` (a ``core.runs.Run``'s), loaded under the dtype policy it was trained and compiled
+    under: a mixed_float16 model's optimizer is then the LossScaleOptimizer it saved, whose variables
+    load, instead of a plain one that warns "Skipping variable loading for optimizer"."""
+    with dtype_policy(run.record.get("training", {}).get("precision") or FLOAT32):
+        return run.model
+
+
+def float32_policy() -> Any:
+    """A context in which Keras's global dtype policy is float32 (training leaves the run's
+    precision set in its process); the previous one after it."""
+    return dtype_policy(FLOAT32)
+
+
 @contextmanager
-def float32_policy() -> Iterator[None]:
-    """Keras's global dtype policy float32 inside the block (training leaves the run's precision
-    set in its process), the previous one after it."""
+def dtype_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy ``name`` inside the block, the previous one after it."""
     import keras
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(FLOAT32)
+    keras.config.set_dtype_policy(name)
     try:
         yield
     finally:

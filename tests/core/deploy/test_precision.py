@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import keras
 from core import export, float32_model, load_run, train, verify
+from core.deploy.precision import trained_model
 from plugins.datasets.digits import load
 
 root = Path(sys.argv[1])
@@ -79,7 +80,7 @@ KEYS = ("agreement", "max_abs_diff", "tflite_accuracy", "keras_accuracy", "accur
 report = {}
 for name in RUNS:
     run = root / name
-    mixed = load_run(run).model
+    mixed = trained_model(load_run(run))
     deployed = float32_model(mixed)
     got = {"policies": sorted({layer.dtype_policy.name for layer in deployed._flatten_layers()}),
            "mixed_agreement": float(np.mean(mixed.predict(x, verbose=0).argmax(-1)
@@ -126,8 +127,8 @@ report["custom"] = {
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("precision")
-    run_python(JOB, root, env={"KERAS_BACKEND": "tensorflow"})
-    return root, read_json(root / "job.json")
+    proc = run_python(JOB, root, env={"KERAS_BACKEND": "tensorflow"})
+    return root, {**read_json(root / "job.json"), "stderr": proc.stderr}
 
 
 RUNS = ("tensorflow-bf16", "jax-bf16", "torch-bf16", "tensorflow-f16")
@@ -155,3 +156,10 @@ def test_custom_and_nested_layers_are_rebuilt_in_float32(mixed):
     custom = job["custom"]
     assert custom["policies"] == ["float32"] and custom["same_weights"] and custom["unchanged"]
     assert custom["max_abs_diff"] <= 0.05  # bf16 against float32 arithmetic, same weights
+
+
+@pytest.mark.slow
+def test_a_mixed_float16_run_loads_its_optimizer_without_a_warning(mixed):
+    """Its LossScaleOptimizer's variables load when the model loads under the policy it trained with."""
+    _, job = mixed
+    assert "Skipping variable loading for optimizer" not in job["stderr"]
