@@ -93,7 +93,7 @@ def _describe_run(ctx):
     return described
 
 
-RANGE_SAMPLES = 10_000  # of a streamed training split; a split of arrays is read whole
+RANGE_SAMPLES = 2048  # of a streamed training split (images read from disk); arrays are read whole
 # Datasets that scale raw values (pixels, counts) into the model's inputs, where the plugin records
 # none itself (a dataset may set ``dataset.normalization = {"scale": s, "offset": o}``): the model
 # takes ``raw * scale + offset``, as the dataset computed it.
