@@ -28,6 +28,7 @@ from core.deploy.compare import (
     time_calls,
 )
 from core.deploy.export import ExportContext, export, load_dataset
+from core.deploy.precision import float32_model
 from core.deploy.verify import verify
 from core.engine.training import train
 from core.errors import KerastackError, UsageError, choices_text, did_you_mean, one_line
@@ -73,6 +74,7 @@ __all__ = [
     "load_model",
     "import_model_modules",
     "inference_model",
+    "float32_model",
     "load_dataset",
     # what exporters share
     "compare_outputs",

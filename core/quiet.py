@@ -18,6 +18,13 @@ NOISE = re.compile(
     rb"|To enable the following instructions: .*rebuild TensorFlow"
     rb"|fully_quantize: \d+, inference_type: \d+"  # the TFLite quantizer's settings
     rb"|An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed"
+    # The TFLite converter's MLIR diagnostics: the exporter's one-line error says what they say.
+    rb"|(?:<unknown>:\d+: )?(?:error: )?loc\(.*\): (?:error|warning|note|remark): "
+    rb"|error: failed while converting: '"
+    rb"|Some ops are not supported by the native TFLite runtime"
+    rb"|TF Select ops: \w"
+    rb"|Details:$"
+    rb"|\ttf\.\w+\("
     rb")"
 )
 
@@ -42,15 +49,25 @@ def filter_native_stderr():
 
 def _pump(read_end, real):
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        pending = b""
+        pending, dropped = b"", False
         while chunk := pipe.read(65536):
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            out = b"".join(line + b"\n" for line in lines if not NOISE.match(line))
-            if out:
-                os.write(real, out)
-        if pending and not NOISE.match(pending):
+            kept = []
+            for line in lines:
+                if not noise(line, dropped):
+                    kept.append(line + b"\n")
+                dropped = noise(line, dropped)
+            if kept:
+                os.write(real, b"".join(kept))
+        if pending and not noise(pending, dropped):
             os.write(real, pending)
+
+
+def noise(line, after_noise=False):
+    """Whether ``line`` (bytes, no newline) is dropped: a native logger's line, or a blank line that
+    ends a block of them (the converter's diagnostics end with one)."""
+    return bool(NOISE.match(line)) or (after_noise and not line.strip())
 
 
 def _stop():

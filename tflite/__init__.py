@@ -5,6 +5,6 @@ Copy this folder onto the device, `pip install -r tflite/requirements.txt`, then
 `ai_edge_litert` is imported only when a model is opened.
 """
 
-from .runner import TFLiteModel, latency_percentiles, load_labels, load_metadata
+from .runner import TFLiteModel, latency_percentiles, load_labels, load_metadata, range_warning
 
-__all__ = ["TFLiteModel", "latency_percentiles", "load_labels", "load_metadata"]
+__all__ = ["TFLiteModel", "latency_percentiles", "load_labels", "load_metadata", "range_warning"]

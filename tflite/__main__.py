@@ -1,10 +1,13 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy] [--bench N] [--threads N] [--top K] [--metadata] [--json]
+"""python -m tflite MODEL.tflite [--input FILE.npy [--normalize]] [--bench N] [--threads N] [--top K] [--metadata] [--json]
 
 Examples:
   python -m tflite model_int8.tflite --input samples.npy --top 3
       0: cat 0.9141, dog 0.0547, bird 0.0117
   python -m tflite model_int8.tflite --bench 200 --threads 2
       latency p50 0.041 ms, p90 0.047 ms (200 runs, 2 threads)
+  python -m tflite model_int8.tflite --input raw_pixels.npy --normalize
+      (scaled as the training data was, e.g. x / 255; the input range and normalization are recorded
+      in the metadata, and input far outside that range gets a warning)
   python -m tflite model_int8.tflite --metadata
       {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
@@ -18,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import TFLiteModel
+from .runner import TFLiteModel, range_warning
+
+
+class _UsageError(ValueError):
+    """A flag this model cannot take: exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", type=Path, help="the .tflite file (labels.txt/model.json beside it are used)")
     p.add_argument("--input", type=Path, metavar="FILE.npy", help="float inputs: one sample, or a batch")
+    p.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale --input as the training data was (the normalization the metadata records, e.g. x / 255)",
+    )
     p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
@@ -108,14 +120,28 @@ def _bench_input(model: TFLiteModel, x: np.ndarray | None) -> np.ndarray:
     return np.random.default_rng(0).random((1,) + model.input_shape, dtype=np.float32)
 
 
+def _input(model: TFLiteModel, path: Path, normalize: bool, result: dict) -> np.ndarray:
+    """The batch in ``path``, scaled with the recorded normalization if asked; a one-line warning
+    on stderr (and in ``result["warnings"]``) when it lies far outside the training inputs' range."""
+    x = _load_npy(path)
+    if x.ndim == len(model.input_shape):  # one sample without its batch axis
+        x = x[None]
+    if normalize:
+        try:
+            x = model.normalize(x)
+        except ValueError as e:
+            raise _UsageError(f"--normalize: {e}") from None
+    warning = range_warning(x, model.metadata, normalized=normalize)
+    if warning:
+        print(f"tflite: warning: {model.path.name}: {warning}", file=sys.stderr)
+        result["warnings"] = [warning]
+    return x
+
+
 def _run(args: argparse.Namespace) -> int:
     model = TFLiteModel(args.model, num_threads=args.threads)
-    x = None
-    if args.input is not None:
-        x = _load_npy(args.input)
-        if x.ndim == len(model.input_shape):  # one sample without its batch axis
-            x = x[None]
     result: dict = {"model": str(model.path), "threads": args.threads}
+    x = None if args.input is None else _input(model, args.input, args.normalize, result)
     lines: list[str] = []
     if args.metadata:
         result["metadata"] = model.metadata
@@ -141,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.input is None and args.bench is None and not args.metadata:
         parser.error("give --input FILE.npy, --bench N, --metadata, or several")
+    if args.normalize and args.input is None:
+        parser.error("--normalize scales --input FILE.npy; give it one")
     try:
         return _run(args)
+    except _UsageError as e:
+        print(f"tflite: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, RuntimeError) as e:
         if args.debug:
             raise

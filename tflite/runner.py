@@ -18,10 +18,12 @@ import numpy as np
 
 from .metadata import EMBEDDED_KEY, read_metadata
 
-__all__ = ["TFLiteModel", "load_metadata", "load_labels", "latency_percentiles"]
+__all__ = ["TFLiteModel", "load_metadata", "load_labels", "latency_percentiles", "range_warning"]
 
 _QUANTIZED_TYPES = (np.int8, np.uint8, np.int16)
 _RUNTIME_NOISE = "INFO: Created TensorFlow Lite XNNPACK delegate"
+# Input beyond the training range by more than this fraction of the range is "far outside" it.
+FAR_OUTSIDE = 0.5
 
 
 def _first_line(error: BaseException) -> str:
@@ -106,6 +108,40 @@ def load_labels(tflite_path: str | Path, metadata: dict | None = None) -> list[s
     return None
 
 
+def _numbers(value: object, *keys: str) -> tuple[float, ...] | None:
+    if not isinstance(value, dict):
+        return None
+    found = tuple(value.get(k) for k in keys)
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in found)
+    return tuple(float(v) for v in found) if ok else None
+
+
+def range_warning(x: np.ndarray, metadata: dict | None, normalized: bool = False) -> str | None:
+    """One line saying that ``x`` lies far outside the input range the metadata records (the
+    training inputs' "input_range"), by how much, and what to do; None when it does not, or when no
+    range is recorded. ``normalized``: ``x`` was already scaled with the recorded normalization."""
+    recorded = _numbers((metadata or {}).get("input_range"), "min", "max")
+    x = np.asarray(x)
+    if recorded is None or x.size == 0 or x.dtype.kind not in "biuf":
+        return None
+    low, high = recorded
+    got_low, got_high = float(np.nanmin(x)), float(np.nanmax(x))
+    beyond = max(low - got_low, got_high - high, 0.0)
+    if not np.isfinite(beyond) or beyond <= FAR_OUTSIDE * max(high - low, 1e-6):
+        return None
+    scaling = _numbers((metadata or {}).get("normalization"), "scale", "offset")
+    if normalized:
+        hint = "the recorded normalization was applied: is the input what the training data was made from?"
+    elif scaling is not None:
+        hint = f"pass --normalize to scale it as the training data was (x * {scaling[0]:.6g} + {scaling[1]:.6g})"
+    else:
+        hint = "scale it as the training data was (the metadata records no normalization to apply)"
+    return (
+        f"input values span [{got_low:.6g}, {got_high:.6g}], far outside the range the model was trained "
+        f"on, [{low:.6g}, {high:.6g}] (up to {beyond:.6g} beyond it); {hint}"
+    )
+
+
 def latency_percentiles(latencies_ms: np.ndarray) -> dict:
     """{"p50_ms", "p90_ms", "mean_ms", "runs"} of per-invocation latencies."""
     ms = np.asarray(latencies_ms, dtype=np.float64)
@@ -188,6 +224,29 @@ class TFLiteModel:
             {"index": t["index"], "name": t["name"], "dtype": np.dtype(t["dtype"]).name}
             for t in self._interpreter.get_tensor_details()
         ]
+
+    @property
+    def input_range(self) -> tuple[float, float] | None:
+        """(min, max) of the training inputs, as the metadata records them; None if it does not."""
+        return _numbers((self.metadata or {}).get("input_range"), "min", "max")
+
+    @property
+    def normalization(self) -> tuple[float, float] | None:
+        """(scale, offset) that turned raw values into the training inputs (``raw * scale + offset``),
+        as the metadata records it; None where it does not (not known at export)."""
+        return _numbers((self.metadata or {}).get("normalization"), "scale", "offset")
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (raw values, e.g. 0-255 pixels) scaled as the training data was, float32; a
+        ValueError when the metadata records no normalization."""
+        if self.normalization is None:
+            raise ValueError(
+                f"{self.path}: its metadata records no input normalization (the dataset's scaling was not "
+                "known at export); scale the input yourself"
+                + (" to the training range [{:.6g}, {:.6g}]".format(*self.input_range) if self.input_range else "")
+            )
+        scale, offset = self.normalization
+        return (np.asarray(x, dtype=np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
 
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:

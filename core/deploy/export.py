@@ -9,6 +9,7 @@ from typing import Any
 from core import backend as backends
 from core.child import call_in_backend
 from core.data import Dataset, check_dataset, loader_options
+from core.deploy.precision import float32_model, float32_policy, trained_model
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
@@ -17,7 +18,8 @@ from core.runs import Run, inference_model, load_run
 
 @dataclass
 class ExportContext:
-    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``),
+    """What an exporter gets: the run's deployable model (loaded here; see ``runs.inference_model``;
+    computing in float32 even where the run trained in mixed precision: ``precision.float32_model``),
     its dataset, where to write, and the run record."""
 
     model: Any  # keras.Model
@@ -49,11 +51,13 @@ def export(
     backends.use(backend)
     dataset = load_dataset(run, host)
     out_dir = run.path / "export" / to
-    ctx = ExportContext(inference_model(run.model), dataset, out_dir, run.record, run.path)
     made = [d for d in (out_dir.parent, out_dir) if not d.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        paths = entry.call(ctx, **options)
+        # Layers an exporter makes (QAT's quantizers, ...) compute in float32, as the model does.
+        with float32_policy():
+            ctx = ExportContext(deployed_model(run), dataset, out_dir, run.record, run.path)
+            paths = entry.call(ctx, **options)
     except BaseException:
         # A failed export leaves no folder of its own behind (files already there stay).
         for folder in reversed(made):
@@ -83,6 +87,31 @@ def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = N
         raise KerastackError(
             f"{entry.owner} from {entry.plugin.label()} failed in its report: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def deployed_model(run: Run) -> Any:
+    """The keras.Model run ``run`` deploys: its ``inference_model()``, in float32 (a mixed-precision
+    model rebuilt with float32 dtype policies, see ``float32_model``).
+
+    Loaded once per process while the run's ``model.keras`` stays the same file: ``verify()`` and
+    ``keras_latency()`` are called again and again on one run (``kerastack run``; the export report:
+    every .tflite at every thread count), and a model loaded afresh each time is a fresh predict
+    function, traced again (TensorFlow's "triggered tf.function retracing")."""
+
+    def load():
+        return float32_model(inference_model(trained_model(run)))
+
+    if run._model is not None or not run.model_path.is_file():
+        return load()  # trained in this process, or not there (run.model says why)
+    stat = run.model_path.stat()
+    key = (str(run.model_path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DEPLOYED:
+        _DEPLOYED.clear()
+        _DEPLOYED[key] = load()
+    return _DEPLOYED[key]
+
+
+_DEPLOYED: dict[tuple[str, int, int], Any] = {}  # at most one: the last run's deployed model
 
 
 def _export_json(**kwargs: Any) -> list[str]:

@@ -10,8 +10,8 @@ import numpy as np
 from core import backend as backends
 from core.data import batches as iter_batches
 from core.data import predict_batches
-from core.deploy.compare import deployed_model, input_fits, record_result, sample_inputs
-from core.deploy.export import load_dataset
+from core.deploy.compare import input_fits, record_result, sample_inputs
+from core.deploy.export import deployed_model, load_dataset
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
@@ -31,6 +31,7 @@ def verify(
     other_run: bool = False,
 ) -> dict[str, Any]:
     """Metrics of the .tflite and of the run's Keras model on the run's test split (else validation).
+    The Keras model is the one exporters convert: in float32 where the run trained in mixed precision.
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
     ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,

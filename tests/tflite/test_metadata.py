@@ -240,3 +240,61 @@ def _cli(*args) -> subprocess.CompletedProcess:
         timeout=60,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
+
+
+# -- the input range and normalization the exporter records (issue 14) -----------------------------
+RANGE = {"min": 0.0, "max": 1.0, "samples": 1257}
+PIXELS = {"scale": 1 / 255, "offset": 0.0, "raw_range": [0, 255]}
+
+
+def _with_range(models, tmp_path, normalization=None):
+    path = tmp_path / "model_int8.tflite"
+    meta = {**META, "input_range": RANGE, **({"normalization": normalization} if normalization else {})}
+    embed_metadata(models / "int8.tflite", path, EMBEDDED_KEY, json.dumps(meta).encode())
+    return path
+
+
+def test_raw_pixels_warn_and_normalize_applies_the_recorded_scaling(models, tmp_path, x):
+    """0-255 pixels into a model trained on [0, 1] used to be clipped silently to one answer."""
+    path = _with_range(models, tmp_path, PIXELS)
+    pixels = np.round(x[:4] * 255)
+    np.save(tmp_path / "raw.npy", pixels)
+    np.save(tmp_path / "scaled.npy", pixels / 255)
+    raw = _cli(path, "--input", tmp_path / "raw.npy", "--json")
+    assert raw.returncode == 0, raw.stderr
+    (warning,) = raw.stderr.splitlines()
+    assert warning.startswith("tflite: warning: model_int8.tflite: input values span [")
+    assert "[0, 1]" in warning and "beyond it" in warning and "--normalize" in warning and "0.00392157" in warning
+    assert json.loads(raw.stdout)["warnings"] == [warning.split(": ", 3)[3]]
+
+    normalized = _cli(path, "--input", tmp_path / "raw.npy", "--normalize", "--json")
+    scaled = _cli(path, "--input", tmp_path / "scaled.npy", "--json")
+    assert normalized.returncode == scaled.returncode == 0 and normalized.stderr == scaled.stderr == ""
+    assert json.loads(normalized.stdout)["predictions"] == json.loads(scaled.stdout)["predictions"]
+    model = TFLiteModel(path)
+    assert model.input_range == (0.0, 1.0) and model.normalization == (1 / 255, 0.0)
+    np.testing.assert_allclose(model.normalize(pixels), pixels / 255, rtol=1e-6)
+
+
+def test_normalize_is_refused_where_no_normalization_is_recorded(models, tmp_path, x):
+    path = _with_range(models, tmp_path)
+    np.save(tmp_path / "raw.npy", x[:2] * 255)
+    proc = _cli(path, "--input", tmp_path / "raw.npy", "--normalize")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("tflite: error: --normalize: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "records no input normalization" in proc.stderr and "[0, 1]" in proc.stderr
+    warned = _cli(path, "--input", tmp_path / "raw.npy")
+    assert warned.returncode == 0 and warned.stderr.count("\n") == 1
+    assert "records no normalization" in warned.stderr and "--normalize" not in warned.stderr
+
+
+def test_range_warning_only_far_outside_the_recorded_range():
+    from tflite import range_warning
+
+    meta = {"input_range": RANGE}
+    assert range_warning(np.array([0.0, 1.0]), meta) is None
+    assert range_warning(np.array([-0.2, 1.3]), meta) is None  # near: standardized data drifts
+    assert "up to 2 beyond it" in range_warning(np.array([0.5, 3.0]), meta)
+    assert "up to 254 beyond it" in range_warning(np.array([0.0, 255.0]), meta)
+    assert range_warning(np.array([0.0, 255.0]), {}) is None  # nothing recorded: nothing to say
+    assert range_warning(np.array([0.0, 255.0]), {"input_range": {"min": "a", "max": 1}}) is None

@@ -303,7 +303,7 @@ def test_cli_imports_nothing_heavy(models):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing_model", "garbage_model", "wrong_shape", "bad_npy", "missing_npy", "no_action", "bad_bench"],
+    ["missing_model", "garbage_model", "wrong_shape", "bad_npy", "missing_npy", "no_action", "bad_bench", "normalize"],
 )
 def test_cli_errors_are_one_line(models, tmp_path, case):
     model = str(models / "model_int8.tflite")
@@ -319,6 +319,7 @@ def test_cli_errors_are_one_line(models, tmp_path, case):
         "missing_npy": ([model, "--input", str(tmp_path / "gone.npy")], 1, "gone.npy"),
         "no_action": ([model], 2, "--input"),
         "bad_bench": ([model, "--bench", "0"], 2, "--bench"),
+        "normalize": ([model, "--bench", "1", "--normalize"], 2, "--normalize"),  # without --input
     }[case]
     proc = cli(*args)
     assert proc.returncode == code

@@ -80,11 +80,59 @@ def _describe_run(ctx):
         "trained_backend": ctx.run.get("training", {}).get("backend"),
     }
     # What a device needs to prepare inputs like the training data: a text dataset's vocabulary,
-    # a table's column encodings.
+    # a table's column encodings, the range of the inputs and the scaling that made them.
     for key in ("vocabulary", "preprocessing"):
         if getattr(ctx.dataset, key, None) is not None:
             described[key] = getattr(ctx.dataset, key)
+    value_range = input_range(ctx.dataset, ctx.model)
+    if value_range is not None:
+        described["input_range"] = value_range
+        normalization = input_normalization(ctx.dataset, ctx.run.get("dataset", {}).get("name"))
+        if normalization is not None:
+            described["normalization"] = normalization
     return described
+
+
+RANGE_SAMPLES = 2048  # of a streamed training split (images read from disk); arrays are read whole
+# Datasets that scale raw values (pixels, counts) into the model's inputs, where the plugin records
+# none itself (a dataset may set ``dataset.normalization = {"scale": s, "offset": o}``): the model
+# takes ``raw * scale + offset``, as the dataset computed it.
+KNOWN_NORMALIZATION = {
+    "image_folder": {"scale": 1 / 255, "offset": 0.0, "raw_range": [0, 255]},  # 8-bit pixels
+    "digits": {"scale": 1 / 16, "offset": 0.0, "raw_range": [0, 16]},  # scikit-learn's 0-16 counts
+}
+_last_range = {}  # the dataset last measured, and its range: one export writes several files
+
+
+def input_range(dataset, model):
+    """``{"min", "max", "samples"}`` of the training inputs (up to ``RANGE_SAMPLES`` of a streamed
+    split), or None where the model takes something else than the data (a generator's noise) or
+    the inputs are not numbers."""
+    import numpy as np
+
+    from core import as_arrays, input_fits, is_pair
+
+    if _last_range.get("dataset") is dataset:
+        return _last_range["range"]
+    x, _ = as_arrays(dataset.train, limit=None if is_pair(dataset.train) else RANGE_SAMPLES)
+    x = np.asarray(x)
+    found = None
+    if x.size and x.dtype.kind in "biuf" and input_fits(model.input_shape[1:], x.shape[1:]):
+        low, high = float(np.nanmin(x)), float(np.nanmax(x))
+        if np.isfinite(low) and np.isfinite(high):
+            found = {"min": low, "max": high, "samples": len(x)}
+    _last_range.update(dataset=dataset, range=found)
+    return found
+
+
+def input_normalization(dataset, name):
+    """``{"scale", "offset", ...}``: the dataset's own ``normalization`` if it set one, else what
+    ``KNOWN_NORMALIZATION`` says of the built-in dataset ``name``, else None (not known)."""
+    declared = getattr(dataset, "normalization", None)
+    if isinstance(declared, dict) and isinstance(declared.get("scale"), (int, float)):
+        return {"offset": 0.0, **declared}
+    known = KNOWN_NORMALIZATION.get(name)
+    return dict(known) if known else None
 
 
 def _tensor(details):

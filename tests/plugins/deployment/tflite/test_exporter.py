@@ -146,6 +146,23 @@ def test_metadata_inside_each_file_equals_model_json(exported):
         assert entry["size_bytes"] == len(data) and entry["gzip_bytes"] == len(gzip.compress(data, 9, mtime=0))
 
 
+def test_the_training_input_range_and_scaling_are_recorded(exported):
+    """model.json and the metadata inside each file record the training inputs' range and the
+    scaling the dataset applied (digits: scikit-learn's 0-16 counts / 16), which ``python -m tflite``
+    warns with and applies on --normalize (issue 14)."""
+    from plugins.deployment.tflite.metadata import read_run_metadata
+
+    run, _ = exported
+    out = run / "export" / "tflite"
+    meta = read_json(out / "model.json")
+    assert meta["input_range"] == {"min": 0.0, "max": 1.0, "samples": meta["input_range"]["samples"]}
+    assert meta["input_range"]["samples"] > 1000  # the whole training split
+    assert meta["normalization"] == {"scale": 1 / 16, "offset": 0.0, "raw_range": [0, 16]}
+    for name in meta["files"]:
+        embedded = read_run_metadata(out / name)
+        assert embedded["input_range"] == meta["input_range"] and embedded["normalization"] == meta["normalization"]
+
+
 def test_device_runner_uses_sidecar_labels(exported):
     """``python -m tflite`` on an exported model prints labels from labels.txt."""
     run, _ = exported
