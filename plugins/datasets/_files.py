@@ -191,7 +191,7 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     """Sorted index arrays ``(train, *one per fraction)`` of ``n`` samples, fixed by ``seed``.
 
     ``fractions`` maps split names to their shares, e.g. ``{"validation": 0.15, "test": 0.15}``;
-    train keeps the rest. With ``labels``, each class is cut in these proportions (stratified). Bad
+    train keeps the rest. A share of 0 gives None (no such split). With ``labels``, each class is cut in these proportions (stratified). Bad
     fractions or an empty split are usage errors naming the options.
     """
     import numpy as np
@@ -214,9 +214,14 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     parts[0] += [g[start:] for g, start in zip(groups, taken)]
     splits = tuple(np.sort(np.concatenate(p)) for p in parts)
     for name, split in zip(("train", *fractions), splits):
-        if len(split) == 0:
+        if len(split) == 0 and fractions.get(name) != 0:
             raise UsageError(f"{owner}: {n} {what} are too few for {given}: the {name} split would be empty")
-    return splits
+    return (splits[0], *(None if share == 0 else s for s, share in zip(splits[1:], fractions.values())))
+
+
+def take(rows, *arrays):
+    """``tuple(a[rows] for a in arrays)``, or None for no split (``split_indices``'s share of 0)."""
+    return None if rows is None else tuple(a[rows] for a in arrays)
 
 
 def quotas(sizes, share, rng):

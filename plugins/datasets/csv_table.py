@@ -15,6 +15,7 @@ from plugins.datasets._files import (
     is_missing,
     read_table,
     split_indices,
+    take,
 )
 
 MISSING_CATEGORY = "<missing>"
@@ -72,8 +73,8 @@ def load(
     )
     dataset = Dataset(
         train=(x[train], y[train]),
-        validation=(x[val], y[val]),
-        test=(x[tst], y[tst]),
+        validation=take(val, x, y),
+        test=take(tst, x, y),
         task=task,
         class_names=class_names,
     )

@@ -86,7 +86,7 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
     import numpy as np
 
     from core import Dataset
-    from plugins.datasets._files import split_indices
+    from plugins.datasets._files import split_indices, take
 
     labels = np.asarray(labels, dtype="int32")
     train, val, tst = split_indices(
@@ -97,8 +97,8 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
     x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
     data = Dataset(
         train=(x[train], labels[train]),
-        validation=(x[val], labels[val]),
-        test=(x[tst], labels[tst]),
+        validation=take(val, x, labels),
+        test=take(tst, x, labels),
         task="classification",
         class_names=tuple(class_names),
         vocab_size=len(vocabulary),

@@ -202,8 +202,9 @@ def test_errors_name_the_option_the_file_or_the_column(table, tmp_path):
         UsageError, path=p, target="kind", categorical="ordinal"
     )
     assert "option delimiter=';;': expected one character" in error(UsageError, path=p, target="kind", delimiter=";;")
-    assert "options validation and test must be fractions summing below 1, got validation=0.6, test=0.5" in error(
-        UsageError, path=p, target="kind", validation=0.6, test=0.5
+    assert (
+        "options validation and test must be fractions in [0, 1) summing below 1 (0: no such split), got validation=0.6, test=0.5"
+        in error(UsageError, path=p, target="kind", validation=0.6, test=0.5)
     )
     assert f"task=regression needs a numeric target 'kind'; {p} line 2 holds 'cat'" in error(
         UsageError, path=p, target="kind", task="regression"
