@@ -7,6 +7,22 @@ TASKS = ("auto", "classification", "regression")
 TAB = ("\\t", "tab")  # --data-opt delimiter=\t or delimiter=tab: a tab
 
 
+def warn(name, message):
+    """One line on stderr: ``NAME: warning: MESSAGE`` (what a dataset changed or suspects in the data)."""
+    import sys
+
+    print(f"{name}: warning: {message}", file=sys.stderr)
+
+
+def which_lines(lines, shown=5):
+    """``"lines 4, 9 and 12"`` / ``"lines 4, 9, 12, 20, 31 and 7 more"``: file lines, the first few."""
+    head = [str(n) for n in lines[:shown]]
+    rest = len(lines) - len(head)
+    if rest:
+        return f"lines {', '.join(head)} and {rest} more"
+    return f"line {head[0]}" if len(head) == 1 else f"lines {', '.join(head[:-1])} and {head[-1]}"
+
+
 def is_missing(text):
     return text.strip().lower() in MISSING
 
