@@ -1,6 +1,8 @@
 """What dataset plugins return (``Dataset``) and what architectures are built from (``DataSpec``)."""
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -13,22 +15,27 @@ UNSUPERVISED = ("reconstruction", "generation")
 
 @dataclass
 class Dataset:
-    """Splits are ``(x, y)`` pairs of numpy arrays (``y`` may be None) or ``keras.utils.PyDataset``s.
+    """What a dataset plugin's ``load`` returns.
 
-    ``vocab_size`` is set by token datasets (integer ids in ``[0, vocab_size)``, 0 = padding).
+    ``train``, ``validation`` and ``test`` are ``(x, y)`` pairs of numpy arrays (``y`` may be None)
+    or ``keras.utils.PyDataset``s; ``validation`` and ``test`` may be None. ``task`` is one of
+    ``TASKS``; ``class_names`` name the classes of a classification dataset (else the labels count
+    them). ``vocab_size`` is set by token datasets (integer ids in ``[0, vocab_size)``, 0 =
+    padding); left unset, training infers it from the train split's largest id.
     """
 
-    train: object
-    validation: object = None
-    test: object = None
+    train: Any
+    validation: Any = None
+    test: Any = None
     task: str = "classification"
-    class_names: tuple = None
-    vocab_size: int = None
+    class_names: tuple[str, ...] | None = None
+    vocab_size: int | None = None
 
-    def split(self, name):
+    def split(self, name: str) -> Any:
+        """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``), or None."""
         return getattr(self, name)
 
-    def evaluation_split(self):
+    def evaluation_split(self) -> tuple[str, Any]:
         """``(name, split)`` of the split used to judge a model: test, else validation, else train."""
         for name in ("test", "validation", "train"):
             if self.split(name) is not None:
@@ -38,17 +45,23 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What an architecture needs to know about the data: shapes, classes, task."""
+    """What an architecture's ``build`` gets to know about the data.
 
-    input_shape: tuple
-    num_classes: int = None
+    ``input_shape`` is one sample's shape (no batch axis); ``num_classes`` and ``class_names`` are
+    set for classification; ``task`` is the task the run trains; ``input_dtype`` the inputs' numpy
+    dtype name (``"int32"`` for token ids); ``vocab_size`` the number of token ids, if any.
+    """
+
+    input_shape: tuple[int, ...]
+    num_classes: int | None = None
     task: str = "classification"
-    class_names: tuple = None
+    class_names: tuple[str, ...] | None = None
     input_dtype: str = "float32"
-    vocab_size: int = None
+    vocab_size: int | None = None
 
 
-def is_pair(split):
+def is_pair(split: Any) -> bool:
+    """Whether ``split`` is an ``(x, y)`` pair of arrays (as opposed to a PyDataset or None)."""
     return isinstance(split, (tuple, list)) and len(split) == 2
 
 
@@ -57,8 +70,9 @@ def first_batch(split):
     return split if is_pair(split) else batch_of(split, 0)
 
 
-def as_arrays(split, limit=None):
-    """``(x, y)`` numpy arrays of a split (a PyDataset is read batch by batch up to ``limit`` samples)."""
+def as_arrays(split: Any, limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x, y)`` numpy arrays of a split, at most ``limit`` samples if given (a PyDataset is read
+    batch by batch, up to ``limit``); ``y`` is None where the split has no targets."""
     if is_pair(split):
         x, y = split
         return (x[:limit], None if y is None else y[:limit]) if limit else (x, y)
@@ -76,7 +90,7 @@ def as_arrays(split, limit=None):
     return x, y
 
 
-def batches(split, size=256):
+def batches(split: Any, size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """``(x, y)`` numpy batches of a split: slices of its arrays, or a PyDataset's own batches.
     One batch at a time is in memory (beyond what the split itself holds)."""
     if is_pair(split):
@@ -96,8 +110,9 @@ def batch_of(split, i):
     return batch, None
 
 
-def check_dataset(dataset, owner):
-    """Raise an error naming ``owner`` (the dataset plugin) if the dataset is malformed."""
+def check_dataset(dataset: Dataset, owner: str) -> None:
+    """Raise a ``KerastackError`` naming ``owner`` (the dataset plugin) if ``dataset`` breaks the
+    contract: what kerastack checks before training (splits, shapes, dtypes, finite values, labels)."""
     if not isinstance(dataset, Dataset):
         raise KerastackError(f"{owner} returned {type(dataset).__name__}, expected core.Dataset")
     if dataset.task not in TASKS:
@@ -123,7 +138,7 @@ def check_dataset(dataset, owner):
             raise KerastackError(f"{owner}: {name} split inputs contain NaN or inf")
 
 
-def spec_of(dataset, owner=None):
+def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
     """The DataSpec of a dataset: input shape from the train split, classes from names or labels.
 
     ``owner`` (the dataset plugin) is named in the error about labels out of range."""
@@ -148,6 +163,50 @@ def spec_of(dataset, owner=None):
     )
 
 
+def with_inferred_vocab(spec: DataSpec, dataset: Dataset) -> DataSpec:
+    """``spec`` with ``vocab_size`` inferred, where the dataset gives integer ids without one: the
+    largest id of the train split (arrays) + 1. Unchanged if it sets one, if its inputs are not
+    signed integers, or if the train split streams (a ``PyDataset``) or holds negative values."""
+    if spec.vocab_size is not None or not spec.input_dtype.startswith("int") or not is_pair(dataset.train):
+        return spec
+    x = np.asarray(dataset.train[0])
+    if x.size == 0 or int(x.min()) < 0:
+        return spec
+    return replace(spec, vocab_size=int(x.max()) + 1)
+
+
+def vocab_hint(spec: DataSpec, dataset: Dataset) -> str:
+    """A sentence that says what to set when integer inputs came with no ``vocab_size`` that could
+    be inferred; "" otherwise."""
+    if spec.vocab_size is not None or not spec.input_dtype.startswith("int"):
+        return ""
+    why = "its train split streams" if not is_pair(dataset.train) else "its train split holds negative ids"
+    return (
+        f"the dataset's {spec.input_dtype} inputs have no vocab_size and {why}, so none can be inferred: "
+        "set vocab_size (the largest token id + 1) on the core.Dataset it returns"
+    )
+
+
+def check_token_ids(dataset: Dataset, vocab_size: int, owner: str | None = None) -> None:
+    """Raise an error naming the split if its ids do not fit the ``vocab_size`` inferred from the
+    train split (an embedding cannot look up an id >= its vocabulary)."""
+    where = f"{owner}: " if owner else ""
+    for name in ("validation", "test"):
+        split = dataset.split(name)
+        if split is None or not is_pair(split) or np.asarray(split[0]).size == 0:
+            continue
+        x = np.asarray(split[0])
+        low, high = int(x.min()), int(x.max())
+        if low < 0:
+            raise KerastackError(f"{where}the {name} split has token id {low}; token ids must be >= 0")
+        if high >= vocab_size:
+            raise KerastackError(
+                f"{where}the {name} split has token id {high}, not below the vocab_size {vocab_size} inferred "
+                f"from the train split (its largest id + 1); set vocab_size={high + 1} (or more) on the "
+                "core.Dataset it returns"
+            )
+
+
 def task_for(spec, tasks, arch, data):
     """The task a run trains: the dataset's, if the architecture supports it, else an unsupervised
     task of the architecture (an autoencoder learns from any dataset's inputs, labels unused)."""
@@ -159,9 +218,9 @@ def task_for(spec, tasks, arch, data):
     raise UsageError(f"architecture {arch!r} supports {', '.join(tasks)}; dataset {data!r} is {spec.task}")
 
 
-def targets_for(task, split):
+def targets_for(task: str, split: Any) -> Any:
     """The ``(x, y)`` a split is fitted on for ``task``: labels for supervised tasks, the inputs
-    themselves for reconstruction, none for generation."""
+    themselves for reconstruction, none for generation. A PyDataset is returned as it is."""
     if not is_pair(split):
         return split
     x, y = split

@@ -7,13 +7,25 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import batches, check_dataset, is_pair, spec_of, targets_for, task_for
+from core.data import (
+    batches,
+    check_dataset,
+    check_token_ids,
+    is_pair,
+    spec_of,
+    targets_for,
+    task_for,
+    vocab_hint,
+    with_inferred_vocab,
+)
 from core.engine import transfer
 from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
 from core.engine.compiling import compile_for_task, steps_per_epoch
@@ -21,60 +33,122 @@ from core.engine.options import make_options
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
-from core.runs import HISTORY_FILE, METRICS_FILE, MODEL_FILE, RUN_FILE, RunLock, load_model, load_run, new_run_dir
+from core.runs import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    Run,
+    RunLock,
+    load_model,
+    load_run,
+    new_run_dir,
+)
+from core.runs.plots import PREDICTIONS_FILE
+from core.runs.run import config_modules
 from core.versions import versions
-
-PREDICTIONS_FILE = "predictions.npz"
 
 
 def train(
-    arch=None,
-    data=None,
+    arch: str | None = None,
+    data: str | None = None,
     *,
-    backend=None,
-    hparams=None,
-    data_options=None,
-    callbacks=(),
-    out=None,
-    runs_dir="runs",
-    seed=None,
-    plugins=(),
-    verbose="auto",
-    init_from=None,
-    freeze="none",
-    lora_rank=None,
-    resume=None,
-    **training,
-):
+    backend: str | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    callbacks: Sequence[str] = (),
+    out: str | os.PathLike | None = None,
+    runs_dir: str | os.PathLike = "runs",
+    seed: int | None = None,
+    plugins: Sequence[str] = (),
+    verbose: str | int = "auto",
+    init_from: str | os.PathLike | None = None,
+    freeze: str = "none",
+    lora_rank: int | None = None,
+    resume: str | os.PathLike | None = None,
+    **training: Any,
+) -> Run:
     """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
 
     ``hparams`` and ``data_options`` map names to values or to text (as from ``--hp k=v``); they are
     checked against the plugins' signatures. ``training`` takes the fields of
     :class:`core.engine.options.TrainingOptions` (``epochs``, ``batch_size``, ``optimizer``, ``schedule``,
-    ``early_stopping``, ``precision``, …). Transfer learning: ``init_from`` (a run directory) copies
-    every matching layer's weights, ``freeze="backbone"`` trains only the new head, ``lora_rank``
-    trains LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run
-    directory) continues an interrupted run from its last checkpoint, with the same settings.
+    ``early_stopping``, ``precision``, …). ``backend`` is ``tensorflow``, ``jax`` or ``torch`` (default:
+    the one this process runs, else the configured one); ``out`` the run directory (default: a new
+    one under ``runs_dir``); ``seed`` the random seed (default: random, recorded); ``plugins`` the
+    ``--plugin`` modules or files to load; ``callbacks`` names of plugin callbacks; ``verbose``
+    Keras's ``fit`` verbosity. Transfer learning: ``init_from`` (a run directory) copies every
+    matching layer's weights, ``freeze="backbone"`` trains only the new head, ``lora_rank`` trains
+    LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run directory)
+    continues an interrupted run from its last checkpoint, with the same settings (the other
+    arguments are then unused).
 
     If this process already runs keras under another backend, the training runs in a child process.
     """
     if resume is not None:
         return _resume(Path(resume), verbose)
     opts = make_options(training)
+    arch_entry, data_entry = _plugin_entries(plugins, arch, data, callbacks)
+    hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
+    _check_transfer(freeze, lora_rank, init_from)
+    backend = backends.resolve(backend)
+    _check_backend(opts, backend)
+    out = Path(out) if out else new_run_dir(runs_dir, arch, data)
+    if (out / RUN_FILE).exists():
+        raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
+    record = {
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "architecture": _plugin_record(arch_entry, hparams),
+        "dataset": _plugin_record(data_entry, data_options),
+        "training": _training_request(opts, backend, seed, callbacks),
+        "transfer": _transfer_request(init_from, freeze, lora_rank),
+        "plugins": [_absolute(p) for p in plugins],
+        "versions": versions(),
+    }
+    return _dispatch(record, out, verbose, resume_from=None)
+
+
+def _plugin_entries(plugins, arch, data, callbacks):
+    """The registry entries of the architecture and the dataset; an error for any unknown name."""
     host = get_plugin_host(plugins)
-    arch_entry = host.registry("architecture").get(arch)
-    data_entry = host.registry("dataset").get(data)
-    hparams = arch_entry.options(hparams)
-    data_options = data_entry.options(data_options)
+    arch_entry, data_entry = host.registry("architecture").get(arch), host.registry("dataset").get(data)
     for name in callbacks:
         host.registry("callback").get(name)
+    return arch_entry, data_entry
+
+
+def _training_request(opts, backend, seed, callbacks):
+    """The training settings, as run.json records them (a random seed is drawn and kept)."""
+    return {
+        "backend": backend,
+        "seed": secrets.randbelow(2**31) if seed is None else int(seed),
+        **opts.to_dict(),
+        "callbacks": list(callbacks),
+    }
+
+
+def _transfer_request(init_from, freeze, lora_rank):
+    """The transfer settings asked for, as run.json records them until the model is built."""
+    return {
+        "init_from": str(Path(init_from).resolve()) if init_from else None,
+        "freeze": freeze,
+        "lora_rank": None if lora_rank is None else int(lora_rank),
+    }
+
+
+def _check_transfer(freeze, lora_rank, init_from):
+    """Refuse bad --freeze, --lora-rank and --init-from values before anything is written."""
     if freeze not in transfer.FREEZE:
         raise UsageError(f"--freeze {freeze!r}: valid: {', '.join(transfer.FREEZE)}")
     if lora_rank is not None and int(lora_rank) < 1:
         raise UsageError(f"--lora-rank must be at least 1, got {lora_rank}")
     if init_from is not None:
         load_run(init_from)  # fail early on a bad directory
-    backend = backends.resolve(backend)
+
+
+def _check_backend(opts, backend):
+    """Refuse training options the backend cannot honour."""
     if opts.steps_per_execution > 1 and backend == "torch":
         raise UsageError(
             f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
@@ -84,29 +158,6 @@ def train(
         raise UsageError("--distribute is not supported on the torch backend (use jax or tensorflow)")
     if opts.distribute == "model" and backend != "jax":
         raise UsageError("--distribute model needs the jax backend (keras.distribution.ModelParallel)")
-    out = Path(out) if out else new_run_dir(runs_dir, arch, data)
-    if (out / RUN_FILE).exists():
-        raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
-    record = {
-        "status": "running",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "architecture": _plugin_record(arch_entry, hparams),
-        "dataset": _plugin_record(data_entry, data_options),
-        "training": {
-            "backend": backend,
-            "seed": secrets.randbelow(2**31) if seed is None else int(seed),
-            **opts.to_dict(),
-            "callbacks": list(callbacks),
-        },
-        "transfer": {
-            "init_from": str(Path(init_from).resolve()) if init_from else None,
-            "freeze": freeze,
-            "lora_rank": None if lora_rank is None else int(lora_rank),
-        },
-        "plugins": [_absolute(p) for p in plugins],
-        "versions": versions(),
-    }
-    return _dispatch(record, out, verbose, resume_from=None)
 
 
 def _resume(out, verbose):
@@ -162,7 +213,70 @@ def _execute(record, out, verbose, resume_from):
     return run
 
 
+@dataclasses.dataclass
+class _Job:
+    """One training, resolved from its record: options, plugins, data and spec, under its backend."""
+
+    record: dict
+    opts: object
+    host: object
+    arch_entry: object
+    hparams: dict
+    owner: str  # the dataset plugin, as errors name it
+    keras: object
+    dataset: object
+    spec: object
+    initial_epoch: int
+    distribution: object
+    callbacks: list
+
+    @property
+    def arch(self):
+        return self.arch_entry.name
+
+    @property
+    def data(self):
+        return self.record["dataset"]["name"]
+
+    @property
+    def backend(self):
+        return self.record["training"]["backend"]
+
+    @property
+    def seed(self):
+        return self.record["training"]["seed"]
+
+
 def _train_locked(record, out, verbose, resume_from):
+    job = _prepare(record, resume_from)
+    with job.distribution:
+        if resume_from:
+            model = _resumed_model(job, out)
+            rows = [r for r in load_run(out).history if int(r["epoch"]) <= job.initial_epoch]
+        else:
+            model, rows = _new_model(job), []
+        write_json(out / RUN_FILE, record)
+        trainable, total = transfer.parameter_counts(model)
+        callbacks = _callbacks(job, out, rows, resume_from)
+        started = time.perf_counter()
+        history = _fit(model, job, callbacks, verbose)
+        metrics = {
+            "backend": job.backend,
+            "epochs": job.initial_epoch + len(history.epoch),
+            "seconds": round(time.perf_counter() - started, 3),
+            "trainable_params": trainable,
+            "total_params": total,
+        }
+        _check_finite(history, job.opts)
+        metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
+        _evaluate(model, job.dataset, job.spec, job.opts, metrics, out)
+        _write_results(model, record, metrics, out)
+    _plots(out)
+    return model
+
+
+def _prepare(record, resume_from):
+    """Load the plugins and the dataset, select the backend, seed it, and work out the DataSpec."""
     training = record["training"]
     opts = make_options({k: v for k, v in training.items() if k not in ("backend", "seed", "callbacks")})
     host = get_plugin_host(record["plugins"])
@@ -170,7 +284,6 @@ def _train_locked(record, out, verbose, resume_from):
     data_entry = host.registry("dataset").get(record["dataset"]["name"])
     hparams = arch_entry.options(record["architecture"]["options"])
     data_options = data_entry.options(record["dataset"]["options"])
-    arch, data = arch_entry.name, data_entry.name
 
     # The dataset loads before keras is imported, so that its errors come without the wait; a
     # loader that needs keras (a PyDataset) imports it under the run's backend.
@@ -188,80 +301,107 @@ def _train_locked(record, out, verbose, resume_from):
     if opts.distribute != "none" and training["backend"] == "jax":
         dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
     spec = spec_of(dataset, owner)
-    spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch, data))
-    train_size = len(dataset.train[0]) if is_pair(dataset.train) else len(dataset.train) * opts.batch_size
-    total_steps = steps_per_epoch(opts, train_size) * opts.epochs
+    spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch_entry.name, data_entry.name))
+    spec = with_inferred_vocab(spec, dataset)
+    _check_extras(opts, dataset, data_entry.name)
+    # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.
+    plugin_callbacks = [_make_callback(keras, host.registry("callback").get(n)) for n in training["callbacks"]]
+    return _Job(
+        record=record,
+        opts=opts,
+        host=host,
+        arch_entry=arch_entry,
+        hparams=hparams,
+        owner=owner,
+        keras=keras,
+        dataset=dataset,
+        spec=spec,
+        initial_epoch=initial_epoch,
+        distribution=distribution,
+        callbacks=plugin_callbacks,
+    )
 
+
+def _check_extras(opts, dataset, data):
+    """Refuse --tensorboard without its package, --augment on streamed data."""
     if opts.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise UsageError(
             "--tensorboard needs the tensorboard package (tf.summary writes through it): pip install tensorboard"
         )
     if opts.augment and not is_pair(dataset.train):
         raise UsageError(f"--augment works on datasets of arrays; dataset {data!r} streams batches")
-    # Plugin callbacks are made before anything is written, so that a failing factory leaves no run.
-    plugin_callbacks = [_make_callback(keras, host.registry("callback").get(n)) for n in training["callbacks"]]
 
-    with distribution:
-        if resume_from:
-            model = load_model(out / CHECKPOINT_FILE, record.get("custom_modules", ()))
-            rows = [r for r in load_run(out).history if int(r["epoch"]) <= initial_epoch]
-            record.setdefault("resumed", []).append(initial_epoch)
-            print(f"resuming {out} at epoch {initial_epoch + 1} of {opts.epochs}")
-        else:
-            model = _build(keras, arch_entry, spec, hparams, data)
-            source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
-            record["transfer"] = _transfer(model, source, record["transfer"]["freeze"], record["transfer"]["lora_rank"])
-            extra_modules = compile_for_task(keras, model, spec.task, arch, opts, total_steps)
-            record["spec"] = {
-                "input_shape": list(spec.input_shape),
-                "num_classes": spec.num_classes,
-                "task": spec.task,
-                "class_names": list(spec.class_names or []) or None,
-                "input_dtype": spec.input_dtype,
-                "vocab_size": spec.vocab_size,
-            }
-            record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
-            rows = []
-        write_json(out / RUN_FILE, record)
-        trainable, total = transfer.parameter_counts(model)
 
-        cbs = [
-            history_writer(out / HISTORY_FILE, rows),
-            keras.callbacks.TerminateOnNaN(),
-            checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
-        ]
-        if opts.tensorboard:
-            cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
-        if opts.early_stopping:
-            cbs.append(
-                keras.callbacks.EarlyStopping(
-                    opts.monitor, patience=opts.early_stopping, restore_best_weights=True, verbose=1
-                )
-            )
-        cbs += plugin_callbacks
-        started = time.perf_counter()
-        history = _fit(model, dataset, opts, cbs, verbose, arch, data, spec, initial_epoch, training["seed"])
-        seconds = time.perf_counter() - started
-        _check_finite(history, opts)
-
-        metrics = {
-            "backend": training["backend"],
-            "epochs": initial_epoch + len(history.epoch),
-            "seconds": round(seconds, 3),
-            "trainable_params": trainable,
-            "total_params": total,
-        }
-        metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
-        _evaluate(model, dataset, spec, opts, metrics, out)
-        with atomic_path(out / MODEL_FILE) as tmp:
-            model.save(tmp)
-        write_json(out / METRICS_FILE, metrics)
-        record["status"] = "complete"
-        write_json(out / RUN_FILE, record)
-        for name in (CHECKPOINT_FILE, CHECKPOINT_STATE):  # model.keras is the last state now
-            (out / name).unlink(missing_ok=True)
-    _plots(out)
+def _resumed_model(job, out):
+    """The interrupted run's last checkpoint, with its optimizer state."""
+    record = job.record
+    model = load_model(out / CHECKPOINT_FILE, record.get("custom_modules", ()))
+    # Runs written before non-layer objects were collected gain their modules here.
+    record["custom_modules"] = sorted(set(record.get("custom_modules", ())) | set(custom_modules(model)))
+    record.setdefault("resumed", []).append(job.initial_epoch)
+    print(f"resuming {out} at epoch {job.initial_epoch + 1} of {job.opts.epochs}")
     return model
+
+
+def _new_model(job):
+    """Build, initialize (--init-from, --freeze, --lora-rank) and compile the model; fill in the
+    record's ``transfer``, ``spec`` and ``custom_modules``."""
+    record, spec, opts = job.record, job.spec, job.opts
+    model = _build(job.keras, job.arch_entry, spec, job.hparams, job.data, vocab_hint(spec, job.dataset))
+    if job.dataset.vocab_size is None and spec.vocab_size is not None and _embeds(job.keras, model):
+        check_token_ids(job.dataset, spec.vocab_size, job.owner)
+    source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
+    record["transfer"] = _transfer(model, source, record["transfer"]["freeze"], record["transfer"]["lora_rank"])
+    train_size = len(job.dataset.train[0]) if is_pair(job.dataset.train) else len(job.dataset.train) * opts.batch_size
+    total_steps = steps_per_epoch(opts, train_size) * opts.epochs
+    extra_modules = compile_for_task(job.keras, model, spec.task, job.arch, opts, total_steps)
+    record["spec"] = {
+        "input_shape": list(spec.input_shape),
+        "num_classes": spec.num_classes,
+        "task": spec.task,
+        "class_names": list(spec.class_names or []) or None,
+        "input_dtype": spec.input_dtype,
+        "vocab_size": spec.vocab_size,
+    }
+    record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
+    return model
+
+
+def _embeds(keras, model):
+    """Whether the model looks token ids up in an Embedding layer."""
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    return any(isinstance(layer, keras.layers.Embedding) for layer in layers)
+
+
+def _callbacks(job, out, rows, resume_from):
+    """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the plugins'."""
+    keras, opts = job.keras, job.opts
+    cbs = [
+        history_writer(out / HISTORY_FILE, rows),
+        keras.callbacks.TerminateOnNaN(),
+        checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
+    ]
+    if opts.tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
+    if opts.early_stopping:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                opts.monitor, patience=opts.early_stopping, restore_best_weights=True, verbose=1
+            )
+        )
+    return cbs + job.callbacks
+
+
+def _write_results(model, record, metrics, out):
+    """model.keras, metrics.json, the record marked complete; the checkpoints go (model.keras is the
+    last state now)."""
+    with atomic_path(out / MODEL_FILE) as tmp:
+        model.save(tmp)
+    write_json(out / METRICS_FILE, metrics)
+    record["status"] = "complete"
+    write_json(out / RUN_FILE, record)
+    for name in (CHECKPOINT_FILE, CHECKPOINT_STATE):
+        (out / name).unlink(missing_ok=True)
 
 
 def _missing_ancestor(path):
@@ -294,13 +434,17 @@ def _plots(out):
         print(f"kerastack: warning: could not draw the plots of {out}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def _build(keras, entry, spec, hparams, data):
+def _build(keras, entry, spec, hparams, data, hint=""):
     """The architecture's model; an error names the architecture, its plugin and the data it was
-    built for (an architecture that cannot take the dataset's input shape fails here)."""
+    built for (an architecture that cannot take the dataset's input shape fails here), and ends
+    with ``hint`` (what the dataset could set), if any."""
     try:
         model = entry.call(spec, **hparams)
     except KerastackError as exc:
-        raise type(exc)(f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, {spec.task}]") from exc
+        hint = f"; {hint}" if hint else ""
+        raise type(exc)(
+            f"{exc} [building for dataset {data!r}: input shape {spec.input_shape}, {spec.task}]{hint}"
+        ) from exc
     if not isinstance(model, keras.Model):
         raise KerastackError(
             f"{entry.owner} from {entry.plugin.label()}: build() returned "
@@ -352,9 +496,10 @@ def _trim_for_devices(dataset, devices):
     )
 
 
-def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epoch, seed):
+def _fit(model, job, callbacks, verbose):
     from core.engine.augment import augmented
 
+    dataset, opts, spec, initial_epoch = job.dataset, job.opts, job.spec, job.initial_epoch
     train, val = targets_for(spec.task, dataset.train), targets_for(spec.task, dataset.validation)
     common = dict(epochs=opts.epochs, callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch)
     if opts.steps_per_epoch:
@@ -367,7 +512,7 @@ def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epo
                 val = None if val is None else (val[0][:n], None if val[1] is None else val[1][:n])
             val = tuple(val) if val is not None else None
             if opts.augment:
-                stream = augmented(train[0], train[1], opts.batch_size, opts.augment, seed + initial_epoch)
+                stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
         return model.fit(train, validation_data=val, **common)
@@ -375,7 +520,8 @@ def _fit(model, dataset, opts, callbacks, verbose, arch, data, spec, initial_epo
         raise
     except Exception as exc:
         raise KerastackError(
-            f"training {arch!r} on {data!r} (input shape {spec.input_shape}) failed: {one_line(exc, first=True)}"
+            f"training {job.arch!r} on {job.data!r} (input shape {spec.input_shape}) failed: "
+            f"{one_line(exc, first=True)}"
         ) from exc
 
 
@@ -413,9 +559,20 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
 
 
 def custom_modules(model):
-    """Modules (other than keras's) whose classes the model is made of; imported again at load."""
+    """Modules (other than Keras's) that define the model's custom objects; imported again at load.
+
+    Those of its layers' classes, and of every object in the model's serialized config and compile
+    config: a custom constraint, regularizer, initializer, activation, loss, metric or schedule
+    registered in a plugin's own module is found too, not only a custom layer."""
+    import keras
+
     objects = [model, *model._flatten_layers(include_self=False, recursive=True)]
-    return sorted({type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"})
+    modules = {type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"}
+    try:
+        config = keras.saving.serialize_keras_object(model)
+    except Exception:  # noqa: BLE001 - a model that cannot be saved: the first checkpoint says why
+        config = None
+    return sorted(modules | set(config_modules(config)))
 
 
 def _absolute(plugin):

@@ -283,7 +283,7 @@ def _config_html(record):
     for key, label in (("spec", "Data"), ("training", "Training"), ("transfer", "Transfer")):
         if record.get(key):
             sections.append((label, list(record[key].items())))
-    for key, label in (("plugins", "Plugins (--plugin)"), ("custom_modules", "Custom layer modules")):
+    for key, label in (("plugins", "Plugins (--plugin)"), ("custom_modules", "Custom object modules")):
         if record.get(key):
             sections.append((label, [(str(i + 1), item) for i, item in enumerate(record[key])]))
     known = {

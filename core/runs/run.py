@@ -1,11 +1,14 @@
 """Run directories: what a training run leaves behind, read back."""
 
 import csv
+import json
 import os
 import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import KerastackError
 from core.files import read_json
@@ -14,6 +17,12 @@ MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+
+# Modules that moved in the restructuring of issue "The house": runs and .keras files written before
+# it name the old paths (``plugins.architectures._layers.generative`` kept its name).
+LEGACY_MODULES = {"core.losses": "core.engine.losses", "core.schedules": "core.engine.schedules"}
+# Top-level packages whose classes Keras finds by itself: never imported for a model.
+_NOT_CUSTOM = ("keras", "builtins")
 
 
 def new_run_dir(root, arch, data):
@@ -29,42 +38,51 @@ def new_run_dir(root, arch, data):
 
 @dataclass
 class Run:
-    """A run directory read back: its record, metrics and history; the model loads on demand."""
+    """A run directory read back: ``record`` (``run.json``), ``metrics`` (``metrics.json``, empty
+    until the run finishes) and ``history`` (``history.csv``, a dict per epoch); the model loads on
+    demand."""
 
     path: Path
-    record: dict
-    metrics: dict = field(default_factory=dict)
-    history: list = field(default_factory=list)
-    _model: object = field(default=None, repr=False)
+    record: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    _model: Any = field(default=None, repr=False)
 
     @property
-    def model(self):
+    def model(self) -> Any:
         """The run's keras.Model (the trained one if this process trained it, else loaded)."""
         if self._model is None:
             self._model = load_model(self.model_path, self.record.get("custom_modules", ()))
         return self._model
 
     @property
-    def model_path(self):
+    def model_path(self) -> Path:
+        """Where the trained model is (``model.keras``; absent until the run finishes)."""
         return self.path / MODEL_FILE
 
     @property
-    def backend(self):
+    def backend(self) -> str | None:
+        """The backend the run trained under."""
         return self.record.get("training", {}).get("backend")
 
 
-def inference_model(model):
+def inference_model(model: Any) -> Any:
     """The model that is deployed: ``model.inference_model()`` where the architecture defines one
     (a GAN's generator, a VAE's decoder, a diffusion model's denoiser), else the model itself."""
     make = getattr(model, "inference_model", None)
     return make() if callable(make) else model
 
 
-def load_run(path):
+def load_run(path: str | os.PathLike) -> Run:
+    """Read the run directory ``path`` (the model is loaded only when ``Run.model`` is asked for).
+
+    Module paths in its ``custom_modules`` that moved in the restructuring read as they are now."""
     path = Path(path)
     if not path.is_dir():
         raise KerastackError(f"{path}: no such run directory")
     record = read_json(path / RUN_FILE, "run record (is this a kerastack run directory?)")
+    if isinstance(record.get("custom_modules"), list):
+        record["custom_modules"] = [current_module(m) for m in record["custom_modules"]]
     metrics = read_json(path / METRICS_FILE, "metrics file") if (path / METRICS_FILE).exists() else {}
     history = []
     if (path / HISTORY_FILE).exists():
@@ -73,14 +91,16 @@ def load_run(path):
     return Run(path, record, metrics, history)
 
 
-def load_model(path, modules=()):
-    """Load a .keras file in safe mode (Lambda bytecode refused).
+def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile: bool = True) -> Any:
+    """Load a .keras file in safe mode (Lambda bytecode refused); ``compile=False`` leaves out the
+    optimizer, loss and metrics (for a model that is only run, or compiled afresh).
 
-    ``modules`` are the modules that define the model's custom layers (recorded by training in
-    ``run.json``): Keras finds registered classes only once their module is imported, and imports
-    none but its own.
+    Keras finds a registered custom object (layer, loss, metric, constraint, regularizer,
+    initializer, activation, schedule) only once its module is imported, and imports none but its
+    own. The modules imported first are ``modules`` (those ``run.json`` records) and every module
+    the archive's own ``config.json`` names, so that any .keras (checkpoint, export, older run)
+    loads in any process; module paths that moved are mapped to where they are now.
     """
-    import importlib
 
     import keras
 
@@ -92,16 +112,10 @@ def load_model(path, modules=()):
     if not zipfile.is_zipfile(path):
         # Keras would say "File not found" of a file that is there, only damaged.
         raise KerastackError(f"{path}: not a valid .keras model file (a zip archive): truncated or corrupt")
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise KerastackError(
-                f"{path}: cannot import {module!r}, which defines layers of this model: {type(exc).__name__}: {exc}"
-            ) from exc
+    import_model_modules(path, modules)
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe)
+        return keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)
     except Exception as exc:
         if "safe_mode" in str(exc):
             raise KerastackError(
@@ -110,6 +124,56 @@ def load_model(path, modules=()):
             ) from exc
         text = " ".join(str(exc).split())[:300]
         raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
+
+
+def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -> None:
+    """Import what the .keras file at ``path`` needs before Keras can deserialize it: ``modules``
+    (as ``run.json`` records them) and every module its ``config.json`` names, moved paths mapped.
+    For code that rebuilds a model from a .keras config itself; ``load_model`` calls it."""
+    import importlib
+
+    for module in dict.fromkeys(current_module(m) for m in [*modules, *archive_modules(path)]):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise KerastackError(
+                f"{path}: cannot import {module!r}, which defines custom objects of this model: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def current_module(module: str) -> str:
+    """Where ``module`` (as a run or .keras file written before the restructuring names it) is now."""
+    return LEGACY_MODULES.get(module, module)
+
+
+def config_modules(config: Any) -> list[str]:
+    """The modules, other than Keras's own, of every serialized Keras object in ``config`` (a
+    ``serialize_keras_object`` result, or a .keras file's ``config.json``): its layers, and also
+    its constraints, regularizers, initializers, activations, losses, metrics, optimizer and
+    learning-rate schedule, each a dict with ``module`` and ``class_name``."""
+    found, stack = set(), [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = item.get("module")
+            if isinstance(module, str) and "class_name" in item and module.split(".")[0] not in _NOT_CUSTOM:
+                found.add(module)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return sorted(found)
+
+
+def archive_modules(path: str | os.PathLike) -> list[str]:
+    """``config_modules`` of a .keras archive's ``config.json`` (none if it cannot be read: Keras
+    then says what is wrong with the file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return []
+    return config_modules(config)
 
 
 def _number(text):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, UsageError
+from core import UsageError
 
 
 def batch_size_of(run, batch_size=0):
@@ -37,26 +37,17 @@ def save(model, out):
 def load_for_finetuning(run_dir, what):
     """``(run, model, dataset)`` of a run, loaded in this process's backend (the model uncompiled:
     fine-tuning compiles it afresh)."""
-    import importlib
-
     import keras
 
-    from core import get_plugin_host, inference_model, load_dataset, load_run
+    from core import get_plugin_host, inference_model, load_dataset, load_model, load_run
 
     run = load_run(run_dir)
     dataset = load_dataset(run, get_plugin_host(run.record.get("plugins", [])))
-    for module in run.record.get("custom_modules", ()):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:
-            raise KerastackError(
-                f"{what}: cannot import {module!r}, which defines layers of the run's "
-                f"model: {type(exc).__name__}: {exc}"
-            ) from exc
+    modules = run.record.get("custom_modules", ())
     model = (
-        _load_weights_only(run.model_path)
+        _load_weights_only(run.model_path, modules)
         if keras.backend.backend() == "jax"
-        else keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+        else load_model(run.model_path, modules, compile=False)
     )
     if inference_model(model) is not model:
         raise UsageError(
@@ -81,7 +72,7 @@ _RANDOM_INITIALIZERS = {
 }
 
 
-def _load_weights_only(path):
+def _load_weights_only(path, modules=()):
     """Load a .keras model without drawing random initial weights that its saved ones replace.
 
     Under JAX each random draw of a new shape compiles (about a second each on a small CPU); the
@@ -93,6 +84,9 @@ def _load_weights_only(path):
 
     import keras
 
+    from core import import_model_modules
+
+    import_model_modules(path, modules)
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
     config.pop("compile_config", None)
