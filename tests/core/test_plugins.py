@@ -272,6 +272,22 @@ class Halve(keras.layers.Layer):
         return x * 0.5
 """
 
+SIBLING_CONSTRAINTS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="sibling_constraints")
+class Clip(keras.constraints.Constraint):
+    def __init__(self, limit=0.25):
+        self.limit = limit
+
+    def __call__(self, w):
+        return keras.ops.clip(w, -self.limit, self.limit)
+
+    def get_config(self):
+        return {"limit": self.limit}
+"""
+
 SIBLING_ARCH = """
 from core import hookimpl
 from sibling_helpers import width  # imported with the plugin: what failed without PYTHONPATH
@@ -284,22 +300,26 @@ def register_architectures(register):
 
 def build(spec):
     import keras
-    from sibling_layers import Halve  # keras code imported late, under the run's backend
+    from sibling_constraints import Clip  # keras code imported late, under the run's backend
+    from sibling_layers import Halve
 
     x = keras.Input(spec.input_shape)
-    h = Halve()(keras.layers.Dense(width(), activation="relu")(keras.layers.Flatten()(x)))
+    dense = keras.layers.Dense(width(), activation="relu", kernel_constraint=Clip())
+    h = Halve()(dense(keras.layers.Flatten()(x)))
     return keras.Model(x, keras.layers.Dense(spec.num_classes, activation="softmax")(h))
 """
 
 
 @pytest.mark.slow
 def test_plugin_with_modules_beside_it_trains_exports_and_verifies_from_elsewhere(tmp_path):
-    """--plugin plug/my_plugin.py from one folder; export (a TensorFlow child) and verify from another."""
+    """--plugin plug/my_plugin.py from one folder, its layer and constraint in modules beside it; export
+    (a TensorFlow child process) and verify (a JAX process) from another folder."""
     plug, here, there = tmp_path / "plug", tmp_path / "here", tmp_path / "there"
     for folder in (plug, here, there):
         folder.mkdir()
     (plug / "sibling_helpers.py").write_text("def width():\n    return 8\n")
     (plug / "sibling_layers.py").write_text(SIBLING_LAYERS)
+    (plug / "sibling_constraints.py").write_text(SIBLING_CONSTRAINTS)
     (plug / "my_plugin.py").write_text(SIBLING_ARCH)
     proc = run_python(
         """
@@ -324,5 +344,8 @@ def test_plugin_with_modules_beside_it_trains_exports_and_verifies_from_elsewher
         env={"KERAS_BACKEND": "jax"},
     )
     record = read_json(tmp_path / "run" / "run.json")
-    assert record["plugins"] == [str(plug / "my_plugin.py")] and record["custom_modules"] == ["sibling_layers"]
+    assert record["plugins"] == [str(plug / "my_plugin.py")] and record["custom_modules"] == [
+        "sibling_constraints",
+        "sibling_layers",
+    ]
     assert float(proc.stdout.split("AGREEMENT ", 1)[1].split()[0]) >= 0.95
