@@ -1,6 +1,6 @@
 """What dataset plugins return (``Dataset``) and what architectures are built from (``DataSpec``)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -108,6 +108,62 @@ def batch_of(split, i):
     if isinstance(batch, (tuple, list)):
         return batch[0], (batch[1] if len(batch) > 1 else None)
     return batch, None
+
+
+def predict_batches(model: Any, pairs: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any, np.ndarray]]:
+    """``(x, y, outputs)`` for each ``(x, y)`` of ``pairs`` (a split's ``batches``): the model's
+    outputs for ``x``.
+
+    Every call has one input shape (that of the first batch; a shorter batch is padded with copies
+    of its first row, whose outputs are dropped) and one call path (``predict_on_batch``, as
+    ``keras_latency`` uses): a compiled predict function is then traced once, where a last partial
+    batch or a mix of ``predict`` and ``predict_on_batch`` traced it again (TensorFlow's
+    "triggered tf.function retracing"; JAX compiles again)."""
+    rows = None
+    for x, y in pairs:
+        rows = rows or len(x)
+        yield x, y, predict_rows(model, x, rows)
+
+
+def predict_rows(model: Any, x: Any, rows: int) -> np.ndarray:
+    """The model's output for ``x``, predicted ``rows`` samples per call (the last call padded)."""
+    if not isinstance(x, np.ndarray) or not len(x):
+        return np.asarray(model.predict_on_batch(x))  # several inputs: as they come
+    outs = []
+    for start in range(0, len(x), rows):
+        chunk = x[start : start + rows]
+        n = len(chunk)
+        if n < rows:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], rows - n, axis=0)])
+        outs.append(np.asarray(model.predict_on_batch(chunk))[:n])
+    return np.concatenate(outs)
+
+
+BATCH_OPTION = "batch_size"  # the loader parameter through which a streamed dataset gets training's batch size
+
+
+def recorded_data_options(defaults: Mapping[str, Any], options: Mapping[str, Any], batch_size: int, owner: str) -> dict:
+    """``options`` of a dataset as a new run records them. A loader that takes ``batch_size`` (one
+    whose splits stream batches) is given training's batch size (``loader_options``): a
+    ``batch_size`` among ``options`` that disagrees is a usage error, and one that agrees is dropped,
+    so that a run records one batch size, the one its batches have."""
+    given = options.get(BATCH_OPTION)
+    if BATCH_OPTION not in defaults or given is None:
+        return dict(options)
+    if given != batch_size:
+        raise UsageError(
+            f"{owner}: --data-opt {BATCH_OPTION}={given} disagrees with --batch-size {batch_size}: its "
+            f"batches are the training batches; set --batch-size {given} instead"
+        )
+    return {k: v for k, v in options.items() if k != BATCH_OPTION}
+
+
+def loader_options(defaults: Mapping[str, Any], options: Mapping[str, Any], batch_size: int | None) -> dict:
+    """The keyword arguments for a dataset loader: ``options``, and training's ``batch_size`` for a
+    loader that takes one (a run recorded before it was training's keeps its own)."""
+    if BATCH_OPTION in defaults and BATCH_OPTION not in options and batch_size is not None:
+        return {**options, BATCH_OPTION: int(batch_size)}
+    return dict(options)
 
 
 def check_dataset(dataset: Dataset, owner: str) -> None:

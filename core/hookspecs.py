@@ -45,7 +45,9 @@ def register_datasets(register):
 
     ``load(**options) -> core.Dataset``: options are keyword arguments with defaults, set with
     ``--data-opt k=v``. Each split of the Dataset is an ``(x, y)`` pair of numpy arrays (``y`` may be
-    None for unsupervised tasks) or a ``keras.utils.PyDataset``.
+    None for unsupervised tasks) or a ``keras.utils.PyDataset``. A loader whose splits stream batches
+    takes a ``batch_size`` parameter: kerastack passes training's ``--batch-size`` to it, so that
+    its batches are the training batches (``--data-opt batch_size`` is refused unless it agrees).
 
     Example::
 

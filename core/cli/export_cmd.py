@@ -27,9 +27,16 @@ def command(host, run_dir, to, pairs_opt, report):
       ...
     """
     extra = list(host.extra) or None  # default: the plugins recorded in the run
-    paths = export(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra)
+    export_and_report(run_dir, to, parse_pairs(pairs_opt, "--opt"), plugins=extra, report=report)
+
+
+def export_and_report(run_dir, to, options, *, plugins=None, report=True):
+    """What ``kerastack export`` does (also for a config file's ``[[export]]``): export, print each
+    path written, then the exporter's report and its paths. Returns every path."""
+    paths = export(run_dir, to, options, plugins=plugins)
     for path in paths:
         click.echo(str(path))
-    if report:
-        for path in write_report(run_dir, to, plugins=extra):
-            click.echo(str(path))
+    reported = write_report(run_dir, to, plugins=plugins) if report else []
+    for path in reported:
+        click.echo(str(path))
+    return [*paths, *reported]

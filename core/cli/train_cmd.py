@@ -1,14 +1,17 @@
 import sys
+from pathlib import Path
 
 import click
 
+from core.cli.export_cmd import export_and_report
 from core.cli.options import backend_option, pairs_option
-from core.deploy.export import export
 from core.engine.config import load_config
 from core.engine.options import AUGMENT, DISTRIBUTE, JIT, OPTIMIZERS, PRECISIONS, SCHEDULES
 from core.engine.options import flag as flag_name
 from core.engine.training import train
+from core.files import read_json, write_json
 from core.params import parse_pairs
+from core.runs import RUN_FILE
 
 # Training flags: (flag, type, help). Each maps to a field of core.engine.options.TrainingOptions; values
 # are checked there, so the CLI, config files and the Python API report errors the same way.
@@ -130,15 +133,25 @@ def command(
         }
         run, exports = _resume(resume, given, verbose), []
     else:
-        config = load_config(config_path) if config_path else {}
+        config = load_config(config_path, plugins=host.extra) if config_path else {}
         cli = dict(arch=arch, data=data, backend=backend, callbacks=callbacks, out=out, seed=seed)
         transfer = dict(init_from=init_from, freeze=freeze, lora_rank=lora_rank)
         run = _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose)
         exports = config.get("export", [])
     _summary(run)
     for item in exports:
-        for path in export(run.path, item["to"], item.get("options", {})):
-            click.echo(str(path))
+        options = dict(item.get("options", {}))
+        export_and_report(run.path, item["to"], options, plugins=list(host.extra) or None)
+        _record_export(run.path, item["to"], options)
+
+
+def _record_export(run_dir, to, options):
+    """Add an export the config asked for to run.json's ``exports`` (written whole, atomically), so
+    that ``--config RUN/run.json`` exports again."""
+    path = Path(run_dir) / RUN_FILE
+    record = read_json(path, "run record")
+    record.setdefault("exports", []).append({"to": to, "options": options})
+    write_json(path, record)
 
 
 def _resume(resume, given, verbose):

@@ -25,14 +25,37 @@ def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[
     from core import backend as backends
     from core.deploy.export import load_dataset
     from core.plugins import get_plugin_host
-    from core.runs import inference_model, load_run
+    from core.runs import load_run
 
     run = load_run(run_dir)
     backends.use(backends.loaded() or run.backend)
-    model = inference_model(run.model)
+    model = deployed_model(run)
     host = get_plugin_host(list(run.record.get("plugins", [])))
     one = sample_inputs(model, load_dataset(run, host), 1)
     return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)
+
+
+_DEPLOYED: dict[tuple[str, int, int], Any] = {}  # at most one: the last run's deployed model
+
+
+def deployed_model(run: Any) -> Any:
+    """``inference_model(run.model)`` of a :class:`core.runs.Run`, loaded once per process while its
+    ``model.keras`` stays the same file.
+
+    ``verify()`` and ``keras_latency()`` are called again and again on one run (``kerastack run``;
+    the export report: every .tflite at every thread count). A model loaded afresh each time is a
+    fresh compiled predict function each time, traced again (TensorFlow's "triggered tf.function
+    retracing"); one model is traced once per input shape, and loaded once."""
+    from core.runs import inference_model
+
+    if run._model is not None or not run.model_path.is_file():
+        return inference_model(run.model)  # trained in this process, or not there (run.model says why)
+    stat = run.model_path.stat()
+    key = (str(run.model_path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DEPLOYED:
+        _DEPLOYED.clear()
+        _DEPLOYED[key] = inference_model(run.model)
+    return _DEPLOYED[key]
 
 
 def time_calls(call: Callable[[], object], runs: int = 200, warmup: int = 10) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import Dataset, check_dataset
+from core.data import Dataset, check_dataset, loader_options
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
@@ -97,6 +97,7 @@ def load_dataset(run: Run, host: PluginHost | None = None) -> Dataset:
         host = get_plugin_host(list(run.record.get("plugins", [])))
     rec = run.record["dataset"]
     entry = host.registry("dataset").get(rec["name"])
-    dataset = entry.call(**entry.options(rec.get("options", {})))
+    batch_size = run.record.get("training", {}).get("batch_size")
+    dataset = entry.call(**loader_options(entry.defaults, entry.options(rec.get("options", {})), batch_size))
     check_dataset(dataset, f"{entry.owner} from {entry.plugin.label()}")
     return dataset

@@ -9,12 +9,13 @@ import numpy as np
 
 from core import backend as backends
 from core.data import batches as iter_batches
-from core.deploy.compare import input_fits, record_result, sample_inputs
+from core.data import predict_batches
+from core.deploy.compare import deployed_model, input_fits, record_result, sample_inputs
 from core.deploy.export import load_dataset
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
-from core.runs import inference_model, load_run
+from core.runs import load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 
@@ -59,7 +60,7 @@ def verify(
     plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
     host = get_plugin_host(plugins)
     backends.use(backends.loaded() or run.backend)
-    keras_model = inference_model(run.model)
+    keras_model = deployed_model(run)
     split_name, split = load_dataset(run, host).evaluation_split()
     task = run.record.get("spec", {}).get("task")
     batches = iter_batches(split, BATCH)
@@ -72,12 +73,12 @@ def verify(
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
     # Batch by batch, keeping sums only: memory stays flat however many samples the split holds.
     totals = _Totals(task if split_name != "random" else None)
-    for x, y in itertools.chain([first], batches):
+    for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
         try:
             lite_out = lite.predict(x)
         except ValueError as exc:
             raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
-        keras_out = np.asarray(keras_model.predict(x, batch_size=BATCH, verbose=0), dtype="float32")
+        keras_out = keras_out.astype("float32", copy=False)
         totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
     bench = lite.benchmark(first[0][:1], runs=latency_runs)
     result = {

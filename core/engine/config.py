@@ -19,21 +19,26 @@ A TOML file::
     [transfer]               # init_from, freeze, lora_rank
     freeze = "none"
 
-    [[export]]               # exports to run after training
+    [[export]]               # exports to run after training, as `kerastack export` (report included)
     to = "tflite"
     options = { quantize = "int8" }
 
 Command-line flags override the file. Unknown keys are errors naming the key, the file and the
-closest valid key. Parsed with the standard library (``tomllib``/``json``): no code runs.
+closest valid key; a key in the wrong place (``epochs`` at the top level) names the table it belongs
+under. The exports done are recorded in run.json (``"exports"``), so a run.json used as the
+configuration exports again. Parsed with the standard library (``tomllib``/``json``): no code runs.
 """
 
+import difflib
 import json
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+from core.data import BATCH_OPTION
 from core.engine.options import TrainingOptions
 from core.errors import UsageError, choices_text, did_you_mean
+from core.plugins import get_plugin_host
 
 TOP = (
     "arch",
@@ -53,8 +58,10 @@ TRANSFER = ("init_from", "freeze", "lora_rank")
 EXPORT = ("to", "options")
 
 
-def load_config(path):
-    """The normalized configuration in ``path`` (.toml, or a run's run.json / run directory)."""
+def load_config(path, plugins=()):
+    """The normalized configuration in ``path`` (.toml, or a run's run.json / run directory).
+
+    ``plugins`` (the ``--plugin`` values) help name the table a misplaced key belongs in."""
     path = Path(path)
     if path.is_dir():
         path = path / "run.json"
@@ -66,17 +73,29 @@ def load_config(path):
         raise UsageError(f"--config {path}: not UTF-8 text (byte {exc.start})") from None
     if path.suffix == ".json":
         try:
-            return _from_run_record(json.loads(text), path)
+            config = _from_run_record(json.loads(text), path)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--config {path}: not valid JSON: {exc}") from None
+        _check_exports(config["export"], path)
+        return config
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"--config {path}: not valid TOML: {exc}") from None
-    _check_keys(raw, TOP, path, "")
+    _check_top_keys(raw, path, plugins)
     _check_keys(raw.get("training", {}), [f.name for f in fields(TrainingOptions)], path, "training.")
     _check_keys(raw.get("transfer", {}), TRANSFER, path, "transfer.")
-    exports = raw.get("export", [])
+    for table in ("hparams", "data_options", "training", "transfer"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise UsageError(f"--config {path}: {table!r} must be a table")
+    _check_exports(raw.get("export", []), path)
+    _check_types(raw, TYPES, path, "")
+    _check_types(raw.get("transfer", {}), TRANSFER_TYPES, path, "transfer.")
+    return raw
+
+
+def _check_exports(exports, path):
+    """``[[export]]`` tables: each with ``to`` (text) and, optionally, ``options`` (a table)."""
     if not isinstance(exports, list):
         raise UsageError(f"--config {path}: 'export' must be an array of tables ([[export]])")
     for item in exports:
@@ -85,15 +104,8 @@ def load_config(path):
         _check_keys(item, EXPORT, path, "export.")
         if "to" not in item:
             raise UsageError(f"--config {path}: every [[export]] needs 'to' (the exporter's name)")
-    for table in ("hparams", "data_options", "training", "transfer"):
-        if not isinstance(raw.get(table, {}), dict):
-            raise UsageError(f"--config {path}: {table!r} must be a table")
-    for item in exports:
         if not isinstance(item.get("to"), str) or not isinstance(item.get("options", {}), dict):
             raise UsageError(f"--config {path}: an [[export]] needs 'to' as text and 'options' as a table")
-    _check_types(raw, TYPES, path, "")
-    _check_types(raw.get("transfer", {}), TRANSFER_TYPES, path, "transfer.")
-    return raw
 
 
 # The type each value must have (the tables are checked above; training values by TrainingOptions).
@@ -136,7 +148,48 @@ def _from_run_record(record, path):
     config["training"] = {k: v for k, v in training.items() if v is not None}
     transfer = record.get("transfer") or {}
     config["transfer"] = {k: transfer[k] for k in TRANSFER if transfer.get(k) not in (None, "none")}
+    config["export"] = record.get("exports", [])  # those its config asked for, done after training
     return config
+
+
+def _check_top_keys(raw, path, plugins):
+    """Unknown top-level keys: one that belongs in a table says which; else the closest valid key."""
+    for key in raw:
+        if key in TOP:
+            continue
+        tables = _tables_for(raw, plugins)
+        where = [table for table, names in tables.items() if key in names]
+        if where:
+            raise UsageError(
+                f"--config {path}: unknown key {key!r} at the top level: it belongs under "
+                f"{' or '.join(where)} ({where[0]} then {key} = ...)"
+            )
+        guess = did_you_mean(key, TOP)
+        if not guess:  # a misspelled key of a table: "epoch" for [training]'s epochs
+            table_of = {name: table for table, names in tables.items() for name in names}
+            close = difflib.get_close_matches(key, list(table_of), n=1, cutoff=0.6)
+            guess = f" (did you mean {close[0]!r} under {table_of[close[0]]}?)" if close else ""
+        raise UsageError(f"--config {path}: unknown key {key!r}{guess}; valid: {choices_text(TOP)}")
+
+
+def _tables_for(raw, plugins):
+    """table → the keys it takes: the fixed ones, and the architecture's and dataset's options where
+    the file names plugins that can be found (``plugins``: the ``--plugin`` values)."""
+    tables = {"[training]": [f.name for f in fields(TrainingOptions)], "[transfer]": TRANSFER, "[[export]]": EXPORT}
+    kinds = {"[hparams]": ("architecture", raw.get("arch")), "[data_options]": ("dataset", raw.get("data"))}
+    listed = raw.get("plugins", [])
+    listed = listed if isinstance(listed, list) and all(isinstance(p, str) for p in listed) else []
+    for table, (kind, name) in kinds.items():
+        if not isinstance(name, str):
+            continue
+        try:
+            host = get_plugin_host([*plugins, *[p for p in listed if p not in plugins]])
+            defaults = host.registry(kind).get(name).defaults
+        except Exception:  # noqa: BLE001 - a plugin or name that fails is reported when the training starts
+            continue
+        # A streamed dataset's batch_size is training's (--batch-size), not a dataset option to set.
+        tables[table] = [k for k in defaults if not (kind == "dataset" and k == BATCH_OPTION)]
+    return tables
 
 
 def _check_keys(table, valid, path, prefix):

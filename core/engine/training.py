@@ -20,6 +20,9 @@ from core.data import (
     check_dataset,
     check_token_ids,
     is_pair,
+    loader_options,
+    predict_batches,
+    recorded_data_options,
     spec_of,
     targets_for,
     task_for,
@@ -90,6 +93,7 @@ def train(
     opts = make_options(training)
     arch_entry, data_entry = _plugin_entries(plugins, arch, data, callbacks)
     hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
+    data_options = recorded_data_options(data_entry.defaults, data_options, opts.batch_size, data_entry.owner)
     _check_transfer(freeze, lora_rank, init_from)
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
@@ -288,7 +292,7 @@ def _prepare(record, resume_from):
     # The dataset loads before keras is imported, so that its errors come without the wait; a
     # loader that needs keras (a PyDataset) imports it under the run's backend.
     backends.select(training["backend"])
-    dataset = data_entry.call(**data_options)
+    dataset = data_entry.call(**loader_options(data_entry.defaults, data_options, opts.batch_size))
     owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
     check_dataset(dataset, owner)
     keras = backends.use(training["backend"])
@@ -548,11 +552,11 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
         _, split = dataset.evaluation_split()
         # Batch by batch, keeping labels only: a streamed split is never all in memory.
         y_true, y_pred = [], []
-        for x, y in batches(split, 256):
+        for _, y, outputs in predict_batches(model, batches(split, 256)):
             if y is None:
                 return
             y_true.append(np.asarray(y).reshape(-1))
-            y_pred.append(np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(-1).reshape(-1))
+            y_pred.append(outputs.argmax(-1).reshape(-1))
         if y_true:
             with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
                 np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))

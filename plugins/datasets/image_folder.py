@@ -16,8 +16,8 @@ def register_datasets(register):
 
 
 def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15, seed=0):
-    """Each split is a ``keras.utils.PyDataset`` of ``(images, labels)`` batches of ``batch_size``:
-    images float32 in [0, 1] with shape (size, size, channels), squeezed to a square (not cropped),
+    """Each split is a ``keras.utils.PyDataset`` of ``(images, labels)`` batches of ``batch_size``
+    (kerastack sets it to training's ``--batch-size``; see ``register_datasets``): images float32 in [0, 1] with shape (size, size, channels), squeezed to a square (not cropped),
     grayscale for ``channels=1``; labels int32.
 
     Class names are the subfolder names, sorted; a class's images are the PNG and JPEG files

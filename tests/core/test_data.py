@@ -16,6 +16,9 @@ from core.data import (
     check_dataset,
     first_batch,
     is_pair,
+    loader_options,
+    predict_batches,
+    recorded_data_options,
     spec_of,
     targets_for,
     task_for,
@@ -256,3 +259,39 @@ def test_evaluation_split_prefers_test_then_validation():
     assert Dataset(train=a).evaluation_split() == ("train", a)
     with pytest.raises(KerastackError, match="^the dataset has no splits$"):
         Dataset(train=None).evaluation_split()
+
+
+class _ShapeRecorder:
+    """A model stand-in: ``predict_on_batch`` sums each sample's features and keeps the shapes."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def predict_on_batch(self, x):
+        self.shapes.append(x.shape)
+        return x.reshape(len(x), -1).sum(1, keepdims=True)
+
+
+def test_predict_batches_calls_the_model_with_one_shape():
+    # A last partial batch (or a streamed split's) padded to the first batch's shape: a compiled
+    # predict function is traced once, not again for 14 rows (TensorFlow's retracing warning).
+    x = np.arange(270 * 3, dtype="float32").reshape(270, 3)
+    y = np.arange(270)
+    model = _ShapeRecorder()
+    got = list(predict_batches(model, batches((x, y), 256)))
+    assert model.shapes == [(256, 3), (256, 3)]
+    assert [len(out) for _, _, out in got] == [256, 14]
+    np.testing.assert_array_equal(np.concatenate([out for _, _, out in got])[:, 0], x.sum(1))
+    np.testing.assert_array_equal(np.concatenate([b for _, b, _ in got]), y)
+
+
+def test_a_streamed_dataset_takes_training_batch_size():
+    streams, arrays = {"path": "", "batch_size": 32}, {"path": ""}
+    # One batch size: training's reaches a loader that takes batch_size; run.json records it once.
+    assert loader_options(streams, {"path": "d"}, 16) == {"path": "d", "batch_size": 16}
+    assert loader_options(arrays, {"path": "d"}, 16) == {"path": "d"}
+    assert loader_options(streams, {"batch_size": 8}, 16) == {"batch_size": 8}  # recorded before: kept
+    assert recorded_data_options(streams, {"path": "d", "batch_size": 16}, 16, "dataset 'x'") == {"path": "d"}
+    assert recorded_data_options(arrays, {"path": "d"}, 16, "dataset 'x'") == {"path": "d"}
+    with pytest.raises(UsageError, match=r"batch_size=8 disagrees with --batch-size 16: .*--batch-size 8 instead"):
+        recorded_data_options(streams, {"batch_size": 8}, 16, "dataset 'x'")

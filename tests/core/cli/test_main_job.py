@@ -33,3 +33,5 @@ def test_main_job_prints_table_and_int8_keeps_accuracy(tmp_path):
     # No native log noise on the user's terminal.
     assert not re.search(r"^[IWE]\d{4} ", proc.stderr, re.M), proc.stderr
     assert "absl::InitializeLog" not in proc.stderr and "XNNPACK" not in proc.stderr
+    # verify() and the latency reuse one loaded model: no fresh predict function traced per call.
+    assert "retracing" not in proc.stderr, proc.stderr

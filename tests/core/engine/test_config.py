@@ -58,6 +58,44 @@ def test_bad_files_name_key_and_file(tmp_path, text, message):
     assert str(path) in str(err.value) and message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('arch = "cnn"\nepochs = 3\n', "unknown key 'epochs' at the top level: it belongs under [training]"),
+        ('freeze = "backbone"\n', "'freeze' at the top level: it belongs under [transfer]"),
+        ('to = "tflite"\n', "'to' at the top level: it belongs under [[export]]"),
+        ('arch = "cnn"\nfilters = 8\n', "'filters' at the top level: it belongs under [hparams]"),
+        ('data = "digits"\nvalidation = 0.2\n', "'validation' at the top level: it belongs under [data_options]"),
+        ("epoch = 3\n", "unknown key 'epoch' (did you mean 'epochs' under [training]?)"),
+        ('arhc = "cnn"\n', "unknown key 'arhc' (did you mean 'arch'?)"),
+        ('arch = "nope"\nfilters = 8\n', "unknown key 'filters'; valid:"),  # unknown arch: no table to tell
+        ('arch = "nope"\ndata = "digits"\ntest = 0.1\n', "'test' at the top level: it belongs under [data_options]"),
+        ('data = "image_folder"\nbatch_size = 8\n', "'batch_size' at the top level: it belongs under [training] ("),
+    ],
+)
+def test_misplaced_top_level_keys_name_their_table(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_run_record_replays_its_exports(tmp_path):
+    record = {
+        "architecture": {"name": "mlp", "options": {}},
+        "dataset": {"name": "digits", "options": {}},
+        "training": {"backend": "jax", "seed": 7, "epochs": 2, "callbacks": []},
+        "plugins": [],
+        "exports": [{"to": "tflite", "options": {"quantize": "int8"}}],
+    }
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert load_config(tmp_path)["export"] == [{"to": "tflite", "options": {"quantize": "int8"}}]
+    record["exports"] = [{"options": {}}]
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    with pytest.raises(UsageError, match="needs 'to'"):
+        load_config(tmp_path)
+
+
 def test_run_record_becomes_a_config(tmp_path):
     record = {
         "architecture": {"name": "mlp", "options": {"units": [16]}},
@@ -111,8 +149,15 @@ def test_config_and_reproduction_through_the_cli(tmp_path):
     first = run_cli("train", "--config", config, "--out", tmp_path / "a", "--quiet")
     assert first.returncode == 0, first.stderr
     assert str(tmp_path / "a/export/tflite/model_float32.tflite") in first.stdout
+    # A config's export does what `kerastack export` does, report included, and run.json keeps it.
+    assert str(tmp_path / "a/export/tflite/report.md") in first.stdout
+    assert {"report.md", "verify.json"} <= {p.name for p in (tmp_path / "a/export/tflite").iterdir()}
+    assert read_json(tmp_path / "a/run.json")["exports"] == [{"to": "tflite", "options": {}}]
+    assert "retracing" not in first.stderr, first.stderr  # verify + report reuse one loaded model
     again = run_cli("train", "--config", tmp_path / "a/run.json", "--out", tmp_path / "b", "--quiet")
     assert again.returncode == 0, again.stderr
+    assert (tmp_path / "b/export/tflite/report.md").exists()  # reproducing the run exports again
+    assert read_json(tmp_path / "b/run.json")["exports"] == [{"to": "tflite", "options": {}}]
     a, b = read_json(tmp_path / "a/metrics.json"), read_json(tmp_path / "b/metrics.json")
     assert a["val_accuracy"] == b["val_accuracy"] and a["loss"] == b["loss"]
     override = run_cli("train", "--config", config, "--epochs", "1", "--out", tmp_path / "c", "--quiet")

@@ -5,6 +5,7 @@ imported and are checked here.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -175,11 +176,10 @@ def test_cli_trains_a_cnn_on_an_image_folder(tmp_path):
         f"path={root}",
         "--data-opt",
         "size=16",
-        "--data-opt",
-        "batch_size=8",
+        "--batch-size",
+        "8",
         "--epochs",
         "2",
-        "--quiet",
         "--backend",
         "tensorflow",
         "--out",
@@ -196,3 +196,20 @@ def test_cli_trains_a_cnn_on_an_image_folder(tmp_path):
     assert spec["input_shape"] == [16, 16, 3] and spec["class_names"] == ["bright", "dark"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and "test_accuracy" in metrics and "val_accuracy" in metrics
+    # --batch-size reaches the streamed splits: 28 training images in ceil(28 / 8) = 4 steps an epoch
+    # (Keras's one line per epoch, stdout not being a terminal), not 1 batch of the loader's default 32.
+    steps = re.findall(r"^(\d+)/(\d+) - ", proc.stdout, re.M)
+    assert steps == [("4", "4")] * 2, proc.stdout
+    record = json.loads((out / "run.json").read_text())
+    assert record["training"]["batch_size"] == 8 and "batch_size" not in record["dataset"]["options"]
+
+
+def test_a_batch_size_option_that_disagrees_with_training_is_refused(tmp_path):
+    root = write_images(tmp_path / "images", per_class=4)
+    args = ["train", "--arch", "cnn", "--data", "image_folder", "--data-opt", f"path={root}"]
+    proc = run_cli(*args, "--data-opt", "batch_size=16", "--out", tmp_path / "run", env=JAX)
+    assert one_line_error(proc, 2) == (
+        "kerastack: error: dataset 'image_folder': --data-opt batch_size=16 disagrees with --batch-size 32: "
+        "its batches are the training batches; set --batch-size 16 instead"
+    )
+    assert not (tmp_path / "run").exists()
