@@ -232,6 +232,13 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     for name, split in zip(("train", *fractions), splits):
         if len(split) == 0 and fractions.get(name) != 0:
             raise UsageError(f"{owner}: {n} {what} are too few for {given}: the {name} split would be empty")
+    unlearnable = len(groups) - len(np.unique(labels[splits[0]]))
+    if unlearnable:
+        warn(
+            owner.split("'")[1] if "'" in owner else owner,
+            f"{unlearnable} of {len(groups)} classes have all their {what} outside the train split (too few "
+            f"to share with {given}): the model cannot learn them; is the label free text or an id?",
+        )
     return (splits[0], *(None if share == 0 else s for s, share in zip(splits[1:], fractions.values())))
 
 

@@ -330,3 +330,13 @@ def test_a_free_text_column_is_named_with_its_distinct_values_and_what_to_do(tmp
     load(str(path), target="kind", ignore="review")
     load(str(write_table(tmp_path / "plain.csv")), target="kind")  # a 3-value text column: no warning
     assert capsys.readouterr().err == ""
+
+
+def test_classes_with_no_training_rows_are_counted(tmp_path, capsys):
+    """A target of unique texts: most classes have one row, and some land only in validation or test."""
+    load(str(write_reviews(tmp_path / "reviews.csv")), target="review", ignore="kind")
+    err = capsys.readouterr().err
+    assert err == (
+        "csv: warning: 14 of 60 classes have all their rows outside the train split (too few to share with "
+        "validation=0.15, test=0.15): the model cannot learn them; is the label free text or an id?\n"
+    )
