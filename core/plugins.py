@@ -242,19 +242,56 @@ def _user_plugin(spec: str) -> tuple[PluginInfo, Callable[[], object]]:
         def load():
             if not path.is_file():
                 raise FileNotFoundError(f"no such plugin file: {path}")
+            _add_plugin_folder(path.parent)
             module_name = f"kerastack_user_plugin_{path.stem}"
             mod_spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules[module_name] = module
             try:
                 mod_spec.loader.exec_module(module)
-            except BaseException:
+            except BaseException as exc:
                 sys.modules.pop(module_name, None)
+                hidden = [n for n in _hidden_siblings(path.parent) if f"'{n}'" in str(exc) or f"'{n}." in str(exc)]
+                if isinstance(exc, (ImportError, AttributeError)) and hidden:
+                    raise type(exc)(
+                        f"{exc} (the {hidden[0]!r} beside the plugin is not the one imported: the standard "
+                        "library, kerastack or an installed package has that name and comes first; rename it)"
+                    ) from exc
                 raise
             return module
 
         return info, load
     return PluginInfo(spec, "module", spec), lambda: importlib.import_module(spec)
+
+
+def _add_plugin_folder(folder: Path) -> None:
+    """Put ``folder`` (a ``--plugin`` file's) on ``sys.path``, as Python does with a script's folder.
+
+    The plugin then imports the modules beside it (its own layers, constraints, helpers) without
+    PYTHONPATH, in every process that loads it: training, the export and backend child processes
+    and ``--resume`` all load the plugin again from the absolute path recorded in ``run.json``.
+    The folder goes *last*, unlike a script's: a module there named like one of the standard
+    library, of kerastack (``core``, ``plugins``, ``tflite``) or of an installed package must not
+    replace it for kerastack, Keras or the backends, which import lazily long after the plugin
+    loaded. Such a module is not importable from the plugin; a failed import says so.
+    """
+    folder = str(folder)
+    if folder not in sys.path:
+        sys.path.append(folder)
+
+
+def _hidden_siblings(folder: Path) -> list[str]:
+    """The modules beside a plugin file that an earlier ``sys.path`` entry hides from it."""
+    hidden = []
+    for module in pkgutil.iter_modules([str(folder)]):
+        try:
+            spec = importlib.util.find_spec(module.name)
+        except (ImportError, ValueError):
+            continue
+        origin = Path(spec.origin).parent if spec and spec.origin not in (None, "built-in", "frozen") else None
+        if spec is not None and origin != folder and (origin is None or origin.parent != folder):
+            hidden.append(module.name)
+    return sorted(hidden)
 
 
 def _naming_errors(callback: Callable[..., Any], owner: str) -> Callable[..., Any]:

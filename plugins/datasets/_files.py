@@ -7,6 +7,22 @@ TASKS = ("auto", "classification", "regression")
 TAB = ("\\t", "tab")  # --data-opt delimiter=\t or delimiter=tab: a tab
 
 
+def warn(name, message):
+    """One line on stderr: ``NAME: warning: MESSAGE`` (what a dataset changed or suspects in the data)."""
+    import sys
+
+    print(f"{name}: warning: {message}", file=sys.stderr)
+
+
+def which_lines(lines, shown=5):
+    """``"lines 4, 9 and 12"`` / ``"lines 4, 9, 12, 20, 31 and 7 more"``: file lines, the first few."""
+    head = [str(n) for n in lines[:shown]]
+    rest = len(lines) - len(head)
+    if rest:
+        return f"lines {', '.join(head)} and {rest} more"
+    return f"line {head[0]}" if len(head) == 1 else f"lines {', '.join(head[:-1])} and {head[-1]}"
+
+
 def is_missing(text):
     return text.strip().lower() in MISSING
 
@@ -191,7 +207,7 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     """Sorted index arrays ``(train, *one per fraction)`` of ``n`` samples, fixed by ``seed``.
 
     ``fractions`` maps split names to their shares, e.g. ``{"validation": 0.15, "test": 0.15}``;
-    train keeps the rest. With ``labels``, each class is cut in these proportions (stratified). Bad
+    train keeps the rest. A share of 0 gives None (no such split). With ``labels``, each class is cut in these proportions (stratified). Bad
     fractions or an empty split are usage errors naming the options.
     """
     import numpy as np
@@ -214,9 +230,21 @@ def split_indices(n, fractions, seed, owner, what, labels=None):
     parts[0] += [g[start:] for g, start in zip(groups, taken)]
     splits = tuple(np.sort(np.concatenate(p)) for p in parts)
     for name, split in zip(("train", *fractions), splits):
-        if len(split) == 0:
+        if len(split) == 0 and fractions.get(name) != 0:
             raise UsageError(f"{owner}: {n} {what} are too few for {given}: the {name} split would be empty")
-    return splits
+    unlearnable = len(groups) - len(np.unique(labels[splits[0]]))
+    if unlearnable:
+        warn(
+            owner.split("'")[1] if "'" in owner else owner,
+            f"{unlearnable} of {len(groups)} classes have all their {what} outside the train split (too few "
+            f"to share with {given}): the model cannot learn them; is the label free text or an id?",
+        )
+    return (splits[0], *(None if share == 0 else s for s, share in zip(splits[1:], fractions.values())))
+
+
+def take(rows, *arrays):
+    """``tuple(a[rows] for a in arrays)``, or None for no split (``split_indices``'s share of 0)."""
+    return None if rows is None else tuple(a[rows] for a in arrays)
 
 
 def quotas(sizes, share, rng):

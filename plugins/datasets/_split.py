@@ -5,16 +5,26 @@ Not a plugin (the leading ``_``). The file-based datasets split with ``_files.sp
 def split_arrays(x, y, validation, test, seed, stratify=True):
     """``((x, y) train, (x, y) validation, (x, y) test)``: scikit-learn's ``train_test_split`` takes
     ``test`` of all samples, then ``validation`` of all from the rest; fixed by ``seed``, stratified
-    by ``y`` unless ``stratify`` is false."""
+    by ``y`` unless ``stratify`` is false. A share of 0 gives None for that split."""
+    x_rest, y_rest, x_test, y_test = cut(x, y, test, seed, stratify)
+    x_train, y_train, x_val, y_val = cut(x_rest, y_rest, validation / (1 - test), seed, stratify)
+    return (x_train, y_train), _pair(x_val, y_val), _pair(x_test, y_test)
+
+
+def cut(x, y, share, seed, stratify):
+    """``(x_rest, y_rest, x_cut, y_cut)``: ``share`` of the samples cut off (none when it is 0)."""
     from sklearn.model_selection import train_test_split
 
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test, stratify=y if stratify else None, random_state=seed
+    if share == 0:
+        return x, y, None, None
+    x_rest, x_cut, y_rest, y_cut = train_test_split(
+        x, y, test_size=share, stratify=y if stratify else None, random_state=seed
     )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation / (1 - test), stratify=y_rest if stratify else None, random_state=seed
-    )
-    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+    return x_rest, y_rest, x_cut, y_cut
+
+
+def _pair(x, y):
+    return None if x is None else (x, y)
 
 
 def classification_dataset(x, y, class_names, validation, test, seed, **extra):

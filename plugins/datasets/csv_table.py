@@ -15,11 +15,15 @@ from plugins.datasets._files import (
     is_missing,
     read_table,
     split_indices,
+    take,
+    warn,
+    which_lines,
 )
 
 MISSING_CATEGORY = "<missing>"
 ENCODINGS = ("onehot", "index")
 OWNER = "dataset 'csv'"
+FREE_TEXT = 20  # a text column with more distinct values than this, most of them unique, is suspect
 
 
 @hookimpl
@@ -41,7 +45,8 @@ def load(
     categories, one-hot (``categorical=onehot``; a category the training split lacks is all zeros)
     or one index per column (``categorical=index``: 0 = unseen, then the training categories in
     sorted order). Missing cells (empty, NA, N/A, NaN, null) take the training median of a numeric
-    column or the category ``<missing>``; rows without a target are dropped. ``ignore`` names
+    column or the category ``<missing>``; rows without a target are dropped (a warning names them;
+    so does one for a text column of mostly unique values, free text or ids). ``ignore`` names
     columns to leave out (comma-separated), e.g. row ids. ``task=auto`` is classification when the
     target is not numeric or holds at most 20 distinct integers, else regression (float32 targets of
     shape (n, 1), original units). The encoding is attached as ``dataset.preprocessing``; ``encode``
@@ -52,7 +57,7 @@ def load(
     check_options(target, task, categorical)
     header, rows, lines = read_table(path, delimiter, OWNER)
     t, features = feature_columns(header, target, ignore, path)
-    rows, lines = drop_unlabelled(rows, lines, t, target)
+    rows, lines = drop_unlabelled(rows, lines, t, target, path)
     asked = task
     task, class_names, y = encode_target([row[t] for row in rows], task, target, path, lines)
     train, val, tst = split_indices(
@@ -72,8 +77,8 @@ def load(
     )
     dataset = Dataset(
         train=(x[train], y[train]),
-        validation=(x[val], y[val]),
-        test=(x[tst], y[tst]),
+        validation=take(val, x, y),
+        test=take(tst, x, y),
         task=task,
         class_names=class_names,
     )
@@ -105,11 +110,15 @@ def feature_columns(header, target, ignore, path):
     return t, features
 
 
-def drop_unlabelled(rows, lines, t, target):
-    """``(rows, lines)`` without the rows whose target (column ``t``) is missing."""
+def drop_unlabelled(rows, lines, t, target, path):
+    """``(rows, lines)`` without the rows whose target (column ``t``) is missing; says which."""
     kept = [r for r in range(len(rows)) if not is_missing(rows[r][t])]
-    if len(kept) < len(rows):
-        print(f"csv: dropped {len(rows) - len(kept)} rows with no value in target {target!r}")
+    dropped = [lines[r] for r in range(len(rows)) if is_missing(rows[r][t])]
+    if dropped:
+        warn(
+            "csv",
+            f"dropped {len(dropped)} of {len(rows)} rows with no value in target {target!r}: {path} {which_lines(dropped)}",
+        )
     return [rows[r] for r in kept], [lines[r] for r in kept]
 
 
@@ -130,6 +139,7 @@ def describe_features(header, rows, features, train, categorical):
     for i in features:
         values = [row[i] for row in rows]
         columns.append(describe_column(header[i], values, train, categorical))
+        warn_free_text(columns[-1], len(train))
         missing = sum(map(is_missing, values))
         if missing:
             fill = columns[-1].get("fill")
@@ -138,6 +148,24 @@ def describe_features(header, rows, features, train, categorical):
     if imputed:
         print("csv: imputed missing values: " + ", ".join(imputed))
     return columns
+
+
+def warn_free_text(column, rows):
+    """A text column with more than ``FREE_TEXT`` distinct values, most of them unique: one line on
+    stderr, for a review or a comment column becomes one input per distinct text, without a word."""
+    count = len(column.get("categories", ()))
+    if count > FREE_TEXT and count > rows / 2:
+        inputs = (
+            f"one-hot encoded into {count} inputs"
+            if column["kind"] == "onehot"
+            else f"encoded as indices of {count} categories"
+        )
+        warn(
+            "csv",
+            f"column {column['name']!r} holds {count} distinct values in {rows} training rows, {inputs}: "
+            f"free text or ids? leave it out with --data-opt ignore={column['name']}, or for text use the "
+            "text datasets (--data text_csv)",
+        )
 
 
 def encode(row, columns):

@@ -49,6 +49,8 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
     read = partial(read_image, size=size, channels=channels)
 
     def split(rows, shuffle):
+        if rows is None:  # a share of 0: no such split
+            return None
         return FileBatches(
             [files[i] for i in rows], [labels[i] for i in rows], read, batch_size=batch_size, shuffle=shuffle, seed=seed
         )

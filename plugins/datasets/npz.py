@@ -31,7 +31,7 @@ def load(path="", task="auto", validation=0.15, test=0.15, seed=0):
     import numpy as np
 
     from core import Dataset, UsageError, choices_text
-    from plugins.datasets._files import MAX_AUTO_CLASSES, existing_file, split_indices
+    from plugins.datasets._files import MAX_AUTO_CLASSES, existing_file, split_indices, take
 
     if task not in TASKS:
         raise UsageError(f"{OWNER}: option task={task!r}: valid: {choices_text(TASKS)}")
@@ -65,7 +65,7 @@ def load(path="", task="auto", validation=0.15, test=0.15, seed=0):
             len(x), missing, seed, OWNER, "training samples", labels=y if task == "classification" else None
         )
         splits["train"] = (x[train], y[train])
-        splits.update({s: (x[rows], y[rows]) for s, rows in zip(missing, cut)})
+        splits.update({s: take(rows, x, y) for s, rows in zip(missing, cut)})
     return Dataset(**splits, task=task, class_names=names)
 
 

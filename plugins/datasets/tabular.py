@@ -48,12 +48,10 @@ def load(name, validation=0.15, test=0.15, seed=0):
         y, class_names = bunch.target.astype("int32"), tuple(str(n) for n in bunch.target_names)
     else:
         y, class_names = bunch.target.astype("float32")[:, None], None
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = split_arrays(
-        x, y, validation, test, seed, stratify=task == "classification"
-    )
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    train, val, tst = split_arrays(x, y, validation, test, seed, stratify=task == "classification")
+    mean, std = train[0].mean(axis=0), train[0].std(axis=0)
     std[std == 0] = 1
-    x_train, x_val, x_test = (((a - mean) / std).astype("float32") for a in (x_train, x_val, x_test))
-    return Dataset(
-        train=(x_train, y_train), validation=(x_val, y_val), test=(x_test, y_test), task=task, class_names=class_names
+    train, val, tst = (
+        None if s is None else (((s[0] - mean) / std).astype("float32"), s[1]) for s in (train, val, tst)
     )
+    return Dataset(train=train, validation=val, test=tst, task=task, class_names=class_names)

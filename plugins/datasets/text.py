@@ -64,16 +64,20 @@ def load_csv(
     """Texts from column ``text``, classes from column ``label`` of a CSV file with a header row;
     class names are the labels, sorted (by value if all are numbers). Rows without a label are
     dropped. See ``dataset`` for the encoding and the split."""
-    from plugins.datasets._files import column_index, encode_labels, is_missing, read_table
+    from plugins.datasets._files import column_index, encode_labels, is_missing, read_table, warn, which_lines
 
     owner = "dataset 'text_csv'"
     check_options(max_tokens, length, owner)
-    header, rows, _ = read_table(path, delimiter, owner)
+    header, rows, lines = read_table(path, delimiter, owner)
     t = column_index(header, text, "text", path, owner)
     c = column_index(header, label, "label", path, owner)
     labelled = [row for row in rows if not is_missing(row[c])]
-    if len(labelled) < len(rows):
-        print(f"text_csv: dropped {len(rows) - len(labelled)} rows with no value in label {label!r}")
+    dropped = [line for row, line in zip(rows, lines) if is_missing(row[c])]
+    if dropped:
+        warn(
+            "text_csv",
+            f"dropped {len(dropped)} of {len(rows)} rows with no value in label {label!r}: {path} {which_lines(dropped)}",
+        )
     class_names, labels = encode_labels([row[c] for row in labelled], f"label column {label!r}", owner)
     texts = [row[t] for row in labelled]
     return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner)
@@ -86,7 +90,7 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
     import numpy as np
 
     from core import Dataset
-    from plugins.datasets._files import split_indices
+    from plugins.datasets._files import split_indices, take
 
     labels = np.asarray(labels, dtype="int32")
     train, val, tst = split_indices(
@@ -97,8 +101,8 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
     x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
     data = Dataset(
         train=(x[train], labels[train]),
-        validation=(x[val], labels[val]),
-        test=(x[tst], labels[tst]),
+        validation=take(val, x, labels),
+        test=take(tst, x, labels),
         task="classification",
         class_names=tuple(class_names),
         vocab_size=len(vocabulary),

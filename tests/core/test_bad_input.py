@@ -198,7 +198,24 @@ ROWS = [
         "kerastack",
         TRAIN + ["--data-opt", "validation=2", *out("fractions")],
         2,
-        ["dataset 'digits': options validation and test must be fractions summing below 1, got validation=2.0"],
+        [
+            "dataset 'digits': options validation and test must be fractions in [0, 1) summing below 1 "
+            "(0: no such split), got validation=2.0"
+        ],
+    ),
+    (
+        "data-opt-fractions-negative",
+        "kerastack",
+        TRAIN + ["--data-opt", "validation=-0.1", *out("negative")],
+        2,
+        ["dataset 'digits': options validation and test must be fractions in [0, 1)", "got validation=-0.1"],
+    ),
+    (
+        "data-opt-fractions-sum",
+        "kerastack",
+        TRAIN + ["--data-opt", "validation=0.5", "--data-opt", "test=0.5", *out("sum")],
+        2,
+        ["summing below 1 (0: no such split), got validation=0.5, test=0.5"],
     ),
     (
         "data-opt-range-shapes",
@@ -226,7 +243,7 @@ ROWS = [
         "kerastack",
         ["train", "--arch", "mlp", "--data", "iris", "--data-opt", "test=1.5", *out("iris")],
         2,
-        ["dataset 'iris': options validation and test must be fractions summing below 1"],
+        ["dataset 'iris': options validation and test must be fractions in [0, 1) summing below 1"],
     ),
     (
         "opt-unknown-key",

@@ -1,6 +1,13 @@
 """core.plugins: one load path; broken, misspelled and conflicting plugins are recorded, not fatal."""
 
+import importlib
+import json
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
+from conftest import read_json, run_python
 
 from core.errors import KerastackError, UsageError
 from core.plugins import PluginHost, builtin_plugins
@@ -206,3 +213,139 @@ def test_exporters_and_callbacks_register_with_their_options(write_plugin):
     assert stop.defaults == {"target": 0.99}
     with pytest.raises(UsageError, match="callback 'stop_at' has no option 'targt'"):
         stop.options({"targt": "1"})
+
+
+SIBLING_PLUGIN = """
+    from core import hookimpl
+    from {module} import width
+
+    @hookimpl
+    def register_architectures(register):
+        register("sibling_net", lambda spec: width(), summary="uses a module beside it")
+"""
+
+
+@pytest.fixture
+def clean_path(monkeypatch):
+    """sys.path and the sibling modules a test imports are restored afterwards."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if not name.startswith(("core", "plugins", "kerastack_user_plugin_")):
+            sys.modules.pop(name, None)
+
+
+def test_path_plugin_imports_a_module_beside_it(tmp_path, clean_path):
+    """Like a script, a --plugin file imports its folder's modules; the folder comes after kerastack's own."""
+    folder = tmp_path / "my plugins"
+    folder.mkdir()
+    (folder / "sibling_helpers_x7.py").write_text("def width():\n    return 7\n")
+    (folder / "sibling_plugin.py").write_text(textwrap.dedent(SIBLING_PLUGIN.format(module="sibling_helpers_x7")))
+    host = host_with(folder / "sibling_plugin.py")
+    assert not host.broken, host.broken
+    assert host.registry("architecture").get("sibling_net").call(None) == 7
+    core_entry = next(i for i, p in enumerate(sys.path) if (Path(p or ".") / "core" / "plugins.py").is_file())
+    assert sys.path.index(str(folder)) > core_entry
+    host_with(folder / "sibling_plugin.py")  # the host of another process step: the folder once
+    assert sys.path.count(str(folder)) == 1
+
+
+def test_module_beside_plugin_hidden_by_stdlib_is_named(tmp_path, clean_path):
+    """A sibling json.py does not replace the standard library's json; the error says why it is not found."""
+    (tmp_path / "json.py").write_text("def width():\n    return 3\n")
+    (tmp_path / "stdlib_named.py").write_text(textwrap.dedent(SIBLING_PLUGIN.format(module="json")))
+    host = host_with(tmp_path / "stdlib_named.py")
+    error = host.plugins["stdlib_named"].error
+    assert error.startswith("ImportError: cannot import name 'width' from 'json'"), error
+    assert "the 'json' beside the plugin is not the one imported" in error and "rename it" in error
+    assert json.__file__ != str(tmp_path / "json.py") and importlib.import_module("json") is json
+
+
+SIBLING_LAYERS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="sibling_layers")
+class Halve(keras.layers.Layer):
+    def call(self, x):
+        return x * 0.5
+"""
+
+SIBLING_CONSTRAINTS = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="sibling_constraints")
+class Clip(keras.constraints.Constraint):
+    def __init__(self, limit=0.25):
+        self.limit = limit
+
+    def __call__(self, w):
+        return keras.ops.clip(w, -self.limit, self.limit)
+
+    def get_config(self):
+        return {"limit": self.limit}
+"""
+
+SIBLING_ARCH = """
+from core import hookimpl
+from sibling_helpers import width  # imported with the plugin: what failed without PYTHONPATH
+
+
+@hookimpl
+def register_architectures(register):
+    register("halved_mlp", build, summary="a Dense net with a layer from a module beside the plugin")
+
+
+def build(spec):
+    import keras
+    from sibling_constraints import Clip  # keras code imported late, under the run's backend
+    from sibling_layers import Halve
+
+    x = keras.Input(spec.input_shape)
+    dense = keras.layers.Dense(width(), activation="relu", kernel_constraint=Clip())
+    h = Halve()(dense(keras.layers.Flatten()(x)))
+    return keras.Model(x, keras.layers.Dense(spec.num_classes, activation="softmax")(h))
+"""
+
+
+@pytest.mark.slow
+def test_plugin_with_modules_beside_it_trains_exports_and_verifies_from_elsewhere(tmp_path):
+    """--plugin plug/my_plugin.py from one folder, its layer and constraint in modules beside it; export
+    (a TensorFlow child process) and verify (a JAX process) from another folder."""
+    plug, here, there = tmp_path / "plug", tmp_path / "here", tmp_path / "there"
+    for folder in (plug, here, there):
+        folder.mkdir()
+    (plug / "sibling_helpers.py").write_text("def width():\n    return 8\n")
+    (plug / "sibling_layers.py").write_text(SIBLING_LAYERS)
+    (plug / "sibling_constraints.py").write_text(SIBLING_CONSTRAINTS)
+    (plug / "my_plugin.py").write_text(SIBLING_ARCH)
+    proc = run_python(
+        """
+        import os, sys
+        import keras  # jax: the export runs in a TensorFlow child process
+        from core import export, verify
+        from core.cli import main
+        here, there, run = sys.argv[1:]
+        os.chdir(here)
+        try:
+            main(["--plugin", "../plug/my_plugin.py", "train", "--arch", "halved_mlp", "--data", "digits",
+                  "--epochs", "1", "--seed", "0", "--out", run, "--quiet"])
+        except SystemExit as exit:
+            assert exit.code == 0, exit.code
+        os.chdir(there)
+        paths = export(run, "tflite")
+        print("AGREEMENT", verify(paths[0], run)["agreement"])
+    """,
+        here,
+        there,
+        tmp_path / "run",
+        env={"KERAS_BACKEND": "jax"},
+    )
+    record = read_json(tmp_path / "run" / "run.json")
+    assert record["plugins"] == [str(plug / "my_plugin.py")] and record["custom_modules"] == [
+        "sibling_constraints",
+        "sibling_layers",
+    ]
+    assert float(proc.stdout.split("AGREEMENT ", 1)[1].split()[0]) >= 0.95

@@ -115,9 +115,11 @@ def test_text_columns_are_one_hot_or_indices_with_categories_from_the_train_spli
 def test_missing_values_are_imputed_from_the_train_split_and_reported(tmp_path, capsys):
     path = write_table(tmp_path / "m.csv", missing=[(3, "age"), (10, "age"), (11, "color"), (5, "kind")])
     dataset = load(str(path), target="kind", ignore="grade,price")
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     age = dataset.preprocessing["columns"][0]
-    assert "csv: dropped 1 rows with no value in target 'kind'" in out
+    # Dropped rows are a warning on stderr that names them (the header is line 1, row 5 is line 7).
+    assert f"csv: warning: dropped 1 of 60 rows with no value in target 'kind': {path} line 7\n" == captured.err
     assert f"csv: imputed missing values: 2 in 'age' (median {age['fill']:g}), 1 in 'color' (as '<missing>')" in out
     assert sum(len(s[0]) for s in (dataset.train, dataset.validation, dataset.test)) == 59
     assert all(np.isfinite(s[0]).all() for s in (dataset.train, dataset.validation, dataset.test))
@@ -202,8 +204,9 @@ def test_errors_name_the_option_the_file_or_the_column(table, tmp_path):
         UsageError, path=p, target="kind", categorical="ordinal"
     )
     assert "option delimiter=';;': expected one character" in error(UsageError, path=p, target="kind", delimiter=";;")
-    assert "options validation and test must be fractions summing below 1, got validation=0.6, test=0.5" in error(
-        UsageError, path=p, target="kind", validation=0.6, test=0.5
+    assert (
+        "options validation and test must be fractions in [0, 1) summing below 1 (0: no such split), got validation=0.6, test=0.5"
+        in error(UsageError, path=p, target="kind", validation=0.6, test=0.5)
     )
     assert f"task=regression needs a numeric target 'kind'; {p} line 2 holds 'cat'" in error(
         UsageError, path=p, target="kind", task="regression"
@@ -290,3 +293,50 @@ def test_cli_trains_an_mlp_on_a_csv_file(tmp_path):
     assert record["dataset"]["options"] == {"path": str(path), "target": "kind", "ignore": "price"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
+
+
+def test_dropped_rows_are_named_by_line_the_first_few(tmp_path, capsys):
+    path = write_table(tmp_path / "m.csv", missing=[(r, "kind") for r in (2, 4, 9, 20, 30, 41, 50)])
+    load(str(path), target="kind", ignore="grade,price")
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"csv: warning: dropped 7 of 60 rows with no value in target 'kind': {path} lines 4, 6, 11, 22, 32 and 2 more\n"
+    )
+
+
+def write_reviews(path, n=60, target="kind"):
+    """A table whose ``review`` column is free text (every row different) next to a 3-value ``color``."""
+    lines = [f"review,color,{target}"] + [
+        f"{('great', 'awful')[r % 2]} film number {r},{COLORS[r % 3]},{('cat', 'dog')[r % 2]}" for r in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "categorical, encoded",
+    [("onehot", "one-hot encoded into 42 inputs"), ("index", "encoded as indices of 42 categories")],
+)
+def test_a_free_text_column_is_named_with_its_distinct_values_and_what_to_do(tmp_path, capsys, categorical, encoded):
+    path = write_reviews(tmp_path / "reviews.csv")
+    dataset = load(str(path), target="kind", categorical=categorical)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"csv: warning: column 'review' holds 42 distinct values in 42 training rows, {encoded}: free text or ids? "
+        "leave it out with --data-opt ignore=review, or for text use the text datasets (--data text_csv)"
+    ]
+    assert [c["name"] for c in dataset.preprocessing["columns"]] == ["review", "color"]  # still encoded, as asked
+    load(str(path), target="kind", ignore="review")
+    load(str(write_table(tmp_path / "plain.csv")), target="kind")  # a 3-value text column: no warning
+    assert capsys.readouterr().err == ""
+
+
+def test_classes_with_no_training_rows_are_counted(tmp_path, capsys):
+    """A target of unique texts: most classes have one row, and some land only in validation or test."""
+    load(str(write_reviews(tmp_path / "reviews.csv")), target="review", ignore="kind")
+    err = capsys.readouterr().err
+    assert err == (
+        "csv: warning: 14 of 60 classes have all their rows outside the train split (too few to share with "
+        "validation=0.15, test=0.15): the model cannot learn them; is the label free text or an id?\n"
+    )

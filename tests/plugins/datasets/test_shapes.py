@@ -85,7 +85,7 @@ def test_learnable_from_shape_but_not_from_brightness(dataset):
         ({"size": 4}, "dataset 'shapes': option size=4: expected an integer in \\[8, 256\\]"),
         ({"noise": -0.1}, "option noise=-0.1: expected a number in \\[0, 1\\]"),
         ({"samples": 10}, "option samples=10: expected an integer at least 20 "),
-        ({"validation": 0.6, "test": 0.4}, "validation and test must be fractions summing below 1"),
+        ({"validation": 0.6, "test": 0.4}, r"validation and test must be fractions in \[0, 1\) summing below 1"),
     ],
 )
 def test_bad_options_raise_naming_the_option(options, match):

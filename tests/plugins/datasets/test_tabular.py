@@ -95,9 +95,9 @@ def test_same_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a.test[0], c.test[0])
 
 
-@pytest.mark.parametrize("options", [{"validation": 0}, {"test": 1.0}, {"validation": 0.5, "test": 0.5}])
+@pytest.mark.parametrize("options", [{"validation": -0.1}, {"test": 1.0}, {"validation": 0.5, "test": 0.5}])
 def test_bad_split_fractions_name_the_options(options):
     with pytest.raises(
-        UsageError, match="dataset 'iris': options validation and test must be fractions summing below 1"
+        UsageError, match=r"dataset 'iris': options validation and test must be fractions in \[0, 1\) summing below 1"
     ):
         tabular.load("iris", **options)

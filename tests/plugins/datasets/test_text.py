@@ -107,6 +107,18 @@ def test_text_csv_reads_the_named_columns_and_max_tokens_caps_the_vocabulary(tmp
     assert not any(word.startswith("number") for word in dataset.vocabulary)  # each occurs once
 
 
+def test_text_csv_names_the_rows_it_drops_for_a_missing_label(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows((text, "" if i in (3, 17) else label) for i, (text, label) in enumerate(reviews(40)))
+    dataset = load_csv(str(path), text="review", label="sentiment")
+    assert sum(len(s[0]) for s in (dataset.train, dataset.validation, dataset.test)) == 38
+    err = capsys.readouterr().err
+    assert err == f"text_csv: warning: dropped 2 of 40 rows with no value in label 'sentiment': {path} lines 5 and 19\n"
+
+
 def test_same_seed_same_split(tmp_path):
     root = str(write_folder(tmp_path / "r"))
     a, b, c = load_folder(root), load_folder(root), load_folder(root, seed=1)

@@ -78,7 +78,7 @@ def test_order_tells_the_label_and_token_counts_do_not(dataset):
         ({"vocab": 3}, "dataset 'tokens': option vocab=3: expected an integer in \\[4, 2147483647\\]"),
         ({"length": 1}, "option length=1: expected an integer in \\[2, 4096\\]"),
         ({"samples": 5}, "option samples=5: expected an integer at least 14 "),
-        ({"test": 0.0}, "options validation and test must be fractions summing below 1"),
+        ({"test": -0.1}, r"options validation and test must be fractions in \[0, 1\) summing below 1"),
     ],
 )
 def test_bad_options_raise_naming_the_option(options, match):

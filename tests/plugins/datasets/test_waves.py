@@ -88,7 +88,7 @@ def test_learnable_from_the_waves_shape_but_not_from_raw_values(dataset):
         ({"length": 8}, "dataset 'waves': option length=8: expected an integer in \\[16, 65536\\]"),
         ({"noise": -1.0}, "option noise=-1.0: expected a number in \\[0, 10\\]"),
         ({"samples": 12}, "option samples=12: expected an integer at least 27 "),
-        ({"validation": 1.5}, "validation and test must be fractions summing below 1"),
+        ({"validation": 1.5}, r"validation and test must be fractions in \[0, 1\) summing below 1"),
     ],
 )
 def test_bad_options_raise_naming_the_option(options, match):
