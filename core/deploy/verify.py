@@ -43,8 +43,6 @@ def verify(
     A file exported from another run than ``run_dir`` (its metadata's ``source_run``) is refused
     unless ``other_run``; its results are then never recorded (that folder belongs to its own run).
     """
-    from tflite.runner import TFLiteModel
-
     tflite_path = Path(tflite_path)
     run = load_run(run_dir)
     source = exported_from(tflite_path, run.path)
@@ -53,35 +51,12 @@ def verify(
             f"{tflite_path} was exported from run {source}, not {run.path}: verify it with --run {source}, "
             "or pass --other-run to compare it with this run's model and data (nothing is recorded then)"
         )
-    try:
-        lite = TFLiteModel(tflite_path, num_threads=threads)
-    except (OSError, ValueError) as exc:  # the runner's messages begin with the file's path
-        text = str(exc)
-        raise KerastackError(text if text.startswith(str(tflite_path)) else f"{tflite_path}: {text}") from None
+    lite = _open(tflite_path, threads)
     plugins = list(run.record.get("plugins", [])) if plugins is None else list(plugins)
-    host = get_plugin_host(plugins)
     backends.use(backends.loaded() or run.backend)
     keras_model = deployed_model(run)
-    split_name, split = load_dataset(run, host).evaluation_split()
-    task = run.record.get("spec", {}).get("task")
-    batches = iter_batches(split, BATCH)
-    first = next(batches, None)
-    if first is None:
-        raise KerastackError(f"the {split_name} split of run {run.path} is empty")
-    if not input_fits(keras_model.input_shape[1:], first[0].shape[1:]):
-        # The deployed part takes other inputs than the data (a generator takes noise).
-        split_name = "random"
-        batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
-    # Batch by batch, keeping sums only: memory stays flat however many samples the split holds.
-    totals = _Totals(task if split_name != "random" else None)
-    for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
-        try:
-            lite_out = lite.predict(x)
-        except ValueError as exc:
-            raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
-        keras_out = keras_out.astype("float32", copy=False)
-        totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
-    bench = lite.benchmark(first[0][:1], runs=latency_runs)
+    split_name, first, totals = _compare(lite, keras_model, run, load_dataset(run, get_plugin_host(plugins)))
+    bench = lite.benchmark(first[:1], runs=latency_runs)
     result = {
         "file": str(tflite_path),
         "split": split_name,
@@ -96,6 +71,40 @@ def verify(
     if record and not source:
         record_result(tflite_path, result)
     return result
+
+
+def _open(tflite_path: Path, threads: int) -> Any:
+    """The .tflite on the device-side runner; its error names the file."""
+    from tflite.runner import TFLiteModel
+
+    try:
+        return TFLiteModel(tflite_path, num_threads=threads)
+    except (OSError, ValueError) as exc:  # the runner's messages begin with the file's path
+        text = str(exc)
+        raise KerastackError(text if text.startswith(str(tflite_path)) else f"{tflite_path}: {text}") from None
+
+
+def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, np.ndarray, "_Totals"]:
+    """Both models on the run's evaluation split, batch by batch, keeping sums only (memory stays
+    flat however many samples the split holds): ``(split name, first inputs, totals)``."""
+    split_name, split = dataset.evaluation_split()
+    batches = iter_batches(split, BATCH)
+    first = next(batches, None)
+    if first is None:
+        raise KerastackError(f"the {split_name} split of run {run.path} is empty")
+    if not input_fits(keras_model.input_shape[1:], first[0].shape[1:]):
+        # The deployed part takes other inputs than the data (a generator takes noise).
+        split_name = "random"
+        batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
+    totals = _Totals(run.record.get("spec", {}).get("task") if split_name != "random" else None)
+    for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
+        try:
+            lite_out = lite.predict(x)
+        except ValueError as exc:
+            raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
+        keras_out = keras_out.astype("float32", copy=False)
+        totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
+    return split_name, first[0], totals
 
 
 class _Totals:
