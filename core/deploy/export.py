@@ -8,8 +8,9 @@ from typing import Any
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import Dataset, check_dataset, loader_options
+from core.data import Dataset, check_dataset
 from core.deploy.precision import float32_model, float32_policy, trained_model
+from core.engine.datasets import loader_options
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host

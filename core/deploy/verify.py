@@ -9,9 +9,9 @@ import numpy as np
 
 from core import backend as backends
 from core.data import batches as iter_batches
-from core.data import predict_batches
 from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import deployed_model, load_dataset
+from core.engine.datasets import predict_batches
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host

@@ -35,7 +35,7 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from core.data import BATCH_OPTION
+from core.engine.datasets import BATCH_OPTION
 from core.engine.options import TrainingOptions
 from core.errors import UsageError, choices_text, did_you_mean
 from core.plugins import get_plugin_host

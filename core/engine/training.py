@@ -15,23 +15,19 @@ import numpy as np
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import (
-    batches,
-    check_dataset,
+from core.data import batches, check_dataset, is_pair, spec_of, targets_for
+from core.engine import transfer
+from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
+from core.engine.compiling import compile_for_task, steps_per_epoch
+from core.engine.datasets import (
     check_token_ids,
-    is_pair,
     loader_options,
     predict_batches,
     recorded_data_options,
-    spec_of,
-    targets_for,
     task_for,
     vocab_hint,
     with_inferred_vocab,
 )
-from core.engine import transfer
-from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
-from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.options import make_options
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json

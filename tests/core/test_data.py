@@ -8,21 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from core.data import (
-    Dataset,
-    DataSpec,
-    as_arrays,
-    batches,
-    check_dataset,
-    first_batch,
-    is_pair,
-    loader_options,
-    predict_batches,
-    recorded_data_options,
-    spec_of,
-    targets_for,
-    task_for,
-)
+from core.data import Dataset, DataSpec, as_arrays, batches, check_dataset, first_batch, is_pair, spec_of, targets_for
+from core.engine.datasets import loader_options, predict_batches, recorded_data_options, task_for
 from core.errors import KerastackError, UsageError
 
 OWNER = "dataset 'toy' from plugin 'toy' (built-in)"
