@@ -1,5 +1,6 @@
 """Callbacks the core adds to every run. Keras is imported inside, after the backend is chosen."""
 
+from core.errors import UsageError, choices_text, did_you_mean
 from core.files import atomic_path, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.keras"
@@ -32,6 +33,38 @@ def history_writer(path, rows=()):
 
 def higher_is_better(monitor):
     return any(word in monitor for word in ("acc", "auc", "precision", "recall"))
+
+
+def logged_metrics(model, batch, validation):
+    """The names ``model.fit`` will log for ``model``, found before training: ``loss`` and the
+    compiled metrics (``val_`` ones too when there is a ``validation`` split).
+
+    ``batch`` (``(x, y)`` or ``(x,)`` arrays, one batch) builds the compiled metrics symbolically,
+    as ``fit`` does first on the JAX and torch backends: nothing runs. A model that writes its own
+    ``train_step`` (gan) logs what it returns; by Keras's convention that is ``{m.name: m.result()
+    for m in self.metrics}``, which is what is read here."""
+    model._symbolic_build(data_batch=batch)
+    names = []
+    for metric in model.metrics:
+        if type(metric).__name__ in ("CompileMetrics", "MetricsList"):  # the metrics compiled with
+            names += [m.name for m in metric.metrics]
+        else:
+            names.append(metric.name)
+    return sorted(set(names) | ({f"val_{n}" for n in names} if validation else set()))
+
+
+def check_monitor(monitor, names, where, custom_step_logs=None):
+    """Refuse a ``--monitor`` that is not among ``names`` (what ``fit`` logs), with a did-you-mean.
+
+    ``custom_step_logs`` (a function returning the names one evaluation step logs) is asked only
+    when the name is missing and the model has its own train step, whose logs ``names`` guessed."""
+    if monitor in names:
+        return
+    if custom_step_logs is not None:
+        logged = custom_step_logs()
+        if monitor in logged or monitor in {f"val_{n}" for n in logged}:
+            return
+    raise UsageError(f"--monitor {monitor!r}{did_you_mean(monitor, names)}; valid: {choices_text(names)} ({where})")
 
 
 def checkpointer(run_dir, every, monitor, best=None):

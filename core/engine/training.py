@@ -19,6 +19,7 @@ from core.data import (
     batches,
     check_dataset,
     check_token_ids,
+    first_batch,
     is_pair,
     spec_of,
     targets_for,
@@ -27,9 +28,17 @@ from core.data import (
     with_inferred_vocab,
 )
 from core.engine import transfer
-from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
+from core.engine.callbacks import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_STATE,
+    check_monitor,
+    checkpointer,
+    higher_is_better,
+    history_writer,
+    logged_metrics,
+)
 from core.engine.compiling import compile_for_task, steps_per_epoch
-from core.engine.options import make_options
+from core.engine.options import TrainingOptions, make_options
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
@@ -255,6 +264,7 @@ def _train_locked(record, out, verbose, resume_from):
             rows = [r for r in load_run(out).history if int(r["epoch"]) <= job.initial_epoch]
         else:
             model, rows = _new_model(job), []
+            _check_monitor(model, job)
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
         callbacks = _callbacks(job, out, rows, resume_from)
@@ -367,6 +377,25 @@ def _new_model(job):
     return model
 
 
+def _check_monitor(model, job):
+    """Refuse a ``--monitor`` the training will not log, before anything is written. The default
+    (``val_loss``) is checked only with ``--early-stopping``: alone, it means best.keras if logged."""
+    opts = job.opts
+    if opts.monitor == TrainingOptions.monitor and not opts.early_stopping:
+        return
+    import keras
+
+    x, y = first_batch(targets_for(job.spec.task, job.dataset.train))
+    batch = keras.tree.map_structure(lambda a: np.asarray(a[: opts.batch_size]), (x,) if y is None else (x, y))
+    names = logged_metrics(model, batch, job.dataset.validation is not None)
+    custom_step = type(model).train_step is not keras.Model.train_step
+
+    def step_logs():  # the names a custom train step's model logs, from one evaluation step
+        return list(model.evaluate(*batch, verbose=0, return_dict=True))
+
+    check_monitor(opts.monitor, names, f"what {job.arch!r} logs on {job.data!r}", step_logs if custom_step else None)
+
+
 def _embeds(keras, model):
     """Whether the model looks token ids up in an Embedding layer."""
     layers = model._flatten_layers(include_self=False, recursive=True)
@@ -386,7 +415,11 @@ def _callbacks(job, out, rows, resume_from):
     if opts.early_stopping:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                opts.monitor, patience=opts.early_stopping, restore_best_weights=True, verbose=1
+                opts.monitor,
+                patience=opts.early_stopping,
+                restore_best_weights=True,
+                verbose=1,
+                mode="max" if higher_is_better(opts.monitor) else "min",  # as best.keras judges it
             )
         )
     return cbs + job.callbacks
