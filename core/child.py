@@ -36,6 +36,8 @@ def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str
         if not result.exists():
             raise KerastackError(f"the {backend} process for {target} died (exit code {proc.returncode})")
         answer = json.loads(result.read_text())
+    if answer.get("interrupted"):  # Ctrl-C reached the child (its handling done): the same here
+        raise KeyboardInterrupt
     if "error" in answer:
         cls = UsageError if answer.get("exit_code") == 2 else KerastackError
         raise cls(answer["error"])
@@ -67,6 +69,8 @@ def main(argv):
         if os.environ.get("KERASTACK_DEBUG"):
             traceback.print_exc()
         answer = {"error": str(exc), "exit_code": exc.exit_code}
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; the caller stops as it would have here
+        answer = {"interrupted": True}
     except Exception as exc:
         traceback.print_exc() if os.environ.get("KERASTACK_DEBUG") else None
         answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}

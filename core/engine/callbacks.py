@@ -1,5 +1,10 @@
 """Callbacks the core adds to every run. Keras is imported inside, after the backend is chosen."""
 
+import os
+import signal
+import threading
+
+from core.errors import UsageError, choices_text, did_you_mean
 from core.files import atomic_path, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.keras"
@@ -32,6 +37,38 @@ def history_writer(path, rows=()):
 
 def higher_is_better(monitor):
     return any(word in monitor for word in ("acc", "auc", "precision", "recall"))
+
+
+def logged_metrics(model, batch, validation):
+    """The names ``model.fit`` will log for ``model``, found before training: ``loss`` and the
+    compiled metrics (``val_`` ones too when there is a ``validation`` split).
+
+    ``batch`` (``(x, y)`` or ``(x,)`` arrays, one batch) builds the compiled metrics symbolically,
+    as ``fit`` does first on the JAX and torch backends: nothing runs. A model that writes its own
+    ``train_step`` (gan) logs what it returns; by Keras's convention that is ``{m.name: m.result()
+    for m in self.metrics}``, which is what is read here."""
+    model._symbolic_build(data_batch=batch)
+    names = []
+    for metric in model.metrics:
+        if type(metric).__name__ in ("CompileMetrics", "MetricsList"):  # the metrics compiled with
+            names += [m.name for m in metric.metrics]
+        else:
+            names.append(metric.name)
+    return sorted(set(names) | ({f"val_{n}" for n in names} if validation else set()))
+
+
+def check_monitor(monitor, names, where, custom_step_logs=None):
+    """Refuse a ``--monitor`` that is not among ``names`` (what ``fit`` logs), with a did-you-mean.
+
+    ``custom_step_logs`` (a function returning the names one evaluation step logs) is asked only
+    when the name is missing and the model has its own train step, whose logs ``names`` guessed."""
+    if monitor in names:
+        return
+    if custom_step_logs is not None:
+        logged = custom_step_logs()
+        if monitor in logged or monitor in {f"val_{n}" for n in logged}:
+            return
+    raise UsageError(f"--monitor {monitor!r}{did_you_mean(monitor, names)}; valid: {choices_text(names)} ({where})")
 
 
 def checkpointer(run_dir, every, monitor, best=None):
@@ -70,3 +107,56 @@ def checkpointer(run_dir, every, monitor, best=None):
                 write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor, "best": self.best})
 
     return Checkpointer()
+
+
+class Interrupts:
+    """Ctrl-C (SIGINT) during a training, made reliable: the request is recorded and
+    ``KeyboardInterrupt`` raised at a safe point, between batches (:func:`interrupt_checker`), or at
+    once outside ``fit`` and on a second Ctrl-C.
+
+    Python ignores an exception raised inside a garbage-collector callback, so a plain
+    KeyboardInterrupt that lands in one (TensorFlow's ``_xla_gc_callback``) was lost and the training
+    ran on; the recorded request is not. Installed only in the main thread over Python's default
+    handler (an ignored SIGINT stays ignored), and the previous handler is restored on exit."""
+
+    def __init__(self):
+        self.requested = False
+        self.in_fit = False
+        self._previous = None
+
+    def __enter__(self):
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame):
+        first = not self.requested
+        self.requested = True
+        if first and self.in_fit:
+            os.write(2, b"\nkerastack: stopping after this batch (Ctrl-C again to stop at once)\n")
+            return
+        raise KeyboardInterrupt
+
+    def check(self):
+        """Raise KeyboardInterrupt if Ctrl-C was pressed (a safe point)."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def interrupt_checker(interrupts):
+    """A callback that stops ``fit`` at the first batch end after a Ctrl-C (``interrupts``)."""
+    import keras
+
+    class StopOnInterrupt(keras.callbacks.Callback):
+        def check(self, *args, **kwargs):
+            interrupts.check()
+
+        on_train_begin = on_train_batch_end = on_test_batch_end = on_epoch_end = check
+
+    return StopOnInterrupt()

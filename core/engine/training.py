@@ -4,6 +4,7 @@ import dataclasses
 import importlib.util
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -15,9 +16,20 @@ import numpy as np
 
 from core import backend as backends
 from core.child import call_in_backend
-from core.data import batches, check_dataset, is_pair, spec_of, targets_for
+from core.data import batches, check_dataset, first_batch, is_pair, spec_of, targets_for
 from core.engine import transfer
-from core.engine.callbacks import CHECKPOINT_FILE, CHECKPOINT_STATE, checkpointer, history_writer
+from core.engine.callbacks import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CHECKPOINT_STATE,
+    Interrupts,
+    check_monitor,
+    checkpointer,
+    higher_is_better,
+    history_writer,
+    interrupt_checker,
+    logged_metrics,
+)
 from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.datasets import (
     check_token_ids,
@@ -28,7 +40,7 @@ from core.engine.datasets import (
     vocab_hint,
     with_inferred_vocab,
 )
-from core.engine.options import make_options
+from core.engine.options import TrainingOptions, make_options
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
@@ -80,7 +92,11 @@ def train(
     matching layer's weights, ``freeze="backbone"`` trains only the new head, ``lora_rank`` trains
     LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run directory)
     continues an interrupted run from its last checkpoint, with the same settings (the other
-    arguments are then unused).
+    arguments are then unused). An ``out`` that holds a run stopped (interrupted or failed) before
+    its first checkpoint is started again, its old files replaced; any other run there is refused.
+
+    Ctrl-C stops the training at the next batch end (at once when pressed twice), marks run.json
+    ``interrupted`` and says on stderr how to continue; ``KeyboardInterrupt`` is then raised.
 
     If this process already runs keras under another backend, the training runs in a child process.
     """
@@ -94,10 +110,9 @@ def train(
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
     out = Path(out) if out else new_run_dir(runs_dir, arch, data)
-    if (out / RUN_FILE).exists():
-        raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
+    _check_out(out)
     record = {
-        "status": "running",
+        "status": None,  # "running" once run.json is written
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "architecture": _plugin_record(arch_entry, hparams),
         "dataset": _plugin_record(data_entry, data_options),
@@ -160,28 +175,76 @@ def _check_backend(opts, backend):
         raise UsageError("--distribute model needs the jax backend (keras.distribution.ModelParallel)")
 
 
+# The files of a run that stopped before its first checkpoint, replaced when it is started again.
+_RESTART_FILES = (RUN_FILE, HISTORY_FILE, BEST_FILE, METRICS_FILE, PREDICTIONS_FILE, "tensorboard")
+
+
+def _check_out(out):
+    """Refuse an ``--out`` that holds a run, unless that run stopped (interrupted or failed) before
+    its first checkpoint: such a folder is started again (its files replaced), as its hint says."""
+    if not (out / RUN_FILE).exists():
+        return
+    try:
+        status = read_json(out / RUN_FILE, "run record").get("status")
+    except KerastackError:
+        status = None
+    kept = [name for name in (CHECKPOINT_STATE, CHECKPOINT_FILE, MODEL_FILE) if (out / name).exists()]
+    if status in ("interrupted", "failed") and not kept:
+        return
+    raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
+
+
+def _replace_stopped_run(out):
+    """Remove the files of a run that stopped before its first checkpoint, where a new run starts
+    (checked again here, under the lock)."""
+    _check_out(out)
+    for name in _RESTART_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _restart_command(out):
+    return f"kerastack train --config {shlex.quote(str(out))} --out {shlex.quote(str(out))}"
+
+
 def _resume(out, verbose):
     record = load_run(out).record
     if record.get("status") == "complete":
         raise UsageError(f"{out}: the run is complete; nothing to resume")
     if not (out / CHECKPOINT_STATE).exists():
         raise KerastackError(
-            f"{out}: no checkpoint to resume from (it stopped before its first checkpoint); start it again"
+            f"{out}: no checkpoint to resume from (it stopped before its first checkpoint); start it "
+            f"again with the same command, or: {_restart_command(out)}"
         )
     state = read_json(out / CHECKPOINT_STATE, "checkpoint state")
+    record["status"] = None  # "running" again once run.json is written
     return _dispatch(record, out, verbose, resume_from=state)
 
 
 def _dispatch(record, out, verbose, resume_from):
     backend = record["training"]["backend"]
     if not backends.can_use(backend):
-        call_in_backend(
-            backend,
-            _execute_json,
-            dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from),
-        )
+        try:
+            call_in_backend(
+                backend,
+                _execute_json,
+                dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from),
+            )
+        except KeyboardInterrupt:  # the child is stopped: mark its run if it could not
+            _mark_interrupted(out, _readable_record(out))
+            raise
         return load_run(out)
     return _execute(record, out, verbose, resume_from)
+
+
+def _readable_record(out):
+    try:
+        return read_json(out / RUN_FILE, "run record")
+    except KerastackError:
+        return {}
 
 
 def _execute_json(record, out, verbose, resume_from):
@@ -193,21 +256,26 @@ def _execute(record, out, verbose, resume_from):
 
     A run that fails before its record is written (a dataset, architecture or callback plugin that
     fails, data the checks refuse) leaves nothing behind: the folders this call made are removed.
-    One that fails later keeps its record, marked ``failed`` with the error, and its checkpoints.
+    One that fails later keeps its record, marked ``failed`` with the error, and its checkpoints;
+    one stopped by Ctrl-C is marked ``interrupted``, with a line saying how to continue it.
     """
     created = _missing_ancestor(out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with RunLock(out):
-            remove_partials(out)  # a killed writer's temporary files
-            model = _train_locked(record, out, verbose, resume_from)
-    except BaseException as exc:
-        if resume_from is None and not (out / RUN_FILE).exists():
-            if created is not None:
-                shutil.rmtree(created, ignore_errors=True)
-        elif not isinstance(exc, KeyboardInterrupt) and record.get("status") == "running":
-            _mark_failed(out, record, exc)
-        raise
+    with Interrupts() as interrupts:
+        try:
+            with RunLock(out):
+                remove_partials(out)  # a killed writer's temporary files
+                model = _train_locked(record, out, verbose, resume_from, interrupts)
+        except BaseException as exc:
+            if resume_from is None and not (out / RUN_FILE).exists():
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+            elif record.get("status") == "running":  # run.json is this call's
+                if isinstance(exc, KeyboardInterrupt):
+                    _mark_interrupted(out, record)
+                else:
+                    _mark_failed(out, record, exc)
+            raise
     run = load_run(out)
     run._model = model
     return run
@@ -229,6 +297,7 @@ class _Job:
     initial_epoch: int
     distribution: object
     callbacks: list
+    interrupts: object = None
 
     @property
     def arch(self):
@@ -247,14 +316,19 @@ class _Job:
         return self.record["training"]["seed"]
 
 
-def _train_locked(record, out, verbose, resume_from):
+def _train_locked(record, out, verbose, resume_from, interrupts=None):
     job = _prepare(record, resume_from)
+    job.interrupts = interrupts
     with job.distribution:
         if resume_from:
             model = _resumed_model(job, out)
             rows = [r for r in load_run(out).history if int(r["epoch"]) <= job.initial_epoch]
+            record.pop("error", None)
         else:
             model, rows = _new_model(job), []
+            _check_monitor(model, job)
+            _replace_stopped_run(out)
+        record["status"] = "running"
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
         callbacks = _callbacks(job, out, rows, resume_from)
@@ -367,6 +441,25 @@ def _new_model(job):
     return model
 
 
+def _check_monitor(model, job):
+    """Refuse a ``--monitor`` the training will not log, before anything is written. The default
+    (``val_loss``) is checked only with ``--early-stopping``: alone, it means best.keras if logged."""
+    opts = job.opts
+    if opts.monitor == TrainingOptions.monitor and not opts.early_stopping:
+        return
+    import keras
+
+    x, y = first_batch(targets_for(job.spec.task, job.dataset.train))
+    batch = keras.tree.map_structure(lambda a: np.asarray(a[: opts.batch_size]), (x,) if y is None else (x, y))
+    names = logged_metrics(model, batch, job.dataset.validation is not None)
+    custom_step = type(model).train_step is not keras.Model.train_step
+
+    def step_logs():  # the names a custom train step's model logs, from one evaluation step
+        return list(model.evaluate(*batch, verbose=0, return_dict=True))
+
+    check_monitor(opts.monitor, names, f"what {job.arch!r} logs on {job.data!r}", step_logs if custom_step else None)
+
+
 def _embeds(keras, model):
     """Whether the model looks token ids up in an Embedding layer."""
     layers = model._flatten_layers(include_self=False, recursive=True)
@@ -386,10 +479,16 @@ def _callbacks(job, out, rows, resume_from):
     if opts.early_stopping:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                opts.monitor, patience=opts.early_stopping, restore_best_weights=True, verbose=1
+                opts.monitor,
+                patience=opts.early_stopping,
+                restore_best_weights=True,
+                verbose=1,
+                mode="max" if higher_is_better(opts.monitor) else "min",  # as best.keras judges it
             )
         )
-    return cbs + job.callbacks
+    # Last: an interrupted epoch's history and checkpoint are written before training stops.
+    stop = [interrupt_checker(job.interrupts)] if job.interrupts is not None else []
+    return cbs + job.callbacks + stop
 
 
 def _write_results(model, record, metrics, out):
@@ -412,6 +511,28 @@ def _missing_ancestor(path):
     while not path.parent.exists():
         path = path.parent
     return path
+
+
+def _mark_interrupted(out, record):
+    """Ctrl-C: run.json says ``interrupted`` (the files written stay whole), and a line on stderr
+    says how to continue: ``--resume`` from the last checkpoint, or start again without one."""
+    if record.get("status") != "running":
+        return
+    record["status"] = "interrupted"
+    try:
+        write_json(out / RUN_FILE, record)
+    except OSError:
+        pass
+    try:
+        epoch = read_json(out / CHECKPOINT_STATE, "checkpoint state")["epoch"]
+    except (KerastackError, KeyError, TypeError):
+        epoch = None
+    if epoch is None:
+        hint = f"interrupted before its first checkpoint; start it again with: {_restart_command(out)}"
+    else:
+        resume = f"kerastack train --resume {shlex.quote(str(out))}"
+        hint = f"interrupted; continue it from its checkpoint after epoch {epoch} with: {resume}"
+    print(f"kerastack: {out} {hint}", file=sys.stderr)
 
 
 def _mark_failed(out, record, exc):
@@ -504,6 +625,9 @@ def _fit(model, job, callbacks, verbose):
     common = dict(epochs=opts.epochs, callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch)
     if opts.steps_per_epoch:
         common.update(steps_per_epoch=opts.steps_per_epoch, validation_steps=opts.steps_per_epoch)
+    if job.interrupts is not None:
+        job.interrupts.check()  # a Ctrl-C that Python could not raise (in a gc callback) stops here
+        job.interrupts.in_fit = True
     try:
         if is_pair(train):
             if opts.steps_per_epoch:  # a quick check: no more samples than the steps will use
@@ -523,6 +647,9 @@ def _fit(model, job, callbacks, verbose):
             f"training {job.arch!r} on {job.data!r} (input shape {spec.input_shape}) failed: "
             f"{one_line(exc, first=True)}"
         ) from exc
+    finally:
+        if job.interrupts is not None:
+            job.interrupts.in_fit = False
 
 
 def _check_finite(history, opts):

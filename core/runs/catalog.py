@@ -84,7 +84,8 @@ def summarize(path):
 
 
 def status_of(run):
-    """``complete``, ``running`` (or crashed while running: the record cannot tell), or ``no model``."""
+    """``complete``, ``running`` (or crashed while running: the record cannot tell), ``interrupted``
+    (Ctrl-C: ``kerastack train --resume`` continues it), ``failed``, or ``no model``."""
     status = run.record.get("status")
     if status == "complete" and not (run.path / MODEL_FILE).exists():
         return "no model"

@@ -299,6 +299,31 @@ ROWS = [
     ),
     ("lora-rank-zero", "kerastack", TRAIN + ["--lora-rank", "0"], 2, ["--lora-rank must be at least 1, got 0"]),
     (
+        "monitor-typo",
+        "kerastack",
+        TRAIN + ["--monitor", "val_acc", *out("monitor")],
+        2,
+        [
+            "--monitor 'val_acc' (did you mean 'val_accuracy'?); valid: accuracy, loss, val_accuracy, val_loss "
+            "(what 'mlp' logs on 'digits')"
+        ],
+    ),
+    (
+        "monitor-typo-early-stopping",
+        "kerastack",
+        TRAIN + ["--monitor", "val_acc", "--early-stopping", "1", *out("monitor_stopping")],
+        2,
+        ["--monitor 'val_acc' (did you mean 'val_accuracy'?); valid: accuracy, loss, val_accuracy, val_loss"],
+    ),
+    (
+        "monitor-typo-own-train-step",
+        "kerastack",
+        ["train", "--arch", "gan", "--data", "digits", "--hp", "latent=8", "--hp", "filters=8"]
+        + ["--monitor", "val_d_los", *out("monitor_gan")],
+        2,
+        ["--monitor 'val_d_los' (did you mean 'val_d_loss'?); valid: d_loss, g_loss, val_d_loss, val_g_loss"],
+    ),
+    (
         "conflict-resume-and-settings",
         "kerastack",
         ["train", "--resume", "{run}", "--arch", "cnn", "--epochs", "3"],

@@ -46,6 +46,14 @@ stopped = train("mlp", "digits", epochs=6, learning_rate=1e-9, optimizer="sgd", 
                 monitor="val_accuracy", seed=0, out=out + "/stopped", verbose=0)
 report["stopped_epochs"] = stopped.metrics["epochs"]
 report["stopped_files"] = sorted(p.name for p in stopped.path.iterdir())
+# A monitor of its own: best.keras follows it; a tracker outside the compiled metrics (the VAE's
+# val_kl_loss) stops early too (Keras could not tell its direction: "mode" is given).
+best = train("mlp", "digits", epochs=1, steps_per_epoch=2, monitor="val_accuracy", seed=0, out=out + "/best",
+             verbose=0)
+report["best_files"] = sorted(p.name for p in best.path.iterdir())
+vae = train("vae", "digits", hparams={"latent": 4, "filters": 4}, epochs=2, steps_per_epoch=2, early_stopping=1,
+            monitor="val_kl_loss", seed=0, out=out + "/vae", verbose=0)
+report["vae_files"] = sorted(p.name for p in vae.path.iterdir())
 aug = train("cnn", "digits", epochs=2, augment=("rotate", "zoom"), seed=0, out=out + "/aug", verbose=0)
 report["aug_accuracy"] = aug.metrics["val_accuracy"]
 report["aug_layers"] = sorted({type(l).__name__ for l in aug.model._flatten_layers()})
@@ -60,6 +68,7 @@ def test_early_stopping_augmentation_precision(tmp_path):
     r = read_json(tmp_path / "report.json")
     assert r["stopped_epochs"] == 2, r  # no improvement after the first epoch, patience 1
     assert "best.keras" in r["stopped_files"] and "checkpoint.keras" not in r["stopped_files"]
+    assert "best.keras" in r["best_files"] and "best.keras" in r["vae_files"], r
     assert r["aug_accuracy"] >= 0.6, r
     assert not [name for name in r["aug_layers"] if name.startswith("Random")], r["aug_layers"]
     assert r["mixed"][0] >= 0.6 and r["mixed"][1] == "mixed_bfloat16", r

@@ -1,0 +1,96 @@
+"""Ctrl-C: a training stops, exits 130 as shells expect, and leaves a run that says so and resumes
+(or, stopped before its first checkpoint, starts again in the same folder)."""
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import KERASTACK, read_json, run_cli
+
+from core.engine.callbacks import Interrupts
+
+
+def _start(out, backend, *extra):
+    """``kerastack train`` of a long run (500 epochs), in the background."""
+    env = dict(os.environ)
+    env.pop("KERASTACK_PLUGINS", None)
+    argv = [KERASTACK, "train", "--arch", "mlp", "--data", "digits", "--hp", "units=16", "--epochs", "500"]
+    argv += ["--backend", backend, "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _interrupt_when(proc, path):
+    """SIGINT once ``path`` exists; the exit code and stderr. The training must stop within 60 s."""
+    deadline = time.monotonic() + 180
+    while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("SIGINT did not stop the training within 60 s")
+    assert proc.returncode == 130, (proc.returncode, stderr[-2000:])
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert stderr.rstrip().endswith("kerastack: interrupted"), stderr
+    return stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_sigint_during_training_exits_130_and_marks_the_run(tmp_path, backend):
+    out = tmp_path / "run"
+    stderr = _interrupt_when(_start(out, backend), out / "checkpoint.json")
+    record = read_json(out / "run.json")
+    assert record["status"] == "interrupted", record["status"]
+    assert f"with: kerastack train --resume {out}" in stderr, stderr
+    history = (out / "history.csv").read_text().splitlines()
+    assert 2 <= len(history) < 501  # a header and at least one whole epoch, not the full 500
+
+    listing = run_cli("runs", tmp_path)
+    assert "interrupted" in listing.stdout, listing.stdout
+
+
+@pytest.mark.slow
+def test_sigint_before_the_first_checkpoint_then_the_same_out_again(tmp_path):
+    """TensorFlow, stopped as its training starts (where a KeyboardInterrupt used to be swallowed by
+    its gc callback); no checkpoint (--checkpoint-every 0), so the hint starts it again in place."""
+    out = tmp_path / "run"
+    stderr = _interrupt_when(_start(out, "tensorflow", "--checkpoint-every", "0"), out / "run.json")
+    assert read_json(out / "run.json")["status"] == "interrupted"
+    assert not (out / "checkpoint.json").exists()
+    hint = f"start it again with: kerastack train --config {out} --out {out}"
+    assert hint in stderr, stderr
+
+    again = run_cli("train", "--config", out, "--out", out, "--epochs", "1", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert read_json(out / "run.json")["status"] == "complete"
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # the old epochs are gone
+
+
+def test_an_interrupt_lost_in_a_gc_callback_still_stops_the_training(monkeypatch):
+    """Python ignores a KeyboardInterrupt raised inside a gc callback (as TensorFlow's
+    _xla_gc_callback is): the request is kept and raised at the next safe point."""
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+
+    def callback(phase, info):
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))  # the handler runs here, inside the callback, and its exception is dropped
+
+    with Interrupts() as interrupts:
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        assert dropped == [KeyboardInterrupt] and interrupts.requested
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
