@@ -94,11 +94,8 @@ def train(
     continues an interrupted run from its last checkpoint, with the same settings (the other
     arguments are then unused). An ``out`` that holds a run stopped (interrupted or failed) before
     its first checkpoint is started again, its old files replaced; any other run there is refused.
-
-    Ctrl-C stops the training at the next batch end (at once when pressed twice), marks run.json
-    ``interrupted`` and says on stderr how to continue; ``KeyboardInterrupt`` is then raised.
-
-    If this process already runs keras under another backend, the training runs in a child process.
+    Ctrl-C stops at the next batch end (twice: at once), marks run.json ``interrupted`` and says how
+    to continue, then raises ``KeyboardInterrupt``. If this process already runs keras under another backend, the training runs in a child process.
     """
     if resume is not None:
         return _resume(Path(resume), verbose)
