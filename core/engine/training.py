@@ -323,6 +323,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             record.pop("error", None)
         else:
             model, rows = _new_model(job), []
+            _monitor_without_validation(job)
             _check_monitor(model, job)
             _replace_stopped_run(out)
         record["status"] = "running"
@@ -436,6 +437,21 @@ def _new_model(job):
     }
     record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
     return model
+
+
+def _monitor_without_validation(job):
+    """A dataset with no validation split (``validation=0``) logs no ``val_`` metric: best.keras and
+    early stopping then follow the training metric of the same name, said once and recorded."""
+    monitor = job.opts.monitor
+    if job.dataset.validation is not None or not monitor.startswith("val_"):
+        return
+    job.opts = dataclasses.replace(job.opts, monitor=monitor.removeprefix("val_"))
+    job.record["training"]["monitor"] = job.opts.monitor
+    print(
+        f"kerastack: note: dataset {job.data!r} has no validation split: best.keras and early stopping "
+        f"follow {job.opts.monitor!r} on the training data instead of {monitor!r}",
+        file=sys.stderr,
+    )
 
 
 def _check_monitor(model, job):

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import one_line_error, run_cli, run_python
+from conftest import one_line_error, read_json, run_cli, run_python
 
 TYPO = """
     from core import hookimpl
@@ -237,3 +237,27 @@ def test_training_output_to_a_log_is_one_line_per_epoch(tmp_path):
     epochs = [line for line in proc.stdout.splitlines() if line.startswith("Epoch ")]
     assert epochs == ["Epoch 1/2", "Epoch 2/2"], proc.stdout[-1000:]
     assert "(2 epochs, tensorflow," in proc.stdout
+
+
+def test_no_validation_split_follows_the_training_metric(tmp_path):
+    """validation=0: no val_ metric is logged, so best.keras follows 'loss' (said, and recorded)."""
+    proc = run_cli(
+        "train",
+        "--arch",
+        "mlp",
+        "--data",
+        "iris",
+        "--hp",
+        "units=8",
+        "--epochs",
+        "2",
+        "--data-opt",
+        "validation=0",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "has no validation split: best.keras and early stopping follow 'loss'" in proc.stderr
+    assert read_json(tmp_path / "run/run.json")["training"]["monitor"] == "loss"
+    assert (tmp_path / "run/best.keras").is_file()
