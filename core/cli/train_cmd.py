@@ -192,7 +192,11 @@ def _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose
 
 def _summary(run):
     m = run.metrics
-    shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith(("val_", "test_")))
+    held_out = {k: v for k, v in m.items() if k.startswith(("val_", "test_"))}
+    counts = ("epochs", "seconds", "trainable_params", "total_params")
+    # No validation or test split: the training metrics are all there is to show.
+    shown = held_out or {k: v for k, v in m.items() if k not in counts and isinstance(v, float)}
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
     click.echo(f"run: {run.path}")
     click.echo(
         f"{shown}  ({_count(m.get('epochs'), 'epoch')}, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "

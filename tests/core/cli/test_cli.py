@@ -213,6 +213,21 @@ def test_train_summary_counts_epochs_in_english(capsys):
 
     from core.cli.train_cmd import _summary
 
+    _summary(
+        SimpleNamespace(
+            path="runs/x",
+            metrics={
+                "loss": 0.25,
+                "accuracy": 0.75,
+                "epochs": 1,
+                "backend": "jax",
+                "seconds": 1.0,
+                "trainable_params": 1,
+                "total_params": 1,
+            },
+        )
+    )
+    assert "loss 0.2500  accuracy 0.7500  (1 epoch," in capsys.readouterr().out  # no held-out split
     for epochs, said in ((1, "(1 epoch, jax,"), (3, "(3 epochs, jax,")):
         metrics = {
             "val_accuracy": 0.5,
