@@ -1,5 +1,6 @@
 """``train()``: build an architecture for a dataset, fit it under one backend, write the run."""
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -318,11 +319,13 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
     job.interrupts = interrupts
     with job.distribution:
         if resume_from:
-            model = _resumed_model(job, out)
+            with _global_dtype_policy(job.keras, job.opts.precision):
+                model = _resumed_model(job, out)
             rows = [r for r in load_run(out).history if int(r["epoch"]) <= job.initial_epoch]
             record.pop("error", None)
         else:
-            model, rows = _new_model(job), []
+            with _global_dtype_policy(job.keras, job.opts.precision):
+                model, rows = _new_model(job), []
             _monitor_without_validation(job)
             _check_monitor(model, job)
             _replace_stopped_run(out)
@@ -368,7 +371,6 @@ def _prepare(record, resume_from):
     # A resumed run reseeds with its epoch: its shuffles differ from an uninterrupted run's, but
     # the same interruption resumed twice gives the same result.
     keras.utils.set_random_seed(training["seed"] + initial_epoch)
-    keras.mixed_precision.set_dtype_policy(opts.precision)
     distribution = _distribution(keras, opts, training["backend"])
     if opts.distribute != "none" and training["backend"] == "jax":
         dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
@@ -437,6 +439,19 @@ def _new_model(job):
     }
     record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
     return model
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(keras, name):
+    """``--precision`` while the model is built (or loaded) and compiled: its layers keep the policy
+    they were made with, and the process's global policy is the previous one again afterwards (so
+    that exporting or building another model in this process is not mixed precision by accident)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _monitor_without_validation(job):

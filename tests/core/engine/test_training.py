@@ -101,3 +101,22 @@ def test_steps_per_execution_trains_the_same_steps(trained, backend):
         assert "--steps-per-execution 4: the torch backend runs one batch per call" in job["spe_error"]
     else:
         assert job["spe_diff"] <= 1e-5 and job["spe_recorded"] == 4, job
+
+
+def test_precision_is_the_models_not_the_process_s(tmp_path):
+    """--precision applies to the model trained; afterwards the process's global dtype policy is
+    float32 again, so a model exported or built next in the same process is not mixed by accident."""
+    proc = run_python(
+        """
+        import sys
+        import keras
+        from core import train
+        run = train("mlp", "iris", backend="jax", epochs=1, hparams={"units": "8"}, out=sys.argv[1],
+                    precision="mixed_bfloat16", verbose=0)
+        print("GLOBAL", keras.config.dtype_policy().name)
+        print("MODEL", run.model.layers[-1].dtype_policy.name)
+        """,
+        tmp_path / "run",
+        env={"KERAS_BACKEND": "jax"},
+    )
+    assert "GLOBAL float32" in proc.stdout and "MODEL mixed_bfloat16" in proc.stdout, proc.stdout
