@@ -20,7 +20,15 @@ def _start(out, backend, *extra):
     env.pop("KERASTACK_PLUGINS", None)
     argv = [KERASTACK, "train", "--arch", "mlp", "--data", "digits", "--hp", "units=16", "--epochs", "500"]
     argv += ["--backend", backend, "--out", str(out), "--quiet", *extra]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # As from a terminal: a test runner started in the background (CI, `&`) passes SIGINT on ignored,
+    # and a process that starts with SIGINT ignored rightly keeps ignoring it.
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint
+    )
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt_when(proc, path):
@@ -73,7 +81,16 @@ def test_sigint_before_the_first_checkpoint_then_the_same_out_again(tmp_path):
     assert len((out / "history.csv").read_text().splitlines()) == 2  # the old epochs are gone
 
 
-def test_an_interrupt_lost_in_a_gc_callback_still_stops_the_training(monkeypatch):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler, as in a terminal (pytest may have started with SIGINT ignored:
+    CI, `&`), and whatever was there before afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_lost_in_a_gc_callback_still_stops_the_training(monkeypatch, python_sigint):
     """Python ignores a KeyboardInterrupt raised inside a gc callback (as TensorFlow's
     _xla_gc_callback is): the request is kept and raised at the next safe point."""
     dropped = []
