@@ -1,9 +1,11 @@
 """Choosing the Keras backend. Keras reads ``KERAS_BACKEND`` once, at import, so one process has
 one backend; work that needs another runs in a child process (``core.child``)."""
 
+import contextlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from core.errors import KerastackError, UsageError, choices_text
@@ -57,3 +59,17 @@ def use(name: str | None) -> ModuleType:
     import keras
 
     return keras
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Keras's global dtype policy ``name`` inside the block, the previous one after it: a model
+    built inside keeps ``name`` in its layers, the process does not (``--precision`` is the run's)."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -8,10 +8,9 @@ and the same weights.
 """
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from core.backend import dtype_policy
 from core.errors import KerastackError, one_line
 
 FLOAT32 = "float32"
@@ -73,19 +72,6 @@ def float32_policy() -> Any:
     """A context in which Keras's global dtype policy is float32 (training leaves the run's
     precision set in its process); the previous one after it."""
     return dtype_policy(FLOAT32)
-
-
-@contextmanager
-def dtype_policy(name: str) -> Iterator[None]:
-    """Keras's global dtype policy ``name`` inside the block, the previous one after it."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _mixed_layers(model: Any) -> list[Any]:

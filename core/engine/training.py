@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core import backend as backends
+from core.backend import dtype_policy
 from core.child import call_in_backend
 from core.data import batches, check_dataset, first_batch, is_pair, spec_of, targets_for
 from core.engine import transfer
@@ -319,12 +320,12 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
     job.interrupts = interrupts
     with job.distribution:
         if resume_from:
-            with _global_dtype_policy(job.keras, job.opts.precision):
+            with dtype_policy(job.opts.precision):  # the model's layers keep it; the process does not
                 model = _resumed_model(job, out)
             rows = [r for r in load_run(out).history if int(r["epoch"]) <= job.initial_epoch]
             record.pop("error", None)
         else:
-            with _global_dtype_policy(job.keras, job.opts.precision):
+            with dtype_policy(job.opts.precision):  # the model's layers keep it; the process does not
                 model, rows = _new_model(job), []
             _monitor_without_validation(job)
             _check_monitor(model, job)
@@ -439,19 +440,6 @@ def _new_model(job):
     }
     record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
     return model
-
-
-@contextlib.contextmanager
-def _global_dtype_policy(keras, name):
-    """``--precision`` while the model is built (or loaded) and compiled: its layers keep the policy
-    they were made with, and the process's global policy is the previous one again afterwards (so
-    that exporting or building another model in this process is not mixed precision by accident)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _monitor_without_validation(job):
@@ -604,7 +592,6 @@ def _build(keras, entry, spec, hparams, data, hint=""):
 
 def _distribution(keras, opts, backend):
     """A context that trains on all devices (``--distribute``), or does nothing."""
-    import contextlib
 
     if opts.distribute == "none":
         return contextlib.nullcontext()
