@@ -84,6 +84,18 @@ def _kill_after(args, delay, ready):
     return finished
 
 
+def _seconds_after(args, ready):
+    """Seconds ``kerastack ARGS`` runs on after path ``ready`` appears (it must succeed)."""
+    proc = subprocess.Popen([KERASTACK, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ready.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    started = time.time()
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    return time.time() - started
+
+
 def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
     """Kill ``train`` (a checkpoint, best.keras and history.csv every epoch) and ``export`` at
     random moments (four seeds each, four processes at a time); every file left must load, and
@@ -97,10 +109,15 @@ def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
         delay = random.Random(seed).uniform(0.0, 2.0)  # after the first epoch's files; an epoch takes ~0.2 s
         jobs.append((["train", *TINY, "--epochs", "60", "--out", run], delay, run / "history.csv"))
         runs.append(run)
+    # An export (conversion, model.json, the report) takes a few seconds, less as it gets faster:
+    # the kills land within the first 80 % of one timed here, so that each lands mid-export.
+    timing = tmp_path / "export-timing"
+    shutil.copytree(base, timing)
+    export_seconds = _seconds_after(["export", timing, "--to", "tflite"], timing / "export")
     for seed in range(4):
         copy = tmp_path / f"export-{seed}"
         shutil.copytree(base, copy)
-        delay = random.Random(100 + seed).uniform(0.0, 2.5)  # conversion, model.json, the report (~3 s)
+        delay = random.Random(100 + seed).uniform(0.0, 0.8 * export_seconds)
         jobs.append(
             (
                 ["export", copy, "--to", "tflite", "--opt", f"quantize={('none', 'dynamic')[seed % 2]}"],
