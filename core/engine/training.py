@@ -53,6 +53,7 @@ from core.runs import (
     RUN_FILE,
     Run,
     RunLock,
+    live_writer,
     load_model,
     load_run,
     new_run_dir,
@@ -179,8 +180,9 @@ _RESTART_FILES = (RUN_FILE, HISTORY_FILE, BEST_FILE, METRICS_FILE, PREDICTIONS_F
 
 
 def _check_out(out):
-    """Refuse an ``--out`` that holds a run, unless that run stopped (interrupted or failed) before
-    its first checkpoint: such a folder is started again (its files replaced), as its hint says."""
+    """Refuse an ``--out`` that holds a run, unless that run stopped (interrupted, failed, or killed:
+    "running" with no live writer) before its first checkpoint: such a folder is started again (its
+    files replaced), as its hint says."""
     if not (out / RUN_FILE).exists():
         return
     try:
@@ -188,7 +190,9 @@ def _check_out(out):
     except KerastackError:
         status = None
     kept = [name for name in (CHECKPOINT_STATE, CHECKPOINT_FILE, MODEL_FILE) if (out / name).exists()]
-    if status in ("interrupted", "failed") and not kept:
+    if status == "running" and live_writer(out) in (None, os.getpid()):
+        status = "killed"  # SIGKILL leaves "running" behind, and a lock whose writer is gone
+    if status in ("interrupted", "failed", "killed") and not kept:
         return
     raise UsageError(f"{out} already holds a run; choose another --out (or --resume it)")
 

@@ -1,6 +1,6 @@
 """Runs: the folders training leaves behind, read back, listed, compared, plotted and reported."""
 
-from core.runs.lock import RunLock
+from core.runs.lock import RunLock, live_writer
 from core.runs.run import (
     HISTORY_FILE,
     METRICS_FILE,
@@ -24,6 +24,7 @@ __all__ = [
     "import_model_modules",
     "inference_model",
     "load_model",
+    "live_writer",
     "load_run",
     "new_run_dir",
 ]

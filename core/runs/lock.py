@@ -42,6 +42,16 @@ class RunLock:
             return None
 
 
+def live_writer(run_dir):
+    """The pid of the live process that holds ``run_dir``'s lock, or None (no lock, or its writer
+    is gone: killed, say, with SIGKILL)."""
+    try:
+        pid = int((Path(run_dir) / ".lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

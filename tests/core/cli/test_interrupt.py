@@ -81,6 +81,24 @@ def test_sigint_before_the_first_checkpoint_then_the_same_out_again(tmp_path):
     assert len((out / "history.csv").read_text().splitlines()) == 2  # the old epochs are gone
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_again_in_its_folder(tmp_path):
+    """SIGKILL leaves run.json "running" and a lock whose writer is gone: no live writer and no
+    checkpoint, so the same command starts it again there (it used to say "already holds a run")."""
+    out = tmp_path / "run"
+    proc = _start(out, "jax", "--checkpoint-every", "0")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "run.json").exists() and read_json(out / "run.json").get("status") == "running":
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    assert read_json(out / "run.json")["status"] == "running" and not (out / "checkpoint.json").exists()
+    again = run_cli("train", "--config", out, "--out", out, "--epochs", "1", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert read_json(out / "run.json")["status"] == "complete"
+
+
 @pytest.fixture
 def python_sigint():
     """Python's own SIGINT handler, as in a terminal (pytest may have started with SIGINT ignored:
