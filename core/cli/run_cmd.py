@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 import click
@@ -31,27 +32,25 @@ def command(host, backend, epochs, out, seed):
       tflite int8          0.9704   26.3 KiB      0.011 ms
     """
     started = time.perf_counter()
-    run = train(ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra, verbose=2)
-    rows = [
-        (
-            "keras (" + run.backend + ")",
-            run.metrics.get("test_accuracy"),
-            run.model_path.stat().st_size,
-            keras_latency(run.path)[0],
-        )
-    ]
-    for quantize in ("none", "int8"):
-        paths = export(run.path, "tflite", {"quantize": quantize}, plugins=host.extra)
-        lite = next(p for p in paths if p.suffix == ".tflite")
-        r = verify(lite, run.path, plugins=host.extra)
-        rows.append(
+    with _stage(f"training {ARCH} on {DATA}"):
+        run = train(ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra, verbose=2)
+    with _stage("keras latency"):
+        rows = [
             (
-                f"tflite {'float32' if quantize == 'none' else quantize}",
-                r["tflite_accuracy"],
-                r["size_bytes"],
-                r["latency_ms_p50"],
+                f"keras ({run.backend})",
+                run.metrics.get("test_accuracy"),
+                run.model_path.stat().st_size,
+                keras_latency(run.path)[0],
             )
-        )
+        ]
+    for quantize in ("none", "int8"):
+        variant = "float32" if quantize == "none" else quantize
+        with _stage(f"export {variant}"):
+            paths = export(run.path, "tflite", {"quantize": quantize}, plugins=host.extra)
+        lite = next(p for p in paths if p.suffix == ".tflite")
+        with _stage(f"verify {variant}"):
+            r = verify(lite, run.path, plugins=host.extra)
+        rows.append((f"tflite {variant}", r["tflite_accuracy"], r["size_bytes"], r["latency_ms_p50"]))
     click.echo(f"\nrun: {run.path}  ({time.perf_counter() - started:.0f} s)")
     click.echo(f"{'model':<20} {'accuracy':>8} {'size':>11} {'p50 latency':>13}")
     for name, acc, size, latency in rows:
@@ -60,3 +59,12 @@ def command(host, backend, epochs, out, seed):
         "p50 latency of one sample, measured as in the export report: Keras predict_on_batch in this "
         f"process ({run.backend}), LiteRT invoke() at 1 thread"
     )
+
+
+@contextlib.contextmanager
+def _stage(name):
+    """One line when a stage of the main job is done, with how long it took: a new user sees what
+    the job is doing between the training's epochs and the table."""
+    started = time.perf_counter()
+    yield
+    click.echo(f"done: {name} ({time.perf_counter() - started:.1f} s)")

@@ -18,6 +18,16 @@ def test_main_job_prints_table_and_int8_keeps_accuracy(tmp_path):
     assert keras_acc >= 0.9 and f32 == keras_acc
     assert abs(int8 - keras_acc) <= 0.02
     assert abs(read_json(out / "metrics.json")["test_accuracy"] - keras_acc) < 1e-4
+    # What the job is doing, stage by stage, with the time each took.
+    stages = re.findall(r"^done: (.+) \([0-9.]+ s\)$", proc.stdout, re.M)
+    assert stages == [
+        "training cnn on digits",
+        "keras latency",
+        "export float32",
+        "verify float32",
+        "export int8",
+        "verify int8",
+    ], proc.stdout
     # One way of measuring latency, said on the page (it was a bare model() call here, another in the report).
     assert "Keras predict_on_batch in this process (tensorflow), LiteRT invoke() at 1 thread" in proc.stdout
     assert {p.name for p in (out / "export/tflite").iterdir()} == {
