@@ -59,7 +59,7 @@ from core.runs import (
     new_run_dir,
 )
 from core.runs.plots import PREDICTIONS_FILE
-from core.runs.run import config_modules
+from core.runs.run import config_modules, is_custom_module
 from core.versions import versions
 
 
@@ -713,7 +713,7 @@ def custom_modules(model):
     import keras
 
     objects = [model, *model._flatten_layers(include_self=False, recursive=True)]
-    modules = {type(o).__module__ for o in objects if type(o).__module__.split(".")[0] != "keras"}
+    modules = {type(o).__module__ for o in objects if is_custom_module(type(o).__module__)}
     try:
         config = keras.saving.serialize_keras_object(model)
     except Exception:  # noqa: BLE001 - a model that cannot be saved: the first checkpoint says why

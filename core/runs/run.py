@@ -101,7 +101,6 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile:
     the archive's own ``config.json`` names, so that any .keras (checkpoint, export, older run)
     loads in any process; module paths that moved are mapped to where they are now.
     """
-
     import keras
 
     path = Path(path)
@@ -157,12 +156,17 @@ def config_modules(config: Any) -> list[str]:
         item = stack.pop()
         if isinstance(item, dict):
             module = item.get("module")
-            if isinstance(module, str) and "class_name" in item and module.split(".")[0] not in _NOT_CUSTOM:
+            if isinstance(module, str) and "class_name" in item and is_custom_module(module):
                 found.add(module)
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return sorted(found)
+
+
+def is_custom_module(module: str) -> bool:
+    """Whether Keras needs ``module`` imported before it can load an object of it (not its own)."""
+    return module.split(".")[0] not in _NOT_CUSTOM
 
 
 def archive_modules(path: str | os.PathLike) -> list[str]:
