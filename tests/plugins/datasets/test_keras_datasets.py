@@ -44,7 +44,7 @@ def lay_down_cache(home, n=200, n_test=60):
             f.write(b"\0" * 16 + images.tobytes())
     cifar = root / "cifar-10-batches-py-target" / "cifar-10-batches-py"
     cifar.mkdir(parents=True)
-    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
         images, labels = bars(20, 32, 3)
         rows = images.transpose(0, 3, 1, 2).reshape(20, -1)  # CIFAR's rows: channel planes, then rows
         batch = {b"data": rows, b"labels": [int(v) for v in labels], b"batch_label": name.encode()}
