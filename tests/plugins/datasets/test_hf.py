@@ -1,14 +1,13 @@
 """``hf``: Hugging Face ``datasets`` offline — a local parquet file of texts and a local imagefolder
 trained, exported to int8 and verified; columns, splits and the Hub when it cannot be reached."""
 
-import json
 import os
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # before `datasets` is imported: never the network
 
 import numpy as np
 import pytest
-from conftest import one_line_error, run_cli, run_python
+from conftest import one_line_error, run_cli
 from hub_jobs import OFFLINE, train_export_verify
 from PIL import Image
 
@@ -51,29 +50,61 @@ def test_registered_with_its_options():
     assert defaults["split"] == "train" and defaults["size"] == 32 and defaults["channels"] == 3
 
 
-@pytest.mark.slow
-def test_a_parquet_file_and_an_imagefolder_train_export_int8_and_verify(tmp_path):
-    parquet = write_parquet(tmp_path / "reviews.parquet")
-    images = write_imagefolder(tmp_path / "images")
+# The loader's own checks, run first in the training process (a TensorFlow process costs ~10 s).
+STREAMING = """
+import json, sys
+from plugins.datasets.hf import load
+
+folder, cache = sys.argv[2], sys.argv[3]
+options = dict(size=8, channels=1, batch_size=4, validation=0.25, test=0.25, seed=1, cache_dir=cache)
+data, again = load(folder, **options), load(folder, **options)
+x, y = data.train[0]
+facts = {"stream": {
+    "class_names": data.class_names,
+    "rows": [len(s.paths) for s in (data.train, data.validation, data.test)],
+    "batch": [list(x.shape), str(x.dtype), float(x.min()), float(x.max()), str(y.dtype)],
+    "test_labels": data.test.labels.tolist(),
+    "same_seed_same_rows": data.train.paths == again.train.paths,
+    "few": len(load(folder, samples=8, validation=0.25, test=0.25, cache_dir=cache).train.paths),
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The facts of one TensorFlow process: the loader's checks on an imagefolder (``STREAMING``),
+    then a parquet file of texts and an imagefolder trained 1 epoch, exported to int8 and verified."""
+    tmp = tmp_path_factory.mktemp("hf")
+    parquet = write_parquet(tmp / "reviews.parquet")
+    images = write_imagefolder(tmp / "images")
     jobs = [
         dict(
             arch="mlp",
             data="hf",
             options={"name": str(parquet), "label": "sentiment", "length": 8},
             hp={"units": [8]},
-            out=str(tmp_path / "text-run"),
+            out=str(tmp / "text-run"),
         ),
         dict(
             arch="cnn",
             data="hf",
             options={"name": str(images), "size": 16},
             hp={"filters": 4, "dense": 8},
-            out=str(tmp_path / "image-run"),
+            out=str(tmp / "image-run"),
             batch_size=8,
         ),
     ]
-    facts = train_export_verify(jobs, env={"HF_DATASETS_CACHE": str(tmp_path / "hf-cache")})
-    text, image = facts[jobs[0]["out"]], facts[jobs[1]["out"]]
+    cache = tmp / "hf-cache"
+    small = write_imagefolder(tmp / "small", per_class=8)
+    facts = train_export_verify(
+        jobs, env={"HF_DATASETS_CACHE": str(cache)}, prelude=STREAMING, args=(small, tmp / "stream-cache")
+    )
+    return facts, [facts[job["out"]] for job in jobs], cache
+
+
+@pytest.mark.slow
+def test_a_parquet_file_and_an_imagefolder_train_export_int8_and_verify(trained):
+    _, (text, image), cache = trained
     for done in (text, image):
         assert done["files"] == ["labels.txt", "model.json", "model_int8.tflite"]
         assert done["verify"]["agreement"] >= 0.9 and done["verify"]["samples"] > 0, done["verify"]
@@ -83,37 +114,18 @@ def test_a_parquet_file_and_an_imagefolder_train_export_int8_and_verify(tmp_path
     assert image["labels"] == ["bright", "dark"]  # the class subfolders, through Hugging Face's ClassLabel
     assert image["run"]["spec"]["input_shape"] == [16, 16, 3]
     assert image["model_json"]["normalization"]["scale"] == pytest.approx(1 / 255)
-    assert any((tmp_path / "hf-cache").iterdir())  # datasets' own cache, where it was told
+    assert any(cache.iterdir())  # datasets' own cache, where it was told
 
 
-STREAMING = """
-import json, sys
-from plugins.datasets.hf import load
-
-data = load(sys.argv[1], size=8, channels=1, batch_size=4, validation=0.25, test=0.25, seed=1, cache_dir=sys.argv[2])
-x, y = data.train[0]
-again = load(sys.argv[1], size=8, channels=1, batch_size=4, validation=0.25, test=0.25, seed=1, cache_dir=sys.argv[2])
-print(json.dumps({
-    "class_names": data.class_names,
-    "rows": [len(s.paths) for s in (data.train, data.validation, data.test)],
-    "batch": [list(x.shape), str(x.dtype), float(x.min()), float(x.max()), str(y.dtype)],
-    "test_labels": data.test.labels.tolist(),
-    "same_seed_same_rows": data.train.paths == again.train.paths,
-    "few": [len(s.paths) for s in (load(sys.argv[1], samples=8, validation=0.25, test=0.25, cache_dir=sys.argv[2]).train,)],
-}))
-"""
-
-
-def test_an_imagefolder_streams_stratified_splits_of_resized_images(tmp_path):
-    images = write_imagefolder(tmp_path / "images", per_class=8)
-    proc = run_python(STREAMING, images, tmp_path / "cache", env={"KERAS_BACKEND": "jax", **OFFLINE})
-    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+@pytest.mark.slow
+def test_an_imagefolder_streams_stratified_splits_of_resized_images(trained):
+    facts = trained[0]["stream"]
     assert facts["class_names"] == ["bright", "dark"]
     assert facts["rows"] == [8, 4, 4]
     shape, dtype, low, high, label_dtype = facts["batch"]
     assert (shape, dtype, label_dtype) == ([4, 8, 8, 1], "float32", "int32") and 0 <= low < high <= 1
     assert sorted(facts["test_labels"]) == [0, 0, 1, 1]  # stratified
-    assert facts["same_seed_same_rows"] and facts["few"] == [4]
+    assert facts["same_seed_same_rows"] and facts["few"] == 4  # samples=8 drawn at random: both classes
 
 
 def error(exc_type, **options):

@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import one_line_error, run_cli, run_python
+from conftest import one_line_error, run_cli
 from hub_jobs import OFFLINE, train_export_verify
 
 from core import PluginHost, UsageError
@@ -81,12 +81,34 @@ def test_registered_with_its_options():
     }
 
 
-@pytest.mark.slow
-def test_mnist_cifar10_and_imdb_from_the_cache_train_export_int8_and_verify(tmp_path):
-    home = lay_down_cache(tmp_path / "keras_home")
+# The loader's own checks, run first in the training process (a TensorFlow process costs ~10 s).
+STREAMING = """
+import json
+from plugins.datasets.keras_datasets import load
+
+data = load("fashion_mnist", size=8, channels=3, batch_size=16, validation=0.2, samples=50)
+x, y = data.train[0]
+cifar = load("cifar10", size=16, batch_size=8)
+facts = {"stream": {
+    "class_names": data.class_names,
+    "batch": [list(x.shape), str(x.dtype), float(x.min()), float(x.max()), str(y.dtype)],
+    "rows": [len(s.paths) for s in (data.train, data.validation, data.test)],
+    "validation_labels": sorted(data.validation.labels.tolist()),
+    "no_validation": load("mnist", samples=30, validation=0).validation is None,
+    "gray": list(load("mnist", batch_size=4).test[0][0].shape),
+    "cifar": [cifar.class_names[:2], list(cifar.train[0][0].shape), [len(s.paths) for s in (cifar.train, cifar.test)]],
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The facts of one TensorFlow process: the loader's checks (``STREAMING``), then mnist and imdb
+    from the cache trained 1 epoch, exported to int8 and verified."""
+    tmp = tmp_path_factory.mktemp("keras_datasets")
+    home = lay_down_cache(tmp / "keras_home")
     jobs = [
         dict(arch="cnn", data="keras_datasets", options={"name": "mnist"}, hp={"filters": 4, "dense": 8}),
-        dict(arch="cnn", data="keras_datasets", options={"name": "cifar10", "size": 16}, hp={"filters": 4, "dense": 8}),
         dict(
             arch="mlp",
             data="keras_datasets",
@@ -95,10 +117,15 @@ def test_mnist_cifar10_and_imdb_from_the_cache_train_export_int8_and_verify(tmp_
         ),
     ]
     for job in jobs:
-        job["out"] = str(tmp_path / job["options"]["name"])
-    facts = train_export_verify(jobs, env={"KERAS_HOME": str(home)})
-    mnist, cifar, imdb = (facts[job["out"]] for job in jobs)
-    for done in (mnist, cifar, imdb):
+        job["out"] = str(tmp / job["options"]["name"])
+    facts = train_export_verify(jobs, env={"KERAS_HOME": str(home)}, prelude=STREAMING)
+    return facts, [facts[job["out"]] for job in jobs]
+
+
+@pytest.mark.slow
+def test_mnist_and_imdb_from_the_cache_train_export_int8_and_verify(trained):
+    mnist, imdb = trained[1]
+    for done in (mnist, imdb):
         assert done["files"] == ["labels.txt", "model.json", "model_int8.tflite"]
         assert done["verify"]["agreement"] >= 0.9, done["verify"]
         assert done["run"]["dataset"]["name"] == "keras_datasets"
@@ -106,42 +133,22 @@ def test_mnist_cifar10_and_imdb_from_the_cache_train_export_int8_and_verify(tmp_
     assert mnist["run"]["spec"]["input_shape"] == [28, 28, 1]  # the images' own size and channels
     assert mnist["verify"]["samples"] == 60  # the test split is the cache's own
     assert mnist["model_json"]["normalization"]["scale"] == pytest.approx(1 / 255)
-    assert cifar["labels"][:2] == ["plane", "car"]  # the names from batches.meta
-    assert cifar["run"]["spec"]["input_shape"] == [16, 16, 3]  # resized to size=16
-    assert cifar["verify"]["samples"] == 20
     assert imdb["labels"] == ["negative", "positive"]
     assert imdb["run"]["spec"]["input_shape"] == [16] and imdb["run"]["spec"]["vocab_size"] == 64
     vocabulary = imdb["model_json"]["vocabulary"]
     assert vocabulary[:5] == ["<pad>", "<start>", "<oov>", "<unused>", "word1"] and len(vocabulary) == 64
 
 
-STREAMING = """
-import json
-from plugins.datasets.keras_datasets import load
-
-data = load("fashion_mnist", size=8, channels=3, batch_size=16, validation=0.2)
-x, y = data.train[0]
-print(json.dumps({
-    "class_names": data.class_names,
-    "batch": [list(x.shape), str(x.dtype), float(x.min()), float(x.max()), str(y.dtype)],
-    "rows": [len(s.paths) for s in (data.train, data.validation, data.test)],
-    "validation_labels": sorted(data.validation.labels.tolist()),
-    "no_validation": load("mnist", samples=30, validation=0).validation is None,
-    "gray": list(load("mnist", batch_size=4).test[0][0].shape),
-}))
-"""
-
-
-def test_streamed_images_at_the_size_and_channels_asked(tmp_path):
-    home = lay_down_cache(tmp_path / "keras_home", n=50, n_test=20)
-    proc = run_python(STREAMING, env={"KERAS_BACKEND": "jax", "KERAS_HOME": str(home), **OFFLINE})
-    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+@pytest.mark.slow
+def test_streamed_images_at_the_size_and_channels_asked(trained):
+    facts = trained[0]["stream"]
     assert facts["class_names"] == FASHION
     shape, dtype, low, high, label_dtype = facts["batch"]
     assert (shape, dtype, label_dtype) == ([16, 8, 8, 3], "float32", "int32") and 0 <= low < high <= 1
-    assert facts["rows"] == [40, 10, 20]
+    assert facts["rows"] == [40, 10, 50]  # samples=50 of each: the train one cut in train and validation
     assert facts["validation_labels"] == list(range(10))  # stratified: one of each class
     assert facts["no_validation"] and facts["gray"] == [4, 28, 28, 1]
+    assert facts["cifar"] == [["plane", "car"], [8, 16, 16, 3], [90, 20]]  # names from batches.meta; 10 % validation
 
 
 def error(exc_type, **options):
