@@ -26,6 +26,7 @@ JOBS = """
 import json, sys
 from pathlib import Path
 from core import export, train, verify
+from tflite.metadata import EMBEDDED_KEY, read_metadata
 
 for job in json.loads(sys.argv[1]):
     run = train(job["arch"], job["data"], data_options=job["options"], hparams=job["hp"], out=job["out"],
@@ -36,6 +37,7 @@ for job in json.loads(sys.argv[1]):
         "files": sorted(files),
         "labels": (folder / "labels.txt").read_text().splitlines(),
         "model_json": json.loads((folder / "model.json").read_text()),
+        "embedded": json.loads(read_metadata(files["model_int8.tflite"])[EMBEDDED_KEY]),
         "verify": verify(files["model_int8.tflite"], run.path, latency_runs=5),
         "run": json.loads((Path(run.path) / "run.json").read_text()),
     }
@@ -46,7 +48,7 @@ print("FACTS " + json.dumps(facts, default=str))
 def train_export_verify(jobs, env, prelude="facts = {}", args=()):
     """``facts``: what ``prelude`` put in it (code run first, with ``sys.argv[2:]`` = ``args``), and
     for each job (``arch``, ``data``, ``options``, ``hp``, ``out``) under its ``out``: the files
-    exported, labels.txt, model.json, verify()'s result and run.json, after 1 epoch under TensorFlow."""
+    exported, labels.txt, model.json, the metadata embedded in the .tflite, verify()'s result and run.json, after 1 epoch under TensorFlow."""
     code = textwrap.dedent(prelude) + "\n" + JOBS
     proc = run_python(code, json.dumps(jobs), *args, env={"KERAS_BACKEND": "tensorflow", **OFFLINE, **env})
     line = [x for x in proc.stdout.splitlines() if x.startswith("FACTS ")][-1]

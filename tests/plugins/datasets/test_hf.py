@@ -108,7 +108,8 @@ def test_a_parquet_file_and_an_imagefolder_train_export_int8_and_verify(trained)
     for done in (text, image):
         assert done["files"] == ["labels.txt", "model.json", "model_int8.tflite"]
         assert done["verify"]["agreement"] >= 0.9 and done["verify"]["samples"] > 0, done["verify"]
-    assert text["labels"] == ["neg", "pos"] == text["model_json"]["class_names"]
+    assert text["labels"] == ["neg", "pos"] == text["model_json"]["class_names"] == text["embedded"]["class_names"]
+    assert image["embedded"]["class_names"] == ["bright", "dark"]
     assert text["run"]["spec"]["input_shape"] == [8] and text["run"]["spec"]["input_dtype"] == "int32"
     assert {"good", "bad", "film"} <= set(text["model_json"]["vocabulary"])  # a device tokenizes as training did
     assert image["labels"] == ["bright", "dark"]  # the class subfolders, through Hugging Face's ClassLabel

@@ -130,6 +130,7 @@ def test_mnist_and_imdb_from_the_cache_train_export_int8_and_verify(trained):
         assert done["verify"]["agreement"] >= 0.9, done["verify"]
         assert done["run"]["dataset"]["name"] == "keras_datasets"
     assert mnist["labels"] == [str(d) for d in range(10)] == mnist["model_json"]["class_names"]
+    assert mnist["embedded"]["class_names"] == mnist["labels"] and imdb["embedded"]["class_names"] == imdb["labels"]
     assert mnist["run"]["spec"]["input_shape"] == [28, 28, 1]  # the images' own size and channels
     assert mnist["verify"]["samples"] == 60  # the test split is the cache's own
     assert mnist["model_json"]["normalization"]["scale"] == pytest.approx(1 / 255)

@@ -146,7 +146,9 @@ def test_images_and_texts_from_a_data_dir_train_export_int8_and_verify(prepared)
     image, text = prepared[2]
     for done in (image, text):
         assert done["files"] == ["labels.txt", "model.json", "model_int8.tflite"]
-        assert done["labels"] == ["bright", "dark"] == done["model_json"]["class_names"]
+        assert (
+            done["labels"] == ["bright", "dark"] == done["model_json"]["class_names"] == done["embedded"]["class_names"]
+        )
         assert done["verify"]["agreement"] >= 0.9 and done["verify"]["samples"] == 12, done["verify"]
     assert image["run"]["spec"]["input_shape"] == [16, 16, 3]
     assert image["model_json"]["normalization"]["scale"] == pytest.approx(1 / 255)
