@@ -170,7 +170,17 @@ def input_column(ds, image, text, name):
 
     features = ds.features
     if image or text:
-        _column(ds, image or text, "image" if image else "text", name)
+        option = "image" if image else "text"
+        column = _column(ds, image or text, option, name)
+        feature = features[column]
+        is_text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+        # An image column of a parquet file written without datasets' metadata is a {bytes, path} struct.
+        is_image = isinstance(feature, (datasets.Image, dict))
+        if (image and not is_image) or (text and not is_text):
+            raise _usage(
+                f"option {option}={column!r}: column {column!r} of {name} holds {_kind(feature)}, not "
+                f"{'images' if image else 'strings'} ({_described(ds)})"
+            )
         return image, text
     for column, feature in features.items():
         if isinstance(feature, datasets.Image):
@@ -233,12 +243,13 @@ def _column(ds, column, option, name):
     return column
 
 
+def _kind(feature):
+    """``int64``, ``large_string`` for a plain value; the feature type's name (``Image``) otherwise."""
+    return getattr(feature, "dtype", None) if type(feature).__name__ == "Value" else type(feature).__name__
+
+
 def _described(ds):
-    kinds = {
-        c: getattr(f, "dtype", None) if type(f).__name__ == "Value" else type(f).__name__
-        for c, f in ds.features.items()
-    }
-    return "columns: " + ", ".join(f"{c} ({kind})" for c, kind in kinds.items())
+    return "columns: " + ", ".join(f"{c} ({_kind(f)})" for c, f in ds.features.items())
 
 
 def _first_line(exc):

@@ -153,6 +153,10 @@ def test_bad_columns_splits_and_names_are_named(tmp_path):
         f"dataset 'hf': option split='tets': no such split of {parquet}; valid: train"
     )
     assert "give one of them" in error(UsageError, name=parquet, image="a", text="b")
+    assert error(UsageError, name=parquet, image="review", label="sentiment", cache_dir=cache).startswith(
+        f"dataset 'hf': option image='review': column 'review' of {parquet} holds large_string, not images (columns: "
+    )
+    assert "option text='id': column 'id' of" in error(UsageError, name=parquet, text="id", label="sentiment")
     assert error(UsageError, name=str(tmp_path / "none.parquet")).endswith("none.parquet': no such file or folder")
     (tmp_path / "notes.txt").write_text("x")
     assert "cannot read .txt; valid: .csv, .json, .jsonl, .parquet files, or a folder" in error(
