@@ -59,6 +59,18 @@ def streamed(splits, labels, read, batch_size, seed):
     return split(train, True), split(val, False), split(test, False)
 
 
+def text_test_split(data, texts, labels, length):
+    """Set ``data.test`` to ``texts`` as token ids of ``data.vocabulary`` (that of its train split,
+    see ``text.dataset``) and their int32 ``labels``: a dataset's own test split of texts."""
+    import numpy as np
+
+    from plugins.datasets.text import tokenize
+
+    ids = {token: i for i, token in enumerate(data.vocabulary)}
+    x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
+    data.test = (x, np.asarray(labels, dtype="int32"))
+
+
 def choose(owner, option, value, choices, what):
     """``value`` if it is one of ``choices``; else a usage error naming the option, with did-you-mean
     and the choices listed."""

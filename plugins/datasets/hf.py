@@ -23,6 +23,7 @@ def load(
     name="",
     split="train",
     config="",
+    test_split="",
     image="",
     text="",
     label="",
@@ -38,8 +39,9 @@ def load(
     seed=0,
 ):
     """Split ``split`` of dataset ``name`` (``config``: the Hub dataset's configuration), ``samples``
-    rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by class, fixed
-    by ``seed``).
+    rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by
+    class, fixed by ``seed``). With ``test_split`` (e.g. ``test``), that split of the dataset is the
+    test split (``samples`` rows of it), and only ``validation`` is cut from ``split``.
 
     Inputs are column ``image`` or column ``text``; unset, the first column of type ``Image`` (else
     the first string column) is taken. Classes are column ``label``: unset, the first ``ClassLabel``
@@ -50,48 +52,92 @@ def load(
     files); texts are int32 token ids of ``length``, the ``max_tokens`` most frequent words of the
     train split (as text_csv encodes them, its vocabulary in model.json).
     """
+    import numpy as np
+
     from core import Dataset
     from plugins.datasets._checks import check_fractions, check_range
-    from plugins.datasets._files import split_indices, warn
-    from plugins.datasets._hub import PIXELS, check_image_options, choose, streamed, to_pixels
+    from plugins.datasets._files import split_indices
+    from plugins.datasets._hub import PIXELS, check_image_options, choose, streamed, text_test_split
 
-    check_fractions(OWNER, validation=validation, test=test)
+    check_fractions(OWNER, validation=validation, test=0 if test_split else test)
     check_range(OWNER, "samples", samples, 0, why=" (0: all)")
     check_range(OWNER, "batch_size", batch_size, 1)
     if image and text:
         raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
     splits = open_dataset(name, config, cache_dir)
     ds = splits[choose(OWNER, "split", split, list(splits), f"split of {name}")]
+    test_ds = None
+    if test_split:
+        if test_split == split:
+            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
+        test_ds = splits[choose(OWNER, "test_split", test_split, list(splits), f"split of {name}")]
     image, text = input_column(ds, image, text, name)
     label = label_column(ds, label, name)
-    if 0 < samples < len(ds):  # rows drawn at random: a Hub split is often sorted by class
-        import numpy as np
-
-        ds = ds.select(np.sort(np.random.default_rng(seed).choice(len(ds), samples, replace=False)))
-    labels, class_names = read_labels(ds, label, name)
-    kept = [i for i, y in enumerate(labels) if y is not None]
-    if len(kept) < len(labels):
-        warn("hf", f"dropped {len(labels) - len(kept)} of {len(labels)} rows of {name} with no label in {label!r}")
-        ds, labels = ds.select(kept), [labels[i] for i in kept]
-    if class_names is None:
-        from plugins.datasets._files import encode_labels
-
-        class_names, labels = encode_labels([str(y) for y in labels], f"label column {label!r}", OWNER)
-    else:
-        _check_classes(labels, label)
+    ds, labels, class_names = labelled_rows(ds, label, name, samples, seed)
+    if test_ds is not None:
+        test_ds, test_labels, _ = labelled_rows(test_ds, label, name, samples, seed, class_names)
+    fractions = {"validation": validation, "test": 0 if test_ds is not None else test}
 
     if text:
         from plugins.datasets.text import check_options, dataset
 
         check_options(max_tokens, length, OWNER)
-        texts = [str(t or "") for t in ds[text]]
-        return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
-
-    import numpy as np
+        data = dataset(_texts(ds, text), labels, class_names, max_tokens, length, *fractions.values(), seed, OWNER)
+        if test_ds is not None:
+            text_test_split(data, _texts(test_ds, text), test_labels, length)
+        return data
 
     check_image_options(OWNER, size, channels)
     labels = np.asarray(labels, dtype="int32")
-    rows = split_indices(len(labels), {"validation": validation, "test": test}, seed, OWNER, "rows", labels=labels)
+    rows = split_indices(len(labels), fractions, seed, OWNER, "rows", labels=labels)
+    read = image_reader(ds, image, size, channels, f"{name} {split}")
+    read(0)  # a column that holds no images stops here, before any training
+    train, val, tst = streamed(rows, labels, read, batch_size, seed)
+    if test_ds is not None:
+        read_test = image_reader(test_ds, image, size, channels, f"{name} {test_split}")
+        tst = streamed((None, None, np.arange(len(test_labels))), test_labels, read_test, batch_size, seed)[2]
+    data = Dataset(train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names))
+    data.normalization = PIXELS
+    return data
+
+
+def labelled_rows(ds, label, name, samples, seed, class_names=None):
+    """``(ds, int labels, class_names)``: ``samples`` rows drawn at random if > 0, rows without a label
+    dropped, labels numbered by ``class_names`` (those of the train split, for a test split) or by
+    their own (a ``ClassLabel``'s names, else the values sorted)."""
+    import numpy as np
+
+    from plugins.datasets._files import encode_labels, warn
+
+    if 0 < samples < len(ds):  # rows drawn at random: a Hub split is often sorted by class
+        ds = ds.select(np.sort(np.random.default_rng(seed).choice(len(ds), samples, replace=False)))
+    labels, own_names = read_labels(ds, label, name)
+    kept = [i for i, y in enumerate(labels) if y is not None]
+    if len(kept) < len(labels):
+        warn("hf", f"dropped {len(labels) - len(kept)} of {len(labels)} rows of {name} with no label in {label!r}")
+        ds, labels = ds.select(kept), [labels[i] for i in kept]
+    if own_names is None:
+        values = [str(int(y)) if isinstance(y, float) and y == int(y) else str(y) for y in labels]
+        if class_names is None:
+            own_names, labels = encode_labels(values, f"label column {label!r}", OWNER)
+        else:
+            index = {c: i for i, c in enumerate(class_names)}
+            unknown = sorted(set(values) - set(index))
+            if unknown:
+                raise _usage(
+                    f"the test split's label column {label!r} holds classes the train split has not: {', '.join(unknown[:5])}"
+                )
+            labels = [index[v] for v in values]
+    elif class_names is None:
+        _check_classes(labels, label)
+    return ds, labels, class_names or own_names
+
+
+def image_reader(ds, image, size, channels, where):
+    """``read(row)``: the image of ``row`` as the model's input (``_hub.to_pixels``); an image that
+    cannot be decoded is an error naming the row."""
+    from plugins.datasets._hub import to_pixels
+
     images = ds.select_columns([image])
 
     def read(row):
@@ -100,13 +146,13 @@ def load(
         except Exception as exc:
             from core import KerastackError, one_line
 
-            raise KerastackError(f"{OWNER}: cannot read the image of row {row} of {name}: {one_line(exc)}") from None
+            raise KerastackError(f"{OWNER}: cannot read the image of row {row} of {where}: {one_line(exc)}") from None
 
-    read(0)  # a column that holds no images stops here, before any training
-    train, val, tst = streamed(rows, labels, read, batch_size, seed)
-    data = Dataset(train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names))
-    data.normalization = PIXELS
-    return data
+    return read
+
+
+def _texts(ds, column):
+    return [str(t or "") for t in ds[column]]
 
 
 def open_dataset(name, config, cache_dir):

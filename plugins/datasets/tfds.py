@@ -26,6 +26,7 @@ def load(
     name="",
     split="train",
     data_dir="",
+    test_split="",
     image="",
     text="",
     label="",
@@ -43,7 +44,8 @@ def load(
     ``data_dir`` (default: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), its first ``samples``
     examples if > 0 (TFDS shuffled them when it prepared the files), cut into train, ``validation``
     and ``test``: consecutive runs of examples for images (read as TFDS slices, ``train[:850]``),
-    a split stratified by class for texts.
+    a split stratified by class for texts. With ``test_split`` (e.g. ``test``), that split (its
+    first ``samples``) is the test split, and only ``validation`` is cut from ``split``.
 
     Inputs are feature ``image`` or ``text``; unset, the dataset's supervised input if it is an
     image or a text, else its first image feature, else its first text feature. Classes are the
@@ -63,6 +65,7 @@ def load(
 
     if not name:
         raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
+    test = 0 if test_split else test
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "samples", samples, 0, why=" (0: all)")
     check_range(OWNER, "batch_size", batch_size, 1)
@@ -71,6 +74,12 @@ def load(
     builder = prepared_builder(name, data_dir)
     info = builder.info
     choose(OWNER, "split", split, list(info.splits), f"split of {name}")
+    if test_split:
+        if test_split == split:
+            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
+        choose(OWNER, "test_split", test_split, list(info.splits), f"split of {name}")
+        n_test = info.splits[test_split].num_examples
+        n_test = min(n_test, samples) if samples else n_test
     image, text = input_feature(info, image, text, name)
     label = label_feature(info, label, name)
     class_names = tuple(info.features[label].names)
@@ -82,7 +91,12 @@ def load(
 
         check_options(max_tokens, length, OWNER)
         texts, labels = read_texts(builder, f"{split}[:{n}]", text, label)
-        return dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
+        data = dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
+        if test_split:
+            from plugins.datasets._hub import text_test_split
+
+            text_test_split(data, *read_texts(builder, f"{test_split}[:{n_test}]", text, label), length)
+        return data
 
     from core import Dataset
 
@@ -102,6 +116,9 @@ def load(
                                        (size, channels), batch_size, shuffle=(i == 0), seed=seed)
         for i, (start, count) in enumerate(zip(starts, counts))
     ]  # fmt: skip
+    if test_split:
+        parts[2] = Stream(builder, f"{test_split}[:{n_test}]", n_test, image, label, (size, channels), batch_size,
+                          shuffle=False, seed=seed)  # fmt: skip
     data = Dataset(*parts, task="classification", class_names=class_names)
     data.normalization = PIXELS
     return data

@@ -44,7 +44,7 @@ def test_registered_with_its_options():
     host = PluginHost(["plugins.datasets.hf"], builtins=(), entry_points=False, disabled=())
     defaults = host.registry("dataset").get("hf").defaults
     assert list(defaults) == [
-        "name", "split", "config", "image", "text", "label", "cache_dir", "size", "channels",
+        "name", "split", "config", "test_split", "image", "text", "label", "cache_dir", "size", "channels",
         "max_tokens", "length", "samples", "batch_size", "validation", "test", "seed",
     ]  # fmt: skip
     assert defaults["split"] == "train" and defaults["size"] == 32 and defaults["channels"] == 3
@@ -165,6 +165,21 @@ def test_bad_columns_splits_and_names_are_named(tmp_path):
     assert error(UsageError) == (
         "dataset 'hf': option name is not set; give a Hub dataset (OWNER/NAME), a local folder or a .parquet file"
     )
+
+
+def test_a_folder_of_split_files_gives_its_own_test_split(tmp_path):
+    """A Hub dataset's layout (data/train-*.parquet, data/test-*.parquet), as `hf download` leaves it."""
+    (tmp_path / "reviews" / "data").mkdir(parents=True)
+    write_parquet(tmp_path / "reviews" / "data" / "train-00000-of-00001.parquet", n=40)
+    write_parquet(tmp_path / "reviews" / "data" / "test-00000-of-00001.parquet", n=10, seed=1)
+    options = dict(name=str(tmp_path / "reviews"), label="sentiment", length=6, cache_dir=str(tmp_path / "cache"))
+    data = load(**options, test_split="test", validation=0.25)
+    x_test, y_test = data.test
+    assert x_test.shape == (10, 6) and sorted(y_test.tolist()) == [0] * 5 + [1] * 5
+    assert len(data.train[0]) == 30 and len(data.validation[0]) == 10  # 25 % of train's 40, no test cut
+    assert data.class_names == ("neg", "pos") and x_test.max() < len(data.vocabulary)
+    assert "option test_split='tst': no such split of" in error(UsageError, **options, test_split="tst")
+    assert "(did you mean 'test'?); valid: test, train" in error(UsageError, **options, test_split="tst")
 
 
 def test_cli_a_missing_column_exits_2_and_an_unreachable_hub_exits_1_saying_what_to_fetch(tmp_path):

@@ -67,8 +67,12 @@ try:
     load("kerastack_bars", data_dir=data_dir)
 except Exception as exc:
     facts["own_size_refused"] = str(exc)
+own = load("kerastack_bars", data_dir=data_dir, size=8, test_split="test", validation=0.25, batch_size=16)
+words = load("kerastack_bars", data_dir=data_dir, text="caption", length=4, test_split="test", samples=40)
+facts["test_split"] = [[len(own.train), len(own.validation), len(own.test)], list(own.test[1][0].shape),
+                       list(words.test[0].shape), len(words.train[0]) + len(words.validation[0])]
 errors = {}
-for options in ({"split": "tran"}, {"label": "lable"}, {"label": "score"}, {"image": "caption"},
+for options in ({"test_split": "tset"}, {"test_split": "train"}, {"split": "tran"}, {"label": "lable"}, {"label": "score"}, {"image": "caption"},
                 {"validation": 0.5, "test": 0.49, "samples": 20}):
     try:
         load("kerastack_bars", data_dir=data_dir, size=8, **options)
@@ -111,6 +115,8 @@ def test_the_splits_stream_one_pass_of_examples_per_epoch(prepared):
     assert facts["epoch_sizes"] == [16, 16, 16, 8]  # the last batch the short one, whichever index asked
     assert facts["epoch_labels"] == sorted(facts["epoch_labels"]) and len(facts["epoch_labels"]) == 56
     assert facts["reshuffled"]
+    # test_split=test: the dataset's own 20 test examples; validation cut from the 80 (or 40) of train.
+    assert facts["test_split"] == [[4, 2, 2], [4, 8, 8, 3], [20, 4], 40]  # batches of 16: 60 | 20 | 20
     assert facts["own_size_refused"] == (
         "dataset 'tfds': kerastack_bars's images have no one square size (feature 'image': shape (None, None, 3)); "
         "give --data-opt size=N"
@@ -121,6 +127,12 @@ def test_the_splits_stream_one_pass_of_examples_per_epoch(prepared):
 def test_bad_splits_and_features_are_named(prepared):
     facts = prepared[1]["stream"]
     errors = {json.loads(k).popitem()[1] if len(json.loads(k)) == 1 else "few": v for k, v in facts["errors"].items()}
+    assert errors["tset"][1] == (
+        "dataset 'tfds': option test_split='tset': no such split of kerastack_bars (did you mean 'test'?); valid: test, train"
+    )
+    assert errors["train"][1] == (
+        "dataset 'tfds': option test_split='train' is the training split too; give another split, or none"
+    )
     assert errors["tran"] == [
         "UsageError",
         "dataset 'tfds': option split='tran': no such split of kerastack_bars (did you mean 'train'?); valid: test, train",
