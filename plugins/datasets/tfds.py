@@ -348,13 +348,13 @@ def _feature(info, feature, option, name):
     if feature not in features:
         raise _usage(
             f"option {option}={feature!r}: no such feature in {name}{did_you_mean(feature, features)}; "
-            f"features: {', '.join(features)}"
+            f"features: {', '.join(sorted(features))}"
         )
     return feature
 
 
 def _described(info):
-    return "features: " + ", ".join(f"{k} ({type(f).__name__})" for k, f in info.features.items())
+    return "features: " + ", ".join(f"{k} ({type(f).__name__})" for k, f in sorted(info.features.items()))
 
 
 def _first_line(exc):

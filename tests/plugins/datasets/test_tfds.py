@@ -140,10 +140,10 @@ def test_bad_splits_and_features_are_named(prepared):
     assert errors["lable"] == [
         "UsageError",
         "dataset 'tfds': option label='lable': no such feature in kerastack_bars (did you mean 'label'?); "
-        "features: image, caption, label, score",
+        "features: caption, image, label, score",
     ]
     assert errors["score"][1].startswith(
-        "dataset 'tfds': option label='score': feature 'score' of kerastack_bars is not a ClassLabel (features: image (Image), caption (Text)"
+        "dataset 'tfds': option label='score': feature 'score' of kerastack_bars is not a ClassLabel (features: caption (Text), image (Image)"
     )
     assert errors["caption"][1].startswith(
         "dataset 'tfds': option image='caption': feature 'caption' of kerastack_bars is Text, not Image"
@@ -182,5 +182,31 @@ def test_cli_an_unknown_name_exits_2_with_did_you_mean_and_an_unreachable_downlo
     assert message.startswith("kerastack: error: dataset 'tfds': cannot download TFDS dataset 'mnist' (")
     assert message.endswith(
         f"on a connected machine run `tfds build mnist --data_dir DIR`, then copy DIR/mnist into {empty}"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cli_reads_the_prepared_data_dir_from_a_fresh_process_and_names_a_bad_feature(prepared, tmp_path):
+    """A process that never saw the builder's class finds the dataset by name in its data_dir (TFDS's
+    read-only builder), features and all: the case of a dataset prepared on another machine."""
+    data_dir = prepared[0]
+    args = [
+        "train",
+        "--arch",
+        "cnn",
+        "--data",
+        "tfds",
+        "--data-opt",
+        f"name={NAME}",
+        "--data-opt",
+        f"data_dir={data_dir}",
+    ]
+    proc = run_cli(
+        *args, "--data-opt", "image=picture", "--out", tmp_path / "run", env={"KERAS_BACKEND": "jax", **OFFLINE}
+    )
+    assert one_line_error(proc, 2) == (
+        "kerastack: error: dataset 'tfds': option image='picture': no such feature in kerastack_bars; "
+        "features: caption, image, label, score"
     )
     assert not (tmp_path / "run").exists()
