@@ -166,6 +166,10 @@ def open_dataset(name, config, cache_dir):
         raise _usage("option name is not set; give a Hub dataset (OWNER/NAME), a local folder or a .parquet file")
     local = Path(name).expanduser()
     kwargs = {"cache_dir": cache_dir} if cache_dir else {}
+    if config and local.exists():
+        raise _usage(
+            f"option config={config!r} names a configuration of a Hub dataset; {name} is a local {'file' if local.is_file() else 'folder'}"
+        )
     if local.is_file():
         builder = FILE_BUILDERS.get(local.suffix.lower())
         if builder is None:

@@ -153,6 +153,9 @@ def test_bad_columns_splits_and_names_are_named(tmp_path):
         f"dataset 'hf': option split='tets': no such split of {parquet}; valid: train"
     )
     assert "give one of them" in error(UsageError, name=parquet, image="a", text="b")
+    assert error(UsageError, name=parquet, config="plain_text") == (
+        f"dataset 'hf': option config='plain_text' names a configuration of a Hub dataset; {parquet} is a local file"
+    )
     assert error(UsageError, name=parquet, image="review", label="sentiment", cache_dir=cache).startswith(
         f"dataset 'hf': option image='review': column 'review' of {parquet} holds large_string, not images (columns: "
     )
