@@ -228,74 +228,25 @@ def read_texts(builder, split, text, label):
     return texts, labels
 
 
-def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed):  # noqa: N802 (makes a class)
-    """A ``keras.utils.PyDataset`` over TFDS slice ``split`` (``count`` examples): see ``load``."""
-    return _stream_class()(builder, split, count, image, label, shape, batch_size, shuffle, seed)
-
-
-_STREAM = []  # the class, made once: its base, keras.utils.PyDataset, imports keras (not at plugin import)
-
-
-def _stream_class():
-    if _STREAM:
-        return _STREAM[0]
-    import math
-
-    import keras
-    import numpy as np
+def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed):  # noqa: N802 (makes a PyDataset)
+    """A ``keras.utils.PyDataset`` over TFDS slice ``split`` (``count`` examples), streamed: see
+    ``_streaming.StreamBatches``; a train split (``shuffle``) is reshuffled at every pass (its files'
+    order and a buffer of examples)."""
+    from functools import partial
 
     from plugins.datasets._hub import to_pixels
+    from plugins.datasets._streaming import StreamBatches  # imports keras
 
-    class TFDSStream(keras.utils.PyDataset):
-        def __init__(self, builder, split, count, image, label, shape, batch_size, shuffle, seed):
-            super().__init__()
-            self.builder, self.split, self.count = builder, split, count
-            self.image, self.label, self.shape = image, label, shape
-            self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, seed
-            self.passes, self._iterator, self._next = 0, None, 0
+    def examples(number):
+        import tensorflow_datasets as tfds
 
-        def __len__(self):
-            return math.ceil(self.count / self.batch_size)
+        config = tfds.ReadConfig(shuffle_seed=seed + number, try_autocache=False)
+        ds = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=config)
+        if shuffle:
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed + number, reshuffle_each_iteration=False)
+        return tfds.as_numpy(ds.map(lambda ex: (ex[image], ex[label])).prefetch(2))
 
-        def _restart(self):
-            import tensorflow as tf
-            import tensorflow_datasets as tfds
-
-            config = tfds.ReadConfig(shuffle_seed=self.seed + self.passes, try_autocache=False)
-            ds = self.builder.as_dataset(split=self.split, shuffle_files=self.shuffle, read_config=config)
-            if self.shuffle:
-                ds = ds.shuffle(SHUFFLE_BUFFER, seed=self.seed + self.passes, reshuffle_each_iteration=False)
-            ds = ds.map(lambda ex: (ex[self.image], ex[self.label]), num_parallel_calls=1)
-            self._iterator = iter(tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE)))
-            self._next = 0
-            self.passes += 1
-
-        def __getitem__(self, index):
-            if not 0 <= index < len(self):
-                raise IndexError(f"batch {index} of {len(self)}")
-            behind = not self.shuffle and index < self._next  # in order: an earlier batch needs a new pass
-            if self._iterator is None or self._next >= len(self) or behind:
-                self._restart()
-            if not self.shuffle:
-                for _ in range(index - self._next):  # an index further on: read past the batches before it
-                    self._take()
-            return self._take()
-
-        def _take(self):
-            rows = min(self.batch_size, self.count - self._next * self.batch_size)
-            images, labels = [], []
-            for _ in range(rows):
-                pixels, y = next(self._iterator)
-                images.append(to_pixels(pixels, *self.shape))
-                labels.append(y)
-            self._next += 1
-            return np.stack(images), np.asarray(labels, dtype="int32")
-
-        def on_epoch_begin(self):
-            self._iterator = None  # the next batch starts a new pass (reshuffled)
-
-    _STREAM.append(TFDSStream)
-    return TFDSStream
+    return StreamBatches(examples, count, partial(to_pixels, size=shape[0], channels=shape[1]), batch_size, shuffle)
 
 
 @contextlib.contextmanager
