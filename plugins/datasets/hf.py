@@ -58,10 +58,13 @@ def load(
     from plugins.datasets._checks import check_fractions, check_range
     from plugins.datasets._files import split_indices
     from plugins.datasets._hub import PIXELS, check_image_options, choose, streamed, text_test_split
+    from plugins.datasets.text import check_options
 
     check_fractions(OWNER, validation=validation, test=0 if test_split else test)
     check_range(OWNER, "samples", samples, 0, why=" (0: all)")
     check_range(OWNER, "batch_size", batch_size, 1)
+    check_image_options(OWNER, size, channels)
+    check_options(max_tokens, length, OWNER)
     if image and text:
         raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
     splits = open_dataset(name, config, cache_dir)
@@ -79,15 +82,13 @@ def load(
     fractions = {"validation": validation, "test": 0 if test_ds is not None else test}
 
     if text:
-        from plugins.datasets.text import check_options, dataset
+        from plugins.datasets.text import dataset
 
-        check_options(max_tokens, length, OWNER)
         data = dataset(_texts(ds, text), labels, class_names, max_tokens, length, *fractions.values(), seed, OWNER)
         if test_ds is not None:
             text_test_split(data, _texts(test_ds, text), test_labels, length)
         return data
 
-    check_image_options(OWNER, size, channels)
     labels = np.asarray(labels, dtype="int32")
     rows = split_indices(len(labels), fractions, seed, OWNER, "rows", labels=labels)
     read = image_reader(ds, image, size, channels, f"{name} {split}")

@@ -62,6 +62,7 @@ def load(
     """
     from plugins.datasets._checks import check_fractions, check_range
     from plugins.datasets._hub import PIXELS, check_image_options, choose
+    from plugins.datasets.text import check_options
 
     if not name:
         raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
@@ -69,6 +70,8 @@ def load(
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "samples", samples, 0, why=" (0: all)")
     check_range(OWNER, "batch_size", batch_size, 1)
+    check_image_options(OWNER, size, channels, own=True)
+    check_options(max_tokens, length, OWNER)
     if image and text:
         raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
     builder = prepared_builder(name, data_dir)
@@ -87,9 +90,8 @@ def load(
     n = min(n, samples) if samples else n
 
     if text:
-        from plugins.datasets.text import check_options, dataset
+        from plugins.datasets.text import dataset
 
-        check_options(max_tokens, length, OWNER)
         texts, labels = read_texts(builder, f"{split}[:{n}]", text, label)
         data = dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
         if test_split:
@@ -100,7 +102,6 @@ def load(
 
     from core import Dataset
 
-    check_image_options(OWNER, size, channels, own=True)
     shape = info.features[image].shape
     if not size:
         if shape[0] is None or shape[0] != shape[1]:

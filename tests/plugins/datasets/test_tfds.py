@@ -8,7 +8,8 @@ import pytest
 from conftest import one_line_error, run_cli
 from hub_jobs import OFFLINE, train_export_verify
 
-from core import PluginHost
+from core import PluginHost, UsageError
+from plugins.datasets.tfds import load
 
 NAME = "kerastack_bars"
 
@@ -103,6 +104,23 @@ def test_registered_with_its_options():
     defaults = host.registry("dataset").get("tfds").defaults
     assert list(defaults)[:3] == ["name", "split", "data_dir"]
     assert defaults["split"] == "train" and defaults["size"] == 0 and defaults["batch_size"] == 32
+
+
+def test_bad_options_are_refused_before_anything_is_read():
+    def error(**options):
+        with pytest.raises(UsageError) as info:
+            load(**{"name": NAME, **options})
+        assert "\n" not in str(info.value) and str(info.value).startswith("dataset 'tfds': ")
+        return str(info.value)
+
+    assert error(name="") == (
+        "dataset 'tfds': option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist"
+    )
+    assert error(size=2) == "dataset 'tfds': option size=2: expected an integer in [4, 1024] (0: the images' own size)"
+    assert "option channels=2: valid: 0 (as stored), 1 (grayscale), 3 (RGB)" in error(channels=2)
+    assert "options validation and test must be fractions" in error(validation=0.6, test=0.6)
+    assert "option length=0" in error(length=0)
+    assert "give one of them" in error(image="image", text="caption")
 
 
 @pytest.mark.slow
