@@ -50,7 +50,7 @@ def load(
 
     Files are read from Keras's cache, ``KERAS_HOME/datasets`` (default ``~/.keras/datasets``), in
     the layout ``keras.datasets`` leaves there; absent, Keras downloads them. Those files hold whole
-    uint8 arrays, read whole (MNIST 47 MB, CIFAR 180 MB): only the float32 inputs are made a batch at
+    uint8 arrays, read whole (MNIST 55 MB, CIFAR-10 184 MB): only the float32 inputs are made a batch at
     a time.
     """
     import numpy as np
