@@ -44,6 +44,7 @@ from core.engine.datasets import (
 )
 from core.engine.options import TrainingOptions, make_options
 from core.engine.tracking import Tracker, tracking_request
+from core.engine.tracking import stop as stop_tracking
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
@@ -98,8 +99,8 @@ def train(
     LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run directory)
     continues an interrupted run from its last checkpoint, with the same settings (the other
     arguments are then unused). ``track="mlflow"`` (or a ``[track]`` table: ``to``, ``experiment``,
-    ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`). An ``out`` that holds a run stopped (interrupted or failed) before
-    its first checkpoint is started again, its old files replaced; any other run there is refused.
+    ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`).
+    An ``out`` that holds a run stopped (interrupted or failed) before its first checkpoint is started again, its old files replaced; any other run there is refused.
     Ctrl-C stops at the next batch end (twice: at once), marks run.json ``interrupted`` and says how
     to continue, then raises ``KeyboardInterrupt``. If this process already runs keras under another backend, the training runs in a child process.
     """
@@ -284,6 +285,7 @@ def _execute(record, out, verbose, resume_from):
                     _mark_interrupted(out, record)
                 else:
                     _mark_failed(out, record, exc)
+                stop_tracking(record, exc)
             raise
     run = load_run(out)
     run._model = model
@@ -346,8 +348,8 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
         callbacks = _callbacks(job, out, rows, resume_from)
-        if not tracker.failed:
-            callbacks.insert(len(callbacks) - (job.interrupts is not None), tracker.callback())
+        if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
+            callbacks.insert(1, tracker.callback())
         started = time.perf_counter()
         history = _fit(model, job, callbacks, verbose)
         metrics = {
