@@ -188,8 +188,8 @@ def _tables_for(raw, plugins):
     tables = {
         "[training]": [f.name for f in fields(TrainingOptions)],
         "[transfer]": TRANSFER,
-        "[track]": TRACK_KEYS,
         "[[export]]": EXPORT,
+        "[track]": TRACK_KEYS,
     }
     kinds = {"[hparams]": ("architecture", raw.get("arch")), "[data_options]": ("dataset", raw.get("data"))}
     listed = raw.get("plugins", [])

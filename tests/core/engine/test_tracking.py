@@ -237,3 +237,27 @@ def test_a_real_server_that_goes_away_mid_run(tmp_path, mlflow_server, write_plu
     assert [(m.step, m.value) for m in client.get_metric_history(entry["run_id"], "val_loss")] == [
         (1, pytest.approx(first))
     ]
+
+
+def test_track_settings_are_checked_before_anything_runs(tmp_path):
+    from core.engine.config import load_config
+    from core.engine.tracking import default_uri, tracking_request
+    from core.errors import UsageError
+
+    assert tracking_request(None, tmp_path / "runs" / "r") is None and tracking_request("none", tmp_path) is None
+    entry = tracking_request({"to": "mlflow", "experiment": "e"}, tmp_path / "runs" / "r")
+    assert entry["experiment"] == "e" and entry["run_id"] is None
+    assert default_uri(tmp_path / "runs" / "r") == f"sqlite:///{tmp_path.resolve() / 'runs' / 'mlflow.db'}"
+    with pytest.raises(UsageError, match=r"\[track\] 'experment' \(did you mean 'experiment'\?\)"):
+        tracking_request({"to": "mlflow", "experment": "e"}, tmp_path)
+    config = tmp_path / "run.toml"
+    config.write_text('arch = "mlp"\ndata = "iris"\n[track]\nto = "mlflow"\nexperimnt = "x"\n')
+    with pytest.raises(UsageError, match=r"track\.'experimnt' \(did you mean 'experiment'\?\)"):
+        load_config(config)
+    # A tracked run's run.json, used as a configuration, tracks the new run in the same experiment.
+    record = tmp_path / "run.json"
+    record.write_text(
+        '{"architecture": {"name": "mlp"}, "dataset": {"name": "iris"}, "training": {"backend": "jax", "seed": 0},'
+        ' "tracking": {"to": "mlflow", "uri": "sqlite:///x.db", "experiment": "e", "run_id": "abc"}}'
+    )
+    assert load_config(record)["track"] == {"to": "mlflow", "experiment": "e"}
