@@ -86,10 +86,10 @@ def _check_installed(uri):
 
 def _client(uri):
     """An MlflowClient for ``uri``, with MLflow's start-up chatter (database migrations) kept quiet."""
+    from mlflow import MlflowClient  # importing mlflow sets its loggers' levels: quieten them after
+
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow import MlflowClient
-
     return MlflowClient(tracking_uri=uri)
 
 
