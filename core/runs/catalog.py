@@ -134,10 +134,11 @@ def compare(paths, everything=False):
     """Runs side by side: ``{"runs": [...], "settings": {key: [value per run]}, "metrics": {...}}``.
 
     ``settings`` holds the ``run.json`` keys whose values differ between the runs (all of them with
-    ``everything``); ``created`` and ``status`` are left out, being different by nature.
+    ``everything``); ``created``, ``status`` and ``tracking`` (an MLflow run id each) are left out,
+    being different by nature.
     """
     runs = [load_run(p) for p in paths]
-    flat = [flatten({k: v for k, v in r.record.items() if k not in ("created", "status")}) for r in runs]
+    flat = [flatten({k: v for k, v in r.record.items() if k not in ("created", "status", "tracking")}) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     settings = {k: [f.get(k) for f in flat] for k in keys}
     if not everything:
