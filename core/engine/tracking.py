@@ -191,12 +191,21 @@ class Tracker:
             function(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a training
             self.failed = True
-            self.entry["error"] = one_line(exc, first=True)[:500]
+            self.entry["error"] = one_line(exc, first=True)[:500]  # the whole reason, in run.json
             print(
-                f"kerastack: warning: MLflow tracking failed ({self.entry['uri']}): {self.entry['error']}; "
+                f"kerastack: warning: MLflow tracking failed ({self.entry['uri']}: {_short(self.entry['error'])}); "
                 "the run goes on untracked (its folder has everything)",
                 file=sys.stderr,
             )
+
+
+def _short(error):
+    """The gist of an MLflow error for a one-line warning: the system error where there is one
+    (``[Errno 111] Connection refused`` rather than a paragraph of urllib3), else its start."""
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", error)
+    if found:
+        return found.group(0).strip()
+    return error if len(error) <= 160 else error[:157] + "..."
 
 
 def _experiment_id(client, entry):
