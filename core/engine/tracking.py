@@ -37,6 +37,7 @@ INSTALL = "pip install 'kerastack[track]'"
 RUN_FILES = ("model.keras", "run.json", "history.csv", "metrics.json", "curves.png", "confusion.png")
 FINAL_METRICS = ("seconds", "epochs", "trainable_params", "total_params")  # besides the test_ ones
 NOT_PARAMS = ("status", "created", "tracking", "exports", "resumed", "error")
+_ACTIVE = {}  # run id → the Tracker logging it in this process (stop() waits for its metrics)
 _PARAM_LIMIT = 6000  # characters MLflow keeps of a parameter value
 _BATCH = 100  # parameters per request (MLflow's limit)
 
@@ -90,6 +91,8 @@ def _client(uri):
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A failed asynchronous batch is raised by the tracker's wait(), which says so in its one line.
+    logging.getLogger("mlflow.utils.async_logging").setLevel(logging.CRITICAL)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -104,6 +107,7 @@ class Tracker:
         self.entry = record.get("tracking")
         self.out = Path(out)
         self.client = None
+        self.pending = None  # the last epoch's metrics, logged in the background
         self.failed = not self.entry
         if self.entry:
             self.entry.pop("error", None)  # a resumed run tries again
@@ -121,10 +125,11 @@ class Tracker:
         self.client = _client(entry["uri"])
         if entry.get("run_id"):
             self.client.update_run(entry["run_id"], status="RUNNING")
-            return
-        run = self.client.create_run(_experiment_id(self.client, entry), run_name=self.out.name, tags=self._tags())
-        entry["run_id"] = run.info.run_id
-        self._log_params()
+        else:
+            run = self.client.create_run(_experiment_id(self.client, entry), run_name=self.out.name, tags=self._tags())
+            entry["run_id"] = run.info.run_id
+            self._log_params()
+        _ACTIVE[entry["run_id"]] = self
 
     def _tags(self):
         record = self.record
@@ -144,12 +149,14 @@ class Tracker:
             self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
 
     def log_metrics(self, values, step):
-        """Finite numbers of ``values`` as metrics at ``step`` (the epoch)."""
-        self._guard(self._log_metrics, values, step)
+        """Finite numbers of ``values`` as metrics at ``step`` (the epoch), sent in the background
+        (MLflow's asynchronous logging): the training thread waits only for the previous epoch's."""
+        self._guard(self._log_metrics, values, step, False)
 
-    def _log_metrics(self, values, step):
+    def _log_metrics(self, values, step, synchronous=True):
         from mlflow.entities import Metric
 
+        self._wait()
         now = int(time.time() * 1000)
         metrics = [
             Metric(_key(k), float(v), now, step)
@@ -157,7 +164,14 @@ class Tracker:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         ]
         if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+            operation = self.client.log_batch(self.run_id, metrics=metrics, synchronous=synchronous)
+            self.pending = None if synchronous else operation
+
+    def _wait(self):
+        """Wait for the metrics in flight; their failure is raised here."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.wait()
 
     def callback(self):
         """A Keras callback that logs each epoch's metrics (step = the epoch number, from 1)."""
@@ -183,6 +197,7 @@ class Tracker:
             if (self.out / name).is_file():
                 self.client.log_artifact(self.run_id, str(self.out / name))
         self.client.set_terminated(self.run_id, "FINISHED")
+        _ACTIVE.pop(self.run_id, None)
 
     def _guard(self, function, *args):
         if self.failed:
@@ -251,6 +266,9 @@ def stop(record, exc):
         return
     try:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        tracker = _ACTIVE.pop(entry["run_id"], None)
+        if tracker is not None:
+            tracker._wait()  # the last epoch's metrics, still in flight
         _client(entry["uri"]).set_terminated(entry["run_id"], status)
     except Exception:  # noqa: BLE001
         pass
