@@ -35,6 +35,7 @@ from core.errors import KerastackError, UsageError, choices_text, did_you_mean, 
 from core.files import atomic_path, format_size, read_json, write_bytes, write_csv, write_json, write_text
 from core.hookspecs import hookimpl
 from core.plugins import PluginHost, get_plugin_host
+from core.progress import progress_bar
 from core.runs import Run, import_model_modules, inference_model, load_model, load_run
 from core.runs.plots import new_figure, save_figure
 from core.testing import Case, check_architecture, check_architectures
@@ -89,6 +90,7 @@ __all__ = [
     "new_figure",
     "save_figure",
     "package_versions",
+    "progress_bar",
     # operations (the command line's, for scripts and notebooks)
     "train",
     "export",

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import KerastackError, UsageError
+from core.progress import ENV as PROGRESS_ENV
+from core.progress import terminal_fd
 
 
 def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -32,7 +34,12 @@ def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({"target": target, "kwargs": kwargs}))
         env = dict(os.environ, KERAS_BACKEND=backend)
-        proc = subprocess.run([sys.executable, "-m", "core.worker", str(request), str(result)], env=env)
+        # The child's fd 2 may be the native-log filter's pipe: its progress bars need the terminal.
+        terminal = terminal_fd()
+        if terminal is not None:
+            env[PROGRESS_ENV] = str(terminal)
+        command = [sys.executable, "-m", "core.worker", str(request), str(result)]
+        proc = subprocess.run(command, env=env, pass_fds=() if terminal is None else (terminal,))
         if not result.exists():
             raise KerastackError(f"the {backend} process for {target} died (exit code {proc.returncode})")
         answer = json.loads(result.read_text())

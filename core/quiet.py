@@ -47,6 +47,11 @@ def filter_native_stderr():
     atexit.register(_stop)
 
 
+def real_stderr():
+    """The descriptor of the stderr the filter replaced (a progress bar draws there), or None."""
+    return _state.get("real")
+
+
 def _pump(read_end, real):
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
         pending, dropped = b"", False

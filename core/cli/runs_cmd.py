@@ -12,7 +12,8 @@ from core.runs.catalog import list_runs
 def command(root, as_json):
     """List the runs under ROOT (default: runs), newest first.
 
-    The metric shown is the run's accuracy, else its mean absolute error, else its loss.
+    The metric shown is the run's accuracy, else its mean absolute error, else its loss. Runs
+    trained with --track mlflow show their MLflow run id.
 
     \b
     Example:
@@ -30,12 +31,12 @@ def command(root, as_json):
     if not runs:
         click.echo(f"no runs under {root} (kerastack train writes them there)")
         return
-    t = table(
-        ["run", "arch", "data", "backend", "epochs", "metric", "val", "test", "status"], right=("epochs", "val", "test")
-    )
+    tracked = any(r.get("mlflow_run_id") for r in runs)  # the column only where a run is tracked
+    columns = ["run", "arch", "data", "backend", "epochs", "metric", "val", "test", "status"]
+    t = table(columns + (["mlflow run"] if tracked else []), right=("epochs", "val", "test"))
     for r in runs:
         if r["status"] == "unreadable":
-            t.add_row(r["name"], *["-"] * 7, f"unreadable: {r['error']}")
+            t.add_row(r["name"], *["-"] * 7, f"unreadable: {r['error']}", *(["-"] if tracked else []))
             continue
         epochs = number(r["epochs"])
         if r["status"] != "complete" and r["planned_epochs"]:
@@ -50,5 +51,6 @@ def command(root, as_json):
             number(r["val"]),
             number(r["test"]),
             r["status"],
+            *([r.get("mlflow_run_id") or "-"] if tracked else []),
         )
     show(t)

@@ -77,6 +77,13 @@ def training_options(func):
 )
 @click.option("--resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
 @click.option(
+    "--track",
+    default=None,
+    metavar="TRACKER",
+    help="Log the run to mlflow: parameters, metrics per epoch, files (store: mlflow.db beside the run "
+    "folders, or MLFLOW_TRACKING_URI; needs kerastack[track]).",
+)
+@click.option(
     "--config",
     "config_path",
     default=None,
@@ -99,6 +106,7 @@ def command(
     freeze,
     lora_rank,
     resume,
+    track,
     config_path,
     quiet,
     **flags,
@@ -128,13 +136,14 @@ def command(
             "--init-from": init_from,
             "--freeze": freeze,
             "--lora-rank": lora_rank,
+            "--track": track,
             "--config": config_path,
             **{flag_name(k): v for k, v in flags.items()},
         }
         run, exports = _resume(resume, given, verbose), []
     else:
         config = load_config(config_path, plugins=host.extra) if config_path else {}
-        cli = dict(arch=arch, data=data, backend=backend, callbacks=callbacks, out=out, seed=seed)
+        cli = dict(arch=arch, data=data, backend=backend, callbacks=callbacks, out=out, seed=seed, track=track)
         transfer = dict(init_from=init_from, freeze=freeze, lora_rank=lora_rank)
         run = _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose)
         exports = config.get("export", [])
@@ -186,6 +195,7 @@ def _train(host, config, cli, transfer, pairs_hp, pairs_data_opt, flags, verbose
         init_from=transfer["init_from"] or configured.get("init_from"),
         freeze=transfer["freeze"] or configured.get("freeze", "none"),
         lora_rank=transfer["lora_rank"] if transfer["lora_rank"] is not None else configured.get("lora_rank"),
+        track={**config.get("track", {}), "to": cli["track"]} if cli["track"] else config.get("track"),
         **{**config.get("training", {}), **flags},
     )
 

@@ -11,6 +11,7 @@ from core.child import call_in_backend
 from core.data import Dataset, check_dataset
 from core.deploy.precision import float32_model, float32_policy, trained_model
 from core.engine.datasets import loader_options
+from core.engine.tracking import log_files
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
@@ -69,6 +70,7 @@ def export(
             f"{entry.owner} from {entry.plugin.label()}: export() must return a list of the paths it "
             f"wrote; got {paths!r}"
         )
+    log_files(run.path, run.record, paths, f"export/{to}")  # a tracked run: into its MLflow run
     return [Path(p) for p in paths]
 
 
@@ -81,13 +83,15 @@ def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = N
     if report is None:
         return []
     try:
-        return [Path(p) for p in report(run.path, run.path / "export" / to)]
+        paths = [Path(p) for p in report(run.path, run.path / "export" / to)]
     except KerastackError:
         raise
     except Exception as exc:
         raise KerastackError(
             f"{entry.owner} from {entry.plugin.label()} failed in its report: {type(exc).__name__}: {exc}"
         ) from exc
+    log_files(run.path, run.record, paths, f"export/{to}")
+    return paths
 
 
 def deployed_model(run: Run) -> Any:

@@ -1,5 +1,6 @@
 """``verify()``: run a .tflite on the device-side runtime (``tflite/``) and compare it with Keras."""
 
+import contextlib
 import itertools
 from collections.abc import Iterable
 from pathlib import Path
@@ -9,15 +10,18 @@ import numpy as np
 
 from core import backend as backends
 from core.data import batches as iter_batches
+from core.data import is_pair
 from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import deployed_model, load_dataset
 from core.engine.datasets import predict_batches
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
+from core.progress import ProgressBar, progress_bar
 from core.runs import load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
+LARGE_SPLIT = 1024  # samples from which verify shows a progress bar (on a terminal), or a streamed split
 
 
 def verify(
@@ -97,14 +101,24 @@ def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, 
         split_name = "random"
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
     totals = _Totals(run.record.get("spec", {}).get("task") if split_name != "random" else None)
-    for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
-        try:
-            lite_out = lite.predict(x)
-        except ValueError as exc:
-            raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
-        keras_out = keras_out.astype("float32", copy=False)
-        totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
+    with _progress(split, split_name) as bar:
+        for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
+            try:
+                lite_out = lite.predict(x)
+            except ValueError as exc:
+                raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
+            keras_out = keras_out.astype("float32", copy=False)
+            totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
+            bar.advance(len(x))
     return split_name, first[0], totals
+
+
+def _progress(split: Any, split_name: str) -> Any:
+    """A progress bar over the split's samples where it is large (or streamed, its size unknown)."""
+    size = len(split[0]) if is_pair(split) else None
+    if split_name == "random" or (size is not None and size < LARGE_SPLIT):
+        return contextlib.nullcontext(ProgressBar())
+    return progress_bar(size, f"verify ({split_name} split)")
 
 
 class _Totals:

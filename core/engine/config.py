@@ -19,6 +19,9 @@ A TOML file::
     [transfer]               # init_from, freeze, lora_rank
     freeze = "none"
 
+    [track]                  # log the run to MLflow (kerastack[track]); also: experiment, uri
+    to = "mlflow"
+
     [[export]]               # exports to run after training, as `kerastack export` (report included)
     to = "tflite"
     options = { quantize = "int8" }
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from core.engine.datasets import BATCH_OPTION
 from core.engine.options import TrainingOptions
+from core.engine.tracking import TRACK_KEYS
 from core.errors import UsageError, choices_text, did_you_mean
 from core.plugins import get_plugin_host
 
@@ -52,6 +56,7 @@ TOP = (
     "data_options",
     "training",
     "transfer",
+    "track",
     "export",
 )
 TRANSFER = ("init_from", "freeze", "lora_rank")
@@ -85,12 +90,14 @@ def load_config(path, plugins=()):
     _check_top_keys(raw, path, plugins)
     _check_keys(raw.get("training", {}), [f.name for f in fields(TrainingOptions)], path, "training.")
     _check_keys(raw.get("transfer", {}), TRANSFER, path, "transfer.")
-    for table in ("hparams", "data_options", "training", "transfer"):
+    _check_keys(raw.get("track", {}), TRACK_KEYS, path, "track.")
+    for table in ("hparams", "data_options", "training", "transfer", "track"):
         if not isinstance(raw.get(table, {}), dict):
             raise UsageError(f"--config {path}: {table!r} must be a table")
     _check_exports(raw.get("export", []), path)
     _check_types(raw, TYPES, path, "")
     _check_types(raw.get("transfer", {}), TRANSFER_TYPES, path, "transfer.")
+    _check_types(raw.get("track", {}), dict.fromkeys(TRACK_KEYS, str), path, "track.")
     return raw
 
 
@@ -149,6 +156,9 @@ def _from_run_record(record, path):
     transfer = record.get("transfer") or {}
     config["transfer"] = {k: transfer[k] for k in TRANSFER if transfer.get(k) not in (None, "none")}
     config["export"] = record.get("exports", [])  # those its config asked for, done after training
+    tracking = record.get("tracking") or {}
+    if tracking.get("to"):  # a new run in the same experiment (the store: where the new run lives)
+        config["track"] = {k: tracking[k] for k in ("to", "experiment") if tracking.get(k)}
     return config
 
 
@@ -175,7 +185,12 @@ def _check_top_keys(raw, path, plugins):
 def _tables_for(raw, plugins):
     """table → the keys it takes: the fixed ones, and the architecture's and dataset's options where
     the file names plugins that can be found (``plugins``: the ``--plugin`` values)."""
-    tables = {"[training]": [f.name for f in fields(TrainingOptions)], "[transfer]": TRANSFER, "[[export]]": EXPORT}
+    tables = {
+        "[training]": [f.name for f in fields(TrainingOptions)],
+        "[transfer]": TRANSFER,
+        "[[export]]": EXPORT,
+        "[track]": TRACK_KEYS,
+    }
     kinds = {"[hparams]": ("architecture", raw.get("arch")), "[data_options]": ("dataset", raw.get("data"))}
     listed = raw.get("plugins", [])
     listed = listed if isinstance(listed, list) and all(isinstance(p, str) for p in listed) else []

@@ -43,6 +43,8 @@ from core.engine.datasets import (
     with_inferred_vocab,
 )
 from core.engine.options import TrainingOptions, make_options
+from core.engine.tracking import Tracker, tracking_request
+from core.engine.tracking import stop as stop_tracking
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
@@ -80,6 +82,7 @@ def train(
     freeze: str = "none",
     lora_rank: int | None = None,
     resume: str | os.PathLike | None = None,
+    track: str | Mapping[str, Any] | None = None,
     **training: Any,
 ) -> Run:
     """Train architecture ``arch`` on dataset ``data``; return the finished :class:`core.runs.Run`.
@@ -95,8 +98,9 @@ def train(
     matching layer's weights, ``freeze="backbone"`` trains only the new head, ``lora_rank`` trains
     LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run directory)
     continues an interrupted run from its last checkpoint, with the same settings (the other
-    arguments are then unused). An ``out`` that holds a run stopped (interrupted or failed) before
-    its first checkpoint is started again, its old files replaced; any other run there is refused.
+    arguments are then unused). ``track="mlflow"`` (or a ``[track]`` table: ``to``, ``experiment``,
+    ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`).
+    An ``out`` that holds a run stopped (interrupted or failed) before its first checkpoint is started again, its old files replaced; any other run there is refused.
     Ctrl-C stops at the next batch end (twice: at once), marks run.json ``interrupted`` and says how
     to continue, then raises ``KeyboardInterrupt``. If this process already runs keras under another backend, the training runs in a child process.
     """
@@ -121,6 +125,9 @@ def train(
         "plugins": [_absolute(p) for p in plugins],
         "versions": versions(),
     }
+    tracking = tracking_request(track, out)
+    if tracking:
+        record["tracking"] = tracking
     return _dispatch(record, out, verbose, resume_from=None)
 
 
@@ -278,6 +285,7 @@ def _execute(record, out, verbose, resume_from):
                     _mark_interrupted(out, record)
                 else:
                     _mark_failed(out, record, exc)
+                stop_tracking(record, exc)
             raise
     run = load_run(out)
     run._model = model
@@ -335,9 +343,13 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             _check_monitor(model, job)
             _replace_stopped_run(out)
         record["status"] = "running"
+        tracker = Tracker(record, out)  # only where the run folder is written
+        tracker.start()
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
         callbacks = _callbacks(job, out, rows, resume_from)
+        if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
+            callbacks.insert(1, tracker.callback())
         started = time.perf_counter()
         history = _fit(model, job, callbacks, verbose)
         metrics = {
@@ -352,6 +364,9 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         _evaluate(model, job.dataset, job.spec, job.opts, metrics, out)
         _write_results(model, record, metrics, out)
     _plots(out)
+    tracker.finish(metrics)
+    if tracker.failed and tracker.entry:  # say in run.json why the MLflow run is incomplete
+        write_json(out / RUN_FILE, record)
     return model
 
 

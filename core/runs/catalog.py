@@ -19,6 +19,8 @@ HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "agreement")
 # Keys of metrics.json that are settings or bookkeeping, not measurements of the model.
 NOT_METRICS = ("backend", "epochs")
 MAX_DEPTH = 3  # runs/ARCH-DATA-TIME is depth 1; sweeps nest a level or two deeper
+# MLflow's artifact store beside the runs (--track mlflow): copies of run files, not runs.
+MLFLOW_ARTIFACTS = "mlartifacts"
 
 
 def list_runs(root):
@@ -43,7 +45,7 @@ def find_runs(root):
         elif depth >= MAX_DEPTH:
             dirs[:] = []
         else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != MLFLOW_ARTIFACTS)
     return found
 
 
@@ -80,6 +82,7 @@ def summarize(path):
         "val": metrics.get(f"val_{key}") if key else None,
         "test": metrics.get(f"test_{key}") if key else None,
         "metrics": {k: v for k, v in metrics.items() if k not in NOT_METRICS},
+        "mlflow_run_id": (record.get("tracking") or {}).get("run_id"),
     }
 
 
@@ -131,10 +134,11 @@ def compare(paths, everything=False):
     """Runs side by side: ``{"runs": [...], "settings": {key: [value per run]}, "metrics": {...}}``.
 
     ``settings`` holds the ``run.json`` keys whose values differ between the runs (all of them with
-    ``everything``); ``created`` and ``status`` are left out, being different by nature.
+    ``everything``); ``created``, ``status`` and ``tracking`` (an MLflow run id each) are left out,
+    being different by nature.
     """
     runs = [load_run(p) for p in paths]
-    flat = [flatten({k: v for k, v in r.record.items() if k not in ("created", "status")}) for r in runs]
+    flat = [flatten({k: v for k, v in r.record.items() if k not in ("created", "status", "tracking")}) for r in runs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     settings = {k: [f.get(k) for f in flat] for k in keys}
     if not everything:

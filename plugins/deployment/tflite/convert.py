@@ -125,7 +125,7 @@ def calibration(model, dataset, samples, seed, batch):
     something else than the data), one at a time."""
     import numpy as np
 
-    from core import as_arrays, input_fits
+    from core import as_arrays, input_fits, progress_bar
 
     dtype = model.inputs[0].dtype
     x, _ = as_arrays(dataset.train, limit=samples * 4)
@@ -136,8 +136,10 @@ def calibration(model, dataset, samples, seed, batch):
     chosen = np.random.default_rng(seed).permutation(len(x))[:samples]
 
     def generate():
-        for i in chosen:
-            yield [np.asarray(x[i : i + 1], dtype=dtype)]
+        with progress_bar(len(chosen), "int8 calibration") as bar:
+            for i in chosen:
+                yield [np.asarray(x[i : i + 1], dtype=dtype)]
+                bar.advance()
 
     return generate
 

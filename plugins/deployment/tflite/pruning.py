@@ -137,7 +137,18 @@ def train_pruned(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, batch_s
     total_steps = steps(run, dataset, epochs, batch_size)
     callback = make_callback(target, total_steps)
     if epochs:
-        fit(model, run, dataset, epochs, learning_rate, batch_size, callbacks=[callback], verbose=verbose, seed=seed)
+        fit(
+            model,
+            run,
+            dataset,
+            epochs,
+            learning_rate,
+            batch_size,
+            callbacks=[callback],
+            verbose=verbose,
+            seed=seed,
+            description="pruning",
+        )
     else:  # one-shot magnitude pruning, no fine-tuning
         callback.set_model(model)
         callback.on_train_begin()

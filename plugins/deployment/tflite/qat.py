@@ -408,7 +408,7 @@ def train_qat(
     qmodel, plan = quantize_model(model)
     x, _ = as_arrays(dataset.train, limit=calibration_samples)
     calibrated = calibrate(qmodel, x)
-    fit(qmodel, run, dataset, epochs, learning_rate, batch_size, verbose=verbose, seed=seed)
+    fit(qmodel, run, dataset, epochs, learning_rate, batch_size, verbose=verbose, seed=seed, description="QAT")
     save(qmodel, out)
     return {
         "backend": keras.backend.backend(),

@@ -57,7 +57,7 @@ def quantize(run_dir, out, epochs=1, learning_rate=1e-4, seed=0, io="int8", allo
     started = time.perf_counter()
     run, model, dataset, tf_model, tfmot = _setup(run_dir, seed, "qat=tfmot")
     qat_model, float_layers = _quantize_for_training(tfmot, tf_model)
-    fit(qat_model, run, dataset, epochs, learning_rate, verbose=0, keras_module=tf_keras)
+    fit(qat_model, run, dataset, epochs, learning_rate, verbose=0, keras_module=tf_keras, description="QAT, tfmot")
     after = evaluate(qat_model, dataset, run.record["spec"]["task"])
     Path(out).write_bytes(_int8_flatbuffer(qat_model, io, allow_select_ops))
     return {
@@ -136,7 +136,15 @@ def prune(run_dir, out, target=0.5, epochs=2, learning_rate=1e-3, seed=0):
     pruned_model, kept = _annotated(tf_model, _pruning_wrapper(sp, schedule))
     callbacks = [sp.UpdatePruningStep()]
     fit(
-        pruned_model, run, dataset, max(epochs, 1), learning_rate, verbose=0, keras_module=tf_keras, callbacks=callbacks
+        pruned_model,
+        run,
+        dataset,
+        max(epochs, 1),
+        learning_rate,
+        verbose=0,
+        keras_module=tf_keras,
+        callbacks=callbacks,
+        description="pruning, tfmot",
     )
     weights_from_tf_keras(sp.strip_pruning(pruned_model), model)
     achieved = sparsity(model)
@@ -219,7 +227,16 @@ def cluster(run_dir, out, clusters=16, epochs=1, learning_rate=1e-4, seed=0):
 
     clustered_model, kept = _annotated(tf_model, wrap)
     if epochs:
-        fit(clustered_model, run, dataset, epochs, learning_rate, verbose=0, keras_module=tf_keras)
+        fit(
+            clustered_model,
+            run,
+            dataset,
+            epochs,
+            learning_rate,
+            verbose=0,
+            keras_module=tf_keras,
+            description="clustering, tfmot",
+        )
     stripped = cl.strip_clustering(clustered_model)
     weights_from_tf_keras(stripped, model)
     unique = {

@@ -124,12 +124,25 @@ def _loss(run):
     )
 
 
-def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), verbose=0, keras_module=None, seed=0):
-    """Compile ``model`` for the run's task with Adam(``learning_rate``) and fit the training split.
+def fit(
+    model,
+    run,
+    dataset,
+    epochs,
+    learning_rate,
+    batch_size=0,
+    callbacks=(),
+    verbose=0,
+    keras_module=None,
+    seed=0,
+    description="the model",
+):
+    """Compile ``model`` for the run's task with Adam(``learning_rate``) and fit the training split,
+    with a progress bar on the user's terminal (``description`` says what is fine-tuned).
 
     ``keras_module``: the Keras the model is made of (``tf_keras`` for tfmot models; default Keras 3).
     """
-    from core import is_pair, targets_for
+    from core import is_pair, progress_bar, targets_for
 
     if keras_module is None:
         import keras as keras_module
@@ -142,11 +155,26 @@ def fit(model, run, dataset, epochs, learning_rate, batch_size=0, callbacks=(), 
     batch_size = batch_size_of(run, batch_size)
     # No validation data: one fewer function to compile (seconds under JAX); the exporter evaluates
     # the result on the test split.
-    common = dict(epochs=epochs, callbacks=list(callbacks), verbose=verbose)
-    if is_pair(train):
-        x, y = _full_batches(train, batch_size, seed)
-        return model.fit(x, y, batch_size=batch_size, shuffle=True, **common)
-    return model.fit(train, **common)
+    with progress_bar(None, f"fine-tuning ({description})") as bar:
+        common = dict(epochs=epochs, callbacks=[*callbacks, _progress_callback(keras, bar)], verbose=verbose)
+        if is_pair(train):
+            x, y = _full_batches(train, batch_size, seed)
+            return model.fit(x, y, batch_size=batch_size, shuffle=True, **common)
+        return model.fit(train, **common)
+
+
+def _progress_callback(keras, bar):
+    """A callback (of ``keras``: Keras 3 or tf_keras) that moves ``bar`` at every training batch."""
+
+    class Progress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            steps, epochs = self.params.get("steps"), self.params.get("epochs")
+            bar.set_total(steps * epochs if steps and epochs else None)
+
+        def on_train_batch_end(self, batch, logs=None):
+            bar.advance()
+
+    return Progress()
 
 
 def _full_batches(split, batch_size, seed):

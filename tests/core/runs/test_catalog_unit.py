@@ -231,3 +231,16 @@ def test_list_runs_without_a_creation_time_sorts_by_record_time(tmp_path):
     os.utime(new / "run.json", (2_000_000, 2_000_000))
     make_run(tmp_path, "dated", created="2026-11-21T10:00:00+0000")
     assert [r["name"] for r in list_runs(tmp_path)] == ["dated", "new", "old"]
+
+
+def test_tracked_runs_show_their_mlflow_run_id_and_mlflows_copies_are_no_runs(tmp_path):
+    a, b = make_run(tmp_path, "a"), make_run(tmp_path, "b")
+    for run, run_id in ((a, "0123abcd"), (b, "4567ef01")):
+        record = json.loads((run / "run.json").read_text())
+        record["tracking"] = {"to": "mlflow", "uri": "sqlite:///x.db", "experiment": "kerastack", "run_id": run_id}
+        (run / "run.json").write_text(json.dumps(record))
+    make_run(tmp_path / "mlartifacts" / "0123abcd", "artifacts")  # MLflow's copy of a's run.json
+    assert [p.name for p in find_runs(tmp_path)] == ["a", "b"]
+    assert summarize(a)["mlflow_run_id"] == "0123abcd"
+    assert summarize(make_run(tmp_path, "untracked"))["mlflow_run_id"] is None
+    assert compare([a, b])["settings"] == {}  # the run ids differ by nature, as created does
