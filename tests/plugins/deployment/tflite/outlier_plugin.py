@@ -7,7 +7,12 @@ from core import hookimpl
 
 @hookimpl
 def register_architectures(register):
-    register("outlier", build, summary="a net with one massive activation channel (int8 collapses)")
+    register(
+        "outlier",
+        build,
+        summary="a net with one massive activation channel (int8 collapses)",
+        tasks=("classification", "regression"),
+    )
 
 
 def build(spec, outlier=1000.0):
