@@ -41,15 +41,18 @@ def format_layer_errors(rows: list[dict[str, Any]], *, markdown: bool = False) -
 
 
 def recorded_layer_errors(tflite_path: StrPath) -> dict[str, Any]:
-    """This file's metadata entry (``layer_errors`` and, for a mixed model, ``mixed``); a one-line
-    :class:`UsageError` where the file has no per-layer errors recorded."""
-    from tflite.runner import load_metadata
+    """This file's entry in the ``model.json`` beside it (``layer_errors`` and, for a mixed model,
+    ``mixed``: they are not embedded in the .tflite); a one-line :class:`UsageError` where there are none."""
+    import json
 
     path = Path(tflite_path)
+    meta_path = path.parent / "model.json"
     try:
-        entry = (load_metadata(path) or {}).get("file") or {}
+        entry = (json.loads(meta_path.read_text(encoding="utf-8")).get("files") or {}).get(path.name) or {}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: --layers reads the model.json beside it (the export's); there is none") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: --layers: {exc}") from None
+        raise UsageError(f"{meta_path}: cannot read it ({exc})") from None
     if entry.get("layer_errors") is None:
         why = entry.get("layer_errors_error")
         raise UsageError(

@@ -28,6 +28,8 @@ for data, epochs, lr in (("digits", 20, 1e-3), ("diabetes", 40, 1e-2)):
                 out=f"{out}/{data}", plugins=["outlier_plugin"], verbose=0)
     export(run.path, "tflite", {"quantize": "int8"})
     export(run.path, "tflite", {"quantize": "int8", "keep_float": "auto"})
+    if data == "digits":  # names given, with the options it meets: float I/O, per-tensor weights
+        export(run.path, "tflite", {"quantize": "int8", "keep_float": "stem,mix", "io": "float", "per_channel": False})
     results[data] = json.load(open(f"{out}/{data}/export/tflite/model.json"))["files"]
 write_report(f"{out}/digits", "tflite")
 json.dump(results, open(f"{out}/results.json", "w"))
@@ -77,6 +79,16 @@ def test_keep_float_auto_recovers_with_most_layers_int8(runs):
     report = (out / "digits" / "export" / "tflite" / "report.md").read_text()
     assert "## Per-layer quantization error — `model_int8.tflite`" in report
     assert "Kept float (`keep_float=auto`): `stem`" in report and "| 1 | `stem` |" in report
+
+
+@pytest.mark.slow
+def test_keep_float_by_name_composes_with_float_io_and_per_tensor(runs):
+    _, results = runs
+    entry = results["digits"]["model_int8-mixed-floatio-pertensor.tflite"]
+    mixed = entry["mixed"]
+    assert mixed["float_layers"] == ["stem", "mix"] and mixed["keep_float"] == "stem,mix"
+    assert mixed["mixed_metric"] >= mixed["float_metric"] - 0.01, mixed
+    assert entry["input"]["dtype"] == "float32" and entry["per_channel"] is False
 
 
 @pytest.mark.slow
