@@ -41,6 +41,7 @@ class TFLiteOptions:
     per_channel: bool = True
     keep_float: str = ""
     keep_float_max: int = 4
+    layer_errors: bool = True
 
     @property
     def variants(self):
