@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, one_line
+from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, input_fits, one_line
 from plugins.deployment.tflite import layer_errors
 from plugins.deployment.tflite.convert import calibration, saved_model_converter
 
@@ -186,6 +186,11 @@ class _Checker:
         self.float_inputs = np.dtype(model.inputs[0].dtype).kind == "f"
         self.task = ctx.run.get("spec", {}).get("task")
         self.split, (self.x, self.y) = _validation(ctx.dataset)
+        if not input_fits(model.input_shape[1:], np.shape(self.x)[1:]):
+            raise KerastackError(
+                "exporter 'tflite': keep_float checks the mixed model on the data, but the deployed model "
+                f"takes inputs of shape {model.input_shape[1:]}, not the data's {np.shape(self.x)[1:]}"
+            )
         self.metric_name, self.higher = {"classification": ("accuracy", True), "regression": ("mae", False)}.get(
             self.task, ("mse", False)
         )
