@@ -15,13 +15,14 @@ KINDS = {
 
 
 def format_layer_errors(rows: list[dict[str, Any]], *, markdown: bool = False) -> str:
-    """The ``layer_errors`` rows (worst first) as a table: rank, Keras layer, worst channel's SNR in dB
+    """The ``layer_errors`` rows (worst first) as a table: rank, Keras layer (with the layers fused
+    into its op: ``re_lu (+ batch_normalization, conv2d)``), worst channel's SNR in dB
     (which channel), RMSE relative to the float activation's spread, cosine similarity, and
     ``FLAGGED`` past the exporter's thresholds. ``markdown``: a Markdown table, else aligned text."""
     cells = [
         [
             str(i),
-            row["layer"],
+            row["layer"] + (f" (+ {', '.join(row['fused'])})" if row.get("fused") else ""),
             f"{row['snr_db']:.1f} ({row['worst_channel']})" if row.get("worst_channel") is not None else "—",
             f"{row['rel_rmse']:.3g}",
             f"{row['cosine']:.4f}",

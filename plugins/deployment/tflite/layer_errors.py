@@ -30,6 +30,7 @@ ERROR_SAMPLES = 100  # calibration samples the errors are measured on
 # A layer is flagged when one of these is crossed (int8 layers of healthy models measured here:
 # worst-channel SNR 15-45 dB, cosine > 0.999, rel RMSE < 0.05).
 FLAG_SNR_DB = 10.0
+DEAD_CHANNEL = 0.01
 FLAG_COSINE = 0.98
 FLAG_REL_RMSE = 0.2
 
@@ -66,7 +67,12 @@ class _Sums:
         rel = rmse / spread if spread > 0 else (0.0 if rmse == 0 else float("inf"))
         norm = np.sqrt(ff * self.qq.sum())
         cosine = self.qf.sum() / norm if norm > 0 else 1.0
-        live = self.ff > 0  # a channel that is always 0 in float has no signal to lose
+        # A channel (almost) always 0 in float has no signal to lose: one whose RMS is under
+        # DEAD_CHANNEL of the median channel's is left out (the median: an outlier channel is one of many).
+        rms = np.sqrt(self.ff / self.n)
+        live = rms > 0
+        if live.any():
+            live &= rms >= DEAD_CHANNEL * np.median(rms[live])
         with np.errstate(divide="ignore"):
             snr = np.where(self.ee[live] > 0, 10 * np.log10(self.ff[live] / self.ee[live]), SNR_CAP_DB)
         snr = np.minimum(snr, SNR_CAP_DB)
@@ -94,19 +100,29 @@ def keras_layer_names(model):
     return names
 
 
-def layer_of(tensor_name, names, output_layer=None):
-    """The Keras layer a LiteRT tensor comes from, or None. Keras 3's SavedModel export names the ops
-    ``<model>_<n>/<layer>_<n>/<op>``; fused ops join several such names with ``;``: the first is
-    the op's own, and the innermost layer named in it wins."""
-    known = set(names)
+def layers_of(tensor_name, names, output_layer=None):
+    """The Keras layers a LiteRT tensor comes from, its own first; [] when none. Keras 3's
+    SavedModel export names the ops ``<model>_<n>/<layer>_<n>/<op>``; a fused op joins the names
+    of the ops it replaced with ``;`` (a Conv2D, its BatchNormalization and ReLU become one
+    CONV_2D named for the ReLU first): the first names the op's own layer, the innermost one
+    named in a segment wins."""
+    known, found = set(names), []
     for segment in tensor_name.split(";"):
         for part in reversed(segment.split("/")):
             stem, _, number = part.rpartition("_")
             if number.isdigit() and stem in known:
-                return stem
-    if output_layer and tensor_name.startswith("StatefulPartitionedCall"):
-        return output_layer  # the model's output (a fused softmax): its last layer's
-    return None
+                if stem not in found:
+                    found.append(stem)
+                break
+    if not found and output_layer and tensor_name.startswith("StatefulPartitionedCall"):
+        found = [output_layer]  # the model's output (a fused softmax): its last layer's
+    return found
+
+
+def layer_of(tensor_name, names, output_layer=None):
+    """The Keras layer a LiteRT tensor is named for (``layers_of``'s first), or None."""
+    found = layers_of(tensor_name, names, output_layer)
+    return found[0] if found else None
 
 
 def output_layer_name(model):
@@ -119,12 +135,16 @@ def by_layer(per_tensor, names, output_layer, kind):
     """Rows, one per Keras layer (its worst tensor), sorted worst first, flagged: the table."""
     rows = {}
     for tensor, metrics in per_tensor.items():
-        layer = layer_of(tensor, names, output_layer)
-        if layer is None:
+        found = layers_of(tensor, names, output_layer)
+        if not found:
             continue
+        layer, fused = found[0], found[1:]
         row = rows.get(layer)
         if row is None or _worse(metrics, row):
-            rows[layer] = {"layer": layer, **metrics, "tensor": tensor, "kind": kind}
+            fused = list(dict.fromkeys((row or {}).get("fused", []) + fused))
+            rows[layer] = {"layer": layer, **metrics, "fused": fused, "tensor": tensor, "kind": kind}
+        else:
+            row["fused"] = list(dict.fromkeys(row["fused"] + fused))
     return rank(list(rows.values()))
 
 

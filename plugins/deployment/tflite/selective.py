@@ -167,8 +167,7 @@ def _nodes_by_layer(flatbuffer, names, output):
     for op in interpreter._get_ops_details():
         for index in op["outputs"]:
             name = interpreter._get_tensor_details(index, 0)["name"]
-            layer = layer_errors.layer_of(name, names, output)
-            if layer is not None:
+            for layer in layer_errors.layers_of(name, names, output):  # a fused op: each of its layers
                 out.setdefault(layer, []).append(name)
     return out
 
