@@ -166,3 +166,17 @@ def test_worst_channel_snr_sees_a_channel_crushed_by_an_outlier():
     assert healthy["snr_db"] > 30
     rows = rank([{"layer": "ok", **healthy}, {"layer": "stem", **crushed}])
     assert [r["layer"] for r in rows] == ["stem", "ok"] and [r["flagged"] for r in rows] == [True, False]
+
+
+def test_tensor_names_map_to_keras_layers_fused_ones_too():
+    """Keras 3's SavedModel export names ops ``<model>_<n>/<layer>_<n>/...``; the converter fuses a
+    Conv2D, its BatchNormalization and ReLU into one op named for all three (TensorFlow 2.21)."""
+    from plugins.deployment.tflite.layer_errors import layers_of
+
+    names = ["conv2d", "batch_normalization", "re_lu", "conv2d_2", "re_lu_2", "dense", "probabilities"]
+    fused = "cnn_1/re_lu_1/Relu;cnn_1/batch_normalization_1/batchnorm/add_1;cnn_1/conv2d_1/convolution;x1"
+    assert layers_of(fused, names) == ["re_lu", "batch_normalization", "conv2d"]
+    assert layers_of("cnn_1/re_lu_2_1/Relu;cnn_1/conv2d_2_1/convolution", names) == ["re_lu_2", "conv2d_2"]
+    assert layers_of("cnn_1/dense_1/MatMul;cnn_1/dense_1/Relu", names) == ["dense"]
+    assert layers_of("StatefulPartitionedCall_1:01", names, "probabilities") == ["probabilities"]
+    assert layers_of("tfl.quantize", names) == []
