@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge zoo
+.PHONY: run test test-fast lint format install clean bench bench-edge zoo parity
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -47,3 +47,6 @@ bench-edge: $(STAMP)  ## quantization, QAT and pruning against the edge goals (n
 
 zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT (not run by CI): bench/zoo.md
 	$(PY) bench/zoo.py
+
+parity: $(STAMP)  ## backend x converter x mode on LiteRT, and the int8 collapse's remedies (not run by CI): bench/parity.md
+	$(PY) bench/parity.py

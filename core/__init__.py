@@ -28,6 +28,7 @@ from core.deploy.compare import (
     time_calls,
 )
 from core.deploy.export import ExportContext, export, load_dataset
+from core.deploy.layer_table import format_layer_errors
 from core.deploy.precision import float32_model
 from core.deploy.verify import verify
 from core.engine.training import train
@@ -87,6 +88,7 @@ __all__ = [
     "time_calls",
     "keras_latency",
     "gzip_size",
+    "format_layer_errors",
     "new_figure",
     "save_figure",
     "package_versions",

@@ -4,6 +4,7 @@ from pathlib import Path
 import click
 
 from core.deploy.compare import record_result
+from core.deploy.layer_table import format_layer_errors, recorded_layer_errors
 from core.deploy.verify import exported_from, verify
 from core.errors import KerastackError
 from core.files import format_size
@@ -19,18 +20,34 @@ from core.files import format_size
     is_flag=True,
     help="Compare with a run the file was not exported from (its metadata names its own); not recorded.",
 )
+@click.option(
+    "--layers",
+    is_flag=True,
+    help="Also print the per-layer quantization error the export measured (int8, int16x8), worst first.",
+)
 @click.pass_obj
-def command(host, tflite_file, run_dir, threads, as_json, other_run):
+def command(host, tflite_file, run_dir, threads, as_json, other_run, layers):
     """Run TFLITE_FILE on the LiteRT runtime against the run's Keras model and test split.
 
     \b
     Example:
       kerastack verify runs/cnn-digits-.../export/tflite/model_int8.tflite --run runs/cnn-digits-...
       model_int8.tflite  test n=270  accuracy tflite 0.9667 keras 0.9704  agreement 0.9926 ...
+      kerastack verify .../model_int8.tflite --run runs/cnn-digits-... --layers
+      ... then the export's per-layer error table, worst first (int8 and int16x8 files)
     """
     plugins = list(host.extra) or None
+    entry = recorded_layer_errors(tflite_file) if layers else None  # before the work: a float file has none
     result = verify(tflite_file, run_dir, threads=threads, plugins=plugins, record=False, other_run=other_run)
+    if entry is not None and as_json:
+        result = {
+            **result,
+            "layer_errors": entry["layer_errors"],
+            **({"mixed": entry["mixed"]} if "mixed" in entry else {}),
+        }
     click.echo(json.dumps(result, indent=2) if as_json else format_row(result))
+    if entry is not None and not as_json:
+        click.echo(format_layers(entry), nl=False)
     if exported_from(tflite_file, run_dir):
         return  # another run's folder: its verify.json speaks of its own run
     try:  # printed first: a read-only run still shows what was measured
@@ -57,3 +74,15 @@ def format_row(r):
     parts.append(size)
     parts.append(f"p50 {r['latency_ms_p50']:.3f} ms (p90 {r['latency_ms_p90']:.3f}, {r['threads']} thread)")
     return "  ".join(parts)
+
+
+def format_layers(entry):
+    """The per-layer table of a file's metadata entry, after what a mixed model kept float."""
+    mixed = entry.get("mixed")
+    head = ""
+    if mixed:
+        head = (
+            f"kept float: {', '.join(mixed['float_layers']) or '(none)'}; int8 ops {mixed['int8_ops']:.0%}, "
+            f"int8 weights {mixed['int8_weights']:.0%}\n"
+        )
+    return head + format_layer_errors(entry["layer_errors"])

@@ -6,6 +6,8 @@
 - ``qat``: Keras-native quantization-aware training (the graph rewrite, BN folding, calibration), any
   backend; ``qat_layers``: its fake-quant layers; ``tuning``: loading, fitting, evaluating a run's model
 - ``pruning``: native magnitude pruning; ``tfmot_jobs`` + ``bridge``: tfmot through tf_keras
+- ``layer_errors``: per-layer quantization error by Keras layer (QuantizationDebugger for int8);
+  ``selective``: the errors of each integer variant, and ``keep_float`` (int8 with layers left float)
 - ``metadata``: model.json, also embedded in each .tflite; ``report``: report.md/report.png
 """
 

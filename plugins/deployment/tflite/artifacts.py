@@ -7,8 +7,9 @@ from plugins.deployment.tflite.options import INTEGER_VARIANTS
 
 
 def variant_name(mode, options):
-    """The file name's variant: ``float32``, ``int8``, ``int8-floatio``, ``int8-pertensor``, …"""
+    """The file name's variant: ``float32``, ``int8``, ``int8-floatio``, ``int8-pertensor``, ``int8-mixed``…"""
     name = {"none": "float32"}.get(mode, mode)
+    name += "-mixed" if mode == "int8" and getattr(options, "keep_float", "") else ""
     name += "-floatio" if mode in INTEGER_VARIANTS and options.io == "float" else ""
     return name + ("" if options.per_channel or mode in ("none", "float16") else "-pertensor")
 

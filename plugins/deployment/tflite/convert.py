@@ -55,6 +55,12 @@ class NeedsSelectOps(Exception):
 
 
 def _convert(model, batch, mode, options, dataset, saved):
+    converter = saved_model_converter(model, batch, mode, options, dataset, saved)
+    return run_converter(converter, mode, options.allow_select_ops)
+
+
+def saved_model_converter(model, batch, mode, options, dataset, saved):
+    """A ``TFLiteConverter`` for ``model`` set up for ``mode`` (see ``convert``), not yet run."""
     import tensorflow as tf
 
     (tensor,) = model.inputs
@@ -75,7 +81,7 @@ def _convert(model, batch, mode, options, dataset, saved):
         lambda: calibration(model, dataset, options.calibration_samples, options.seed, batch),
     )
     converter._experimental_disable_per_channel = not options.per_channel  # TF 2.21's (private) switch
-    return run_converter(converter, mode, options.allow_select_ops)
+    return converter
 
 
 def configure(converter, mode, io, float_inputs, allow_select_ops, calibration):

@@ -16,6 +16,10 @@ from tflite.metadata import EMBEDDED_KEY as KEY
 
 MODEL_JSON = "model.json"
 SIZES = {"size_bytes", "gzip_bytes"}  # of the file itself: they change when metadata goes in
+# Export-time diagnostics that stay in model.json: a device needs none of them, and a small model's
+# file would grow by a tenth (the per-layer errors of a 19 k-parameter int8 cnn: ~2 KiB).
+DIAGNOSTICS = {"layer_errors", "layer_errors_error"}
+MIXED_SUMMARY = ("keep_float", "float_layers", "int8_ops", "int8_weights")  # of ``mixed``: what a device may show
 
 
 def embed_run_metadata(tflite_path, meta=None):
@@ -48,11 +52,15 @@ def embed_run_metadata(tflite_path, meta=None):
 
 
 def file_metadata(meta, name):
-    """model.json narrowed to one file: every top-level key, and ``files`` with ``name``'s entry only."""
+    """model.json narrowed to one file: every top-level key, and ``files`` with ``name``'s entry only
+    (less its sizes and the export's diagnostics: ``DIAGNOSTICS``, ``mixed`` cut to ``MIXED_SUMMARY``)."""
     out = {k: v for k, v in meta.items() if k != "files"}
     entry = (meta.get("files") or {}).get(name)
     if isinstance(entry, dict):
-        out["files"] = {name: {k: v for k, v in entry.items() if k not in SIZES}}
+        kept = {k: v for k, v in entry.items() if k not in SIZES | DIAGNOSTICS}
+        if isinstance(kept.get("mixed"), dict):
+            kept["mixed"] = {k: kept["mixed"][k] for k in MIXED_SUMMARY if k in kept["mixed"]}
+        out["files"] = {name: kept}
     return out
 
 

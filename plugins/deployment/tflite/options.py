@@ -39,6 +39,9 @@ class TFLiteOptions:
     learning_rate: float = 0.0
     finetune_backend: str = ""
     per_channel: bool = True
+    keep_float: str = ""
+    keep_float_max: int = 4
+    layer_errors: bool = True
 
     @property
     def variants(self):
@@ -54,6 +57,7 @@ class TFLiteOptions:
         self._check_choices()
         self._check_numbers()
         self._check_combinations()
+        self._check_keep_float()
         return self
 
     def _check_choices(self):
@@ -76,6 +80,8 @@ class TFLiteOptions:
                 _bad(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.learning_rate < 0:
             _bad(f"learning_rate must be positive (0: the default), got {self.learning_rate}")
+        if self.keep_float_max < 1:
+            _bad(f"keep_float_max must be at least 1, got {self.keep_float_max}")
         if self.finetune_backend and self.finetune_backend not in BACKENDS:
             _bad(f"finetune_backend={self.finetune_backend!r} is not one of {', '.join(BACKENDS)}")
 
@@ -90,6 +96,22 @@ class TFLiteOptions:
                 f"per_channel=false applies to quantize=int8 or int16x8 (per-tensor dynamic-range "
                 f"weights ruin depthwise convolutions); got quantize={self.quantize!r}"
             )
+
+    def _check_keep_float(self):
+        if not self.keep_float:
+            return
+        names = [n.strip() for n in self.keep_float.split(",") if n.strip()]
+        if "auto" in names and len(names) > 1:
+            _bad(f"keep_float=auto chooses the layers itself; give auto alone or layer names (got {self.keep_float!r})")
+        if self.qat != "none":
+            _bad(
+                f"keep_float leaves layers of a calibrated int8 model float; qat={self.qat} has no calibration to redo"
+            )
+        if "int16x8" in self.variants:
+            # Measured with TensorFlow 2.21: its MLIR quantizer makes int16 models that fail to prepare.
+            _bad("keep_float applies to quantize=int8 (TensorFlow 2.21 cannot leave layers float in int16x8)")
+        if "int8" not in self.variants:
+            _bad(f"keep_float applies to quantize=int8; got quantize={self.quantize!r}")
 
 
 def variants(quantize):

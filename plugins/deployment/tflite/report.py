@@ -56,9 +56,59 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
     task = _task(first)
     folder = lite[0].parent
     facts = _facts(run_dir, first, threads)
-    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts))
-    png = plot_report(rows, threads, task, folder / REPORT_PNG, title=facts["title"])
+    layers = recorded_layers(folder, [p.name for p in lite])
+    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts) + render_layers(layers))
+    png = plot_report(rows, threads, task, folder / REPORT_PNG, title=facts["title"], layers=layers)
     return [md, png]
+
+
+def recorded_layers(folder, names):
+    """``{file name: its model.json entry}`` for the files that have per-layer errors (or failed to)."""
+    from core import read_json
+
+    meta_path = Path(folder) / "model.json"
+    files = (read_json(meta_path, "metadata file").get("files") or {}) if meta_path.exists() else {}
+    return {n: files[n] for n in names if isinstance(files.get(n), dict) and _has_layers(files[n])}
+
+
+def _has_layers(entry):
+    return "layer_errors" in entry or "layer_errors_error" in entry
+
+
+def render_layers(layers):
+    """A section per int8/int16x8 file: the Keras layers worst first; what a mixed model kept float."""
+    from core import format_layer_errors
+
+    out = []
+    for name, entry in layers.items():
+        out += ["", f"## Per-layer quantization error — `{name}`", ""]
+        if "layer_errors" not in entry:
+            out.append(f"Not measured: {entry['layer_errors_error']}")
+            continue
+        mixed = entry.get("mixed")
+        if mixed:
+            out += [_mixed_text(mixed), ""]
+        out.append(format_layer_errors(entry["layer_errors"], markdown=True).rstrip())
+        flagged = [r["layer"] for r in entry["layer_errors"] if r.get("flagged")]
+        if flagged:
+            out += [
+                "",
+                f"Flagged: {', '.join(f'`{f}`' for f in flagged)}. To keep layers float: `--opt keep_float=auto`, "
+                "or name them: `keep_float=LAYER,...`.",
+            ]
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _mixed_text(mixed):
+    kept = ", ".join(f"`{n}`" for n in mixed["float_layers"]) or "none"
+    steps = " → ".join(f"{'+'.join(s['float_layers']) or 'all int8'} {s['metric']:.4f}" for s in mixed.get("steps", []))
+    return (
+        f"Kept float (`keep_float={mixed['keep_float']}`): {kept}. Int8: {mixed['int8_ops']:.0%} of "
+        f"{mixed['ops']} ops, {mixed['int8_weights']:.0%} of {mixed['weights']:,} weights. "
+        f"{mixed['split'].capitalize()} {mixed['metric']}: float {mixed['float_metric']:.4f}, all int8 "
+        f"{mixed['all_int8_metric']:.4f}, mixed {mixed['mixed_metric']:.4f}. Tried: {steps}. "
+        "The table below is the mixed model's int8 layers."
+    )
 
 
 def write_folder_report(run_dir, out_dir):
@@ -164,15 +214,20 @@ def _num(value, spec):
 
 
 # -- picture ---------------------------------------------------------------------------------------
-def plot_report(rows, threads, task, path, title=""):
-    """Size against the metric (left) and latency p50 with a p90 whisker per thread count (right)."""
+def plot_report(rows, threads, task, path, title="", layers=None):
+    """Size against the metric (left) and latency p50 with a p90 whisker per thread count (right);
+    below, where int8/int16x8 files have per-layer errors, each Keras layer's worst-channel SNR."""
     from core import new_figure, save_figure
 
+    measured = {n: e["layer_errors"] for n, e in (layers or {}).items() if e.get("layer_errors")}
     figure = new_figure()
-    figure.set_size_inches(11, 4.2)
+    figure.set_size_inches(11, 8.4 if measured else 4.2)
+    grid = 2 if measured else 1
     names = [_short(r["name"]) for r in rows]
-    _plot_size_vs_metric(figure.add_subplot(1, 2, 1), rows, names, task)
-    _plot_latency(figure.add_subplot(1, 2, 2), rows, names, threads)
+    _plot_size_vs_metric(figure.add_subplot(grid, 2, 1), rows, names, task)
+    _plot_latency(figure.add_subplot(grid, 2, 2), rows, names, threads)
+    if measured:
+        _plot_layers(figure.add_subplot(2, 1, 2), measured)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -236,3 +291,30 @@ def _plot_latency(axes, rows, names, threads):
 
 def _short(name):
     return name.removeprefix("model_").removesuffix(".tflite")
+
+
+def _plot_layers(axes, measured):
+    """Worst-channel SNR per Keras layer (worst at the top), one marker series per file; flagged
+    layers ringed red."""
+    from plugins.deployment.tflite.layer_errors import FLAG_SNR_DB
+
+    worst = {}
+    for rows in measured.values():
+        for r in rows:
+            worst[r["layer"]] = min(worst.get(r["layer"], r["snr_db"]), r["snr_db"])
+    order = sorted(worst, key=worst.get)  # the worst in any file at the top
+    for k, (name, rows) in enumerate(measured.items()):
+        by = {r["layer"]: r for r in rows}
+        ys = [i + (k - (len(measured) - 1) / 2) * 0.15 for i, n in enumerate(order) if n in by]
+        snr = [by[n]["snr_db"] for n in order if n in by]
+        axes.scatter(snr, ys, s=36, color=f"C{k}", label=_short(name), zorder=3)
+        bad = [(v, y) for v, y, n in zip(snr, ys, [n for n in order if n in by]) if by[n].get("flagged")]
+        if bad:
+            axes.scatter(*zip(*bad), s=120, facecolors="none", edgecolors="tab:red", zorder=4)
+    axes.axvline(FLAG_SNR_DB, color="tab:red", alpha=0.4, linestyle="--")
+    axes.set_yticks(range(len(order)), order)
+    axes.invert_yaxis()
+    axes.set_xlabel("worst output channel's SNR, dB (quantized vs float activations; red: flagged)")
+    axes.set_title("per-layer quantization error (Keras layers)")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(fontsize="small", loc="lower right")

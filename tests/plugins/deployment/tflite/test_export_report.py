@@ -32,8 +32,14 @@ def report(tmp_path_factory):
 
 
 def table(markdown):
-    """{first cell: {column: cell}} of the Markdown table."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    """{first cell: {column: cell}} of the report's first Markdown table (the per-layer tables follow)."""
+    text = markdown.splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("|"))
+    lines = []
+    for line in text[start:]:
+        if not line.startswith("|"):
+            break
+        lines.append(line)
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     assert set(lines[1]) <= set("|-: ")
     rows = {}
@@ -63,6 +69,9 @@ def test_one_row_per_variant_and_the_keras_baseline(report):
         "p50 / p90 ms, 2 threads",
     ]
     assert list(rows) == ["keras", "model_float32.tflite", "model_int8.tflite"]
+    # Then the int8 file's per-layer quantization error, by Keras layer name (issue 17).
+    layers = (folder / "report.md").read_text().split("## Per-layer quantization error — `model_int8.tflite`")[1]
+    assert "| 1 | `" in layers and "Each layer's own error" in layers
     assert rows["keras"]["agreement"] == "—" and rows["keras"]["p50 / p90 ms, 2 threads"] == "—"
     assert rows["keras"]["p50 / p90 ms, 1 thread"].endswith("†")
 

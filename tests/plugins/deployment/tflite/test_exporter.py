@@ -127,11 +127,12 @@ def test_sidecars_describe_every_file(exported):
 
 
 def test_metadata_inside_each_file_equals_model_json(exported):
-    """Each .tflite carries model.json's top level and its own entry (all but its sizes), and
-    model.json's sizes are those of the file with its metadata in."""
+    """Each .tflite carries model.json's top level and its own entry (all but its sizes and the
+    export's diagnostics: the per-layer errors stay in model.json), and model.json's sizes are
+    those of the file with its metadata in."""
     import gzip
 
-    from plugins.deployment.tflite.metadata import read_run_metadata
+    from plugins.deployment.tflite.metadata import DIAGNOSTICS, read_run_metadata
 
     run, _ = exported
     out = run / "export" / "tflite"
@@ -140,8 +141,9 @@ def test_metadata_inside_each_file_equals_model_json(exported):
         embedded = read_run_metadata(out / name)
         assert embedded == {
             **{k: v for k, v in meta.items() if k != "files"},
-            "files": {name: {k: v for k, v in entry.items() if not k.endswith("_bytes")}},
+            "files": {name: {k: v for k, v in entry.items() if not k.endswith("_bytes") and k not in DIAGNOSTICS}},
         }
+        assert ("layer_errors" in entry) == (entry["quantize"] in ("int8", "int16x8")), (name, list(entry))
         data = (out / name).read_bytes()
         assert entry["size_bytes"] == len(data) and entry["gzip_bytes"] == len(gzip.compress(data, 9, mtime=0))
 
