@@ -44,8 +44,9 @@ TRAINING_FLAGS = [
         "--distribute",
         str,
         f"{' | '.join(DISTRIBUTE)}: data = all devices (jax DataParallel, TF "
-        "MirroredStrategy); model = jax ModelParallel. Not on torch.",
+        "MirroredStrategy; torch: one device); model = jax ModelParallel.",
     ),
+    ("--processes", int, "With --distribute data: train in N local processes, --batch-size divided among them."),
 ]
 
 

@@ -37,6 +37,7 @@ class TrainingOptions:
     jit: str = "auto"
     checkpoint_every: int = 1  # epochs between checkpoints (0: none)
     distribute: str = "none"
+    processes: int = 1  # --distribute data in this many processes (core.engine.launch)
     tensorboard: bool = False  # logs in RUN/tensorboard
 
     def validate(self):
@@ -46,6 +47,7 @@ class TrainingOptions:
         _at_least(self, "steps_per_execution", 1)
         _at_least(self, "early_stopping", 1)
         _at_least(self, "checkpoint_every", 0)
+        _at_least(self, "processes", 1)
         for name in ("learning_rate", "clip_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:

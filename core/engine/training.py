@@ -19,7 +19,7 @@ from core import backend as backends
 from core.backend import dtype_policy
 from core.child import call_in_backend
 from core.data import batches, check_dataset, first_batch, is_pair, spec_of, targets_for
-from core.engine import transfer
+from core.engine import distributed, launch, transfer
 from core.engine.callbacks import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -113,6 +113,9 @@ def train(
     _check_transfer(freeze, lora_rank, init_from)
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
+    processes = distributed.check(opts, backend)
+    if distributed.world(backend).size > 1 and (seed is None or out is None):
+        raise UsageError("under a launcher every process needs the same --seed and --out: set both")
     out = Path(out) if out else new_run_dir(runs_dir, arch, data)
     _check_out(out)
     record = {
@@ -120,7 +123,7 @@ def train(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "architecture": _plugin_record(arch_entry, hparams),
         "dataset": _plugin_record(data_entry, data_options),
-        "training": _training_request(opts, backend, seed, callbacks),
+        "training": {**_training_request(opts, backend, seed, callbacks), "processes": processes},
         "transfer": _transfer_request(init_from, freeze, lora_rank),
         "plugins": [_absolute(p) for p in plugins],
         "versions": versions(),
@@ -128,6 +131,8 @@ def train(
     tracking = tracking_request(track, out)
     if tracking:
         record["tracking"] = tracking
+    if processes > 1:
+        record["distributed"] = distributed.describe(backend, processes)
     return _dispatch(record, out, verbose, resume_from=None)
 
 
@@ -176,10 +181,6 @@ def _check_backend(opts, backend):
             f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
             "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend"
         )
-    if opts.distribute != "none" and backend == "torch":
-        raise UsageError("--distribute is not supported on the torch backend (use jax or tensorflow)")
-    if opts.distribute == "model" and backend != "jax":
-        raise UsageError("--distribute model needs the jax backend (keras.distribution.ModelParallel)")
 
 
 # The files of a run that stopped before its first checkpoint, replaced when it is started again.
@@ -236,6 +237,9 @@ def _resume(out, verbose):
 
 def _dispatch(record, out, verbose, resume_from):
     backend = record["training"]["backend"]
+    if launch.wanted(record):
+        launch.run(record, out, verbose, resume_from)
+        return load_run(out)
     if not backends.can_use(backend):
         try:
             call_in_backend(
@@ -269,6 +273,11 @@ def _execute(record, out, verbose, resume_from):
     One that fails later keeps its record, marked ``failed`` with the error, and its checkpoints;
     one stopped by Ctrl-C is marked ``interrupted``, with a line saying how to continue it.
     """
+    with distributed.rank_folder(out, resume_from) as folder:  # rank 0's is the run folder
+        return _execute_in(record, folder, verbose, resume_from)
+
+
+def _execute_in(record, out, verbose, resume_from):
     created = _missing_ancestor(out)
     out.mkdir(parents=True, exist_ok=True)
     with Interrupts() as interrupts:
@@ -342,6 +351,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             _monitor_without_validation(job)
             _check_monitor(model, job)
             _replace_stopped_run(out)
+        distributed.prepare_model(model, job.backend)
         record["status"] = "running"
         tracker = Tracker(record, out)  # only where the run folder is written
         tracker.start()
@@ -393,7 +403,7 @@ def _prepare(record, resume_from):
     keras.utils.set_random_seed(training["seed"] + initial_epoch)
     distribution = _distribution(keras, opts, training["backend"])
     if opts.distribute != "none" and training["backend"] == "jax":
-        dataset = _trim_for_devices(dataset, len(keras.distribution.list_devices()))
+        dataset = _trim_for_devices(dataset, distributed.local_devices(keras, training["backend"]))
     spec = spec_of(dataset, owner)
     spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch_entry.name, data_entry.name))
     spec = with_inferred_vocab(spec, dataset)
@@ -504,7 +514,7 @@ def _embeds(keras, model):
 def _callbacks(job, out, rows, resume_from):
     """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the plugins'."""
     keras, opts = job.keras, job.opts
-    cbs = [
+    cbs = distributed.log_reducer(job.backend) + [
         history_writer(out / HISTORY_FILE, rows),
         keras.callbacks.TerminateOnNaN(),
         checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
@@ -612,7 +622,9 @@ def _build(keras, entry, spec, hparams, data, hint=""):
 def _distribution(keras, opts, backend):
     """A context that trains on all devices (``--distribute``), or does nothing."""
 
-    if opts.distribute == "none":
+    if distributed.world(backend).size > 1:
+        return distributed.join(keras, opts, backend)
+    if opts.distribute == "none" or backend == "torch":  # torch: one process, one device
         return contextlib.nullcontext()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -669,10 +681,16 @@ def _fit(model, job, callbacks, verbose):
                 train = (train[0][:n], None if train[1] is None else train[1][:n])
                 val = None if val is None else (val[0][:n], None if val[1] is None else val[1][:n])
             val = tuple(val) if val is not None else None
+            if opts.distribute == "data" and not opts.augment:  # each process its shard of each batch
+                stream = distributed.shard(job.keras, train, opts, job.seed, initial_epoch, job.backend)
+                size = distributed.eval_batch_size(opts, job.backend)
+                return model.fit(stream, validation_data=val, validation_batch_size=size, **common)
             if opts.augment:
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
+        if opts.distribute == "data":
+            train = distributed.shard_stream(job.keras, train, job.backend)
         return model.fit(train, validation_data=val, **common)
     except (KerastackError, KeyboardInterrupt):
         raise
@@ -701,7 +719,8 @@ def _evaluate(model, dataset, spec, opts, metrics, out):
     if dataset.test is not None:
         test = targets_for(spec.task, dataset.test)
         if is_pair(test):
-            result = model.evaluate(test[0], test[1], batch_size=opts.batch_size, verbose=0, return_dict=True)
+            size = distributed.eval_batch_size(opts)
+            result = model.evaluate(test[0], test[1], batch_size=size, verbose=0, return_dict=True)
         else:
             result = model.evaluate(test, verbose=0, return_dict=True)
         metrics.update({f"test_{k}": float(v) for k, v in result.items()})
