@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from core.backend import BACKENDS
+from core.engine.distributed import world
 from core.versions import package_version
 
 PACKAGES = ("keras", "numpy", "ai-edge-litert", "pluggy")
@@ -89,6 +90,9 @@ def command(host, as_json, no_devices):
             click.echo((backends[name].ljust(width) + shown).rstrip())
     if info["environment"]:
         click.echo("env " + "  ".join(f"{k}={v}" for k, v in info["environment"].items()))
+    if info["process"]:
+        p = info["process"]
+        click.echo(f"process rank {p['rank']} of {p['processes']} (local rank {p['local_rank']}, from {p['from']})")
     plugins = info["plugins"]
     click.echo(f"plugins: {plugins['loaded']} loaded, {len(plugins['broken'])} broken")
     for broken in plugins["broken"]:
@@ -110,11 +114,28 @@ def gather(host, devices=True):
         "backend": {"name": backend or "tensorflow", "from": "KERAS_BACKEND" if backend else "default"},
         "backends": probe_backends(devices),
         "environment": {name: os.environ[name] for name in ENVIRONMENT if os.environ.get(name)},
+        "process": _process(),
         "plugins": {
             "loaded": len(host.plugins) - len(host.broken),
             "broken": [{"name": p.name, "label": p.label(), "error": p.error} for p in host.broken],
         },
     }
+
+
+def _process():
+    """This process's rank and the process count, when a launcher started it (torchrun, SLURM,
+    ``TF_CONFIG``, ``KERAS_DISTRIBUTION_*``, or ``kerastack train --processes``); else None."""
+    here = world()
+    if here.size == 1 and os.environ.get("SLURM_NTASKS", "1") != "1":  # srun: SLURM's own variables
+        return {
+            "rank": int(os.environ.get("SLURM_PROCID", 0)),
+            "processes": int(os.environ["SLURM_NTASKS"]),
+            "local_rank": int(os.environ.get("SLURM_LOCALID", 0)),
+            "from": "SLURM_PROCID/SLURM_NTASKS",
+        }
+    if here.size == 1:
+        return None
+    return {"rank": here.rank, "processes": here.size, "local_rank": here.local_rank, "from": here.source}
 
 
 def probe_backends(devices=True, timeout=TIMEOUT_S):

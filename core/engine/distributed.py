@@ -24,8 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from core.errors import UsageError
 
 # Seconds a rendezvous or a collective may wait for a peer before it fails (a stuck peer; a dead one
@@ -33,6 +31,10 @@ from core.errors import UsageError
 TIMEOUT_ENV = "KERASTACK_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300
 LOCAL_ENV = "KERASTACK_LOCAL_LAUNCH"  # set by `--processes N`: every port on 127.0.0.1
+# torch's rendezvous for `--processes N`: a FileStore (torch's TCPStore listens on every interface,
+# whatever MASTER_ADDR says; measured with torch 2.13). Cluster launchers use env:// (MASTER_ADDR).
+TORCH_INIT_ENV = "KERASTACK_TORCH_INIT"
+SCRATCH_ENV = "KERASTACK_SCRATCH"  # where the other ranks keep their private folders
 ENGINES = {
     "torch": "torch.distributed (gloo on CPU, nccl on GPU) + Keras fit with all-reduced gradients",
     "jax": "jax.distributed via keras.distribution.initialize + DataParallel (gloo CPU collectives)",
@@ -146,12 +148,14 @@ def rank_folder(out, resume_from):
     if here.writer:
         yield out
         return
-    scratch = Path(tempfile.mkdtemp(prefix=f"kerastack-rank{here.rank}-"))
+    # Inside the launcher's folder when there is one: it goes with it, even after a SIGKILL here.
+    scratch = Path(tempfile.mkdtemp(prefix=f"kerastack-rank{here.rank}-", dir=os.environ.get(SCRATCH_ENV) or None))
     try:
         if resume_from:
+            (scratch / "run").mkdir()
             for name in ("run.json", "history.csv", "checkpoint.keras", "checkpoint.json", "best.keras"):
                 if (Path(out) / name).exists():
-                    shutil.copyfile(Path(out) / name, scratch / name)
+                    shutil.copyfile(Path(out) / name, scratch / "run" / name)
         yield scratch / "run"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -185,7 +189,7 @@ def _join_torch(here):
         torch.cuda.set_device(here.local_rank % torch.cuda.device_count())
     dist.init_process_group(
         "nccl" if gpu else "gloo",
-        init_method="env://",
+        init_method=os.environ.get(TORCH_INIT_ENV) or "env://",
         rank=here.rank,
         world_size=here.size,
         timeout=datetime.timedelta(seconds=timeout_s()),
@@ -330,7 +334,9 @@ def shard(keras, train, opts, seed, initial_epoch, backend):
     train split (the same on every process, drawn from the seed and the epoch), cut into global
     batches (a last partial batch is left out), of which this process takes its slice. TensorFlow
     gets the whole global batch and slices it itself (MultiWorkerMirroredStrategy's DATA
-    sharding)."""
+    sharding). Its ``callback`` (put first among fit's callbacks) tells it the epoch."""
+    import numpy as np
+
     here = world(backend)
     parts = 1 if backend == "tensorflow" else here.size
     index = 0 if backend == "tensorflow" else here.rank
@@ -342,11 +348,12 @@ def shard(keras, train, opts, seed, initial_epoch, backend):
     class Shard(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
-            self.epoch = initial_epoch
-            self.order = self._order()
+            self.set_epoch(initial_epoch)
+            self.callback = EpochSetter()
 
-        def _order(self):
-            return np.random.RandomState((seed + self.epoch) % 2**32).permutation(n)
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+            self.order = np.random.RandomState((seed + epoch) % 2**32).permutation(n)
 
         def __len__(self):
             return max(n // global_batch, 1)
@@ -356,11 +363,14 @@ def shard(keras, train, opts, seed, initial_epoch, backend):
             rows = np.sort(rows[index * local : (index + 1) * local]) if len(rows) == global_batch else rows
             return (x[rows],) if y is None else (x[rows], y[rows])
 
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = self._order()
+    class EpochSetter(keras.callbacks.Callback):
+        # The epoch from fit itself: Keras also calls a PyDataset's on_epoch_end once before the
+        # first epoch (after its first look at the data), so counting those calls is off by one.
+        def on_epoch_begin(self, epoch, logs=None):
+            shard.set_epoch(epoch)
 
-    return Shard()
+    shard = Shard()
+    return shard
 
 
 def shard_stream(keras, stream, backend):
@@ -384,6 +394,8 @@ def shard_stream(keras, stream, backend):
 
 
 def _slice(array, here):
+    import numpy as np
+
     array = np.asarray(array)
     local = math.ceil(len(array) / here.size)
     return array[here.rank * local : (here.rank + 1) * local]

@@ -2,7 +2,8 @@
 standard variables (as torchrun, SLURM or Kubernetes would tell it), watch them, and end them all
 when one fails.
 
-Every port is on 127.0.0.1: the torch TCPStore and gloo (``GLOO_SOCKET_IFNAME=lo``), the JAX
+Every port is on 127.0.0.1: torch's gloo (``GLOO_SOCKET_IFNAME=lo``; the rendezvous is a file,
+as torch's TCPStore listens on every interface), the JAX
 coordinator (``JAX_COORDINATOR_BIND_ADDRESS``), TensorFlow's gRPC servers (``TF_CONFIG`` addresses).
 """
 
@@ -49,6 +50,8 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
                     )
                 )
                 env = _environment(backend, rank, processes, ports)
+                env[distributed.SCRATCH_ENV] = tmp
+                env[distributed.TORCH_INIT_ENV] = (Path(tmp) / "torch-store").as_uri() if backend == "torch" else ""
                 workers.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "core.worker", str(request), str(Path(tmp) / f"result{rank}.json")],

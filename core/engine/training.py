@@ -684,6 +684,7 @@ def _fit(model, job, callbacks, verbose):
             if opts.distribute == "data" and not opts.augment:  # each process its shard of each batch
                 stream = distributed.shard(job.keras, train, opts, job.seed, initial_epoch, job.backend)
                 size = distributed.eval_batch_size(opts, job.backend)
+                common["callbacks"] = [stream.callback, *callbacks]
                 return model.fit(stream, validation_data=val, validation_batch_size=size, **common)
             if opts.augment:
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)

@@ -83,7 +83,8 @@ def test_tensorflow_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert float(proc.stdout.split("ACC")[1].split()[0]) >= 0.9, proc.stdout
 
 
-def test_torch_distribute_is_refused_clearly():
-    proc = run_cli("train", "--arch", "mlp", "--data", "digits", "--backend", "torch", "--distribute", "data")
+def test_torch_model_parallel_is_refused_clearly():
+    # torch trains data-parallel in processes (--processes N, tests/core/engine/test_distributed.py).
+    proc = run_cli("train", "--arch", "mlp", "--data", "digits", "--backend", "torch", "--distribute", "model")
     assert proc.returncode == 2
-    assert "--distribute is not supported on the torch backend" in proc.stderr
+    assert "--distribute model needs the jax backend" in proc.stderr and "--distribute data" in proc.stderr

@@ -1,0 +1,224 @@
+"""``--distribute data --processes 2`` on each backend's own engine, on 127.0.0.1 (issue 15).
+
+One scenario per backend, three runs: (1) one process trains mlp on iris for 2 epochs; (2) two
+processes (one thread each) train the same for 4, and after epoch 2 rank 0 lists the sockets its
+process listens on and rank 1 kills itself with SIGKILL (a plugin callback); (3) ``--resume``
+restarts the two processes from rank 0's checkpoint. The checkpoint of epoch 2 equals the
+one-process run's weights, every worker ended with one line naming its rank, nothing listened
+outside loopback, and the resumed run completes.
+"""
+
+import io
+import json
+import os
+import socket
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import read_json, run_cli
+
+FAULTS = """
+import json, os, signal
+
+from core import hookimpl
+
+
+@hookimpl
+def register_callbacks(register):
+    register("fault", fault, summary="SIGKILL or raise on one rank after an epoch (tests)")
+
+
+def fault():
+    import keras
+    import psutil
+
+    class Fault(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rank, at = os.environ.get("RANK"), os.environ.get("FAULT_AT")
+            if at is None or epoch + 1 != int(at):
+                return
+            if rank == "0":  # the coordinator, store and rank 0's collective sockets live here
+                listening = [
+                    [c.laddr.ip, c.laddr.port]
+                    for c in psutil.Process().net_connections("inet")
+                    if c.status == psutil.CONN_LISTEN
+                ]
+                tf_config = json.loads(os.environ.get("TF_CONFIG") or "null")
+                grpc = int(tf_config["cluster"]["worker"][0].rsplit(":", 1)[1]) if tf_config else None
+                with open(os.environ["FAULT_SOCKETS"], "w") as f:
+                    json.dump({"listening": listening, "tf_grpc_port": grpc}, f)
+            if rank == os.environ.get("FAULT_RANK", "1"):
+                if os.environ.get("FAULT_KIND") == "raise":
+                    raise RuntimeError("a fault on purpose")
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return Fault()
+"""
+
+# One thread per process: the 2 cores of this machine, one per worker.
+THREADS = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+ARGS = ["--arch", "mlp", "--data", "iris", "--hp", "dropout=0", "--optimizer", "sgd", "--batch-size", "16"]
+ARGS += ["--seed", "3", "--distribute", "data", "--quiet"]
+
+
+def weights(path):
+    """The layer weights saved in a .keras file, by path (h5py reads the archive's weights)."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        h5 = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        found = {}
+        h5["layers"].visititems(lambda k, v: found.setdefault(k, np.array(v)) if hasattr(v, "shape") else None)
+        return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax", "tensorflow"])
+def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
+    plugin = tmp_path / "faults.py"
+    plugin.write_text(FAULTS)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**THREADS, "TMPDIR": str(scratch)}
+    one = run_cli("train", *ARGS, "--epochs", "2", "--backend", backend, "--out", tmp_path / "one", env=env)
+    assert one.returncode == 0, one.stderr
+
+    out = tmp_path / "two"
+    sockets = tmp_path / "sockets.json"
+    fault = {"FAULT_AT": "2", "FAULT_SOCKETS": str(sockets)}
+    two = run_cli(
+        "--plugin", plugin, "train", *ARGS, "--epochs", "4", "--backend", backend, "--processes", "2", "--out", out,
+        "--callback", "fault", env={**env, **fault}, timeout=240,
+    )  # fmt: skip
+    # Rank 1 was killed; rank 0 noticed (its collective failed) and said so in one line; exit 1.
+    assert two.returncode == 1, two.stderr
+    lines = [line for line in two.stderr.splitlines() if line.startswith("kerastack: rank")]
+    assert "kerastack: rank 1 of 2: killed by SIGKILL" in lines, two.stderr
+    assert len([line for line in lines if line.startswith("kerastack: rank 0 of 2: ")]) == 1, two.stderr
+    assert "Traceback" not in two.stderr, two.stderr[-3000:]
+    record = read_json(out / "run.json")
+    assert record["status"] == "failed" and record["training"]["processes"] == 2, record
+    engine = {"torch": "torch.distributed", "jax": "keras.distribution.initialize", "tensorflow": "MultiWorker"}
+    assert record["distributed"]["processes"] == 2 and engine[backend] in record["distributed"]["engine"], record
+    assert read_json(out / "checkpoint.json")["epoch"] == 2
+    # Two processes, global batch 16 (8 + 8), trained as one process at batch 16 did.
+    a, b = weights(tmp_path / "one" / "model.keras"), weights(out / "checkpoint.keras")
+    assert sorted(a) == sorted(b)
+    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert diff <= 1e-5, f"{backend}: 2 processes differ from 1 by {diff}"
+    # The logs: training metrics averaged over the ranks, validation over the whole split.
+    h1, h2 = (tmp_path / "one" / "history.csv").read_text(), (out / "history.csv").read_text()
+    rows1, rows2 = ([line.split(",") for line in h.splitlines()] for h in (h1, h2))
+    assert rows1[0] == rows2[0] and len(rows2) == 3, (h1, h2)
+    assert np.allclose(np.array(rows1[1:], float), np.array(rows2[1:], float), atol=1e-5), (h1, h2)
+    # Nobody else gets in: everything rank 0's process listened on was on loopback.
+    # TensorFlow's gRPC server cannot be told an address: it listens on every interface at its
+    # TF_CONFIG port (measured, TF 2.21; README "Scaling out" says to firewall it). Nothing else may.
+    found = json.loads(sockets.read_text())
+    assert found["listening"], "rank 0 listened on no port"
+    outside = [[ip, port] for ip, port in found["listening"] if ip not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
+    assert outside == ([["::", found["tf_grpc_port"]]] if backend == "tensorflow" else []), found
+
+    resumed = run_cli("train", "--resume", out, env=env, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    final = read_json(out / "run.json")
+    assert final["status"] == "complete" and final["resumed"] == [2] and final["training"]["processes"] == 2
+    assert len((out / "history.csv").read_text().splitlines()) == 5
+    # Written by rank 0 alone: the run's own files, and nothing left by rank 1's private folder.
+    names = {p.name for p in out.iterdir()}
+    assert {"run.json", "model.keras", "history.csv", "metrics.json"} <= names, names
+    assert not names - {"run.json", "model.keras", "history.csv", "metrics.json", "best.keras", "predictions.npz",
+                        "curves.png", "confusion.png"}, names  # fmt: skip
+    left = [p.name for p in scratch.iterdir() if p.name.startswith("kerastack")]  # torch keeps its caches there
+    assert left == [], left
+    assert set(read_json(out / "metrics.json")) >= {"val_loss", "test_loss", "test_accuracy"}
+
+
+@pytest.mark.slow
+def test_a_worker_that_raises_ends_the_run(tmp_path):
+    plugin = tmp_path / "faults.py"
+    plugin.write_text(FAULTS)
+    env = {**THREADS, "FAULT_AT": "1", "FAULT_KIND": "raise", "FAULT_RANK": "0", "FAULT_SOCKETS": str(tmp_path / "s")}
+    proc = run_cli(
+        "--plugin", plugin, "train", *ARGS, "--epochs", "2", "--backend", "torch", "--processes", "2",
+        "--out", tmp_path / "run",
+        "--callback", "fault", env=env, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("kerastack: rank")]
+    assert any(line.startswith("kerastack: rank 0 of 2: ") and "a fault on purpose" in line for line in lines), lines
+    assert any(line.startswith("kerastack: rank 1 of 2: ") for line in lines), lines
+    assert len(lines) == 2, proc.stderr
+    assert read_json(tmp_path / "run" / "run.json")["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "torch", "--processes", "2", "--distribute", "data", "--batch-size", "15"], "multiple of 2"),
+        (["--backend", "torch", "--processes", "0", "--distribute", "data"], "--processes must be at least 1"),
+        (["--backend", "jax", "--processes", "2"], "add --distribute data"),
+        (["--backend", "torch", "--distribute", "model"], "on torch use --distribute data"),
+        (["--backend", "tensorflow", "--distribute", "model"], "needs the jax backend"),
+    ],
+)
+def test_combinations_an_engine_cannot_do_are_usage_errors(args, message, tmp_path):
+    proc = run_cli("train", "--arch", "mlp", "--data", "iris", *args, "--out", tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_cli(
+            "train", "--arch", "mlp", "--data", "iris", "--backend", "torch", "--processes", "2",
+            "--distribute", "data", "--out", tmp_path / "run", env={"KERASTACK_DIST_PORT": str(port)},
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_under_a_launcher_processes_must_agree_and_seed_and_out_are_required(tmp_path):
+    env = {"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    base = ["train", "--arch", "mlp", "--data", "iris", "--backend", "torch", "--distribute", "data"]
+    proc = run_cli(*base, "--processes", "3", "--seed", "0", "--out", tmp_path / "a", env=env)
+    assert proc.returncode == 2 and "the launcher started 2 processes (RANK/WORLD_SIZE)" in proc.stderr, proc.stderr
+    proc = run_cli(*base, "--out", tmp_path / "b", env=env)
+    assert proc.returncode == 2 and "same --seed and --out" in proc.stderr, proc.stderr
+
+
+def test_info_shows_rank_and_process_count_under_a_launcher():
+    for env, shown in [
+        (
+            {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"},
+            "process rank 1 of 2 (local rank 1, from RANK/WORLD_SIZE)",
+        ),
+        (
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": ["h0:1", "h1:1", "h2:1"]}, "task": {"type": "worker", "index": 2}}
+                )
+            },
+            "process rank 2 of 3",
+        ),
+        ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "4", "KERAS_DISTRIBUTION_PROCESS_ID": "3"}, "process rank 3 of 4"),
+        ({"SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1"}, "process rank 5 of 8 (local rank 1"),
+    ]:
+        proc = run_cli("info", "--no-devices", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert shown in proc.stdout, (env, proc.stdout)
+    assert "process rank" not in run_cli("info", "--no-devices").stdout
+
+
+@pytest.fixture(autouse=True)
+def _no_launcher_variables(monkeypatch):
+    """The tests set the launcher's variables themselves; none leak in from a cluster job."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TF_CONFIG", "KERAS_DISTRIBUTION_NUM_PROCESSES", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    assert "RANK" not in os.environ
