@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge zoo parity
+.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo parity
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -44,6 +44,9 @@ bench: $(STAMP)  ## measurements side by side (minutes; not run by CI): bench/re
 
 bench-edge: $(STAMP)  ## quantization, QAT and pruning against the edge goals (not run by CI): bench/edge.md
 	$(PY) bench/edge.py
+
+bench-scale: $(STAMP)  ## samples/s of 1 against 2 processes per backend (not run by CI): bench/scale.md
+	$(PY) bench/scale.py
 
 zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT (not run by CI): bench/zoo.md
 	$(PY) bench/zoo.py

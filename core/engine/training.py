@@ -274,7 +274,9 @@ def _execute(record, out, verbose, resume_from):
     one stopped by Ctrl-C is marked ``interrupted``, with a line saying how to continue it.
     """
     with distributed.rank_folder(out, resume_from) as folder:  # rank 0's is the run folder
-        return _execute_in(record, folder, verbose, resume_from)
+        run = _execute_in(record, folder, verbose, resume_from)
+    run.path = out  # the other ranks' folder is gone: the run is rank 0's
+    return run
 
 
 def _execute_in(record, out, verbose, resume_from):

@@ -12,10 +12,13 @@ import io
 import json
 import os
 import socket
+import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import KERASTACK as KERASTACK_BIN
 from conftest import read_json, run_cli
 
 FAULTS = """
@@ -38,15 +41,15 @@ def fault():
             rank, at = os.environ.get("RANK"), os.environ.get("FAULT_AT")
             if at is None or epoch + 1 != int(at):
                 return
-            if rank == "0":  # the coordinator, store and rank 0's collective sockets live here
+            if os.environ.get("FAULT_SOCKETS"):  # what this rank's process listens on, now
                 listening = [
                     [c.laddr.ip, c.laddr.port]
                     for c in psutil.Process().net_connections("inet")
                     if c.status == psutil.CONN_LISTEN
                 ]
                 tf_config = json.loads(os.environ.get("TF_CONFIG") or "null")
-                grpc = int(tf_config["cluster"]["worker"][0].rsplit(":", 1)[1]) if tf_config else None
-                with open(os.environ["FAULT_SOCKETS"], "w") as f:
+                grpc = int(tf_config["cluster"]["worker"][int(rank)].rsplit(":", 1)[1]) if tf_config else None
+                with open(f"{os.environ['FAULT_SOCKETS']}.{rank}", "w") as f:
                     json.dump({"listening": listening, "tf_grpc_port": grpc}, f)
             if rank == os.environ.get("FAULT_RANK", "1"):
                 if os.environ.get("FAULT_KIND") == "raise":
@@ -112,13 +115,15 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
     rows1, rows2 = ([line.split(",") for line in h.splitlines()] for h in (h1, h2))
     assert rows1[0] == rows2[0] and len(rows2) == 3, (h1, h2)
     assert np.allclose(np.array(rows1[1:], float), np.array(rows2[1:], float), atol=1e-5), (h1, h2)
-    # Nobody else gets in: everything rank 0's process listened on was on loopback.
+    # Nobody else gets in: everything each worker's process listened on was on loopback.
     # TensorFlow's gRPC server cannot be told an address: it listens on every interface at its
     # TF_CONFIG port (measured, TF 2.21; README "Scaling out" says to firewall it). Nothing else may.
-    found = json.loads(sockets.read_text())
-    assert found["listening"], "rank 0 listened on no port"
-    outside = [[ip, port] for ip, port in found["listening"] if ip not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")]
-    assert outside == ([["::", found["tf_grpc_port"]]] if backend == "tensorflow" else []), found
+    for rank in (0, 1):
+        found = json.loads(Path(f"{sockets}.{rank}").read_text())
+        assert found["listening"], f"rank {rank} listened on no port"
+        loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+        outside = [[ip, port] for ip, port in found["listening"] if ip not in loopback]
+        assert outside == ([["::", found["tf_grpc_port"]]] if backend == "tensorflow" else []), (rank, found)
 
     resumed = run_cli("train", "--resume", out, env=env, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
@@ -222,3 +227,25 @@ def _no_launcher_variables(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TF_CONFIG", "KERAS_DISTRIBUTION_NUM_PROCESSES", "SLURM_NTASKS"):
         monkeypatch.delenv(name, raising=False)
     assert "RANK" not in os.environ
+
+
+@pytest.mark.slow
+def test_two_commands_started_as_torchrun_starts_them_make_one_run(tmp_path):
+    """What a cluster launcher does (torchrun, srun): the same command twice, each told its rank by
+    torchrun's variables; they meet at MASTER_ADDR:MASTER_PORT (torch's TCPStore, env://)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    args = [KERASTACK_BIN, "train", *ARGS, "--epochs", "1", "--backend", "torch", "--out", str(out)]
+    procs = []
+    for rank in (0, 1):
+        env = dict(os.environ, **THREADS, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+        env.pop("KERASTACK_PLUGINS", None)
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    record = read_json(out / "run.json")
+    assert record["status"] == "complete" and record["training"]["processes"] == 2, record
+    assert record["distributed"]["launcher"] == "RANK/WORLD_SIZE", record

@@ -1,0 +1,124 @@
+"""`make bench-scale`: samples/s of 1 process against 2 processes (one thread each) on the same
+global batch, per backend, and the scaling efficiency. Writes bench/scale.md and bench/scale.json.
+Not run by CI.
+
+    python bench/scale.py [--backends tensorflow,jax,torch] [--epochs 4] [--batch-size 256]
+
+The model is cnn on digits with 64 filters: compute, not the all-reduce of its weights, dominates
+a step. The first epoch (compiling) is left out; the rate is the median of the others, from rank 0.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+KERASTACK = str(Path(sys.executable).with_name("kerastack"))
+PLUGIN = """
+import json, os, time
+from core import hookimpl
+
+@hookimpl
+def register_callbacks(register):
+    register("scale_times", make, summary="epoch wall times of rank 0 (bench/scale.py)")
+
+def make():
+    import keras
+
+    class Times(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if os.environ.get("RANK", "0") != "0":
+                return
+            path = os.environ["SCALE_TIMES"]
+            times = json.load(open(path)) if os.path.exists(path) else []
+            json.dump(times + [time.perf_counter() - self.start], open(path, "w"))
+
+    return Times()
+"""
+DIGITS_TRAIN = 1437  # the digits dataset's train split (80 % of 1,797)
+
+
+def measure(backend, processes, epochs, batch, tmp):
+    plugin = Path(tmp) / "scale_plugin.py"
+    plugin.write_text(PLUGIN)
+    times = Path(tmp) / f"{backend}-{processes}.json"
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        TF_NUM_INTRAOP_THREADS="1",
+        TF_NUM_INTEROP_THREADS="1",
+        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        SCALE_TIMES=str(times),
+        PYTHONPATH=str(REPO),
+    )
+    cmd = [KERASTACK, "--plugin", str(plugin), "train", "--arch", "cnn", "--data", "digits", "--hp", "filters=64"]
+    cmd += ["--hp", "dropout=0", "--backend", backend, "--epochs", str(epochs), "--batch-size", str(batch)]
+    cmd += ["--distribute", "data", "--processes", str(processes), "--seed", "0", "--quiet", "--callback"]
+    cmd += ["scale_times", "--out", str(Path(tmp) / f"run-{backend}-{processes}")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    epoch_times = json.loads(times.read_text())
+    samples = (DIGITS_TRAIN // batch) * batch
+    return {"epoch_s": epoch_times, "samples_per_s": samples / statistics.median(epoch_times[1:] or epoch_times)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            results[backend] = {n: measure(backend, n, args.epochs, args.batch_size, tmp) for n in (1, 2)}
+            print(backend, json.dumps(results[backend]), flush=True)
+    load_after = os.getloadavg()
+    record = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "results": results,
+    }
+    (HERE / "scale.json").write_text(json.dumps(record, indent=2))
+    lines = [
+        "# Scaling out: 1 process against 2 (bench/scale.py)",
+        "",
+        f"cnn (64 filters, no dropout) on digits, global batch {args.batch_size}, {args.epochs} epochs, the first left "
+        f"out; one thread per process; {record['cpus']} CPUs; measured {record['when']}. Load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: other jobs shared these cores, so the ratios are "
+        "what this machine gave then, not what an idle one gives.",
+        "",
+        "| backend | 1 process (samples/s) | 2 processes (samples/s) | speed-up | efficiency |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for backend, by_n in results.items():
+        one, two = by_n[1], by_n[2]
+        if "error" in one or "error" in two:
+            lines.append(f"| {backend} | {one.get('error', '')} | {two.get('error', '')} | | |")
+            continue
+        speed = two["samples_per_s"] / one["samples_per_s"]
+        lines.append(
+            f"| {backend} | {one['samples_per_s']:,.0f} | {two['samples_per_s']:,.0f} | {speed:.2f}x | {speed / 2:.0%} |"
+        )
+    (HERE / "scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
