@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import math
 import os
 import shutil
 import sys
@@ -268,7 +267,7 @@ def _patch_keras_tensorflow_trainer():
     trainer._kerastack_patched = True
 
 
-def local_devices(keras, backend):
+def local_devices(keras, backend):  # noqa: ARG001 - called as join is
     """The devices of this process (JAX trims each split to a multiple of them)."""
     import jax
 
@@ -373,32 +372,32 @@ def shard(keras, train, opts, seed, initial_epoch, backend):
     return shard
 
 
+def loader_batch_size(opts, backend):
+    """The batch size a streamed dataset's loader is given: a process's share of the global batch
+    (torch, JAX; TensorFlow's strategy splits global batches itself)."""
+    return opts.batch_size if backend == "tensorflow" else opts.batch_size // world(backend).size
+
+
 def shard_stream(keras, stream, backend):
-    """A streamed train split (a PyDataset of global batches): this process's slice of each."""
+    """A streamed train split, loaded with this process's share of the batch size
+    (``loader_batch_size``): of each N consecutive batches, process r reads the r-th only, so
+    together they make one global batch and each reads only its own files. Every process's stream
+    is the same sequence (the same loader options and seed)."""
     here = world(backend)
     if backend == "tensorflow" or here.size == 1:
         return stream
 
     class StreamShard(keras.utils.PyDataset):
         def __len__(self):
-            return len(stream)
+            return max(len(stream) // here.size, 1)
 
         def __getitem__(self, i):
-            batch = stream[i]
-            return keras.tree.map_structure(lambda a: _slice(a, here), batch)
+            return stream[i * here.size + here.rank]
 
         def on_epoch_end(self):
             stream.on_epoch_end()
 
     return StreamShard()
-
-
-def _slice(array, here):
-    import numpy as np
-
-    array = np.asarray(array)
-    local = math.ceil(len(array) / here.size)
-    return array[here.rank * local : (here.rank + 1) * local]
 
 
 def report_failure(exc):

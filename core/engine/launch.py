@@ -67,9 +67,13 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
             raise
     if failures:
         first = failures[0]
-        raise KerastackError(
-            f"{len(failures)} of {processes} processes failed (first: rank {first[0]}, {first[1]}); "
+        kept = (
             f"the run folder {out} keeps its last checkpoint: kerastack train --resume {out}"
+            if (Path(out) / "checkpoint.json").exists()
+            else "no checkpoint was written"
+        )
+        raise KerastackError(
+            f"{len(failures)} of {processes} processes failed (first: rank {first[0]}, {first[1]}); {kept}"
         )
 
 

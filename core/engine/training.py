@@ -280,6 +280,7 @@ def _execute(record, out, verbose, resume_from):
 
 
 def _execute_in(record, out, verbose, resume_from):
+    verbose = verbose if distributed.world().writer else 0  # one progress bar: rank 0's
     created = _missing_ancestor(out)
     out.mkdir(parents=True, exist_ok=True)
     with Interrupts() as interrupts:
@@ -395,7 +396,8 @@ def _prepare(record, resume_from):
     # The dataset loads before keras is imported, so that its errors come without the wait; a
     # loader that needs keras (a PyDataset) imports it under the run's backend.
     backends.select(training["backend"])
-    dataset = data_entry.call(**loader_options(data_entry.defaults, data_options, opts.batch_size))
+    batch = distributed.loader_batch_size(opts, training["backend"])  # a streamed split: this process's batches
+    dataset = data_entry.call(**loader_options(data_entry.defaults, data_options, batch))
     owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
     check_dataset(dataset, owner)
     keras = backends.use(training["backend"])

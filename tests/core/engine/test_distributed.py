@@ -230,14 +230,25 @@ def _no_launcher_variables(monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_commands_started_as_torchrun_starts_them_make_one_run(tmp_path):
+def test_two_commands_started_as_torchrun_starts_them_make_one_run_on_streamed_data(tmp_path):
     """What a cluster launcher does (torchrun, srun): the same command twice, each told its rank by
-    torchrun's variables; they meet at MASTER_ADDR:MASTER_PORT (torch's TCPStore, env://)."""
+    torchrun's variables; they meet at MASTER_ADDR:MASTER_PORT (torch's TCPStore, env://). The data
+    streams from image files (a PyDataset): each process reads every other batch of half the size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, low in (("dark", 0), ("bright", 160)):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(low, low + 96, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{i}.png")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "run"
-    args = [KERASTACK_BIN, "train", *ARGS, "--epochs", "1", "--backend", "torch", "--out", str(out)]
+    args = [KERASTACK_BIN, "train", "--arch", "mlp", "--data", "image_folder", "--data-opt"]
+    args += [f"path={tmp_path / 'images'}", "--data-opt", "size=8", "--batch-size", "4", "--epochs", "2"]
+    args += ["--seed", "0", "--distribute", "data", "--quiet", "--backend", "torch", "--out", str(out)]
     procs = []
     for rank in (0, 1):
         env = dict(os.environ, **THREADS, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
@@ -249,3 +260,6 @@ def test_two_commands_started_as_torchrun_starts_them_make_one_run(tmp_path):
     record = read_json(out / "run.json")
     assert record["status"] == "complete" and record["training"]["processes"] == 2, record
     assert record["distributed"]["launcher"] == "RANK/WORLD_SIZE", record
+    assert "batch_size" not in record["dataset"]["options"]  # the loader's is the process's share
+    assert len((out / "history.csv").read_text().splitlines()) == 3
+    assert "run: " + str(out) in results[1][0]  # rank 1 names rank 0's folder, its own is gone
