@@ -160,7 +160,7 @@ def rank_folder(out, resume_from):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def join(keras, opts, backend):
+def join(keras, backend):
     """Join the other processes through ``backend``'s own engine; the context to build and train
     the model in."""
     here = world(backend)
@@ -267,8 +267,8 @@ def _patch_keras_tensorflow_trainer():
     trainer._kerastack_patched = True
 
 
-def local_devices(keras, backend):  # noqa: ARG001 - called as join is
-    """The devices of this process (JAX trims each split to a multiple of them)."""
+def local_devices():
+    """The JAX devices of this process (each split is trimmed to a multiple of them)."""
     import jax
 
     return jax.local_device_count()

@@ -407,7 +407,7 @@ def _prepare(record, resume_from):
     keras.utils.set_random_seed(training["seed"] + initial_epoch)
     distribution = _distribution(keras, opts, training["backend"])
     if opts.distribute != "none" and training["backend"] == "jax":
-        dataset = _trim_for_devices(dataset, distributed.local_devices(keras, training["backend"]))
+        dataset = _trim_for_devices(dataset, distributed.local_devices())
     spec = spec_of(dataset, owner)
     spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch_entry.name, data_entry.name))
     spec = with_inferred_vocab(spec, dataset)
@@ -627,7 +627,7 @@ def _distribution(keras, opts, backend):
     """A context that trains on all devices (``--distribute``), or does nothing."""
 
     if distributed.world(backend).size > 1:
-        return distributed.join(keras, opts, backend)
+        return distributed.join(keras, backend)
     if opts.distribute == "none" or backend == "torch":  # torch: one process, one device
         return contextlib.nullcontext()
     if backend == "tensorflow":
