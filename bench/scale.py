@@ -46,6 +46,14 @@ def make():
 
     return Times()
 """
+NOTES = """Why short of the 1.6x goal here (the likely cause, not isolated: no idle machine was available):
+with a load of {load:.0f} on {cpus} cores, the two workers do not get a core each: they share the cores with the other jobs (and with each other), while the single
+process's one thread competes alike; a step (about 0.1 s) also waits for the slower of the two at
+every all-reduce, so any disturbance of either process stalls both. The all-reduce itself is small
+(the cnn's weights, under 1 MB per step on loopback). torch all-reduces each parameter's gradient
+separately as it is accumulated (no buckets, unlike DDP), TensorFlow's collectives go through gRPC,
+JAX's through gloo. Run `make bench-scale` on an idle machine (or one GPU per process) to see the
+engines' own scaling."""
 DIGITS_TRAIN = 1437  # the digits dataset's train split (80 % of 1,797)
 
 
@@ -84,7 +92,11 @@ def main():
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--report-only", action="store_true", help="write scale.md again from scale.json")
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads((HERE / "scale.json").read_text()))
+        return
     load_before = os.getloadavg()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +114,16 @@ def main():
         "results": results,
     }
     (HERE / "scale.json").write_text(json.dumps(record, indent=2))
+    write_report(record)
+
+
+def write_report(record):
+    results, load_before, load_after = record["results"], record["load_before"], record["load_after"]
+    epochs, batch = record["epochs"], record["batch_size"]
     lines = [
         "# Scaling out: 1 process against 2 (bench/scale.py)",
         "",
-        f"cnn (64 filters, no dropout) on digits, global batch {args.batch_size}, {args.epochs} epochs, the first left "
+        f"cnn (64 filters, no dropout) on digits, global batch {batch}, {epochs} epochs, the first left "
         f"out, the fastest of the others (the median in scale.json); one thread per process; {record['cpus']} CPUs; measured {record['when']}. Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: other jobs shared these cores, so the ratios are "
         "what this machine gave then, not what an idle one gives.",
@@ -114,7 +132,7 @@ def main():
         "| --- | --- | --- | --- | --- |",
     ]
     for backend, by_n in results.items():
-        one, two = by_n[1], by_n[2]
+        one, two = by_n.get(1) or by_n["1"], by_n.get(2) or by_n["2"]
         if "error" in one or "error" in two:
             lines.append(f"| {backend} | {one.get('error', '')} | {two.get('error', '')} | | |")
             continue
@@ -122,6 +140,7 @@ def main():
         lines.append(
             f"| {backend} | {one['samples_per_s']:,.0f} | {two['samples_per_s']:,.0f} | {speed:.2f}x | {speed / 2:.0%} |"
         )
+    lines += ["", NOTES.format(load=load_before[0], cpus=record["cpus"])]
     (HERE / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
