@@ -826,6 +826,7 @@ FLAGS = [
     "--jit",
     "--checkpoint-every",
     "--distribute",
+    "--processes",
     "--seed",
     "--lora-rank",
     "--freeze",
