@@ -280,7 +280,8 @@ def _execute(record, out, verbose, resume_from):
 
 
 def _execute_in(record, out, verbose, resume_from):
-    verbose = verbose if distributed.world().writer else 0  # one progress bar: rank 0's
+    if not distributed.world().writer:  # one progress bar and one MLflow run: rank 0's
+        verbose, record = 0, {k: v for k, v in record.items() if k != "tracking"}
     created = _missing_ancestor(out)
     out.mkdir(parents=True, exist_ok=True)
     with Interrupts() as interrupts:
