@@ -52,7 +52,10 @@ process's one thread competes alike; a step (about 0.1 s) also waits for the slo
 every all-reduce, so any disturbance of either process stalls both. The all-reduce itself is small
 (the cnn's weights, under 1 MB per step on loopback). torch all-reduces each parameter's gradient
 separately as it is accumulated (no buckets, unlike DDP), TensorFlow's collectives go through gRPC,
-JAX's through gloo. Run `make bench-scale` on an idle machine (or one GPU per process) to see the
+JAX's through gloo. TensorFlow fell furthest behind in both runs here (0.65x at load 9, 0.34x at
+load 4), more than the load explains: MultiWorkerMirroredStrategy's per-step collectives (over gRPC,
+with the strategy's own batch re-splitting) cost more than a 0.1 s step can hide; not profiled.
+Run `make bench-scale` on an idle machine (or one GPU per process) to see the
 engines' own scaling."""
 DIGITS_TRAIN = 1437  # the digits dataset's train split (80 % of 1,797)
 
