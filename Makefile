@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge zoo
+.PHONY: run test test-fast lint format install clean bench bench-edge zoo zoo-pretrained
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -47,3 +47,6 @@ bench-edge: $(STAMP)  ## quantization, QAT and pruning against the edge goals (n
 
 zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT (not run by CI): bench/zoo.md
 	$(PY) bench/zoo.py
+
+zoo-pretrained: $(STAMP)  ## each pretrained backbone: freeze, fine-tune, float32/int8 LiteRT (not run by CI): bench/pretrained.md
+	$(PY) bench/pretrained.py
