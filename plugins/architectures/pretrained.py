@@ -77,7 +77,8 @@ BACKBONES = {
 @hookimpl
 def register_architectures(register):
     for name, (function, alpha, *_rest) in BACKBONES.items():
-        build = functools.partial(_build_alpha if alpha else _build_plain, name)
+        kind = _build_v3 if name.startswith("mobilenet_v3") else _build_alpha if alpha else _build_plain
+        build = functools.partial(kind, name)
         register(
             name,
             build,
@@ -89,6 +90,21 @@ def register_architectures(register):
 def _build_alpha(arch, spec, weights="imagenet", size=None, dropout=0.2, alpha=1.0, pixel_max=1.0):
     """``alpha``: the width multiplier (ImageNet weights exist for MobileNetV2 0.35–1.4, V3 0.75 and 1.0)."""
     return build(arch, spec, weights=weights, size=size, dropout=dropout, pixel_max=pixel_max, alpha=alpha)
+
+
+def _build_v3(arch, spec, weights="imagenet", size=None, dropout=0.2, alpha=1.0, minimalistic=False, pixel_max=1.0):
+    """``alpha``: the width multiplier (ImageNet weights: 0.75 and 1.0); ``minimalistic``: no
+    squeeze-excite, no hard-swish, 3x3 kernels only (the variant made to quantize well)."""
+    return build(
+        arch,
+        spec,
+        weights=weights,
+        size=size,
+        dropout=dropout,
+        pixel_max=pixel_max,
+        alpha=alpha,
+        minimalistic=minimalistic,
+    )
 
 
 def _build_plain(arch, spec, weights="imagenet", size=None, dropout=0.2, pixel_max=1.0):
