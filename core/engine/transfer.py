@@ -105,9 +105,9 @@ FINE_TUNE_FACTOR = 0.1  # --fine-tune-factor's default: the rate after --fine-tu
 
 def fit_then_fine_tune(model, job, fit, recompile):
     """``--fine-tune-after N`` (with ``--freeze backbone``), as keras.io's transfer-learning guide
-    does it: ``fit`` the head for N epochs, then unfreeze every layer and recompile at
-    ``learning rate × --fine-tune-factor`` (the pretrained BatchNorm layers stay in inference mode:
-    the architecture calls its backbone with ``training=False``) and fit the remaining epochs.
+    does it: ``fit`` the head for N epochs, then unfreeze every layer but BatchNormalization (a
+    frozen BatchNorm runs in inference mode: its statistics stay) and recompile at
+    ``learning rate × --fine-tune-factor``, and fit the remaining epochs.
     A run resumed after epoch N continues its checkpoint, which is unfrozen and compiled already.
     Returns the History of the last ``fit``, its ``history`` holding every epoch of this call."""
     import dataclasses
@@ -123,7 +123,7 @@ def fit_then_fine_tune(model, job, fit, recompile):
     if model.stop_training or len(first.epoch) < after - job.initial_epoch:  # stopped early
         return first
     for layer in weighted_layers(model):
-        layer.trainable = True
+        layer.trainable = type(layer).__name__ != "BatchNormalization"  # keras.io: BatchNorm stays frozen
     rate = (opts.learning_rate or 1e-3) * opts.fine_tune_factor
     recompile(dataclasses.replace(opts, learning_rate=rate), opts.epochs - after)
     print(f"fine-tuning every layer from epoch {after + 1} at learning rate {rate:g}")

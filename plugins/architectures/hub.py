@@ -3,8 +3,8 @@
 ``preset`` is a KerasHub preset name (downloaded once into KaggleHub's cache) or a folder written by
 ``save_to_preset``. The model is the preset's backbone plus a new head (Dropout + Dense) for the
 dataset's classes. Images: the preset's image converter (its scale and offset) is baked into the
-model as ``PixelPreprocessing``, so the model takes the dataset's pixels; the backbone runs with
-BatchNorm in inference mode. Text: the model takes token ids (0 = padding) and makes the backbone's
+model as ``PixelPreprocessing``, so the model takes the dataset's pixels; the backbone's BatchNorm
+layers stay in inference mode (not trainable). Text: the model takes token ids (0 = padding) and makes the backbone's
 other inputs (padding mask, segment ids) inside, so it exports to LiteRT with builtin ops; the ids
 must come from the preset's own tokenizer for its pretrained embeddings to mean anything.
 """
@@ -38,7 +38,7 @@ def build_image(spec, preset="mobilenet_v3_small_050_imagenet", size=None, dropo
     from keras import layers
 
     from plugins.architectures._layers.pixels import PixelPreprocessing
-    from plugins.architectures.pretrained import check_image_input
+    from plugins.architectures.pretrained import check_image_input, keep_batchnorm_statistics
 
     arch = "hub_image_classifier"
     height, width = check_image_input(arch, spec)
@@ -63,10 +63,11 @@ def build_image(spec, preset="mobilenet_v3_small_050_imagenet", size=None, dropo
         library=f"KerasHub {type(converter).__name__ if converter else 'no image converter'} of preset {preset}",
         name="pixel_preprocessing",
     )(x)
-    x = backbone(x, training=False)  # pretrained BatchNorm statistics stay, also once unfrozen
+    keep_batchnorm_statistics(backbone)
+    x = backbone(x)
     if len(x.shape) == 4:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(dropout)(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=arch)
 

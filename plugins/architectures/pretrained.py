@@ -5,9 +5,10 @@
 Keras ``.h5``). ``size``: the backbone's input size (default: the dataset's); the model resizes
 inside. The library's own preprocessing is part of the model (``PixelPreprocessing`` and the
 backbone's own layers), so it takes the dataset's pixels, and the .tflite too. With pretrained
-weights the backbone runs with its BatchNorm in inference mode, as keras.io's transfer-learning
-guide does: ``--freeze backbone`` trains the head, then fine-tuning (``--fine-tune-after N`` or a
-second run ``--init-from RUN --freeze none``) keeps the ImageNet statistics.
+weights the backbone's BatchNorm layers are not trainable, so they run in inference mode, as
+keras.io's fine-tuning recipe has it: ``--freeze backbone`` trains the head, then fine-tuning
+(``--fine-tune-after N`` or a second run ``--init-from RUN --freeze none``) keeps the pretrained
+statistics.
 """
 
 import functools
@@ -153,11 +154,24 @@ def build(arch, spec, weights="imagenet", size=None, dropout=0.2, pixel_max=1.0,
         inside=inside,
         name="pixel_preprocessing",
     )(x)
-    # Pretrained statistics stay: BatchNorm in inference mode, also once unfrozen (keras.io's recipe).
-    x = backbone(x, training=False) if weights != "none" else backbone(x)
-    x = layers.Dropout(dropout)(x)
+    if weights != "none":
+        keep_batchnorm_statistics(backbone)
+    x = backbone(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=arch)
+
+
+def keep_batchnorm_statistics(backbone):
+    """Pretrained BatchNorm layers stay in inference mode with their statistics, whatever else
+    trains (keras.io's fine-tuning recipe): a BatchNormalization layer that is not trainable runs
+    in inference mode. Calling the backbone with ``training=False`` is not enough in Keras 3: a
+    functional model passes ``fit``'s ``training=True`` on to every layer, overriding it."""
+    import keras
+
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def check_image_input(arch, spec):
