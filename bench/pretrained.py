@@ -118,6 +118,10 @@ def main():
         except Exception as exc:  # noqa: BLE001 - one backbone's failure is a row of the table
             rows.append({"arch": arch, "error": f"{type(exc).__name__}: {exc}"})
         print(json.dumps(rows[-1]), flush=True)
+        write(rows, args)  # after each backbone: a stopped run keeps what it measured
+
+
+def write(rows, args):
     settings = {k: v for k, v in vars(args).items() if k != "only"}
     (HERE / "pretrained.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n")
     text = (
@@ -137,7 +141,7 @@ def main():
         + "\n"
     )
     (HERE / "pretrained.md").write_text(text)
-    print(text)
+    return text
 
 
 if __name__ == "__main__":
