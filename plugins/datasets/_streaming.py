@@ -40,3 +40,50 @@ class FileBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.order = self._new_order()
+
+
+class StreamBatches(keras.utils.PyDataset):
+    """``(x, y)`` batches of ``count`` examples read in sequence from a source without random access
+    (TFDS's TFRecord files): ``examples(pass_number)`` starts a new pass, an iterator of ``(raw,
+    label)``, and ``read(raw)`` makes one input.
+
+    Keras's ``fit`` asks for a finite PyDataset's batches in shuffled index order. With ``shuffle``
+    (a train split whose passes are shuffled at the source) the batch served is the next of the pass
+    whatever index is asked, and ``on_epoch_begin`` starts a new pass: an epoch still reads every
+    example once. Without, batch ``index`` is that batch: the pass reads on to it, or starts again for
+    an earlier one.
+    """
+
+    def __init__(self, examples, count, read, batch_size=32, shuffle=False, **kwargs):
+        super().__init__(**kwargs)
+        self.examples, self.count, self.read = examples, int(count), read
+        self.batch_size, self.shuffle = int(batch_size), shuffle
+        self.passes, self._iterator, self._next = 0, None, 0
+
+    def __len__(self):
+        return -(-self.count // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        behind = not self.shuffle and index < self._next
+        if self._iterator is None or self._next >= len(self) or behind:
+            self._iterator, self._next = iter(self.examples(self.passes)), 0
+            self.passes += 1
+        if not self.shuffle:
+            for _ in range(index - self._next):
+                self._take()
+        return self._take()
+
+    def _take(self):
+        rows = min(self.batch_size, self.count - self._next * self.batch_size)
+        inputs, labels = [], []
+        for _ in range(rows):
+            raw, label = next(self._iterator)
+            inputs.append(self.read(raw))
+            labels.append(label)
+        self._next += 1
+        return np.stack(inputs), np.asarray(labels, dtype="int32")
+
+    def on_epoch_begin(self):
+        self._iterator = None  # the next batch starts a new pass

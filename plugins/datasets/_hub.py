@@ -1,0 +1,94 @@
+"""What the hub datasets (``tfds``, ``hf``, ``keras_datasets``) share: checking their options,
+turning a stored image into the model's input, streaming rows by index, and the one-line errors for
+a name that is not known and a download that cannot be made. Not a plugin (the leading ``_``)."""
+
+# Images arrive as 8-bit pixels and are divided by 255, as image_folder does: model.json records it.
+PIXELS = {"scale": 1 / 255, "offset": 0.0, "raw_range": [0, 255]}
+
+
+def check_image_options(owner, size, channels, own=False):
+    """``size`` in [4, 1024] and ``channels`` 1 or 3; with ``own``, 0 for either means the dataset's own."""
+    from core import UsageError
+    from plugins.datasets._checks import check_range
+
+    if not (own and size == 0):
+        check_range(owner, "size", size, 4, 1024, why=" (0: the images' own size)" if own else "")
+    if channels not in ((0, 1, 3) if own else (1, 3)):
+        valid = "0 (as stored), 1 (grayscale), 3 (RGB)" if own else "1 (grayscale), 3 (RGB)"
+        raise UsageError(f"{owner}: option channels={channels}: valid: {valid}")
+
+
+def to_pixels(image, size, channels):
+    """One image as float32 in [0, 1], shape (size, size, channels), resized with Pillow's bilinear
+    filter (as image_folder reads files). ``image`` is an 8-bit array (H, W), (H, W, 1|3|4), a PIL
+    image, or a ``{"bytes": ...}`` / ``{"path": ...}`` record of an encoded file (Arrow, Parquet)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(image, dict):  # an Image column read without its feature type: encoded bytes
+        image = Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        if image.shape[:2] == (size, size) and (image.ndim == 2) == (channels == 1):
+            x = image.astype("float32") / 255.0  # already right: no round trip through Pillow
+            return x[..., None] if channels == 1 else x
+        image = Image.fromarray(image)
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    x = np.asarray(image, dtype="float32") / 255.0
+    return x[..., None] if channels == 1 else x
+
+
+def streamed(splits, labels, read, batch_size, seed):
+    """``(train, validation, test)`` PyDatasets of rows by index (``_streaming.FileBatches`` with
+    row numbers for paths): ``read(row)`` gives one input; only the train split is reshuffled."""
+    from plugins.datasets._streaming import FileBatches  # imports keras
+
+    def split(rows, shuffle):
+        if rows is None:
+            return None
+        return FileBatches(
+            [int(r) for r in rows], [labels[r] for r in rows], read, batch_size=batch_size, shuffle=shuffle, seed=seed
+        )
+
+    train, val, test = splits
+    return split(train, True), split(val, False), split(test, False)
+
+
+def text_test_split(data, texts, labels, length):
+    """Set ``data.test`` to ``texts`` as token ids of ``data.vocabulary`` (that of its train split,
+    see ``text.dataset``) and their int32 ``labels``: a dataset's own test split of texts."""
+    import numpy as np
+
+    from plugins.datasets.text import tokenize
+
+    ids = {token: i for i, token in enumerate(data.vocabulary)}
+    x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
+    data.test = (x, np.asarray(labels, dtype="int32"))
+
+
+def choose(owner, option, value, choices, what):
+    """``value`` if it is one of ``choices``; else a usage error naming the option, with did-you-mean
+    and the choices listed."""
+    from core import UsageError, choices_text, did_you_mean
+
+    if value not in choices:
+        raise UsageError(
+            f"{owner}: option {option}={value!r}: no such {what}{did_you_mean(value, choices)}; "
+            f"valid: {choices_text(choices)}"
+        )
+    return value
+
+
+def cannot_download(owner, what, exc, fetch):
+    """The one-line error (exit 1) for a download that failed: what, why (first line), how to fetch it."""
+    from core import KerastackError, one_line
+
+    reason = one_line(exc, first=True)
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return KerastackError(f"{owner}: cannot download {what} ({reason}); {fetch}")

@@ -1,0 +1,314 @@
+"""``hf``: a Hugging Face ``datasets`` dataset — from the Hub by name (cached by ``datasets`` in
+``HF_DATASETS_CACHE``), or a local folder (imagefolder: class subfolders; or data files) or a
+parquet, CSV or JSON file. Image columns stream; text columns become token ids as text_csv's do."""
+
+from core import hookimpl
+
+OWNER = "dataset 'hf'"
+FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+LABEL_NAMES = ("label", "labels")  # a label column found without --data-opt label=
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        "hf",
+        load,
+        summary="Hugging Face datasets (--data-opt name=HUB_NAME|FOLDER|FILE.parquet): image or text columns "
+        "and a label column",
+    )
+
+
+def load(
+    name="",
+    split="train",
+    config="",
+    test_split="",
+    image="",
+    text="",
+    label="",
+    cache_dir="",
+    size=32,
+    channels=3,
+    max_tokens=5000,
+    length=64,
+    samples=0,
+    batch_size=32,
+    validation=0.15,
+    test=0.15,
+    seed=0,
+):
+    """Split ``split`` of dataset ``name`` (``config``: the Hub dataset's configuration), ``samples``
+    rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by
+    class, fixed by ``seed``). With ``test_split`` (e.g. ``test``), that split of the dataset is the
+    test split (``samples`` rows of it), and only ``validation`` is cut from ``split``.
+
+    Inputs are column ``image`` or column ``text``; unset, the first column of type ``Image`` (else
+    the first string column) is taken. Classes are column ``label``: unset, the first ``ClassLabel``
+    column, else a column called label or labels. A ``ClassLabel`` keeps its names; other labels are
+    named by their values, sorted; rows without a label (None, or -1 as unlabelled test splits hold)
+    are dropped. Images stream as ``keras.utils.PyDataset`` batches of ``batch_size`` (training's
+    ``--batch-size``), float32 in [0, 1], ``size`` × ``size`` × ``channels`` (as image_folder reads
+    files); texts are int32 token ids of ``length``, the ``max_tokens`` most frequent words of the
+    train split (as text_csv encodes them, its vocabulary in model.json).
+    """
+    import numpy as np
+
+    from core import Dataset
+    from plugins.datasets._checks import check_fractions, check_range
+    from plugins.datasets._files import split_indices
+    from plugins.datasets._hub import PIXELS, check_image_options, choose, streamed, text_test_split
+    from plugins.datasets.text import check_options
+
+    check_fractions(OWNER, validation=validation, test=0 if test_split else test)
+    check_range(OWNER, "samples", samples, 0, why=" (0: all)")
+    check_range(OWNER, "batch_size", batch_size, 1)
+    check_image_options(OWNER, size, channels)
+    check_options(max_tokens, length, OWNER)
+    if image and text:
+        raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
+    splits = open_dataset(name, config, cache_dir)
+    ds = splits[choose(OWNER, "split", split, list(splits), f"split of {name}")]
+    test_ds = None
+    if test_split:
+        if test_split == split:
+            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
+        test_ds = splits[choose(OWNER, "test_split", test_split, list(splits), f"split of {name}")]
+    image, text = input_column(ds, image, text, name)
+    label = label_column(ds, label, name)
+    ds, labels, class_names = labelled_rows(ds, label, name, samples, seed)
+    if test_ds is not None:
+        test_ds, test_labels, _ = labelled_rows(test_ds, label, name, samples, seed, class_names)
+    fractions = {"validation": validation, "test": 0 if test_ds is not None else test}
+
+    if text:
+        from plugins.datasets.text import dataset
+
+        data = dataset(_texts(ds, text), labels, class_names, max_tokens, length, *fractions.values(), seed, OWNER)
+        if test_ds is not None:
+            text_test_split(data, _texts(test_ds, text), test_labels, length)
+        return data
+
+    labels = np.asarray(labels, dtype="int32")
+    rows = split_indices(len(labels), fractions, seed, OWNER, "rows", labels=labels)
+    read = image_reader(ds, image, size, channels, f"{name} {split}")
+    read(0)  # a column that holds no images stops here, before any training
+    train, val, tst = streamed(rows, labels, read, batch_size, seed)
+    if test_ds is not None:
+        read_test = image_reader(test_ds, image, size, channels, f"{name} {test_split}")
+        tst = streamed((None, None, np.arange(len(test_labels))), test_labels, read_test, batch_size, seed)[2]
+    data = Dataset(train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names))
+    data.normalization = PIXELS
+    return data
+
+
+def labelled_rows(ds, label, name, samples, seed, class_names=None):
+    """``(ds, int labels, class_names)``: ``samples`` rows drawn at random if > 0, rows without a label
+    dropped, labels numbered by ``class_names`` (those of the train split, for a test split) or by
+    their own (a ``ClassLabel``'s names, else the values sorted)."""
+    import numpy as np
+
+    from plugins.datasets._files import encode_labels, warn
+
+    if 0 < samples < len(ds):  # rows drawn at random: a Hub split is often sorted by class
+        ds = ds.select(np.sort(np.random.default_rng(seed).choice(len(ds), samples, replace=False)))
+    labels, own_names = read_labels(ds, label, name)
+    kept = [i for i, y in enumerate(labels) if y is not None]
+    if len(kept) < len(labels):
+        warn("hf", f"dropped {len(labels) - len(kept)} of {len(labels)} rows of {name} with no label in {label!r}")
+        ds, labels = ds.select(kept), [labels[i] for i in kept]
+    if own_names is None:
+        values = [str(int(y)) if isinstance(y, float) and y == int(y) else str(y) for y in labels]
+        if class_names is None:
+            own_names, labels = encode_labels(values, f"label column {label!r}", OWNER)
+        else:
+            index = {c: i for i, c in enumerate(class_names)}
+            unknown = sorted(set(values) - set(index))
+            if unknown:
+                raise _usage(
+                    f"the test split's label column {label!r} holds classes the train split has not: {', '.join(unknown[:5])}"
+                )
+            labels = [index[v] for v in values]
+    elif class_names is None:
+        _check_classes(labels, label)
+    return ds, labels, class_names or own_names
+
+
+def image_reader(ds, image, size, channels, where):
+    """``read(row)``: the image of ``row`` as the model's input (``_hub.to_pixels``); an image that
+    cannot be decoded is an error naming the row."""
+    from plugins.datasets._hub import to_pixels
+
+    images = ds.select_columns([image])
+
+    def read(row):
+        try:
+            return to_pixels(images[row][image], size, channels)
+        except Exception as exc:
+            from core import KerastackError, one_line
+
+            raise KerastackError(f"{OWNER}: cannot read the image of row {row} of {where}: {one_line(exc)}") from None
+
+    return read
+
+
+def _texts(ds, column):
+    return [str(t or "") for t in ds[column]]
+
+
+def open_dataset(name, config, cache_dir):
+    """The ``DatasetDict`` of ``name``: a local file or folder, else a Hub dataset (downloaded into
+    the ``datasets`` cache, or read from it)."""
+    from pathlib import Path
+
+    from core import KerastackError, UsageError, choices_text
+
+    if not name:
+        raise _usage("option name is not set; give a Hub dataset (OWNER/NAME), a local folder or a .parquet file")
+    local = Path(name).expanduser()
+    kwargs = {"cache_dir": cache_dir} if cache_dir else {}
+    if config and local.exists():
+        raise _usage(
+            f"option config={config!r} names a configuration of a Hub dataset; {name} is a local {'file' if local.is_file() else 'folder'}"
+        )
+    if local.is_file():
+        builder = FILE_BUILDERS.get(local.suffix.lower())
+        if builder is None:
+            raise _usage(
+                f"option name={name!r}: cannot read {local.suffix or 'a file without suffix'}; valid: "
+                f"{choices_text(FILE_BUILDERS)} files, or a folder"
+            )
+        args, kwargs = (builder,), {**kwargs, "data_files": str(local)}
+    elif local.is_dir():
+        args = (str(local),)
+    elif name.startswith(("/", ".", "~")) or local.suffix.lower() in FILE_BUILDERS:
+        raise _usage(f"option name={name!r}: no such file or folder")
+    else:
+        args = (name, config) if config else (name,)
+    import datasets
+
+    if local.exists():
+        datasets.disable_progress_bars()  # local files: seconds, not worth a bar (a download keeps its bar)
+    try:
+        loaded = datasets.load_dataset(*args, **kwargs)
+    except datasets.exceptions.DatasetNotFoundError as exc:
+        raise _usage(f"option name={name!r}: {_first_line(exc)}") from None
+    except ConnectionError as exc:
+        from plugins.datasets._hub import cannot_download
+
+        raise cannot_download(
+            OWNER,
+            f"{name!r} from the Hugging Face Hub",
+            exc,
+            f"on a connected machine run `hf download {name} --repo-type dataset --local-dir DIR`, copy DIR "
+            "here and give --data-opt name=DIR (or copy the datasets cache, HF_DATASETS_CACHE)",
+        ) from None
+    except ValueError as exc:  # a configuration that is not there, a split or file that cannot be read
+        raise UsageError(f"{OWNER}: {name}: {_first_line(exc)}") from None
+    except Exception as exc:
+        from core import one_line
+
+        raise KerastackError(f"{OWNER}: cannot read {name}: {one_line(exc, first=True)}") from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def input_column(ds, image, text, name):
+    """``(image, text)``: the column given (checked to exist), else the first ``Image`` column, else
+    the first string column; one of the two is "" ."""
+    import datasets
+
+    features = ds.features
+    if image or text:
+        option = "image" if image else "text"
+        column = _column(ds, image or text, option, name)
+        feature = features[column]
+        is_text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+        # An image column of a parquet file written without datasets' metadata is a {bytes, path} struct.
+        is_image = isinstance(feature, (datasets.Image, dict))
+        if (image and not is_image) or (text and not is_text):
+            raise _usage(
+                f"option {option}={column!r}: column {column!r} of {name} holds {_kind(feature)}, not "
+                f"{'images' if image else 'strings'} ({_described(ds)})"
+            )
+        return image, text
+    for column, feature in features.items():
+        if isinstance(feature, datasets.Image):
+            return column, ""
+    for column, feature in features.items():
+        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+            return "", column
+    raise _usage(
+        f"{name} has no Image or string column ({_described(ds)}); give --data-opt image=COLUMN or text=COLUMN"
+    )
+
+
+def label_column(ds, label, name):
+    """The column given (checked to exist), else the first ``ClassLabel`` column, else one named
+    label or labels."""
+    import datasets
+
+    if label:
+        return _column(ds, label, "label", name)
+    for column, feature in ds.features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            return column
+    for column in LABEL_NAMES:
+        if column in ds.column_names:
+            return column
+    raise _usage(
+        f"{name} has no ClassLabel column nor one called label ({_described(ds)}); give --data-opt label=COLUMN"
+    )
+
+
+def read_labels(ds, label, name):
+    """``(labels, class_names)``: a ``ClassLabel``'s ids and names (-1, unlabelled, as None), or the
+    column's values and None. Only this column is read."""
+    import datasets
+
+    feature = ds.features[label]
+    values = list(ds.select_columns([label])[label])
+    if isinstance(feature, datasets.ClassLabel):
+        return [None if v is None or v < 0 else int(v) for v in values], tuple(feature.names)
+    if not isinstance(feature, datasets.Value):
+        raise _usage(f"option label={label!r}: column {label!r} of {name} holds {feature}, not one class per row")
+    return values, None
+
+
+def _check_classes(labels, label):
+    if len(set(labels)) < 2:
+        raise _usage(
+            f"label column {label!r} has {len(set(labels))} class in these rows; classification needs at least 2"
+        )
+
+
+def _column(ds, column, option, name):
+    from core import did_you_mean
+
+    if column not in ds.column_names:
+        raise _usage(
+            f"option {option}={column!r}: no such column in {name}{did_you_mean(column, ds.column_names)}; "
+            f"columns: {', '.join(ds.column_names)}"
+        )
+    return column
+
+
+def _kind(feature):
+    """``int64``, ``large_string`` for a plain value; the feature type's name (``Image``) otherwise."""
+    return getattr(feature, "dtype", None) if type(feature).__name__ == "Value" else type(feature).__name__
+
+
+def _described(ds):
+    return "columns: " + ", ".join(f"{c} ({_kind(f)})" for c, f in ds.features.items())
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _usage(message):
+    from core import UsageError
+
+    return UsageError(f"{OWNER}: {message}")

@@ -1,0 +1,320 @@
+"""``tfds``: a TensorFlow Datasets dataset by name, read from its ``data_dir`` (downloaded and
+prepared there by TFDS when absent). Image features stream from the TFRecord files; text features
+become token ids as text_csv's do."""
+
+import contextlib
+
+from core import hookimpl
+
+OWNER = "dataset 'tfds'"
+# TFDS retries a failed download 10 times with a growing backoff: offline that took 3.5 minutes
+# (measured) before the error. Two retries still ride out a blip.
+DOWNLOAD_RETRIES = 2
+SHUFFLE_BUFFER = 1024  # examples: tf.data's shuffle of the train split (plus file order, per epoch)
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        "tfds",
+        load,
+        summary="TensorFlow Datasets by name (--data-opt name=NAME [data_dir=DIR]), from its data_dir",
+    )
+
+
+def load(
+    name="",
+    split="train",
+    data_dir="",
+    test_split="",
+    image="",
+    text="",
+    label="",
+    size=0,
+    channels=0,
+    max_tokens=5000,
+    length=64,
+    samples=0,
+    batch_size=32,
+    validation=0.15,
+    test=0.15,
+    seed=0,
+):
+    """Split ``split`` of TFDS dataset ``name`` (``NAME``, ``NAME/CONFIG`` or ``NAME:VERSION``) in
+    ``data_dir`` (default: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), its first ``samples``
+    examples if > 0 (TFDS shuffled them when it prepared the files), cut into train, ``validation``
+    and ``test``: consecutive runs of examples for images (read as TFDS slices, ``train[:850]``),
+    a split stratified by class for texts. With ``test_split`` (e.g. ``test``), that split (its
+    first ``samples``) is the test split, and only ``validation`` is cut from ``split``.
+
+    Inputs are feature ``image`` or ``text``; unset, the dataset's supervised input if it is an
+    image or a text, else its first image feature, else its first text feature. Classes are the
+    ``ClassLabel`` feature ``label`` (unset: the supervised target, else the first ``ClassLabel``),
+    with its names.
+
+    Images stream as ``keras.utils.PyDataset`` batches of ``batch_size`` (training's
+    ``--batch-size``): float32 in [0, 1], resized to ``size`` × ``size`` and converted to ``channels``
+    (0: the feature's own, where all its images have one). A TFRecord file has no random access, so
+    a batch is the next of the stream whichever index is asked for: an epoch still reads each
+    example once, shuffled anew (files and a 1024-example buffer) at each epoch's start; the
+    validation and test splits are read in order. Texts are int32 token ids of ``length`` from the
+    ``max_tokens`` most frequent words of the train split.
+    """
+    from plugins.datasets._checks import check_fractions, check_range
+    from plugins.datasets._hub import PIXELS, check_image_options, choose
+    from plugins.datasets.text import check_options
+
+    if not name:
+        raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
+    test = 0 if test_split else test
+    check_fractions(OWNER, validation=validation, test=test)
+    check_range(OWNER, "samples", samples, 0, why=" (0: all)")
+    check_range(OWNER, "batch_size", batch_size, 1)
+    check_image_options(OWNER, size, channels, own=True)
+    check_options(max_tokens, length, OWNER)
+    if image and text:
+        raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
+    builder = prepared_builder(name, data_dir)
+    info = builder.info
+    choose(OWNER, "split", split, list(info.splits), f"split of {name}")
+    if test_split:
+        if test_split == split:
+            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
+        choose(OWNER, "test_split", test_split, list(info.splits), f"split of {name}")
+        n_test = info.splits[test_split].num_examples
+        n_test = min(n_test, samples) if samples else n_test
+    image, text = input_feature(info, image, text, name)
+    label = label_feature(info, label, name)
+    class_names = tuple(info.features[label].names)
+    n = info.splits[split].num_examples
+    n = min(n, samples) if samples else n
+
+    if text:
+        from plugins.datasets.text import dataset
+
+        texts, labels = read_texts(builder, f"{split}[:{n}]", text, label)
+        data = dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
+        if test_split:
+            from plugins.datasets._hub import text_test_split
+
+            text_test_split(data, *read_texts(builder, f"{test_split}[:{n_test}]", text, label), length)
+        return data
+
+    from core import Dataset
+
+    shape = info.features[image].shape
+    if not size:
+        if shape[0] is None or shape[0] != shape[1]:
+            raise _usage(
+                f"{name}'s images have no one square size (feature {image!r}: shape {shape}); give --data-opt size=N"
+            )
+        size = shape[0]
+    channels = channels or (shape[2] if shape[2] in (1, 3) else 3)
+    counts = split_counts(n, validation, test, name)
+    starts = [0, counts[0], counts[0] + counts[1]]
+    parts = [
+        None if count == 0 else Stream(builder, f"{split}[{start}:{start + count}]", count, image, label,
+                                       (size, channels), batch_size, shuffle=(i == 0), seed=seed)
+        for i, (start, count) in enumerate(zip(starts, counts))
+    ]  # fmt: skip
+    if test_split:
+        parts[2] = Stream(builder, f"{test_split}[:{n_test}]", n_test, image, label, (size, channels), batch_size,
+                          shuffle=False, seed=seed)  # fmt: skip
+    data = Dataset(*parts, task="classification", class_names=class_names)
+    data.normalization = PIXELS
+    return data
+
+
+def prepared_builder(name, data_dir):
+    """The TFDS builder of ``name``, its files prepared in ``data_dir`` (downloaded now if not)."""
+    import tensorflow_datasets as tfds
+
+    from plugins.datasets._hub import cannot_download
+
+    try:
+        with _quiet():  # absl warns of a dataset's folder without files: it is not prepared yet, as said below
+            builder = tfds.builder(name, data_dir=data_dir or None)
+            prepared = builder.is_prepared()
+    except tfds.core.registered.DatasetNotFoundError:
+        raise _usage(f"option name={name!r}: no such dataset in TensorFlow Datasets{_close(name, data_dir)}") from None
+    except (ValueError, AssertionError) as exc:  # a config or version that is not there
+        raise _usage(f"option name={name!r}: {_first_line(exc)}") from None
+    if prepared:
+        return builder
+    from tensorflow_datasets.core.download import downloader
+
+    root = data_dir or _default_data_dir()
+    retries, downloader.MAX_RETRIES = downloader.MAX_RETRIES, DOWNLOAD_RETRIES
+    print(f"tfds: {name} is not in {root}: downloading and preparing it there (TFDS's cache, read from then on)")
+    try:
+        with _quiet():
+            builder.download_and_prepare()
+    except Exception as exc:
+        raise cannot_download(
+            OWNER,
+            f"TFDS dataset {name!r}",
+            exc,
+            f"on a connected machine run `tfds build {name} --data_dir DIR`, then copy DIR/{builder.name} into {root}",
+        ) from None
+    finally:
+        downloader.MAX_RETRIES = retries
+    return builder
+
+
+def input_feature(info, image, text, name):
+    """``(image, text)``: the feature given (checked), else the supervised input or the first
+    ``Image`` or ``Text`` feature; one of the two is ""."""
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    if image or text:
+        kind = tfds.features.Image if image else tfds.features.Text
+        feature = _feature(info, image or text, "image" if image else "text", name)
+        if not isinstance(features[feature], kind):
+            raise _usage(
+                f"option {'image' if image else 'text'}={feature!r}: feature {feature!r} of {name} is "
+                f"{type(features[feature]).__name__}, not {kind.__name__} ({_described(info)})"
+            )
+        return image, text
+    keys = list(info.supervised_keys[:1]) if info.supervised_keys else []
+    candidates = [k for k in keys if isinstance(k, str) and k in features] + list(features)
+    for kind, pick in ((tfds.features.Image, 0), (tfds.features.Text, 1)):
+        for key in candidates:
+            if isinstance(features[key], kind):
+                return (key, "") if pick == 0 else ("", key)
+    raise _usage(f"{name} has no image or text feature ({_described(info)}); kerastack reads those two kinds")
+
+
+def label_feature(info, label, name):
+    """The ``ClassLabel`` feature given (checked), else the supervised target or the first ``ClassLabel``."""
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    if label:
+        _feature(info, label, "label", name)
+        if not isinstance(features[label], tfds.features.ClassLabel):
+            raise _usage(
+                f"option label={label!r}: feature {label!r} of {name} is not a ClassLabel ({_described(info)})"
+            )
+        return label
+    keys = list(info.supervised_keys[1:2]) if info.supervised_keys else []
+    for key in [k for k in keys if isinstance(k, str) and k in features] + list(features):
+        if isinstance(features[key], tfds.features.ClassLabel):
+            return key
+    raise _usage(f"{name} has no ClassLabel feature ({_described(info)}); kerastack trains classifiers on TFDS sets")
+
+
+def split_counts(n, validation, test, name):
+    """``[train, validation, test]`` example counts of ``n``: the shares rounded, train the rest."""
+    counts = [0, round(n * validation), round(n * test)]
+    counts[0] = n - counts[1] - counts[2]
+    for what, count, share in zip(("train", "validation", "test"), counts, (1, validation, test)):
+        if share and count < 1:
+            raise _usage(
+                f"{n} examples of {name} are too few for validation={validation}, test={test}: "
+                f"the {what} split would be empty"
+            )
+    return counts
+
+
+def read_texts(builder, split, text, label):
+    """``(texts, labels)`` of a text split, read whole (texts are small beside images)."""
+    import tensorflow_datasets as tfds
+
+    texts, labels = [], []
+    for example in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+        value = example[text]
+        texts.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+        labels.append(int(example[label]))
+    return texts, labels
+
+
+def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed):  # noqa: N802 (makes a PyDataset)
+    """A ``keras.utils.PyDataset`` over TFDS slice ``split`` (``count`` examples), streamed: see
+    ``_streaming.StreamBatches``; a train split (``shuffle``) is reshuffled at every pass (its files'
+    order and a buffer of examples)."""
+    from functools import partial
+
+    from plugins.datasets._hub import to_pixels
+    from plugins.datasets._streaming import StreamBatches  # imports keras
+
+    def examples(number):
+        import tensorflow_datasets as tfds
+
+        config = tfds.ReadConfig(shuffle_seed=seed + number, try_autocache=False)
+        ds = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=config)
+        if shuffle:
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed + number, reshuffle_each_iteration=False)
+        return tfds.as_numpy(ds.map(lambda ex: (ex[image], ex[label])).prefetch(2))
+
+    return StreamBatches(examples, count, partial(to_pixels, size=shape[0], channels=shape[1]), batch_size, shuffle)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No retry warnings (urllib3) nor absl warnings meanwhile; no progress bars off a terminal.
+    A failure is said once, in the error."""
+    import logging
+    import sys
+
+    import tensorflow_datasets as tfds
+
+    loggers = [logging.getLogger(name) for name in ("urllib3", "absl")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()
+    yield  # not in a finally: after a failure, TFDS's download threads may still log their retries
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
+
+
+def _default_data_dir():
+    import os
+
+    return os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+
+
+def _close(name, data_dir):
+    """Did-you-mean among TFDS's registered datasets and those prepared in ``data_dir``."""
+    from pathlib import Path
+
+    import tensorflow_datasets as tfds
+
+    from core import did_you_mean
+
+    known = set(tfds.list_builders(with_community_datasets=False))
+    root = Path(data_dir or _default_data_dir()).expanduser()
+    if root.is_dir():
+        known |= {d.name for d in root.iterdir() if d.is_dir() and d.name not in ("downloads",)}
+    base = name.split(":")[0].split("/")[0]
+    hint = did_you_mean(base, known)
+    return hint or f" (none close among its {len(known)}; `tfds.list_builders()` lists them)"
+
+
+def _feature(info, feature, option, name):
+    from core import did_you_mean
+
+    features = list(info.features)
+    if feature not in features:
+        raise _usage(
+            f"option {option}={feature!r}: no such feature in {name}{did_you_mean(feature, features)}; "
+            f"features: {', '.join(sorted(features))}"
+        )
+    return feature
+
+
+def _described(info):
+    return "features: " + ", ".join(f"{k} ({type(f).__name__})" for k, f in sorted(info.features.items()))
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _usage(message):
+    from core import UsageError
+
+    return UsageError(f"{OWNER}: {message}")
