@@ -276,13 +276,15 @@ def weights_mismatch(model, path):
     except OSError as exc:
         return f"not an HDF5 weights file ({' '.join(str(exc).split())})"
     with store:
-        if "layers" in store:
+        keras3 = "layers" in store
+        if keras3:
             found = _keras3_weights(model, store["layers"])
         else:
             found = _legacy_weights(model, store.get("model_weights", store))
     owned = [layer for layer in model.layers if layer.weights]
     for i, layer in enumerate(owned):
         want = [tuple(w.shape) for w in layer.weights]
+        want = want if _is_leaf(layer) or not keras3 else sorted(want)
         got = found[i] if i < len(found) else None
         if got is None:
             return f"it has no weights for layer {layer.name!r} ({type(layer).__name__} {_shapes(want)})"
@@ -302,7 +304,8 @@ def _shapes(shapes):
 
 def _keras3_weights(model, group):
     """[(key, shapes)] of the file, in the order of the model's layers that own weights: Keras 3
-    names each layer by its class and its rank among the layers of that class."""
+    names each layer by its class and its rank among the layers of that class. A layer holding
+    others (ConvNeXt's Sequential stem) is compared by all the shapes it holds, sorted."""
     from keras.src.utils import naming
 
     used, found = {}, []
@@ -312,9 +315,25 @@ def _keras3_weights(model, group):
         used[base] = used.get(base, -1) + 1
         if not layer.weights:
             continue
-        vars_ = group.get(f"{key}/vars")
-        found.append((key, [tuple(vars_[str(i)].shape) for i in range(len(vars_))]) if vars_ is not None else None)
+        stored = group.get(key)
+        if stored is None:
+            found.append(None)
+        elif _is_leaf(layer):
+            vars_ = stored.get("vars", {})
+            found.append((key, [tuple(vars_[str(i)].shape) for i in range(len(vars_))]))
+        else:
+            found.append((key, sorted(_dataset_shapes(stored))))
     return found
+
+
+def _dataset_shapes(group):
+    shapes = []
+    group.visititems(lambda _, item: shapes.append(tuple(item.shape)) if hasattr(item, "shape") else None)
+    return shapes
+
+
+def _is_leaf(layer):
+    return not any(sub.weights for sub in layer._flatten_layers(include_self=False, recursive=False))
 
 
 def _legacy_weights(model, group):
