@@ -64,7 +64,9 @@ def build_image(spec, preset="mobilenet_v3_small_050_imagenet", size=None, dropo
         name="pixel_preprocessing",
     )(x)
     keep_batchnorm_statistics(backbone)
-    x = backbone(x)
+    # Also said in the graph: a reloaded KerasHub backbone has lost the flags above (it is rebuilt
+    # from its arguments), and without this its SavedModel export normalized with batch statistics.
+    x = backbone(x, training=False)
     if len(x.shape) == 4:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
