@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo parity
+.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo zoo-pretrained parity
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -53,3 +53,6 @@ zoo: $(STAMP)  ## every architecture family x backend, then float32/int8 LiteRT 
 
 parity: $(STAMP)  ## backend x converter x mode on LiteRT, and the int8 collapse's remedies (not run by CI): bench/parity.md
 	$(PY) bench/parity.py
+
+zoo-pretrained: $(STAMP)  ## each pretrained backbone: freeze, fine-tune, float32/int8 LiteRT (not run by CI): bench/pretrained.md
+	$(PY) bench/pretrained.py

@@ -40,6 +40,8 @@ TRAINING_FLAGS = [
     ("--jit", str, f"{' | '.join(JIT)}: XLA on TensorFlow/JAX, torch.compile on torch (default auto)."),
     ("--checkpoint-every", int, "Epochs between checkpoints for --resume (default 1; 0: none)."),
     ("--tensorboard/--no-tensorboard", bool, "Write TensorBoard logs to RUN_DIR/tensorboard."),
+    ("--fine-tune-after", int, "With --freeze backbone: after N epochs unfreeze all, go on at a lower rate."),
+    ("--fine-tune-factor", float, "The fine-tuning learning rate: the rate times this (default 0.1)."),
     (
         "--distribute",
         str,

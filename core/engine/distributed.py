@@ -281,16 +281,30 @@ def prepare_model(model, backend):
         return
     import torch.distributed as dist
 
-    size = dist.get_world_size()
     for variable in model.variables:
         dist.broadcast(variable.value.data, 0)
+    sync_gradients(model, backend)
+
+
+def sync_gradients(model, backend):
+    """torch, several processes: hook every trainable parameter not hooked yet, so that its gradient
+    is averaged over the ranks. Called again when layers are unfrozen (``--fine-tune-after``): a
+    parameter that was frozen at the start would otherwise train on each rank's own shard, silently."""
+    if backend != "torch" or world(backend).size == 1:
+        return
+    import torch.distributed as dist
+
+    size = dist.get_world_size()
+    hooked = model.__dict__.setdefault("_kerastack_synced", set())
+
+    def average(param):
+        dist.all_reduce(param.grad)
+        param.grad.div_(size)
+
     for variable in model.trainable_variables:
-
-        def average(param):
-            dist.all_reduce(param.grad)
-            param.grad.div_(size)
-
-        variable.value.register_post_accumulate_grad_hook(average)
+        if id(variable.value) not in hooked:
+            variable.value.register_post_accumulate_grad_hook(average)
+            hooked.add(id(variable.value))
 
 
 def log_reducer(backend):

@@ -39,6 +39,8 @@ class TrainingOptions:
     distribute: str = "none"
     processes: int = 1  # --distribute data in this many processes (core.engine.launch)
     tensorboard: bool = False  # logs in RUN/tensorboard
+    fine_tune_after: int = None  # with --freeze backbone: unfreeze after N epochs (core/engine/transfer.py)
+    fine_tune_factor: float = 0.1  # ... and train on at learning rate x this factor
 
     def validate(self):
         _at_least(self, "epochs", 1)
@@ -48,6 +50,11 @@ class TrainingOptions:
         _at_least(self, "early_stopping", 1)
         _at_least(self, "checkpoint_every", 0)
         _at_least(self, "processes", 1)
+        _at_least(self, "fine_tune_after", 1)
+        if self.fine_tune_after is not None and self.fine_tune_after >= self.epochs:
+            raise UsageError(f"--fine-tune-after {self.fine_tune_after} must be less than --epochs ({self.epochs})")
+        if not 0 < self.fine_tune_factor <= 1:
+            raise UsageError(f"--fine-tune-factor must lie in (0, 1], got {self.fine_tune_factor}")
         for name in ("learning_rate", "clip_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -78,7 +85,14 @@ class TrainingOptions:
 
 
 # The type of fields whose default is None.
-_TYPES = {"steps_per_epoch": 0, "learning_rate": 0.0, "weight_decay": 0.0, "clip_norm": 0.0, "early_stopping": 0}
+_TYPES = {
+    "steps_per_epoch": 0,
+    "learning_rate": 0.0,
+    "weight_decay": 0.0,
+    "clip_norm": 0.0,
+    "early_stopping": 0,
+    "fine_tune_after": 0,
+}
 
 
 def make_options(given=None, source="option"):

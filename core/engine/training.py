@@ -111,6 +111,8 @@ def train(
     hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
     data_options = recorded_data_options(data_entry.defaults, data_options, opts.batch_size, data_entry.owner)
     _check_transfer(freeze, lora_rank, init_from)
+    if opts.fine_tune_after and freeze != "backbone":
+        raise UsageError(f"--fine-tune-after {opts.fine_tune_after} needs --freeze backbone (got --freeze {freeze})")
     backend = backends.resolve(backend)
     _check_backend(opts, backend)
     processes = distributed.check(opts, backend)
@@ -125,6 +127,7 @@ def train(
         "dataset": _plugin_record(data_entry, data_options),
         "training": {**_training_request(opts, backend, seed, callbacks), "processes": processes},
         "transfer": _transfer_request(init_from, freeze, lora_rank),
+        "initial_weights": transfer.weights_source(hparams, init_from),
         "plugins": [_absolute(p) for p in plugins],
         "versions": versions(),
     }
@@ -365,7 +368,9 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
             callbacks.insert(1, tracker.callback())
         started = time.perf_counter()
-        history = _fit(model, job, callbacks, verbose)
+        history = transfer.fit_then_fine_tune(
+            model, job, lambda: _fit(model, job, callbacks, verbose), lambda o, n: _recompile(model, job, o, n)
+        )
         metrics = {
             "backend": job.backend,
             "epochs": job.initial_epoch + len(history.epoch),
@@ -474,6 +479,18 @@ def _new_model(job):
     }
     record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
     return model
+
+
+def _recompile(model, job, opts, epochs):
+    """Compile ``model`` again, as before but with the optimizer of ``opts`` over ``epochs`` epochs."""
+    from core.engine.compiling import make_optimizer
+
+    train_size = len(job.dataset.train[0]) if is_pair(job.dataset.train) else len(job.dataset.train) * opts.batch_size
+    config = dict(model._compile_config.config)
+    config["optimizer"] = make_optimizer(job.keras, opts, steps_per_epoch(opts, train_size) * epochs)
+    model.compile(**config)
+    model.steps_per_execution = opts.steps_per_execution
+    distributed.sync_gradients(model, job.backend)  # layers just unfrozen: their gradients too
 
 
 def _monitor_without_validation(job):

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import sys
 import time
 import zipfile
 from collections.abc import Iterable
@@ -121,6 +122,12 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile:
                 f"{path}: refused: the model holds Python code (a Lambda layer), which could do "
                 "anything when loaded; pass --unsafe only if you trust where this file came from"
             ) from exc
+        if compile and "could not be loaded" in str(exc) and "optimizers" in str(exc):
+            # A KerasHub backbone is rebuilt from its arguments: the trainable flags of its inner
+            # layers (--freeze, --lora-rank) are not restored, so the optimizer's variables no longer
+            # match (the weights do; LoRA is saved merged). The model loads without its optimizer.
+            print(f"kerastack: note: {path}: optimizer state not restored (trainable layers differ)", file=sys.stderr)
+            return load_model(path, modules, compile=False)
         text = " ".join(str(exc).split())[:300]
         raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
 

@@ -85,6 +85,9 @@ def _describe_run(ctx):
     for key in ("vocabulary", "preprocessing"):
         if getattr(ctx.dataset, key, None) is not None:
             described[key] = getattr(ctx.dataset, key)
+    inside = model_preprocessing(ctx.model)
+    if inside:
+        described["model_preprocessing"] = inside
     value_range = input_range(ctx.dataset, ctx.model)
     if value_range is not None:
         described["input_range"] = value_range
@@ -123,6 +126,18 @@ def input_range(dataset, model):
         if np.isfinite(low) and np.isfinite(high):
             found = {"min": low, "max": high, "samples": len(x)}
     _last_range.update(dataset=dataset, range=found)
+    return found
+
+
+def model_preprocessing(model):
+    """What the model itself does to its inputs before its first learned layer (a pretrained
+    backbone's library preprocessing, baked in): each layer that says so through a ``record()``
+    method, in model order, as ``{"layer", ...}``."""
+    found = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        record = getattr(layer, "record", None)
+        if callable(record) and type(layer).__name__ == "PixelPreprocessing":
+            found.append({"layer": layer.name, **record()})
     return found
 
 
