@@ -263,3 +263,19 @@ def test_two_commands_started_as_torchrun_starts_them_make_one_run_on_streamed_d
     assert "batch_size" not in record["dataset"]["options"]  # the loader's is the process's share
     assert len((out / "history.csv").read_text().splitlines()) == 3
     assert "run: " + str(out) in results[1][0]  # rank 1 names rank 0's folder, its own is gone
+
+
+@pytest.mark.slow
+def test_layers_unfrozen_by_fine_tune_after_train_in_step_on_torch(tmp_path):
+    # --freeze backbone trains the head alone; after epoch 1 every layer is unfrozen. The parameters
+    # frozen at the start must get their gradients averaged over the ranks too, else each rank
+    # trains them on its own shard and the ranks drift apart (rank 0's weights would not equal one
+    # process's).
+    more = ["--freeze", "backbone", "--fine-tune-after", "1", "--epochs", "2", "--backend", "torch"]
+    one = run_cli("train", *ARGS, *more, "--out", tmp_path / "one", env=THREADS)
+    assert one.returncode == 0, one.stderr
+    two = run_cli("train", *ARGS, *more, "--processes", "2", "--out", tmp_path / "two", env=THREADS, timeout=240)
+    assert two.returncode == 0, two.stderr
+    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
+    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert diff <= 1e-5, f"2 processes differ from 1 by {diff} after fine-tuning"
