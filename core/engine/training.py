@@ -43,6 +43,7 @@ from core.engine.datasets import (
     with_inferred_vocab,
 )
 from core.engine.options import TrainingOptions, make_options
+from core.engine.snapshots import BackgroundWriter
 from core.errors import KerastackError, UsageError, one_line
 from core.files import atomic_path, read_json, remove_partials, write_json
 from core.plugins import get_plugin_host
@@ -337,9 +338,9 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         record["status"] = "running"
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
-        callbacks = _callbacks(job, out, rows, resume_from)
         started = time.perf_counter()
-        history = _fit(model, job, callbacks, verbose)
+        with BackgroundWriter() as writer:  # the epoch-end files, written off the training thread
+            history = _fit(model, job, _callbacks(job, out, rows, resume_from, writer), verbose)
         metrics = {
             "backend": job.backend,
             "epochs": job.initial_epoch + len(history.epoch),
@@ -486,13 +487,15 @@ def _embeds(keras, model):
     return any(isinstance(layer, keras.layers.Embedding) for layer in layers)
 
 
-def _callbacks(job, out, rows, resume_from):
-    """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the plugins'."""
+def _callbacks(job, out, rows, resume_from, writer=None):
+    """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the
+    plugins'; ``writer`` writes the history and checkpoints in the background."""
     keras, opts = job.keras, job.opts
+    best = resume_from.get("best") if resume_from else None
     cbs = [
-        history_writer(out / HISTORY_FILE, rows),
+        history_writer(out / HISTORY_FILE, rows, writer),
         keras.callbacks.TerminateOnNaN(),
-        checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
+        checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer),
     ]
     if opts.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
