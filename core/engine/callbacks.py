@@ -183,13 +183,29 @@ class Interrupts:
 
 
 def interrupt_checker(interrupts):
-    """A callback that stops ``fit`` at the first batch end after a Ctrl-C (``interrupts``)."""
+    """A callback that stops ``fit`` before the next batch after a Ctrl-C (``interrupts``).
+
+    It checks at batch *begin*: a callback with a batch-end hook that is not ``async_safe`` makes
+    Keras call every batch-end hook synchronously, a host sync per step on JAX and torch."""
     import keras
 
     class StopOnInterrupt(keras.callbacks.Callback):
         def check(self, *args, **kwargs):
             interrupts.check()
 
-        on_train_begin = on_train_batch_end = on_test_batch_end = on_epoch_end = check
+        on_train_begin = on_train_batch_begin = on_test_batch_begin = on_epoch_end = check
 
     return StopOnInterrupt()
+
+
+def nan_stopper():
+    """Keras's TerminateOnNaN, marked ``async_safe``: its batch-end check (a float of the loss) runs
+    in Keras's callback thread on JAX and torch, instead of making every step wait for the loss.
+    It stops the training a batch or two after a NaN instead of at once; the epoch-end check
+    (training._check_finite) says so either way."""
+    import keras
+
+    class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
+        async_safe = True
+
+    return TerminateOnNaN()

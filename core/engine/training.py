@@ -31,6 +31,7 @@ from core.engine.callbacks import (
     history_writer,
     interrupt_checker,
     logged_metrics,
+    nan_stopper,
 )
 from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.datasets import (
@@ -494,7 +495,7 @@ def _callbacks(job, out, rows, resume_from, writer=None):
     best = resume_from.get("best") if resume_from else None
     cbs = [
         history_writer(out / HISTORY_FILE, rows, writer),
-        keras.callbacks.TerminateOnNaN(),
+        nan_stopper(),
         checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer),
     ]
     if opts.tensorboard:
