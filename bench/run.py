@@ -250,6 +250,18 @@ def snapshot_cost(backend):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def levers(backend, rounds=7):
+    """bench/levers.py under ``backend``: Keras's levers on cnn/digits, side by side in one process."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "levers.py"), str(rounds)],
+        env=dict(os.environ, KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def fmt(value, spec=".2f"):
     return "—" if value is None else format(value, spec)
 
@@ -361,6 +373,23 @@ def write(results):
         ]
         for p in probes:
             lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
+    lever_rows = results.get("levers") or []
+    if lever_rows:
+        names = list(lever_rows[0]["epoch_ms"])
+        lines += [
+            "",
+            "## Keras's levers (bench/levers.py)",
+            "",
+            "cnn/digits, batch 64, plain `model.fit`, the settings taking turns epoch by epoch in one process;"
+            " median epoch ms (— : refused by the backend). *batch_hook*: a callback with an"
+            " `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*: the"
+            " same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N.",
+            "",
+            "| backend | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        for r in lever_rows:
+            lines.append(f"| {r['backend']} | " + " | ".join(fmt(r["epoch_ms"].get(n), ".0f") for n in names) + " |")
     costs = results.get("snapshot_cost") or []
     if costs:
         cols = (
@@ -448,6 +477,8 @@ def run(args, scratch):
     print(json.dumps(results["startup"]), flush=True)
     results["probe"] = [] if args.quick else [probe(b) for b in args.backends.split(",")]
     print(json.dumps(results["probe"]), flush=True)
+    results["levers"] = [] if args.quick else [levers(b) for b in args.backends.split(",")]
+    print(json.dumps(results["levers"]), flush=True)
     results["snapshot_cost"] = [snapshot_cost(b) for b in args.backends.split(",")]
     print(json.dumps(results["snapshot_cost"]), flush=True)
     for name in args.models.split(","):

@@ -55,7 +55,10 @@ def lookup():
 def same(a, b):
     vars_a = [keras.ops.convert_to_numpy(v) for v in a.weights + a.optimizer.variables]
     vars_b = [keras.ops.convert_to_numpy(v) for v in b.weights + b.optimizer.variables]
-    return len(vars_a) == len(vars_b) and all(np.array_equal(p, q) for p, q in zip(vars_a, vars_b))
+    if not all(p.shape == q.shape for p, q in zip(vars_a, vars_b)):
+        return "shapes differ"
+    diff = max(float(np.max(np.abs(p - q), initial=0)) for p, q in zip(vars_a, vars_b))
+    return True if diff == 0 and len(vars_a) == len(vars_b) else f"max diff {diff}"
 
 report = {}
 for name, model, data in (
