@@ -7,6 +7,13 @@ Per model and backend: ``kerastack train`` with its defaults (history.csv, a che
 best.keras every epoch) against a hand-written ``model.fit`` of the same model, data, batch size and
 optimizer (bench/plain_fit.py). Each epoch is timed in parts by bench/timing_plugin.py: the loop
 (training and validation passes) and the epoch-end work after it (kerastack's files).
+
+Also per backend, alternating with those two: the fastest loops written by hand for the same model
+(bench/handwritten.py: jax.jit + optax, tf.function with and without XLA, torch eager and
+torch.compile), reported as kerastack's throughput over the best of them; Keras's levers side by
+side (bench/levers.py) and what an epoch-end checkpoint costs the training thread
+(bench/snapshot_cost.py). ``--quick`` skips start-up, probe, levers and the --jit/--precision runs;
+``--threads N`` sets OMP_NUM_THREADS for every side (torch's threads spin on a loaded CPU).
 """
 
 import argparse
