@@ -7,6 +7,13 @@ Per model and backend: ``kerastack train`` with its defaults (history.csv, a che
 best.keras every epoch) against a hand-written ``model.fit`` of the same model, data, batch size and
 optimizer (bench/plain_fit.py). Each epoch is timed in parts by bench/timing_plugin.py: the loop
 (training and validation passes) and the epoch-end work after it (kerastack's files).
+
+Also per backend, alternating with those two: the fastest loops written by hand for the same model
+(bench/handwritten.py: jax.jit + optax, tf.function with and without XLA, torch eager and
+torch.compile), reported as kerastack's throughput over the best of them; Keras's levers side by
+side (bench/levers.py) and what an epoch-end checkpoint costs the training thread
+(bench/snapshot_cost.py). ``--quick`` skips start-up, probe, levers and the --jit/--precision runs;
+``--threads N`` sets OMP_NUM_THREADS for every side (torch's threads spin on a loaded CPU).
 """
 
 import argparse
@@ -42,6 +49,12 @@ MODELS = {
     ),
 }
 VARIANT_TIMEOUT = 300
+# bench/handwritten.py's loops, per backend
+HANDWRITTEN = {
+    "jax": ("jax_jit",),
+    "tensorflow": ("tf_function", "tf_function_xla"),
+    "torch": ("torch_eager", "torch_compile"),
+}
 VARIANTS = (("jit_off", ["--jit", "off"]), ("jit_on", ["--jit", "on"]), ("bf16", ["--precision", "mixed_bfloat16"]))
 
 
@@ -112,19 +125,32 @@ def plain_cmd(model):
     ]
 
 
+def hand_cmd(variant, model):
+    return [sys.executable, str(HERE / "handwritten.py"), variant, *plain_cmd(model)[2:]]
+
+
 def steady(record, part="total"):
     """Median over the epochs after the first (which compiles)."""
     return statistics.median(e[part] for e in record["epochs"][1:])
 
 
-def bench_model(name, model, backends, samples, repeats, scratch):
+def bench_model(name, model, backends, samples, repeats, scratch, variants=VARIANTS):
     rows = []
     for backend in backends:
         env = {"KERAS_BACKEND": backend}
         ours, plain = [], []
-        for _ in range(repeats):  # alternate the two sides
+        hand = {variant: [] for variant in HANDWRITTEN[backend]}
+        hand_errors = {}
+        for _ in range(repeats):  # alternate the sides
             ours.append(timed(kerastack_cmd(model, backend, scratch), env))
             plain.append(timed(plain_cmd(model), env))
+            for variant in hand:
+                if variant in hand_errors:
+                    continue
+                try:
+                    hand[variant].append(timed(hand_cmd(variant, model), env, timeout=VARIANT_TIMEOUT))
+                except RuntimeError as exc:
+                    hand_errors[variant] = " ".join(str(exc).split())[-300:]
         med = lambda records, f: statistics.median(f(r) for r in records)  # noqa: E731
         row = {
             "model": name,
@@ -143,10 +169,18 @@ def bench_model(name, model, backends, samples, repeats, scratch):
             # per-repeat ratios, to show the spread
             "loop_ratios": [steady(o, "loop") / steady(p, "loop") for o, p in zip(ours, plain)],
         }
+        row["hand_epoch_s"] = {v: med(r, steady) if r else None for v, r in hand.items()}
+        row["hand_errors"] = hand_errors
+        timed_hand = {v: t for v, t in row["hand_epoch_s"].items() if t is not None}
+        if timed_hand:
+            row["hand_best"] = min(timed_hand, key=timed_hand.get)
+            # kerastack's throughput as a fraction of the fastest hand-written loop's
+            row["vs_hand"] = timed_hand[row["hand_best"]] / row["epoch_s"]
+            row["vs_hand_loop"] = timed_hand[row["hand_best"]] / row["loop_s"]
         row["overhead"] = row["epoch_s"] / row["plain_epoch_s"]
         row["loop_overhead"] = row["loop_s"] / row["plain_loop_s"]
         row["samples_per_s"] = samples / row["epoch_s"]
-        for label, extra in VARIANTS:
+        for label, extra in variants:
             try:
                 row[f"{label}_epoch_s"] = steady(
                     timed(kerastack_cmd(model, backend, scratch, extra), env, timeout=VARIANT_TIMEOUT)
@@ -211,6 +245,30 @@ def probe(backend):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def snapshot_cost(backend):
+    """bench/snapshot_cost.py under ``backend``: what an epoch-end checkpoint costs the training thread."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "snapshot_cost.py")],
+        env=dict(os.environ, KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def levers(backend, rounds=7):
+    """bench/levers.py under ``backend``: Keras's levers on cnn/digits, side by side in one process."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "levers.py"), str(rounds)],
+        env=dict(os.environ, KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def fmt(value, spec=".2f"):
     return "—" if value is None else format(value, spec)
 
@@ -221,6 +279,15 @@ def write(results):
         "# kerastack benchmark",
         "",
         f"Measured {results['when']} on {results['machine']} (`make bench`, {results['command']}).",
+        "",
+        f"Load average (1 min) {results['load_before']:.1f} before, {results['load_after']:.1f} after"
+        + (
+            " — a loaded machine: other jobs shared the cores, so times are noisy"
+            if results["load_before"] > 1.5
+            else ""
+        )
+        + (f"; OMP_NUM_THREADS={results['threads']}" if results.get("threads") else "")
+        + ".",
         "",
         "## Training",
         "",
@@ -242,16 +309,48 @@ def write(results):
         )
     lines += [
         "",
+        "### Against the fastest hand-written loop (bench/handwritten.py)",
+        "",
+        "Steady epoch, s (training and validation passes; the hand-written loops have no epoch-end"
+        " files). *vs best* = kerastack's throughput with its default settings as a fraction of the"
+        " fastest hand-written loop's (goal ≥ 0.9); *loop vs best*: kerastack's training and"
+        " validation passes alone.",
+        "",
+        "| model | backend | kerastack | jax.jit + optax | tf.function | tf.function + XLA | torch eager "
+        "| torch.compile | vs best | loop vs best |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["training"]:
+        h = r.get("hand_epoch_s", {})
+        cells = [
+            fmt(h.get(v), ".3f") for v in ("jax_jit", "tf_function", "tf_function_xla", "torch_eager", "torch_compile")
+        ]
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | "
+            + " | ".join(cells)
+            + f" | {fmt(r.get('vs_hand'))}× | {fmt(r.get('vs_hand_loop'))}× |"
+        )
+    lines += [
+        f"- {r['model']} {r['backend']} {v}: {e}"
+        for r in results["training"]
+        for v, e in r.get("hand_errors", {}).items()
+    ]
+    ran_variants = any(f"{label}_epoch_s" in r for r in results["training"] for label, _ in VARIANTS)
+    if not ran_variants:
+        lines += ["", "(`--jit` and `--precision` runs skipped: `--quick`.)"]
+    variant_lines = [
+        "",
         "### `--jit` and `--precision` (kerastack steady epoch, s)",
         "",
         "| model | backend | default (`--jit auto`, float32) | `--jit off` | `--jit on` | `--precision mixed_bfloat16` |",
         "|---|---|---|---|---|---|",
     ]
     for r in results["training"]:
-        lines.append(
+        variant_lines.append(
             f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {fmt(r.get('jit_off_epoch_s'), '.3f')} | "
             f"{fmt(r.get('jit_on_epoch_s'), '.3f')} | {fmt(r.get('bf16_epoch_s'), '.3f')} |"
         )
+    lines += variant_lines if ran_variants else []
     errors = [
         (r["model"], r["backend"], k, v) for r in results["training"] for k, v in r.items() if k.endswith("_error")
     ]
@@ -285,7 +384,59 @@ def write(results):
         ]
         for p in probes:
             lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
+    lever_rows = results.get("levers") or []
+    if lever_rows:
+        names = list(lever_rows[0]["epoch_ms"])
+        lines += [
+            "",
+            "## Keras's levers (bench/levers.py)",
+            "",
+            "cnn/digits, batch 64, plain `model.fit`, the settings taking turns epoch by epoch in one process;"
+            " median epoch ms (— : refused by the backend). *batch_hook*: a callback with an"
+            " `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*: the"
+            " same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N.",
+            "",
+            "| backend | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        for r in lever_rows:
+            lines.append(f"| {r['backend']} | " + " | ".join(fmt(r["epoch_ms"].get(n), ".0f") for n in names) + " |")
+    costs = results.get("snapshot_cost") or []
+    if costs:
+        cols = (
+            "save_file",
+            "save_memory",
+            "config",
+            "walk",
+            "copy_convert",
+            "copy_numpy",
+            "copy_device_get",
+            "background",
+        )
+        lines += [
+            "",
+            "## What an epoch-end checkpoint costs the training thread (bench/snapshot_cost.py)",
+            "",
+            "Median ms per call, after one epoch. kerastack now does *copy_numpy* (a snapshot's host copy, variable"
+            ".numpy()) on the training thread each epoch (*walk*, Keras's save walk, once) and *background* in its"
+            " writer thread; before, *save_file* ran on the training thread. *same*: the file built from the copy"
+            " loads with model.save's weights and optimizer state.",
+            "",
+            "| backend | model | MB | " + " | ".join(cols) + " | same |",
+            "|---" * (len(cols) + 4) + "|",
+        ]
+        for c in costs:
+            for name, m in c["models"].items():
+                lines.append(
+                    f"| {c['backend']} | {name} | {m['mb']:.1f} | "
+                    + " | ".join(fmt(m.get(k), ".1f") for k in cols)
+                    + f" | {m['same_as_model_save']} |"
+                )
     s = results["startup"]
+    if s is None:
+        (HERE / "results.md").write_text("\n".join(lines + [""]))
+        print("\n".join(lines))
+        return
     lines += [
         "",
         "## Start-up (median of 9 runs; `import keras`: of 3)",
@@ -311,7 +462,11 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--repeats", type=int, help="override each model's number of repeats")
+    parser.add_argument("--quick", action="store_true", help="skip start-up, probe and the --jit/--precision runs")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every side (torch spins on a loaded CPU)")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     for given, valid in ((args.models, MODELS), (args.backends, BACKENDS)):
         unknown = [name for name in given.split(",") if name not in valid]
         if unknown:
@@ -326,16 +481,29 @@ def run(args, scratch):
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "command": " ".join(["bench/run.py", *sys.argv[1:]]),
         "training": [],
-        "startup": startup(),
+        "load_before": os.getloadavg()[0],
+        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "startup": None if args.quick else startup(),
     }
     print(json.dumps(results["startup"]), flush=True)
-    results["probe"] = [probe(b) for b in args.backends.split(",")]
+    results["probe"] = [] if args.quick else [probe(b) for b in args.backends.split(",")]
     print(json.dumps(results["probe"]), flush=True)
+    results["levers"] = [] if args.quick else [levers(b) for b in args.backends.split(",")]
+    print(json.dumps(results["levers"]), flush=True)
+    results["snapshot_cost"] = [snapshot_cost(b) for b in args.backends.split(",")]
+    print(json.dumps(results["snapshot_cost"]), flush=True)
     for name in args.models.split(","):
         model = MODELS[name]
         results["training"] += bench_model(
-            name, model, args.backends.split(","), train_size(model), args.repeats or model["repeats"], scratch
+            name,
+            model,
+            args.backends.split(","),
+            train_size(model),
+            args.repeats or model["repeats"],
+            scratch,
+            variants=() if args.quick else VARIANTS,
         )
+    results["load_after"] = os.getloadavg()[0]
     write(results)
 
 

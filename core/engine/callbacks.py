@@ -12,12 +12,21 @@ CHECKPOINT_STATE = "checkpoint.json"
 BEST_FILE = "best.keras"
 
 
-def history_writer(path, rows=()):
+def _run(writer, job, epoch):
+    """Hand ``job`` (a function of the test hook's delay) to ``writer``, or run it now without one."""
+    if writer is None:
+        job(0.0)
+    else:
+        writer.submit(job, epoch)
+
+
+def history_writer(path, rows=(), writer=None):
     """A callback that rewrites ``history.csv`` atomically after every epoch.
 
     Keras's CSVLogger appends in place, so a crash mid-write can leave a torn last line; here a
     reader always sees the whole history up to the last finished epoch. ``rows`` are the epochs of
-    an interrupted run being resumed.
+    an interrupted run being resumed. With ``writer`` (a snapshots.BackgroundWriter) the file is
+    written in its background thread.
     """
     import keras
 
@@ -30,7 +39,8 @@ def history_writer(path, rows=()):
             row = {"epoch": epoch + 1}
             row.update({k: float(v) for k, v in sorted((logs or {}).items())})
             self.rows.append(row)
-            write_csv(path, self.rows)
+            rows = list(self.rows)
+            _run(writer, lambda delay: write_csv(path, rows), epoch)
 
     return HistoryWriter()
 
@@ -71,14 +81,18 @@ def check_monitor(monitor, names, where, custom_step_logs=None):
     raise UsageError(f"--monitor {monitor!r}{did_you_mean(monitor, names)}; valid: {choices_text(names)} ({where})")
 
 
-def checkpointer(run_dir, every, monitor, best=None):
+def checkpointer(run_dir, every, monitor, best=None, writer=None):
     """Every ``every`` epochs: ``checkpoint.keras`` (model + optimizer state, so the schedule
     resumes where it was) and ``checkpoint.json`` (the epoch); ``best.keras`` whenever ``monitor``
-    improves. Each file is written to a temporary name and renamed."""
+    improves. Each file is written to a temporary name and renamed, checkpoint.json last.
+
+    With ``writer`` (a snapshots.BackgroundWriter) the training thread only copies the state to
+    host memory (snapshots.Snapshotter); the files are written in the writer's thread."""
     import math
-    import shutil
 
     import keras
+
+    from core.engine.snapshots import Snapshotter
 
     sign = -1.0 if higher_is_better(monitor) else 1.0
 
@@ -86,31 +100,47 @@ def checkpointer(run_dir, every, monitor, best=None):
         def __init__(self):
             super().__init__()
             self.best = best
+            self.snapshots = None
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(monitor)
             improved = (
                 value is not None and math.isfinite(value) and (self.best is None or sign * value < sign * self.best)
             )
-            due = every and (epoch + 1) % every == 0
-            if due:
-                with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
-                    self.model.save(tmp)
+            due = bool(every and (epoch + 1) % every == 0)
+            if not (due or improved):
+                return
+            if self.snapshots is None:
+                self.snapshots = Snapshotter(self.model)
+            snapshot = self.snapshots.take()
             if improved:
                 self.best = float(value)
-                with atomic_path(run_dir / BEST_FILE) as tmp:
-                    if due:  # the same model and optimizer state: copy the file, don't serialize twice
-                        shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
-                    else:
-                        self.model.save(tmp)
-            if due:
-                write_json(run_dir / CHECKPOINT_STATE, {"epoch": epoch + 1, "monitor": monitor, "best": self.best})
+            state = {"epoch": epoch + 1, "monitor": monitor, "best": self.best}
+            _run(writer, lambda delay: _write_checkpoint(run_dir, snapshot, due, improved, state, delay), epoch)
 
     return Checkpointer()
 
 
+def _write_checkpoint(run_dir, snapshot, due, improved, state, delay=0.0):
+    """checkpoint.keras and/or best.keras from ``snapshot``, then checkpoint.json (``state``)."""
+    import shutil
+
+    from core.engine.snapshots import write_snapshot
+
+    if due:
+        write_snapshot(snapshot, run_dir / CHECKPOINT_FILE, delay)
+    if improved:
+        if due:  # the same state: copy the file, don't build it twice
+            with atomic_path(run_dir / BEST_FILE) as tmp:
+                shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
+        else:
+            write_snapshot(snapshot, run_dir / BEST_FILE, delay)
+    if due:
+        write_json(run_dir / CHECKPOINT_STATE, state)
+
+
 class Interrupts:
-    """Ctrl-C (SIGINT) during a training, made reliable: the request is recorded and
+    """Ctrl-C (SIGINT, and SIGTERM) during a training, made reliable: the request is recorded and
     ``KeyboardInterrupt`` raised at a safe point, between batches (:func:`interrupt_checker`), or at
     once outside ``fit`` and on a second Ctrl-C.
 
@@ -122,18 +152,21 @@ class Interrupts:
     def __init__(self):
         self.requested = False
         self.in_fit = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
-        main = threading.current_thread() is threading.main_thread()
-        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a scheduler stopping the job) is taken as Ctrl-C, where nothing else handles it:
+            # the pending checkpoint is flushed and the run marked interrupted, resumable.
+            for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+                if signal.getsignal(signum) is default:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum, frame):
         first = not self.requested
@@ -150,13 +183,29 @@ class Interrupts:
 
 
 def interrupt_checker(interrupts):
-    """A callback that stops ``fit`` at the first batch end after a Ctrl-C (``interrupts``)."""
+    """A callback that stops ``fit`` before the next batch after a Ctrl-C (``interrupts``).
+
+    It checks at batch *begin*: a callback with a batch-end hook that is not ``async_safe`` makes
+    Keras call every batch-end hook synchronously, a host sync per step on JAX and torch."""
     import keras
 
     class StopOnInterrupt(keras.callbacks.Callback):
         def check(self, *args, **kwargs):
             interrupts.check()
 
-        on_train_begin = on_train_batch_end = on_test_batch_end = on_epoch_end = check
+        on_train_begin = on_train_batch_begin = on_test_batch_begin = on_epoch_end = check
 
     return StopOnInterrupt()
+
+
+def nan_stopper():
+    """Keras's TerminateOnNaN, marked ``async_safe``: its batch-end check (a float of the loss) runs
+    in Keras's callback thread on JAX and torch, instead of making every step wait for the loss.
+    It stops the training a batch or two after a NaN instead of at once; the epoch-end check
+    (training._check_finite) says so either way."""
+    import keras
+
+    class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
+        async_safe = True
+
+    return TerminateOnNaN()

@@ -31,6 +31,7 @@ from core.engine.callbacks import (
     history_writer,
     interrupt_checker,
     logged_metrics,
+    nan_stopper,
 )
 from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.datasets import (
@@ -43,6 +44,7 @@ from core.engine.datasets import (
     with_inferred_vocab,
 )
 from core.engine.options import TrainingOptions, make_options
+from core.engine.snapshots import BackgroundWriter
 from core.engine.tracking import Tracker, tracking_request
 from core.engine.tracking import stop as stop_tracking
 from core.errors import KerastackError, UsageError, one_line
@@ -364,13 +366,14 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         tracker.start()
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
-        callbacks = _callbacks(job, out, rows, resume_from)
-        if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
-            callbacks.insert(1, tracker.callback())
         started = time.perf_counter()
-        history = transfer.fit_then_fine_tune(
-            model, job, lambda: _fit(model, job, callbacks, verbose), lambda o, n: _recompile(model, job, o, n)
-        )
+        with BackgroundWriter() as writer:  # the epoch-end files, written off the training thread
+            callbacks = _callbacks(job, out, rows, resume_from, writer)
+            if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
+                callbacks.insert(1, tracker.callback())
+            history = transfer.fit_then_fine_tune(
+                model, job, lambda: _fit(model, job, callbacks, verbose), lambda o, n: _recompile(model, job, o, n)
+            )
         metrics = {
             "backend": job.backend,
             "epochs": job.initial_epoch + len(history.epoch),
@@ -533,13 +536,15 @@ def _embeds(keras, model):
     return any(isinstance(layer, keras.layers.Embedding) for layer in layers)
 
 
-def _callbacks(job, out, rows, resume_from):
-    """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the plugins'."""
+def _callbacks(job, out, rows, resume_from, writer=None):
+    """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the
+    plugins'; ``writer`` writes the history and checkpoints in the background."""
     keras, opts = job.keras, job.opts
+    best = resume_from.get("best") if resume_from else None
     cbs = distributed.log_reducer(job.backend) + [
-        history_writer(out / HISTORY_FILE, rows),
-        keras.callbacks.TerminateOnNaN(),
-        checkpointer(out, opts.checkpoint_every, opts.monitor, resume_from.get("best") if resume_from else None),
+        history_writer(out / HISTORY_FILE, rows, writer),
+        nan_stopper(),
+        checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer),
     ]
     if opts.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))

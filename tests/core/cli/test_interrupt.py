@@ -129,3 +129,23 @@ def test_an_interrupt_lost_in_a_gc_callback_still_stops_the_training(monkeypatch
         with pytest.raises(KeyboardInterrupt):
             interrupts.check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_is_taken_as_ctrl_c_and_restored_after(python_sigint):
+    """A scheduler's SIGTERM stops a training as Ctrl-C does (at the next batch inside fit, so the
+    pending checkpoint is flushed and the run marked interrupted), not by killing the process."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with Interrupts() as interrupts:
+            interrupts.in_fit = True
+            os.kill(os.getpid(), signal.SIGTERM)  # recorded, not raised: fit stops at the next batch
+            assert interrupts.requested
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.check()
+            interrupts.in_fit = False
+            with pytest.raises(KeyboardInterrupt):  # outside fit (or a second one): at once
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
