@@ -17,6 +17,7 @@ NOISE = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|To enable the following instructions: .*rebuild TensorFlow"
     rb"|fully_quantize: \d+, inference_type: \d+"  # the TFLite quantizer's settings
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"  # LiteRT, each interpreter (the quantization debugger's too)
     rb"|An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed"
     # The TFLite converter's MLIR diagnostics: the exporter's one-line error says what they say.
     rb"|(?:<unknown>:\d+: )?(?:error: )?loc\(.*\): (?:error|warning|note|remark): "
