@@ -46,17 +46,17 @@ def make():
 
     return Times()
 """
-NOTES = """Why short of the 1.6x goal here (the likely cause, not isolated: no idle machine was available):
-with a load of {load:.0f} on {cpus} cores, the two workers do not get a core each: they share the cores with the other jobs (and with each other), while the single
-process's one thread competes alike; a step (about 0.1 s) also waits for the slower of the two at
-every all-reduce, so any disturbance of either process stalls both. The all-reduce itself is small
-(the cnn's weights, under 1 MB per step on loopback). torch all-reduces each parameter's gradient
-separately as it is accumulated (no buckets, unlike DDP), TensorFlow's collectives go through gRPC,
-JAX's through gloo. TensorFlow fell furthest behind in both runs here (0.65x at load 9, 0.34x at
-load 4), more than the load explains: MultiWorkerMirroredStrategy's per-step collectives (over gRPC,
-with the strategy's own batch re-splitting) cost more than a 0.1 s step can hide; not profiled.
-Run `make bench-scale` on an idle machine (or one GPU per process) to see the
-engines' own scaling."""
+NOTES = """Why short of the 1.6x goal. On an idle machine (2026-11-30 01:44 UTC, load 0.6 before the
+run) 2 processes were still no faster than 1: TensorFlow 0.80x, JAX 0.67x, torch 0.97x. So the load
+is not the cause; earlier runs at load 4 to 9 gave 0.34x to 1.23x, noise around the same picture.
+This model's steps are short (batch 256 of 8x8 images: about 5 steps and 0.3 to 0.4 s per epoch at
+one thread), and each step ends in the engine's collectives, on loopback: torch all-reduces each
+parameter's gradient separately as it is accumulated (no buckets, unlike DDP), JAX goes through
+gloo, TensorFlow's MultiWorkerMirroredStrategy through gRPC with its own batch re-splitting. The
+cost of those per-step collectives, not the arithmetic, is what the 2 processes add; it was not
+profiled further. Scaling needs steps where compute dominates: a larger model or batch
+(`python bench/scale.py --batch-size 1024`), or one GPU per process (none was lent to this work).
+"""
 DIGITS_TRAIN = 1437  # the digits dataset's train split (80 % of 1,797)
 
 
@@ -128,8 +128,12 @@ def write_report(record):
         "",
         f"cnn (64 filters, no dropout) on digits, global batch {batch}, {epochs} epochs, the first left "
         f"out, the fastest of the others (the median in scale.json); one thread per process; {record['cpus']} CPUs; measured {record['when']}. Load average (1 min) "
-        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: other jobs shared these cores, so the ratios are "
-        "what this machine gave then, not what an idle one gives.",
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after"
+        + (
+            ": other jobs shared these cores, so the ratios are what this machine gave then, not what an idle one gives."
+            if load_before[0] >= 1
+            else " (an idle machine)."
+        ),
         "",
         "| backend | 1 process (samples/s) | 2 processes (samples/s) | speed-up | efficiency |",
         "| --- | --- | --- | --- | --- |",
