@@ -71,6 +71,43 @@ def text_test_split(data, texts, labels, length):
     data.test = (x, np.asarray(labels, dtype="int32"))
 
 
+def check_common(
+    owner, *, validation, test, samples, batch_size, size, channels, max_tokens, length, image, text, own_size=False
+):
+    """The options ``tfds`` and ``hf`` share, checked before anything is opened (``own_size``: 0 for
+    ``size`` or ``channels`` means the images' own)."""
+    from core import UsageError
+    from plugins.datasets._checks import check_fractions, check_range
+    from plugins.datasets.text import check_options
+
+    check_fractions(owner, validation=validation, test=test)
+    check_range(owner, "samples", samples, 0, why=" (0: all)")
+    check_range(owner, "batch_size", batch_size, 1)
+    check_image_options(owner, size, channels, own=own_size)
+    check_options(max_tokens, length, owner)
+    if image and text:
+        raise UsageError(f"{owner}: options image={image!r} and text={text!r}: give one of them (the model's input)")
+
+
+def choose_splits(owner, split, test_split, splits, name):
+    """``split``, and ``test_split`` if given (another split than ``split``), among ``splits``."""
+    from core import UsageError
+
+    choose(owner, "split", split, splits, f"split of {name}")
+    if test_split:
+        if test_split == split:
+            raise UsageError(
+                f"{owner}: option test_split={test_split!r} is the training split too; give another split, or none"
+            )
+        choose(owner, "test_split", test_split, splits, f"split of {name}")
+
+
+def first_line(exc):
+    """The first line of ``exc``'s message, or its type's name when it has none."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def choose(owner, option, value, choices, what):
     """``value`` if it is one of ``choices``; else a usage error naming the option, with did-you-mean
     and the choices listed."""

@@ -55,25 +55,16 @@ def load(
     import numpy as np
 
     from core import Dataset
-    from plugins.datasets._checks import check_fractions, check_range
     from plugins.datasets._files import split_indices
-    from plugins.datasets._hub import PIXELS, check_image_options, choose, streamed, text_test_split
-    from plugins.datasets.text import check_options
+    from plugins.datasets._hub import PIXELS, check_common, choose_splits, streamed, text_test_split
 
-    check_fractions(OWNER, validation=validation, test=0 if test_split else test)
-    check_range(OWNER, "samples", samples, 0, why=" (0: all)")
-    check_range(OWNER, "batch_size", batch_size, 1)
-    check_image_options(OWNER, size, channels)
-    check_options(max_tokens, length, OWNER)
-    if image and text:
-        raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
+    check_common(
+        OWNER, validation=validation, test=0 if test_split else test, samples=samples, batch_size=batch_size,
+        size=size, channels=channels, max_tokens=max_tokens, length=length, image=image, text=text,
+    )  # fmt: skip
     splits = open_dataset(name, config, cache_dir)
-    ds = splits[choose(OWNER, "split", split, list(splits), f"split of {name}")]
-    test_ds = None
-    if test_split:
-        if test_split == split:
-            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
-        test_ds = splits[choose(OWNER, "test_split", test_split, list(splits), f"split of {name}")]
+    choose_splits(OWNER, split, test_split, list(splits), name)
+    ds, test_ds = splits[split], splits[test_split] if test_split else None
     image, text = input_column(ds, image, text, name)
     label = label_column(ds, label, name)
     ds, labels, class_names = labelled_rows(ds, label, name, samples, seed)
@@ -162,6 +153,7 @@ def open_dataset(name, config, cache_dir):
     from pathlib import Path
 
     from core import KerastackError, UsageError, choices_text
+    from plugins.datasets._hub import first_line
 
     if not name:
         raise _usage("option name is not set; give a Hub dataset (OWNER/NAME), a local folder or a .parquet file")
@@ -192,7 +184,7 @@ def open_dataset(name, config, cache_dir):
     try:
         loaded = datasets.load_dataset(*args, **kwargs)
     except datasets.exceptions.DatasetNotFoundError as exc:
-        raise _usage(f"option name={name!r}: {_first_line(exc)}") from None
+        raise _usage(f"option name={name!r}: {first_line(exc)}") from None
     except ConnectionError as exc:
         from plugins.datasets._hub import cannot_download
 
@@ -204,7 +196,7 @@ def open_dataset(name, config, cache_dir):
             "here and give --data-opt name=DIR (or copy the datasets cache, HF_DATASETS_CACHE)",
         ) from None
     except ValueError as exc:  # a configuration that is not there, a split or file that cannot be read
-        raise UsageError(f"{OWNER}: {name}: {_first_line(exc)}") from None
+        raise UsageError(f"{OWNER}: {name}: {first_line(exc)}") from None
     except Exception as exc:
         from core import one_line
 
@@ -301,11 +293,6 @@ def _kind(feature):
 
 def _described(ds):
     return "columns: " + ", ".join(f"{c} ({_kind(f)})" for c, f in ds.features.items())
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _usage(message):

@@ -60,27 +60,19 @@ def load(
     validation and test splits are read in order. Texts are int32 token ids of ``length`` from the
     ``max_tokens`` most frequent words of the train split.
     """
-    from plugins.datasets._checks import check_fractions, check_range
-    from plugins.datasets._hub import PIXELS, check_image_options, choose
-    from plugins.datasets.text import check_options
+    from plugins.datasets._hub import PIXELS, check_common, choose_splits
 
     if not name:
         raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
     test = 0 if test_split else test
-    check_fractions(OWNER, validation=validation, test=test)
-    check_range(OWNER, "samples", samples, 0, why=" (0: all)")
-    check_range(OWNER, "batch_size", batch_size, 1)
-    check_image_options(OWNER, size, channels, own=True)
-    check_options(max_tokens, length, OWNER)
-    if image and text:
-        raise _usage(f"options image={image!r} and text={text!r}: give one of them (the model's input)")
+    check_common(
+        OWNER, validation=validation, test=test, samples=samples, batch_size=batch_size, size=size,
+        channels=channels, max_tokens=max_tokens, length=length, image=image, text=text, own_size=True,
+    )  # fmt: skip
     builder = prepared_builder(name, data_dir)
     info = builder.info
-    choose(OWNER, "split", split, list(info.splits), f"split of {name}")
+    choose_splits(OWNER, split, test_split, list(info.splits), name)
     if test_split:
-        if test_split == split:
-            raise _usage(f"option test_split={test_split!r} is the training split too; give another split, or none")
-        choose(OWNER, "test_split", test_split, list(info.splits), f"split of {name}")
         n_test = info.splits[test_split].num_examples
         n_test = min(n_test, samples) if samples else n_test
     image, text = input_feature(info, image, text, name)
@@ -129,7 +121,7 @@ def prepared_builder(name, data_dir):
     """The TFDS builder of ``name``, its files prepared in ``data_dir`` (downloaded now if not)."""
     import tensorflow_datasets as tfds
 
-    from plugins.datasets._hub import cannot_download
+    from plugins.datasets._hub import cannot_download, first_line
 
     try:
         with _quiet():  # absl warns of a dataset's folder without files: it is not prepared yet, as said below
@@ -138,7 +130,7 @@ def prepared_builder(name, data_dir):
     except tfds.core.registered.DatasetNotFoundError:
         raise _usage(f"option name={name!r}: no such dataset in TensorFlow Datasets{_close(name, data_dir)}") from None
     except (ValueError, AssertionError) as exc:  # a config or version that is not there
-        raise _usage(f"option name={name!r}: {_first_line(exc)}") from None
+        raise _usage(f"option name={name!r}: {first_line(exc)}") from None
     if prepared:
         return builder
     from tensorflow_datasets.core.download import downloader
@@ -307,11 +299,6 @@ def _feature(info, feature, option, name):
 
 def _described(info):
     return "features: " + ", ".join(f"{k} ({type(f).__name__})" for k, f in sorted(info.features.items()))
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _usage(message):
