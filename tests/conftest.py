@@ -29,6 +29,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 KERASTACK = str(Path(sys.executable).with_name("kerastack"))
 
+# Proxies nobody listens on: a test child that tries to download fails at once instead of fetching.
+DEAD_PROXY = "http://127.0.0.1:9"
+NO_NETWORK = dict.fromkeys(("https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"), DEAD_PROXY)
+NO_NETWORK.update(no_proxy="", NO_PROXY="")
+
 
 def run_cli(*args, env=None, cwd=None, timeout=600):
     """``kerastack ARGS`` in a fresh process; returns the CompletedProcess (text, captured)."""

@@ -4,7 +4,7 @@ builtin ops and verifies; LoRA adapts the text backbone's Dense/EinsumDense laye
 preset name gets a did-you-mean, a known one that cannot download says what to fetch."""
 
 import pytest
-from conftest import read_json, run_python
+from conftest import NO_NETWORK, read_json, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ json.dump(report, open(out + "/report.json", "w"))
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("hub")
     env = {"KERAS_BACKEND": "tensorflow", "KAGGLEHUB_CACHE": str(out / "kagglehub")}
-    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    env.update(NO_NETWORK)
     run_python(JOB, out, env=env)
     return read_json(out / "report.json")
 

@@ -5,7 +5,7 @@ from scratch, BatchNorm statistics recomputed on the data, saved as a file) trai
 inference mode, exports int8 with builtin ops and verifies; the bad inputs fail in one line."""
 
 import pytest
-from conftest import one_line_error, read_json, run_cli, run_python
+from conftest import NO_NETWORK, one_line_error, read_json, run_cli, run_python
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ json.dump(report, open(out + "/report.json", "w"))
 def job(tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrained")
     env = {"KERAS_BACKEND": "tensorflow", "KERAS_HOME": str(out / "keras_home")}
-    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    env.update(NO_NETWORK)
     run_python(JOB, out, env=env)
     return out, read_json(out / "report.json")
 

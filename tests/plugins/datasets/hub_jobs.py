@@ -8,19 +8,9 @@ and proxies nobody listens on, so that an attempted download fails at once inste
 import json
 import textwrap
 
-from conftest import run_python
+from conftest import NO_NETWORK, run_python
 
-DEAD_PROXY = "http://127.0.0.1:9"
-OFFLINE = {
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_HUB_OFFLINE": "1",
-    "https_proxy": DEAD_PROXY,
-    "http_proxy": DEAD_PROXY,
-    "HTTPS_PROXY": DEAD_PROXY,
-    "HTTP_PROXY": DEAD_PROXY,
-    "no_proxy": "",
-    "NO_PROXY": "",
-}
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **NO_NETWORK}
 
 JOBS = """
 import json, sys
