@@ -12,12 +12,13 @@ CHECKPOINT_STATE = "checkpoint.json"
 BEST_FILE = "best.keras"
 
 
-def _run(writer, job, epoch):
-    """Hand ``job`` (a function of the test hook's delay) to ``writer``, or run it now without one."""
+def _run(writer, key, job):
+    """Hand ``job`` (a function of the test hook's delay) to ``writer`` under ``key`` (the file it
+    writes: a newer job of the same key replaces it if it has not started), or run it now."""
     if writer is None:
         job(0.0)
     else:
-        writer.submit(job, epoch)
+        writer.submit(key, job)
 
 
 def history_writer(path, rows=(), writer=None):
@@ -40,7 +41,7 @@ def history_writer(path, rows=(), writer=None):
             row.update({k: float(v) for k, v in sorted((logs or {}).items())})
             self.rows.append(row)
             rows = list(self.rows)
-            _run(writer, lambda delay: write_csv(path, rows), epoch)
+            _run(writer, path.name, lambda delay: write_csv(path, rows))
 
     return HistoryWriter()
 
@@ -87,12 +88,14 @@ def checkpointer(run_dir, every, monitor, best=None, writer=None):
     improves. Each file is written to a temporary name and renamed, checkpoint.json last.
 
     With ``writer`` (a snapshots.BackgroundWriter) the training thread only copies the state to
-    host memory (snapshots.Snapshotter); the files are written in the writer's thread."""
+    host memory (snapshots.Snapshotter); the files are written in the writer's thread: the latest
+    state of each, within the writer's share of the time (snapshots.BackgroundWriter)."""
     import math
+    import shutil
 
     import keras
 
-    from core.engine.snapshots import Snapshotter
+    from core.engine.snapshots import Snapshotter, write_snapshot
 
     sign = -1.0 if higher_is_better(monitor) else 1.0
 
@@ -101,6 +104,7 @@ def checkpointer(run_dir, every, monitor, best=None, writer=None):
             super().__init__()
             self.best = best
             self.snapshots = None
+            self.written = None  # the snapshot checkpoint.keras holds (set in the writer's thread)
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(monitor)
@@ -115,28 +119,26 @@ def checkpointer(run_dir, every, monitor, best=None, writer=None):
             snapshot = self.snapshots.take()
             if improved:
                 self.best = float(value)
-            state = {"epoch": epoch + 1, "monitor": monitor, "best": self.best}
-            _run(writer, lambda delay: _write_checkpoint(run_dir, snapshot, due, improved, state, delay), epoch)
+            if due:
+                state = {"epoch": epoch + 1, "monitor": monitor, "best": self.best}
+                _run(writer, CHECKPOINT_FILE, lambda delay: self._write_checkpoint(snapshot, state, delay))
+            if improved:
+                _run(writer, BEST_FILE, lambda delay: self._write_best(snapshot, delay))
+
+        def _write_checkpoint(self, snapshot, state, delay):
+            """checkpoint.keras from ``snapshot``, then checkpoint.json (``state``) naming it."""
+            write_snapshot(snapshot, run_dir / CHECKPOINT_FILE, delay)
+            self.written = snapshot
+            write_json(run_dir / CHECKPOINT_STATE, state)
+
+        def _write_best(self, snapshot, delay):
+            if snapshot is self.written:  # the state checkpoint.keras holds: copy it, don't build it twice
+                with atomic_path(run_dir / BEST_FILE) as tmp:
+                    shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
+            else:
+                write_snapshot(snapshot, run_dir / BEST_FILE, delay)
 
     return Checkpointer()
-
-
-def _write_checkpoint(run_dir, snapshot, due, improved, state, delay=0.0):
-    """checkpoint.keras and/or best.keras from ``snapshot``, then checkpoint.json (``state``)."""
-    import shutil
-
-    from core.engine.snapshots import write_snapshot
-
-    if due:
-        write_snapshot(snapshot, run_dir / CHECKPOINT_FILE, delay)
-    if improved:
-        if due:  # the same state: copy the file, don't build it twice
-            with atomic_path(run_dir / BEST_FILE) as tmp:
-                shutil.copyfile(run_dir / CHECKPOINT_FILE, tmp)
-        else:
-            write_snapshot(snapshot, run_dir / BEST_FILE, delay)
-    if due:
-        write_json(run_dir / CHECKPOINT_STATE, state)
 
 
 class Interrupts:

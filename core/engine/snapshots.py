@@ -3,8 +3,9 @@
 At an epoch end the training thread only copies the model's state (weights and optimizer variables)
 to host memory, as numpy arrays; a background thread builds the ``.keras`` file from that copy
 (the same zip ``model.save`` writes: metadata.json, config.json, model.weights.h5) and renames it
-into place (core.files). ``BackgroundWriter`` keeps at most one write pending and flushes it before
-the training ends, on an error and on Ctrl-C / SIGTERM.
+into place (core.files). ``BackgroundWriter`` keeps at most one write per file pending (the latest
+state), spends at most a small share of the time writing, and flushes before the training ends, on
+an error and on Ctrl-C / SIGTERM.
 
 How the state is found: the first snapshot walks the model as ``model.save`` does (Keras's
 ``saving_lib._save_state``) with a store that records, for each weights group, which variable
@@ -17,7 +18,6 @@ memory, on the training thread, and only the disk write is left to the backgroun
 import io
 import json
 import os
-import queue
 import threading
 import time
 import zipfile
@@ -216,67 +216,113 @@ class Snapshotter:
 
 
 class BackgroundWriter:
-    """Runs write jobs one after another in a background thread, at most one epoch's pending.
+    """Runs write jobs in a background thread, coalesced, within a share of the wall time.
 
-    A job is a function of one argument (the test hook's delay, seconds). ``submit(job, epoch)``
-    queues it; the first job of a new epoch first waits for the previous epoch's (so the training
-    thread never runs more than one epoch ahead of its files). After a failed job the rest of its
-    epoch are skipped (checkpoint.json never names a checkpoint that was not written) and the
-    error is raised by the next ``submit`` or ``flush``, in the training thread. As a context
-    manager it flushes on leaving, also when an exception leaves it (Ctrl-C, SIGTERM, an error)."""
+    A job is a function of one argument (the test hook's delay, seconds), filed under a key (the file
+    it writes). ``submit(key, job)`` never waits: a job not yet started is replaced by a newer one of
+    the same key (the latest state wins), so at most one write per file is pending and the training
+    thread is never held back by its files.
 
-    def __init__(self):
-        self._queue = queue.Queue()
+    The writer takes every pending job at once and runs them in the order they were (last) filed.
+    After a round that cost ``c`` seconds of the writer thread's CPU, the next round starts no sooner
+    than ``c / share`` after it began: the writes take at most ``share`` of the time, where each one
+    was a cost per epoch (a .keras file of a small model costs 5-30 ms; its epochs, 50-200 ms).
+    Epochs longer than ``1 / share`` writes, nearly every real training, have every file written
+    at each epoch end as before; shorter ones have the latest state written every few epochs.
+    Waiting on a disk (a sleep, I/O) costs no CPU and does not count.
+
+    ``flush()`` (also on leaving the context: the end, an error, Ctrl-C, SIGTERM) writes whatever
+    is pending at once and waits for it. After a failed job the rest of its round is skipped
+    (checkpoint.json never names a checkpoint that was not written) and the error is raised by the
+    next ``submit`` or ``flush``, in the training thread."""
+
+    def __init__(self, share=0.02):
+        self.share = share
+        self._pending = {}  # key -> job, in filing order
+        self._cond = threading.Condition()
+        self._busy = False
+        self._flushing = 0
+        self._closed = False
+        self._next_start = 0.0  # time.monotonic() before which the next round may not start
         self._thread = None
         self._error = None
-        self._epoch = None
-        self.waited = 0.0  # seconds the training thread waited for earlier epochs' writes
+        self.rounds = 0  # rounds run, and jobs replaced before they ran (for tests and bench)
+        self.replaced = 0
 
-    def submit(self, job, epoch):
-        if epoch != self._epoch:
-            self.flush()
-            self._epoch = epoch
+    def submit(self, key, job):
         self._raise()
-        if self._thread is None:
-            # A daemon, so that an interpreter torn down by a second Ctrl-C does not wait for it;
-            # leaving the context (every normal or exceptional exit) flushes first.
-            self._thread = threading.Thread(target=self._work, name="kerastack-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(job)
+        with self._cond:
+            if self._pending.pop(key, None) is not None:
+                self.replaced += 1
+            self._pending[key] = job
+            if self._thread is None:
+                # A daemon, so that an interpreter torn down by a second Ctrl-C does not wait for it;
+                # leaving the context (every normal or exceptional exit) flushes first.
+                self._thread = threading.Thread(target=self._work, name="kerastack-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
 
     def flush(self):
-        """Wait until every queued job has run; raise the first error one had."""
-        if self._thread is not None:
-            started = time.perf_counter()
-            self._queue.join()
-            self.waited += time.perf_counter() - started
+        """Write every pending job now and wait until they have run; raise the first error one had."""
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._thread is not None and (self._pending or self._busy):
+                    self._cond.wait()
+            finally:
+                self._flushing -= 1
         self._raise()
 
     def close(self):
-        self.flush()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            if self._thread is not None:
+                self._thread.join()
+                self._thread = None
 
     def _raise(self):
         error, self._error = self._error, None
         if error is not None:
             raise error
 
+    def _next_round(self):
+        """The jobs of the next round, once it is due (or flushed); None when closed."""
+        with self._cond:
+            while True:
+                if self._pending:
+                    wait = self._next_start - time.monotonic()
+                    if self._flushing or self._closed or wait <= 0:
+                        jobs, self._pending = list(self._pending.values()), {}
+                        self._busy = True
+                        return jobs
+                    self._cond.wait(wait)
+                elif self._closed:
+                    return None
+                else:
+                    self._cond.wait()
+
     def _work(self):
         delay = float(os.environ.get(DELAY_ENV) or 0)
-        while True:
-            job = self._queue.get()
+        while (jobs := self._next_round()) is not None:
+            began, cpu = time.monotonic(), time.thread_time()
             try:
-                if job is None:
-                    return
-                if self._error is None:
-                    job(delay)
+                for job in jobs:
+                    if self._error is None:
+                        job(delay)
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
                 self._error = exc
             finally:
-                self._queue.task_done()
+                cost = time.thread_time() - cpu
+                with self._cond:
+                    self._next_start = began + cost / self.share
+                    self._busy = False
+                    self.rounds += 1
+                    self._cond.notify_all()
 
     def __enter__(self):
         return self

@@ -13,7 +13,7 @@ import h5py
 import pytest
 from conftest import KERASTACK, read_json, run_cli, run_python
 
-pytestmark = pytest.mark.slow
+from core.engine.snapshots import BackgroundWriter
 
 # One process per backend: a model trained a little between two snapshots (the second from the
 # cached plan), a LoRA model (saves a computed kernel: walked every time) and a model with assets
@@ -80,7 +80,7 @@ for name, model, data in (
             snapshot = snapshots.take()
             files.append(out / f"{name}-{epoch}.keras")
             model.save(out / f"{name}-{epoch}-save.keras")
-            writer.submit(lambda delay, s=snapshot, f=files[-1]: write_snapshot(s, f), epoch)
+            writer.submit(files[-1].name, lambda delay, s=snapshot, f=files[-1]: write_snapshot(s, f))
             model.fit(*data, batch_size=16, epochs=1, verbose=0)  # trains on while it is written
             if name == "refrozen" and epoch == 0:  # as --fine-tune-after does: new optimizer, layers (un)frozen
                 model.layers[0].trainable = False
@@ -94,6 +94,58 @@ print("REPORT", report)
 """
 
 
+def _burn(seconds):
+    """Spend ``seconds`` of this thread's CPU, as building a .keras file does."""
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        pass
+
+
+def test_writer_keeps_the_latest_job_per_file_within_its_share_of_the_time():
+    """Epochs of 10 ms whose file costs 10 ms of CPU: the writer may spend 10 % of the time, so it
+    writes about every 10th state, always the latest, in order, and the last one on leaving."""
+    written = {"a": [], "b": []}
+
+    def job(key, epoch):
+        def write(delay):
+            _burn(0.01)
+            written[key].append(epoch)
+
+        return write
+
+    started = time.monotonic()
+    with BackgroundWriter(share=0.1) as writer:
+        for epoch in range(30):
+            writer.submit("a", job("a", epoch))
+            writer.submit("b", job("b", epoch))
+            time.sleep(0.01)  # the next epoch trains; submit never waits
+    elapsed = time.monotonic() - started
+    for key in "ab":
+        assert written[key][-1] == 29 and written[key] == sorted(written[key]), written
+    rounds = len(written["a"])
+    # each round costs 20 ms of CPU, so it is followed by >= 200 ms without one: ~0.5 s -> ~3 rounds
+    assert 2 <= rounds <= elapsed / 0.2 + 2, (rounds, elapsed, written)
+    assert writer.replaced >= 2 * (30 - rounds)
+
+
+def test_writer_skips_the_rest_of_a_failed_round_and_raises_in_the_caller():
+    done = []
+
+    def fail(delay):
+        raise OSError("disk full")
+
+    writer = BackgroundWriter()
+    writer.submit("checkpoint.keras", fail)
+    writer.submit("checkpoint.json", lambda delay: done.append("json"))
+    with pytest.raises(OSError, match="disk full"):
+        writer.flush()
+    assert done == []  # checkpoint.json never names a checkpoint that was not written
+    writer.submit("checkpoint.json", lambda delay: done.append("json"))  # the error was reported: go on
+    writer.close()
+    assert done == ["json"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_a_snapshot_writes_what_model_save_writes(tmp_path, backend):
     proc = run_python(SAME_AS_SAVE, tmp_path, env={"KERAS_BACKEND": backend})
@@ -107,6 +159,7 @@ def test_a_snapshot_writes_what_model_save_writes(tmp_path, backend):
     assert report["refrozen"] == ([True, True], True, False, 4), report
 
 
+@pytest.mark.slow
 def test_sigkill_while_a_background_write_is_pending_leaves_a_checkpoint_that_resumes(tmp_path):
     """Each background write waits 1 s (the test hook) between its temporary file and the rename:
     the kill lands while the epoch-2 checkpoint is being written, after epoch 1's is in place."""
