@@ -1,9 +1,9 @@
 """Keras's own levers on a small model, measured side by side in one process (run under each
 KERAS_BACKEND; bench/run.py puts the table in bench/results.md).
 
-cnn/digits, batch 64, plain ``model.fit`` of one epoch at a time, the settings taking turns epoch
-by epoch (so that machine noise hits all alike); median epoch time over ``ROUNDS`` rounds after a
-warm-up round, ms:
+cnn/digits, batch 64, plain ``model.fit`` of ``EPOCHS`` epochs at a time, the settings taking turns
+(so that machine noise hits all alike); median steady epoch (all but each fit's first) over
+``ROUNDS`` rounds after a warm-up round, ms:
 
 - ``base``: no callback (Keras dispatches batch-end callbacks asynchronously where it can);
 - ``batch_hook``: a callback with an ``on_train_batch_end`` hook, as kerastack's Ctrl-C checker
@@ -11,7 +11,9 @@ warm-up round, ms:
 - ``batch_hook_async``: the same hook marked ``async_safe``;
 - ``begin_hook``: the check in ``on_train_batch_begin`` instead (kerastack's Ctrl-C checker now);
 - ``spe4`` / ``spe8``: ``steps_per_execution`` 4 / 8 (not torch);
-- ``jit_on`` / ``jit_off``: ``jit_compile`` forced (the default is "auto").
+- ``jit_on`` / ``jit_off``: ``jit_compile`` forced (the default is "auto");
+- ``tf_data``: the arrays fed as repeated tf.data pipelines with ``steps_per_epoch``
+  (core/engine/tf_data.py, what kerastack does under TensorFlow), TensorFlow only.
 
 Prints one JSON line.
 """
@@ -20,16 +22,19 @@ import importlib
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing_plugin  # noqa: E402
+
 from core.data import spec_of  # noqa: E402
 
 BACKEND = keras.backend.backend()
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+EPOCHS = 3
 
 
 class BatchHook(keras.callbacks.Callback):
@@ -55,7 +60,10 @@ SETTINGS = {
     "spe8": ({"steps_per_execution": 8}, []),
     "jit_on": ({"jit_compile": True}, []),
     "jit_off": ({"jit_compile": False}, []),
+    "tf_data": ({}, []),
 }
+if BACKEND != "tensorflow":
+    SETTINGS.pop("tf_data")
 if BACKEND == "torch":
     for name in ("spe4", "spe8"):  # Keras refuses steps_per_execution > 1 on torch
         SETTINGS.pop(name)
@@ -74,20 +82,28 @@ for name, (compile_args, _) in SETTINGS.items():
     )
     models[name] = model
 
+
+def data(name):
+    if name == "tf_data":
+        from core.engine.tf_data import fit_arguments
+
+        return fit_arguments((x, y), val, 64, seed=0)
+    return {"x": x, "y": y, "batch_size": 64, "validation_data": val}
+
+
 times = {name: [] for name in SETTINGS}
 for round_ in range(ROUNDS + 1):
     for name, (_, callbacks) in SETTINGS.items():
-        started = time.perf_counter()
-        models[name].fit(
-            x, y, batch_size=64, epochs=1, validation_data=val, verbose=0, callbacks=[c() for c in callbacks]
-        )
+        timer = timing_plugin.make()
+        models[name].fit(**data(name), epochs=EPOCHS, verbose=0, callbacks=[c() for c in callbacks] + [timer])
         if round_:  # the first round compiles
-            times[name].append(time.perf_counter() - started)
+            times[name] += [e["total"] for e in timer.epochs[1:]]
 print(
     json.dumps(
         {
             "backend": BACKEND,
             "rounds": ROUNDS,
+            "epochs": EPOCHS,
             "epoch_ms": {k: round(1000 * statistics.median(v), 1) for k, v in times.items()},
         }
     )

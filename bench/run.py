@@ -386,15 +386,17 @@ def write(results):
             lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
     lever_rows = results.get("levers") or []
     if lever_rows:
-        names = list(lever_rows[0]["epoch_ms"])
+        names = list(dict.fromkeys(n for r in lever_rows for n in r["epoch_ms"]))
         lines += [
             "",
             "## Keras's levers (bench/levers.py)",
             "",
-            "cnn/digits, batch 64, plain `model.fit`, the settings taking turns epoch by epoch in one process;"
-            " median epoch ms (— : refused by the backend). *batch_hook*: a callback with an"
-            " `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*: the"
-            " same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N.",
+            "cnn/digits, batch 64, plain `model.fit` of 3 epochs, the settings taking turns in one process;"
+            " median steady epoch ms (— : refused by the backend or not applicable). *batch_hook*: a callback"
+            " with an `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*:"
+            " the same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N;"
+            " *tf_data*: the arrays as repeated tf.data pipelines with `steps_per_epoch` (kerastack's"
+            " TensorFlow input now).",
             "",
             "| backend | " + " | ".join(names) + " |",
             "|---" * (len(names) + 1) + "|",

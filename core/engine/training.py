@@ -19,7 +19,7 @@ from core import backend as backends
 from core.backend import dtype_policy
 from core.child import call_in_backend
 from core.data import batches, check_dataset, first_batch, is_pair, spec_of, targets_for
-from core.engine import distributed, launch, transfer
+from core.engine import distributed, launch, tf_data, transfer
 from core.engine.callbacks import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -716,6 +716,9 @@ def _fit(model, job, callbacks, verbose):
             if opts.augment:
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
+            if job.backend == "tensorflow" and opts.distribute == "none":  # one iterator, not 4 an epoch
+                fed = tf_data.fit_arguments(train, val, opts.batch_size, job.seed + initial_epoch)
+                return model.fit(**{**common, **fed})
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
         if opts.distribute == "data":
             train = distributed.shard_stream(job.keras, train, job.backend)
