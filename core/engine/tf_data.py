@@ -51,10 +51,19 @@ def _pipeline(split: tuple, batch_size: int, shuffle_seed: int | None) -> tuple[
     return data.repeat().prefetch(tf.data.AUTOTUNE), math.ceil(rows / batch_size)
 
 
-def fit_arguments(train: tuple, validation: tuple | None, batch_size: int, seed: int) -> dict:
+def fit_arguments(
+    train: tuple, validation: tuple | None, batch_size: int, seed: int, steps_per_execution: int = 1
+) -> dict | None:
     """``model.fit`` keyword arguments for ``train`` and ``validation`` (``(x, y)`` arrays, ``y``
     possibly None) under TensorFlow: the data, ``steps_per_epoch`` and ``validation_steps``.
-    ``seed`` seeds the shuffles (a resumed run passes its own, as it reseeds Keras)."""
+    ``seed`` seeds the shuffles (a resumed run passes its own, as it reseeds Keras).
+
+    None where a split's batches are not a multiple of ``steps_per_execution``: Keras's compiled
+    loop runs that many steps while data lasts, so on a repeating pipeline its last call of an
+    epoch would run into the next pass; such a split is better given as arrays."""
+    rows = [_rows(train[0])] + ([_rows(validation[0])] if validation is not None else [])
+    if any(math.ceil(n / batch_size) % steps_per_execution for n in rows):
+        return None
     data, steps = _pipeline(train, batch_size, seed)
     arguments = {"x": data, "steps_per_epoch": steps, "shuffle": False}  # the pipeline shuffles
     if validation is not None and _rows(validation[0]):

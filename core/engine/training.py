@@ -717,8 +717,10 @@ def _fit(model, job, callbacks, verbose):
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
             if job.backend == "tensorflow" and opts.distribute == "none":  # one iterator, not 4 an epoch
-                fed = tf_data.fit_arguments(train, val, opts.batch_size, job.seed + initial_epoch)
-                return model.fit(**{**common, **fed})
+                seed = job.seed + initial_epoch
+                fed = tf_data.fit_arguments(train, val, opts.batch_size, seed, model.steps_per_execution)
+                if fed is not None:
+                    return model.fit(**{**common, **fed})
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
         if opts.distribute == "data":
             train = distributed.shard_stream(job.keras, train, job.backend)
