@@ -11,7 +11,8 @@ optimizer (bench/plain_fit.py). Each epoch is timed in parts by bench/timing_plu
 Also per backend, alternating with those two: the fastest loops written by hand for the same model
 (bench/handwritten.py: jax.jit + optax, tf.function with and without XLA, torch eager and
 torch.compile), reported as kerastack's throughput over the best of them; Keras's levers side by
-side (bench/levers.py) and what an epoch-end checkpoint costs the training thread
+side (bench/levers.py), where a torch step's time goes against the hand-written step
+(bench/step_parts.py) and what an epoch-end checkpoint costs the training thread
 (bench/snapshot_cost.py). ``--quick`` skips start-up, probe, levers and the --jit/--precision runs;
 ``--threads N`` sets OMP_NUM_THREADS for every side (torch's threads spin on a loaded CPU).
 """
@@ -257,10 +258,10 @@ def snapshot_cost(backend):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def levers(backend, rounds=7):
+def levers(backend, rounds=7, script="levers.py"):
     """bench/levers.py under ``backend``: Keras's levers on cnn/digits, side by side in one process."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "levers.py"), str(rounds)],
+        [sys.executable, str(HERE / script), str(rounds)],
         env=dict(os.environ, KERAS_BACKEND=backend),
         capture_output=True,
         text=True,
@@ -403,6 +404,23 @@ def write(results):
         ]
         for r in lever_rows:
             lines.append(f"| {r['backend']} | " + " | ".join(fmt(r["epoch_ms"].get(n), ".0f") for n in names) + " |")
+    parts = results.get("step_parts")
+    if parts:
+        names = list(parts["step_ms"])
+        lines += [
+            "",
+            "## Where a torch step's time goes (bench/step_parts.py)",
+            "",
+            f"cnn/digits, one batch of 64, {parts['threads']} threads, the variants taking turns in one process;"
+            " median ms per step. *hand*: forward, NLL, backward, fused `torch.optim.Adam` (the hand-written"
+            " loop's step); *hand_keras_adam*: with Keras's Adam instead; *hand_keras_loss*: with Keras's"
+            " compiled loss instead; *keras_train_step*: Keras's `train_step` (its loss, loss tracker,"
+            " accuracy metric and Adam).",
+            "",
+            "| " + " | ".join(names) + " |",
+            "|---" * len(names) + "|",
+            "| " + " | ".join(fmt(parts["step_ms"][n]) for n in names) + " |",
+        ]
     costs = results.get("snapshot_cost") or []
     if costs:
         cols = (
@@ -492,6 +510,9 @@ def run(args, scratch):
     print(json.dumps(results["probe"]), flush=True)
     results["levers"] = [] if args.quick else [levers(b) for b in args.backends.split(",")]
     print(json.dumps(results["levers"]), flush=True)
+    # where torch's step time goes against the hand-written step (bench/step_parts.py)
+    results["step_parts"] = levers("torch", script="step_parts.py") if "torch" in args.backends.split(",") else None
+    print(json.dumps(results["step_parts"]), flush=True)
     results["snapshot_cost"] = [snapshot_cost(b) for b in args.backends.split(",")]
     print(json.dumps(results["snapshot_cost"]), flush=True)
     for name in args.models.split(","):
