@@ -3,7 +3,7 @@ import time
 
 import click
 
-from core.cli.options import backend_option
+from core.cli.options import backend_option, track_option
 from core.deploy.compare import keras_latency
 from core.deploy.export import export
 from core.deploy.verify import verify
@@ -18,8 +18,9 @@ ARCH, DATA = "cnn", "digits"
 @click.option("--epochs", default=15, show_default=True, type=int)
 @click.option("--out", default=None, metavar="RUN_DIR", help="Run directory (default: runs/cnn-digits-TIME).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@track_option
 @click.pass_obj
-def command(host, backend, epochs, out, seed):
+def command(host, backend, epochs, out, seed, track):
     """The main job: train cnn on digits, export float32 and int8 TFLite, verify both.
 
     \b
@@ -30,10 +31,15 @@ def command(host, backend, epochs, out, seed):
       keras (tensorflow)   0.9741  256.1 KiB      1.912 ms
       tflite float32       0.9741   80.2 KiB      0.013 ms
       tflite int8          0.9704   26.3 KiB      0.011 ms
+
+    With --track mlflow the whole job is one MLflow run: the training's parameters, metrics and
+    files, then both exports and each verify's numbers (see kerastack train --track).
     """
     started = time.perf_counter()
     with _stage(f"training {ARCH} on {DATA}"):
-        run = train(ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra, verbose=2)
+        run = train(
+            ARCH, DATA, backend=backend, epochs=epochs, out=out, seed=seed, plugins=host.extra, verbose=2, track=track
+        )
     with _stage("keras latency"):
         rows = [
             (

@@ -4,7 +4,7 @@ from pathlib import Path
 import click
 
 from core.cli.export_cmd import export_and_report
-from core.cli.options import backend_option, pairs_option
+from core.cli.options import backend_option, pairs_option, track_option
 from core.engine.config import load_config
 from core.engine.options import AUGMENT, DISTRIBUTE, JIT, OPTIMIZERS, PRECISIONS, SCHEDULES
 from core.engine.options import flag as flag_name
@@ -79,13 +79,7 @@ def training_options(func):
     "--lora-rank", default=None, type=int, help="Train LoRA adapters of this rank on pretrained Dense/Embedding layers."
 )
 @click.option("--resume", default=None, metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
-@click.option(
-    "--track",
-    default=None,
-    metavar="TRACKER",
-    help="Log the run to mlflow: parameters, metrics per epoch, files (store: mlflow.db beside the run "
-    "folders, or MLFLOW_TRACKING_URI; needs kerastack[track]).",
-)
+@track_option
 @click.option(
     "--config",
     "config_path",

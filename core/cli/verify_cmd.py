@@ -3,11 +3,11 @@ from pathlib import Path
 
 import click
 
-from core.deploy.compare import record_result
 from core.deploy.layer_table import format_layer_errors, recorded_layer_errors
-from core.deploy.verify import exported_from, verify
+from core.deploy.verify import exported_from, keep_result, verify
 from core.errors import KerastackError
 from core.files import format_size
+from core.runs import load_run
 
 
 @click.command("verify")
@@ -50,8 +50,8 @@ def command(host, tflite_file, run_dir, threads, as_json, other_run, layers):
         click.echo(format_layers(entry), nl=False)
     if exported_from(tflite_file, run_dir):
         return  # another run's folder: its verify.json speaks of its own run
-    try:  # printed first: a read-only run still shows what was measured
-        record_result(tflite_file, result)
+    try:  # printed first: a read-only run still shows what was measured (and a tracked one logs it)
+        keep_result(tflite_file, load_run(run_dir), result)
     except KerastackError as exc:
         raise KerastackError(f"the results above were not recorded: {exc}") from exc
 

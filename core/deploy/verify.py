@@ -14,11 +14,12 @@ from core.data import is_pair
 from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import deployed_model, load_dataset
 from core.engine.datasets import predict_batches
+from core.engine.tracking import log_verified
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
 from core.progress import ProgressBar, progress_bar
-from core.runs import load_run
+from core.runs import Run, load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 LARGE_SPLIT = 1024  # samples from which verify shows a progress bar (on a terminal), or a streamed split
@@ -73,8 +74,17 @@ def verify(
     }
     result.update(totals.metrics())
     if record and not source:
-        record_result(tflite_path, result)
+        keep_result(tflite_path, run, result)
     return result
+
+
+def keep_result(tflite_path: StrPath, run: Run, result: dict[str, Any]) -> Path:
+    """Record ``result`` in ``verify.json`` beside the file (``record_result``) and, if ``run`` (a
+    loaded run) is tracked, log its numbers and that verify.json to the run's MLflow run; a tracking
+    failure is one line of warning. Returns verify.json's path."""
+    kept = record_result(tflite_path, result)
+    log_verified(run.path, run.record, tflite_path, result, kept)
+    return kept
 
 
 def _open(tflite_path: Path, threads: int) -> Any:

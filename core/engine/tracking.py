@@ -1,10 +1,13 @@
-"""MLflow tracking: ``kerastack train --track mlflow`` (or a config file's ``[track]`` table).
+"""MLflow tracking: ``kerastack train --track mlflow`` (or a config file's ``[track]`` table), and
+``kerastack run --track mlflow`` (the main job: its training, both exports and both verifies).
 
 A tracked run logs to one MLflow run: its parameters (run.json flattened: architecture, dataset, every
 training option, the package versions), its metrics at every epoch end (step = epoch), then its files
 (model.keras, run.json, history.csv, metrics.json, the plots) and, on ``kerastack export``, the exported
-files and their report under ``export/<exporter>``. run.json's ``tracking`` holds the MLflow run id and
-the tracking URI, so ``--resume`` continues the same MLflow run and ``export`` finds it.
+files and their report under ``export/<exporter>``; each .tflite verify result that is recorded in
+verify.json (``kerastack verify``, the export report, ``kerastack run``) adds its numbers as metrics
+``verify/<file>/<key>``. run.json's ``tracking`` holds the MLflow run id and the tracking URI, so
+``--resume`` continues the same MLflow run and ``export`` and ``verify`` find it.
 
 The default store is a SQLite database next to the run folders, ``<runs root>/mlflow.db`` (the folder
 that holds the run folder: ``runs/`` by default), its artifacts in ``<runs root>/mlartifacts/``: offline,
@@ -38,6 +41,9 @@ RUN_FILES = ("model.keras", "run.json", "history.csv", "metrics.json", "curves.p
 FINAL_METRICS = ("seconds", "epochs", "trainable_params", "total_params")  # besides the test_ ones
 NOT_PARAMS = ("status", "created", "tracking", "exports", "resumed", "error")
 _ACTIVE = {}  # run id → the Tracker logging it in this process (stop() waits for its metrics)
+# Run ids whose tracking failed in this process or its parent (an export's TensorFlow child inherits
+# the environment): not tried again, not said again.
+FAILED_ENV = "KERASTACK_TRACKING_FAILED"
 _PARAM_LIMIT = 6000  # characters MLflow keeps of a parameter value
 _BATCH = 100  # parameters per request (MLflow's limit)
 
@@ -154,15 +160,8 @@ class Tracker:
         self._guard(self._log_metrics, values, step, False)
 
     def _log_metrics(self, values, step, synchronous=True):
-        from mlflow.entities import Metric
-
         self._wait()
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(_key(k), float(v), now, step)
-            for k, v in sorted(values.items())
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ]
+        metrics = _metrics(values, step)
         if metrics:
             operation = self.client.log_batch(self.run_id, metrics=metrics, synchronous=synchronous)
             self.pending = None if synchronous else operation
@@ -200,18 +199,37 @@ class Tracker:
         _ACTIVE.pop(self.run_id, None)
 
     def _guard(self, function, *args):
-        if self.failed:
+        if self.failed or _failed(self.run_id):
             return
         try:
             function(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a training
             self.failed = True
+            if self.run_id:
+                os.environ[FAILED_ENV] = " ".join(sorted({*os.environ.get(FAILED_ENV, "").split(), self.run_id}))
             self.entry["error"] = one_line(exc, first=True)[:500]  # the whole reason, in run.json
             print(
                 f"kerastack: warning: MLflow tracking failed ({self.entry['uri']}: {_short(self.entry['error'])}); "
                 "the run goes on untracked (its folder has everything)",
                 file=sys.stderr,
             )
+
+
+def _failed(run_id):
+    """Whether ``run_id``'s tracking already failed in this process (or the one that started it)."""
+    return bool(run_id) and run_id in os.environ.get(FAILED_ENV, "").split()
+
+
+def _metrics(values, step):
+    """The finite numbers of ``values`` as MLflow metrics at ``step``, timestamped now."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(_key(k), float(v), now, step)
+        for k, v in sorted(values.items())
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
 
 
 def _short(error):
@@ -277,18 +295,51 @@ def stop(record, exc):
 def log_files(run_dir, record, paths, folder):
     """Log ``paths`` (files an export or its report wrote) as artifacts under ``folder`` of the run's
     MLflow run, if the run is tracked; a failure says so in one line and is otherwise ignored."""
-    entry = (record or {}).get("tracking") or {}
-    if not entry.get("run_id") or not paths:
+    if not paths:
         return
-    tracker = Tracker({"tracking": dict(entry)}, run_dir)
 
-    def log():
-        client = _client(entry["uri"])
+    def log(client, run_id):
         for path in paths:
             path = Path(path)
             if path.is_dir():
-                client.log_artifacts(entry["run_id"], str(path), f"{folder}/{path.name}")
+                client.log_artifacts(run_id, str(path), f"{folder}/{path.name}")
             elif path.is_file():
-                client.log_artifact(entry["run_id"], str(path), folder)
+                client.log_artifact(run_id, str(path), folder)
 
-    tracker._guard(log)
+    _log_to_run(run_dir, record, log)
+
+
+def log_verified(run_dir, record, tflite_path, result, kept=None):
+    """``verify()``'s numbers for ``tflite_path`` (a file exported from the run) as metrics of the run's
+    MLflow run, if the run is tracked: ``verify/<file name>/<key>`` at step 0, e.g.
+    ``verify/model_int8.tflite/latency_ms_p50``; and ``kept`` (the verify.json that records them) as a
+    file beside the export's, when it lies in the run folder. A failure says so in one line."""
+    name = Path(tflite_path).name
+    metrics = {f"verify/{name}/{k}": v for k, v in result.items()}
+
+    def log(client, run_id):
+        client.log_batch(run_id, metrics=_metrics(metrics, 0))
+        folder = _folder_in_run(run_dir, Path(kept).parent) if kept else None
+        if folder is not None:
+            client.log_artifact(run_id, str(kept), folder)
+
+    _log_to_run(run_dir, record, log)
+
+
+def _folder_in_run(run_dir, folder):
+    """``folder`` relative to the run folder (``export/tflite``), or None if it lies outside."""
+    try:
+        return Path(folder).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _log_to_run(run_dir, record, log):
+    """``log(client, run_id)`` against the MLflow run named in ``record["tracking"]``, if the run is
+    tracked and its tracking has not failed in this process; a failure says so in one line (once per
+    process: a main job whose store went away warns once, not at every export and verify)."""
+    entry = (record or {}).get("tracking") or {}
+    if not entry.get("run_id") or _failed(entry["run_id"]):
+        return
+    tracker = Tracker({"tracking": dict(entry)}, run_dir)
+    tracker._guard(lambda: log(_client(entry["uri"]), entry["run_id"]))

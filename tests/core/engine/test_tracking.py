@@ -115,6 +115,12 @@ def test_tensorflow_run_and_its_export_in_the_sqlite_store(tmp_path):
     assert exported.returncode == 0, exported.stderr
     files = {a.path for a in client.list_artifacts(entry["run_id"], "export/tflite")}
     assert {"export/tflite/model_float32.tflite", "export/tflite/model.json", "export/tflite/report.md"} <= files
+    # The report's verify (1 thread), recorded in verify.json, is in the MLflow run as metrics too.
+    assert "export/tflite/verify.json" in files
+    verified = read_json(run / "export/tflite/verify.json")["model_float32.tflite"]
+    metrics = client.get_run(entry["run_id"]).data.metrics
+    for key in ("tflite_accuracy", "latency_ms_p50", "size_bytes"):
+        assert metrics[f"verify/model_float32.tflite/{key}"] == pytest.approx(verified[key]), key
 
     # `kerastack runs` shows the run id, and does not take MLflow's copy of run.json for a run.
     listing = run_cli("runs", tmp_path / "runs")
@@ -243,6 +249,26 @@ def test_a_real_server_that_goes_away_mid_run(tmp_path, mlflow_server, write_plu
     points = sorted((m.step, m.value) for m in client.get_metric_history(entry["run_id"], "val_loss"))
     assert points in (history[:1], history[:2]), points
     assert logged.info.status == "RUNNING"  # nothing could tell the server the run ended
+
+
+def test_a_store_that_fails_after_training_warns_once_per_process(tmp_path, monkeypatch, capsys):
+    """Export and verify log into a tracked run's MLflow run; when its store is gone, the first
+    failure says so in one line and the process's later calls do not try again (``kerastack run``
+    exports and verifies twice: one warning, not four, and no four timeouts)."""
+    from core.engine.tracking import FAILED_ENV, log_files, log_verified
+
+    for name, value in {**FAST_FAIL, FAILED_ENV: ""}.items():  # the failure is kept in the environment:
+        monkeypatch.setenv(name, value)  # restored after the test
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    record = {"tracking": {"to": "mlflow", "uri": uri, "experiment": "kerastack", "run_id": "gone0001"}}
+    (tmp_path / "model.tflite").write_bytes(b"x")
+    log_verified(tmp_path, record, tmp_path / "model.tflite", {"tflite_accuracy": 0.9}, None)
+    log_files(tmp_path, record, [tmp_path / "model.tflite"], "export/tflite")
+    log_files(tmp_path, record, [tmp_path / "model.tflite"], "export/tflite")
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and "MLflow tracking failed" in said[0] and uri in said[0], said
+    assert "Connection refused" in said[0], said
+    assert os.environ[FAILED_ENV].split() == ["gone0001"]  # what an export's TensorFlow child inherits
 
 
 def test_track_settings_are_checked_before_anything_runs(tmp_path):
