@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import sys
 import time
 import warnings
 import zipfile
@@ -14,7 +15,7 @@ from typing import Any
 from core.errors import KerastackError
 from core.files import read_json
 from core.runs.optimizer_state import restore_optimizer
-from core.runs.trainable import reapply, sets_trainable
+from core.runs.trainable import UnrecordedLayers, reapply, sets_trainable
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -55,11 +56,15 @@ class Run:
 
     @property
     def model(self) -> Any:
-        """The run's keras.Model (the trained one if this process trained it, else loaded)."""
+        """The run's keras.Model (the trained one if this process trained it, else loaded, with its
+        optimizer state; without it, and a note, only where that state cannot be set: ``UnrecordedLayers``)."""
         if self._model is None:
-            self._model = load_model(
-                self.model_path, self.record.get("custom_modules", ()), transfer=self.record.get("transfer")
-            )
+            modules = self.record.get("custom_modules", ())
+            try:
+                self._model = load_model(self.model_path, modules, transfer=self.record.get("transfer"))
+            except UnrecordedLayers as exc:  # the one state that cannot be set; not needed to run it
+                print(f"kerastack: note: {exc}; loaded without it", file=sys.stderr)
+                self._model = load_model(self.model_path, modules, compile=False)
         return self._model
 
     @property
@@ -162,7 +167,7 @@ def load_model(
     try:
         reapply(model, transfer, epoch)
     except KerastackError as exc:
-        raise KerastackError(f"{path}: {exc}") from exc
+        raise type(exc)(f"{path}: {exc}") from exc
     restore_optimizer(model, path)
     return model
 

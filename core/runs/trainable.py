@@ -6,6 +6,13 @@ restored), so that its trainable variables, and with them the saved optimizer st
 from core.errors import KerastackError, UsageError
 
 FREEZE = ("none", "backbone")
+
+
+class UnrecordedLayers(KerastackError):
+    """A run with ``--init-from`` written before run.json listed the layers it initialized: the
+    layers it froze cannot be told, so its optimizer state cannot be set (its weights load)."""
+
+
 LORA_LAYERS = ("Dense", "EinsumDense", "Embedding")
 
 
@@ -84,7 +91,7 @@ def reapply(model, transfer, epoch=None):
     if transfer.get("init_from"):
         positions = transfer.get("initialized_layers")
         if positions is None or any(not 0 <= p < len(layers) for p in positions):
-            raise KerastackError(
+            raise UnrecordedLayers(
                 "its optimizer state does not load, and the frozen layers cannot be set again: run.json's "
                 "transfer does not list the layers initialized from --init-from (a run written before "
                 "they were recorded)"
