@@ -452,7 +452,8 @@ def _check_extras(opts, dataset, data):
 def _resumed_model(job, out):
     """The interrupted run's last checkpoint, with its optimizer state."""
     record = job.record
-    model = load_model(out / CHECKPOINT_FILE, record.get("custom_modules", ()))
+    modules = record.get("custom_modules", ())
+    model = load_model(out / CHECKPOINT_FILE, modules, transfer=record.get("transfer"), epoch=job.initial_epoch)
     # Runs written before non-layer objects were collected gain their modules here.
     record["custom_modules"] = sorted(set(record.get("custom_modules", ())) | set(custom_modules(model)))
     record.setdefault("resumed", []).append(job.initial_epoch)
@@ -811,6 +812,7 @@ def _transfer(model, source, freeze, lora_rank):
     if source is not None:
         out["matched_layers"] = len(initialized)
         out["layers"] = len(transfer.weighted_layers(model))
+        out["initialized_layers"] = transfer.initialized_positions(model, initialized)  # to set them again
         print(
             f"init-from {source.path}: {out['matched_layers']} of {out['layers']} layers matched "
             "(name and weight shapes)"

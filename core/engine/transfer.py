@@ -1,18 +1,14 @@
 """Transfer learning: start from another run's weights, freeze a backbone, or train LoRA adapters."""
 
-from core.errors import UsageError
-
-FREEZE = ("none", "backbone")
-LORA_LAYERS = ("Dense", "EinsumDense", "Embedding")
-
-
-def weighted_layers(model):
-    """The leaf layers that own weights, in model order."""
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if layer.weights and not any(c.weights for c in layer._flatten_layers(include_self=False, recursive=False))
-    ]
+from core.runs.trainable import (  # noqa: F401 (the names transfer had)
+    FREEZE,
+    LORA_LAYERS,
+    enable_lora,
+    freeze,
+    initialized_positions,
+    unfreeze_for_fine_tuning,
+    weighted_layers,
+)
 
 
 def init_from(model, source):
@@ -49,49 +45,6 @@ def _shapes(layer):
     return [tuple(w.shape) for w in layer.weights]
 
 
-def freeze(model, mode, initialized):
-    """``backbone``: freeze every layer initialized from another run (or, without one, every layer
-    but the last with weights) so that only the new head trains. ``none``: train everything."""
-    if mode not in FREEZE:
-        raise UsageError(f"--freeze {mode!r}: valid: {', '.join(FREEZE)}")
-    if mode == "none":
-        return
-    layers = weighted_layers(model)
-    backbone = (
-        {id(layer) for layer in layers if id(layer) in initialized}
-        if initialized
-        else {id(layer) for layer in layers[:-1]}
-    )
-    for layer in layers:
-        if id(layer) in backbone:
-            layer.trainable = False
-
-
-def enable_lora(model, rank, initialized):
-    """LoRA on the pretrained Dense/EinsumDense/Embedding layers; every other pretrained weight is
-    frozen, and layers new to this run (a new head) train fully. Returns the layers adapted."""
-    if rank < 1:
-        raise UsageError(f"--lora-rank must be at least 1, got {rank}")
-    layers = weighted_layers(model)
-    pretrained = (
-        {id(layer) for layer in layers if id(layer) in initialized}
-        if initialized
-        else {id(layer) for layer in layers[:-1]}
-    )
-    adapted = []
-    for layer in layers:
-        if id(layer) not in pretrained:
-            continue
-        if type(layer).__name__ in LORA_LAYERS:
-            layer.enable_lora(rank)
-            adapted.append(layer.name)
-        else:
-            layer.trainable = False
-    if not adapted:
-        raise UsageError(f"--lora-rank: the model has no pretrained {', '.join(LORA_LAYERS)} layer to adapt")
-    return adapted
-
-
 def parameter_counts(model):
     import numpy as np
 
@@ -122,8 +75,7 @@ def fit_then_fine_tune(model, job, fit, recompile):
         job.opts = opts
     if model.stop_training or len(first.epoch) < after - job.initial_epoch:  # stopped early
         return first
-    for layer in weighted_layers(model):
-        layer.trainable = type(layer).__name__ != "BatchNormalization"  # keras.io: BatchNorm stays frozen
+    unfreeze_for_fine_tuning(model)  # keras.io: BatchNorm stays frozen
     rate = (opts.learning_rate or 1e-3) * opts.fine_tune_factor
     recompile(dataclasses.replace(opts, learning_rate=rate), opts.epochs - after)
     print(f"fine-tuning every layer from epoch {after + 1} at learning rate {rate:g}")

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from typing import Any
 
 from core.errors import KerastackError
 from core.files import read_json
+from core.runs.optimizer_state import restore_optimizer
+from core.runs.trainable import UnrecordedLayers, reapply, sets_trainable
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -24,6 +27,8 @@ HISTORY_FILE = "history.csv"
 LEGACY_MODULES = {"core.losses": "core.engine.losses", "core.schedules": "core.engine.schedules"}
 # Top-level packages whose classes Keras finds by itself: never imported for a model.
 _NOT_CUSTOM = ("keras", "builtins")
+# Keras's warning (not an error) when the saved optimizer has another number of variables.
+_SKIPPED_OPTIMIZER = "Skipping variable loading for optimizer"
 
 
 def new_run_dir(root, arch, data):
@@ -51,9 +56,15 @@ class Run:
 
     @property
     def model(self) -> Any:
-        """The run's keras.Model (the trained one if this process trained it, else loaded)."""
+        """The run's keras.Model (the trained one if this process trained it, else loaded, with its
+        optimizer state; without it, and a note, only where that state cannot be set: ``UnrecordedLayers``)."""
         if self._model is None:
-            self._model = load_model(self.model_path, self.record.get("custom_modules", ()))
+            modules = self.record.get("custom_modules", ())
+            try:
+                self._model = load_model(self.model_path, modules, transfer=self.record.get("transfer"))
+            except UnrecordedLayers as exc:  # the one state that cannot be set; not needed to run it
+                print(f"kerastack: note: {exc}; loaded without it", file=sys.stderr)
+                self._model = load_model(self.model_path, modules, compile=False)
         return self._model
 
     @property
@@ -92,7 +103,14 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(path, record, metrics, history)
 
 
-def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile: bool = True) -> Any:
+def load_model(
+    path: str | os.PathLike,
+    modules: Iterable[str] = (),
+    *,
+    compile: bool = True,
+    transfer: dict[str, Any] | None = None,
+    epoch: int | None = None,
+) -> Any:
     """Load a .keras file in safe mode (Lambda bytecode refused); ``compile=False`` leaves out the
     optimizer, loss and metrics (for a model that is only run, or compiled afresh).
 
@@ -101,6 +119,13 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile:
     own. The modules imported first are ``modules`` (those ``run.json`` records) and every module
     the archive's own ``config.json`` names, so that any .keras (checkpoint, export, older run)
     loads in any process; module paths that moved are mapped to where they are now.
+
+    With ``compile`` the optimizer state loads exactly or not at all: where Keras's does not (an
+    error, or its warning "Skipping variable loading for optimizer"), a model saved with the
+    trainable layers of a run's ``transfer`` (run.json: ``--freeze``, ``--lora-rank``; a KerasHub
+    backbone loses them, being rebuilt from its arguments) has them set again, as at the end of
+    epoch ``epoch`` (``None``: of the run), and its optimizer state set variable by variable
+    (``core.runs.optimizer_state``); else, or if it still does not fit, a ``KerastackError``.
     """
     import keras
 
@@ -115,21 +140,36 @@ def load_model(path: str | os.PathLike, modules: Iterable[str] = (), *, compile:
     import_model_modules(path, modules)
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)
+        skipped = [w for w in caught if _SKIPPED_OPTIMIZER in str(w.message)]
+        for w in caught:
+            if w not in skipped:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if not (compile and skipped):
+            return model
+        reason = str(skipped[0].message)
     except Exception as exc:
         if "safe_mode" in str(exc):
             raise KerastackError(
                 f"{path}: refused: the model holds Python code (a Lambda layer), which could do "
                 "anything when loaded; pass --unsafe only if you trust where this file came from"
             ) from exc
-        if compile and "could not be loaded" in str(exc) and "optimizers" in str(exc):
-            # A KerasHub backbone is rebuilt from its arguments: the trainable flags of its inner
-            # layers (--freeze, --lora-rank) are not restored, so the optimizer's variables no longer
-            # match (the weights do; LoRA is saved merged). The model loads without its optimizer.
-            print(f"kerastack: note: {path}: optimizer state not restored (trainable layers differ)", file=sys.stderr)
-            return load_model(path, modules, compile=False)
         text = " ".join(str(exc).split())[:300]
-        raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
+        if not (compile and "could not be loaded" in str(exc) and "optimizers" in str(exc)):
+            raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
+        reason = text
+    if not sets_trainable(transfer):
+        reason = " ".join(reason.split())[:200]
+        raise KerastackError(f"{path}: its optimizer state does not load (does not fit the model): {reason}")
+    model = load_model(path, modules, compile=False)
+    try:
+        reapply(model, transfer, epoch)
+    except KerastackError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+    restore_optimizer(model, path)
+    return model
 
 
 def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -> None:

@@ -57,7 +57,8 @@ def check(path, ctx, samples=1000):
 
     split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
     task = ctx.run.get("spec", {}).get("task")
-    again = load_model(path, ctx.run.get("custom_modules", ()))
+    # A frozen or LoRA KerasHub model saved with its optimizer needs its run.json transfer to load it.
+    again = load_model(path, ctx.run.get("custom_modules", ()), transfer=ctx.run.get("transfer"))
     out = again.predict(x, batch_size=256, verbose=0)
     keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
     return {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}

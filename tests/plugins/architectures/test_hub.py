@@ -76,6 +76,43 @@ for name, run, quantize in (("image", image, "none,int8"), ("text", text, "int8"
         report[key] = {k: result[k] for k in ("agreement", "tflite_accuracy", "keras_accuracy", "max_abs_diff")}
     report[name + "_ops"] = sorted(set(op for path in files for op in TFLiteModel(path).op_names()))
     report[name + "_json"] = json.load(open(run.path / "export" / "tflite" / "model.json"))
+# --resume of a frozen, a fine-tuned and a LoRA run: each run as a Ctrl-C after its last epoch would
+# leave it (checkpoint.keras, checkpoint.json, status running), resumed for one epoch more.
+import io, shutil, warnings, zipfile, h5py
+from core.runs import load_model, load_run
+frozen = train("hub_text_classifier", "tokens", epochs=1, seed=0, out=out + "/frozen", verbose=0,
+               hparams={"preset": out + "/bert_preset"}, data_options={"samples": 100, "length": 16, "vocab": 64},
+               freeze="backbone", learning_rate=0.003, checkpoint_every=0)
+resumes = {}
+for name, run in (("frozen", frozen), ("fine_tuned", image), ("lora", text)):
+    last, path = run.metrics["epochs"], run.path
+    shutil.copyfile(path / "model.keras", path / "checkpoint.keras")
+    json.dump({"epoch": last, "monitor": "val_loss", "best": None}, open(path / "checkpoint.json", "w"))
+    record = json.load(open(path / "run.json"))
+    record["status"], record["training"]["epochs"] = "running", last + 1
+    json.dump(record, open(path / "run.json", "w"))
+    (path / "model.keras").unlink()
+    with zipfile.ZipFile(path / "checkpoint.keras") as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as h5:
+            saved = [np.asarray(h5["optimizer/vars"][str(i)]) for i in range(len(h5["optimizer/vars"]))]
+    with warnings.catch_warnings(record=True) as caught:  # what Keras alone does with the file
+        warnings.simplefilter("always")
+        try:
+            plain = int(keras.saving.load_model(path / "checkpoint.keras").optimizer.iterations)
+        except ValueError:
+            plain = "error"
+    loaded = load_model(path / "checkpoint.keras", record["custom_modules"], transfer=record["transfer"], epoch=last)
+    values = [np.asarray(v) for v in loaded.optimizer.variables]
+    resumed = train(resume=path, verbose=0)
+    resumes[name] = {
+        "keras_alone": [plain, any("Skipping variable loading" in str(w.message) for w in caught)],
+        "exact": len(values) == len(saved) and all(np.array_equal(a, b) for a, b in zip(values, saved)),
+        "iterations": [int(loaded.optimizer.iterations), int(saved[0])],
+        "trainable": [run.metrics["trainable_params"], resumed.metrics["trainable_params"]],
+        "final": [resumed.record["status"], resumed.metrics["epochs"],
+                  int(load_run(path).model.optimizer.iterations)],
+    }
+report["resumes"] = resumes
 errors = {}
 for name, call in {
     "unknown": lambda: train("hub_text_classifier", "tokens", hparams={"preset": "bert_tiny_en_uncasd"},
@@ -132,6 +169,24 @@ def test_text_preset_folder_trains_lora_and_exports_int8(report):
     # saves merged, and the int8 file agrees with the Keras model.
     assert report["text_verify"]["agreement"] >= 0.9, report["text_verify"]
     assert not [op for op in report["text_ops"] if op.startswith("Flex")]
+
+
+def test_resume_restores_the_optimizer_of_frozen_fine_tuned_and_lora_runs(report):
+    """Keras alone drops the optimizer state of these checkpoints (a rebuilt KerasHub backbone has
+    every layer trainable: a warning for a count that differs, an error for a shape); loaded for
+    --resume, the run's trainable layers are set again and the state is the one saved, exactly."""
+    for name, epochs_saved in (("frozen", 1), ("fine_tuned", 2), ("lora", 1)):
+        got = report["resumes"][name]
+        assert got["keras_alone"] in ([0, True], ["error", False]), (name, got)
+        assert got["exact"], (name, got)
+        saved = got["iterations"][1]
+        assert got["iterations"] == [saved, saved] and saved > 0, (name, got)
+        # fine_tuned: the head and then (from epoch 2, a new optimizer) every layer but BatchNorm.
+        assert got["trainable"][1] == got["trainable"][0] or name == "fine_tuned", (name, got)
+        assert got["trainable"][1] > got["trainable"][0] or name != "fine_tuned", (name, got)
+        # One epoch more, continuing the saved count (a fresh optimizer would count one epoch).
+        epochs = {"frozen": 2, "fine_tuned": 4, "lora": 2}[name]
+        assert got["final"] == ["complete", epochs, saved + saved // epochs_saved], (name, got)
 
 
 def test_bad_presets_fail_in_one_line_and_leave_nothing(report):
