@@ -61,20 +61,23 @@ def fit_then_fine_tune(model, job, fit, recompile):
     does it: ``fit`` the head for N epochs, then unfreeze every layer but BatchNormalization (a
     frozen BatchNorm runs in inference mode: its statistics stay) and recompile at
     ``learning rate × --fine-tune-factor``, and fit the remaining epochs.
-    A run resumed after epoch N continues its checkpoint, which is unfrozen and compiled already.
+    A run resumed after epoch N continues its checkpoint, which is unfrozen and compiled already;
+    one resumed at epoch N exactly (its checkpoint written before the switch) switches first.
     Returns the History of the last ``fit``, its ``history`` holding every epoch of this call."""
     import dataclasses
 
     opts, after = job.opts, job.opts.fine_tune_after
-    if not after or job.initial_epoch >= after:
+    if not after or job.initial_epoch > after:
         return fit()
-    job.opts = dataclasses.replace(opts, epochs=after)
-    try:
-        first = fit()
-    finally:
-        job.opts = opts
-    if model.stop_training or len(first.epoch) < after - job.initial_epoch:  # stopped early
-        return first
+    first = None
+    if job.initial_epoch < after:
+        job.opts = dataclasses.replace(opts, epochs=after)
+        try:
+            first = fit()
+        finally:
+            job.opts = opts
+        if model.stop_training or len(first.epoch) < after - job.initial_epoch:  # stopped early
+            return first
     unfreeze_for_fine_tuning(model)  # keras.io: BatchNorm stays frozen
     rate = (opts.learning_rate or 1e-3) * opts.fine_tune_factor
     recompile(dataclasses.replace(opts, learning_rate=rate), opts.epochs - after)
@@ -86,9 +89,10 @@ def fit_then_fine_tune(model, job, fit, recompile):
         second = fit()
     finally:
         job.initial_epoch = initial
-    for key, values in first.history.items():
-        second.history[key] = list(values) + list(second.history.get(key, []))
-    second.epoch = list(first.epoch) + list(second.epoch)
+    if first is not None:
+        for key, values in first.history.items():
+            second.history[key] = list(values) + list(second.history.get(key, []))
+        second.epoch = list(first.epoch) + list(second.epoch)
     return second
 
 

@@ -26,8 +26,9 @@ def weighted_layers(model):
 
 
 def freeze(model, mode, initialized):
-    """``backbone``: freeze every layer initialized from another run (or, without one, every layer
-    but the last with weights) so that only the new head trains. ``none``: train everything."""
+    """``backbone``: freeze every layer initialized from another run (or, without one or when every
+    layer was, every layer but the last with weights) so that only the head trains. ``none``: train
+    everything."""
     if mode not in FREEZE:
         raise UsageError(f"--freeze {mode!r}: valid: {', '.join(FREEZE)}")
     if mode == "none":
@@ -106,6 +107,9 @@ def reapply(model, transfer, epoch=None):
 
 
 def _pretrained(layers, initialized):
-    if initialized:
+    """The backbone: the layers initialized from another run; without one, or where every layer came
+    from it (the same architecture: freezing them all would leave nothing to train), every layer but
+    the last with weights, the head."""
+    if initialized and not all(id(layer) in initialized for layer in layers):
         return {id(layer) for layer in layers if id(layer) in initialized}
     return {id(layer) for layer in layers[:-1]}

@@ -1,9 +1,15 @@
-"""--fine-tune-after / --fine-tune-factor checks and run.json's ``initial_weights`` (no training here;
-the training itself is tested in tests/plugins/architectures/test_pretrained.py)."""
+"""--fine-tune-after / --fine-tune-factor checks, run.json's ``initial_weights``, and a fine-tuning
+run resumed where fine-tuning starts (the pretrained training itself is tested in
+tests/plugins/architectures/test_pretrained.py)."""
 
 import hashlib
+import io
+import zipfile
 
+import h5py
+import numpy as np
 import pytest
+from conftest import read_json, run_cli
 
 from core import UsageError, train
 from core.engine.options import make_options
@@ -50,3 +56,67 @@ def test_initial_weights_say_where_the_weights_came_from(tmp_path):
     }
     run = weights_source({"weights": "imagenet"}, tmp_path)
     assert run == {"source": "run", "run": str(tmp_path.resolve()), "architecture_weights": {"source": "imagenet"}}
+
+
+STOP_AFTER_FIRST_EPOCH = """
+import os
+import signal
+
+from core import hookimpl
+
+
+@hookimpl
+def register_callbacks(register):
+    register("stop_after_first_epoch", make, summary="Ctrl-C at the end of the first epoch")
+
+
+def make():
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return Stop()
+"""
+
+
+@pytest.mark.slow
+def test_a_run_resumed_where_fine_tuning_starts_switches_and_a_same_architecture_backbone_keeps_its_head(tmp_path):
+    """--init-from a run of the same architecture matches every layer: --freeze backbone still trains
+    the head. Interrupted at the end of epoch N = --fine-tune-after (its checkpoint is the frozen
+    model's), the resumed run unfreezes and recompiles before going on."""
+    plugin = tmp_path / "stop.py"
+    plugin.write_text(STOP_AFTER_FIRST_EPOCH)
+    common = ["--arch", "mlp", "--data", "iris", "--seed", "0", "--backend", "jax", "--quiet"]
+    source = run_cli("train", *common, "--epochs", "1", "--out", tmp_path / "a")
+    assert source.returncode == 0, source.stderr
+    out = tmp_path / "b"
+    args = ["--init-from", tmp_path / "a", "--freeze", "backbone", "--fine-tune-after", "1", "--epochs", "2"]
+    stopped = run_cli("--plugin", plugin, "train", *common, *args, "--callback", "stop_after_first_epoch", "--out", out)
+    assert stopped.returncode == 130, stopped.stderr
+    assert read_json(out / "checkpoint.json")["epoch"] == 1
+    before, after = _weights(tmp_path / "a" / "model.keras"), _weights(out / "checkpoint.keras")
+    changed = {name for name in before if not np.array_equal(before[name], after[name])}
+    assert changed and changed != set(before), changed  # the head trained, the backbone did not
+
+    resumed = run_cli("train", "--resume", out, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fine-tuning every layer from epoch 2" in resumed.stdout, resumed.stdout
+    record = read_json(out / "run.json")
+    assert record["status"] == "complete" and record["transfer"]["fine_tune_rate"] == pytest.approx(1e-4)
+    assert read_json(out / "metrics.json")["epochs"] == 2
+
+
+def _weights(path):
+    """Each layer's variables in a .keras file, by their path in its weights file."""
+    found = {}
+
+    def keep(name, item):  # visititems stops at the first call that returns something
+        if isinstance(item, h5py.Dataset):
+            found[name] = item[()]
+
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as f:
+        f["layers"].visititems(keep)
+    return found
