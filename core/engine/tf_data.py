@@ -58,14 +58,19 @@ def fit_arguments(
     possibly None) under TensorFlow: the data, ``steps_per_epoch`` and ``validation_steps``.
     ``seed`` seeds the shuffles (a resumed run passes its own, as it reseeds Keras).
 
-    None where a split's batches are not a multiple of ``steps_per_execution``: Keras's compiled
-    loop runs that many steps while data lasts, so on a repeating pipeline its last call of an
-    epoch would run into the next pass; such a split is better given as arrays."""
-    rows = [_rows(train[0])] + ([_rows(validation[0])] if validation is not None else [])
-    if any(math.ceil(n / batch_size) % steps_per_execution for n in rows):
+    Keras's compiled loop runs ``steps_per_execution`` steps while data lasts, so on a repeating
+    pipeline an epoch whose batches are not a multiple of it would run into the next pass. Such a
+    training split gets None (fit it from the arrays: Keras's own shuffle, another batch order than
+    with 1 step per call); such a validation split is given as arrays (its order is fixed)."""
+    batches = [math.ceil(_rows(split[0]) / batch_size) for split in (train, validation) if split is not None]
+    if batches[0] % steps_per_execution:
         return None
     data, steps = _pipeline(train, batch_size, seed)
     arguments = {"x": data, "steps_per_epoch": steps, "shuffle": False}  # the pipeline shuffles
-    if validation is not None and _rows(validation[0]):
+    if validation is None or not batches[1]:
+        return arguments
+    if batches[1] % steps_per_execution:
+        arguments.update(validation_data=tuple(validation), validation_batch_size=batch_size)
+    else:
         arguments["validation_data"], arguments["validation_steps"] = _pipeline(validation, batch_size, None)
     return arguments

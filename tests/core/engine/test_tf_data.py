@@ -30,6 +30,9 @@ report["multi"] = [list(t.shape) for t in first] + [sorted(multi)]
 # 3 batches a pass, 2 steps a compiled call: the call would run into the next pass
 report["uneven"] = fit_arguments((x, y), None, batch_size=4, seed=0, steps_per_execution=2)
 report["even"] = sorted(fit_arguments((x, y), (x, y), batch_size=4, seed=0, steps_per_execution=3) or {})
+# the training split even (3 batches), the validation split not (2): validation from the arrays
+mixed = fit_arguments((x, y), (x[:8], y[:8]), batch_size=4, seed=0, steps_per_execution=3)
+report["mixed"] = [type(mixed["validation_data"]).__name__, mixed["validation_batch_size"], "validation_steps" in mixed]
 
 # fit with the pipelines: iterators made during a 3-epoch training (Keras makes 4 an epoch from arrays)
 made = []
@@ -65,6 +68,7 @@ def test_tf_data_epochs_are_reshuffled_passes_and_one_iterator_serves_the_traini
     assert report["validation"] == [[0, 1, 2, 3], [4], [0, 1, 2, 3], [4]]  # in order, repeated
     assert report["multi"] == [[10, 2], [10, 1], ["shuffle", "steps_per_epoch", "x"]]
     assert report["uneven"] is None and "validation_steps" in report["even"]
+    assert report["mixed"] == ["tuple", 4, False]
     assert report["val_loss_epochs"] == 6
     # arrays: 2 iterators per split and epoch; pipelines: one for the training, and one per epoch
     # for the validation (Keras's evaluate resets its iterator)
