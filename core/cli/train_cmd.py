@@ -12,6 +12,7 @@ from core.engine.training import train
 from core.files import read_json, write_json
 from core.params import parse_pairs
 from core.runs import RUN_FILE
+from core.runs.catalog import parameters_trained
 
 # Training flags: (flag, type, help). Each maps to a field of core.engine.options.TrainingOptions; values
 # are checked there, so the CLI, config files and the Python API report errors the same way.
@@ -207,7 +208,7 @@ def _summary(run):
     click.echo(f"run: {run.path}")
     click.echo(
         f"{shown}  ({_count(m.get('epochs'), 'epoch')}, {m.get('backend')}, {m.get('seconds', 0):.1f} s, "
-        f"{m.get('trainable_params'):,} of {m.get('total_params'):,} parameters trained)"
+        f"{parameters_trained(m, run.record)})"
     )
 
 

@@ -38,7 +38,7 @@ EXPERIMENT = "kerastack"
 INSTALL = "pip install 'kerastack[track]'"
 # The run's files logged after training (those that exist), and the record keys that are not parameters.
 RUN_FILES = ("model.keras", "run.json", "history.csv", "metrics.json", "curves.png", "confusion.png")
-FINAL_METRICS = ("seconds", "epochs", "trainable_params", "total_params")  # besides the test_ ones
+FINAL_METRICS = ("seconds", "epochs", "trainable_params", "total_params", "fine_tuned_params")  # besides the test_ ones
 NOT_PARAMS = ("status", "created", "tracking", "exports", "resumed", "error")
 _ACTIVE = {}  # run id → the Tracker logging it in this process (stop() waits for its metrics)
 # Run ids whose tracking failed in this process or its parent (an export's TensorFlow child inherits

@@ -381,6 +381,8 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             "trainable_params": trainable,
             "total_params": total,
         }
+        if "fine_tune_rate" in (record.get("transfer") or {}):  # --fine-tune-after: more trained from epoch N + 1
+            metrics["fine_tuned_params"] = transfer.parameter_counts(model)[0]
         _check_finite(history, job.opts)
         metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
         _evaluate(model, job.dataset, job.spec, job.opts, metrics, out)

@@ -154,6 +154,16 @@ def compare(paths, everything=False):
     }
 
 
+def parameters_trained(metrics, record):
+    """``"195 of 9,091 parameters trained"``; after ``--fine-tune-after N``, with how many trained
+    from epoch N + 1: ``"195 of 9,091 parameters trained, 9,091 from epoch 2"``."""
+    text = f"{metrics.get('trainable_params', 0):,} of {metrics.get('total_params', 0):,} parameters trained"
+    after = (record.get("transfer") or {}).get("fine_tune_after")
+    if "fine_tuned_params" in metrics and after:
+        text += f", {metrics['fine_tuned_params']:,} from epoch {after + 1}"
+    return text
+
+
 def run_names(runs):
     """Short names for runs shown side by side: the directory names, or the paths where those clash."""
     names = [r.path.name for r in runs]
@@ -162,7 +172,7 @@ def run_names(runs):
 
 def _metric_order(keys):
     """Measurements first (train, val, test of each metric), then time and parameter counts."""
-    tail = [k for k in keys if k in ("seconds", "trainable_params", "total_params")]
+    tail = [k for k in keys if k in ("seconds", "trainable_params", "fine_tuned_params", "total_params")]
     head = [k for k in keys if k not in tail]
     bases = list(dict.fromkeys(k.split("_", 1)[1] if k.startswith(("val_", "test_")) else k for k in head))
     ordered = [f"{split}{b}" for b in bases for split in ("", "val_", "test_") if f"{split}{b}" in head]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.errors import KerastackError
 from core.files import format_size, read_json, write_text
-from core.runs.catalog import NOT_METRICS, status_of
+from core.runs.catalog import NOT_METRICS, parameters_trained, status_of
 from core.runs.plots import CONFUSION_FILE, CURVES_FILE, PREDICTIONS_FILE, write_run_plots
 from core.runs.run import HISTORY_FILE, load_run
 from core.versions import package_version
@@ -182,7 +182,7 @@ def render(facts):
     if "seconds" in metrics:
         sub.append(f"{metrics['seconds']:.1f} s")
     if "total_params" in metrics:
-        sub.append(f"{metrics.get('trainable_params', 0):,} of {metrics['total_params']:,} parameters trained")
+        sub.append(parameters_trained(metrics, record))
     sub += [f"status {facts['status']}", f"created {record.get('created', '?')}"]
     parts = [
         "<!DOCTYPE html>",

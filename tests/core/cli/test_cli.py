@@ -225,6 +225,7 @@ def test_train_summary_counts_epochs_in_english(capsys):
                 "trainable_params": 1,
                 "total_params": 1,
             },
+            record={},
         )
     )
     assert "loss 0.2500  accuracy 0.7500  (1 epoch," in capsys.readouterr().out  # no held-out split
@@ -237,9 +238,13 @@ def test_train_summary_counts_epochs_in_english(capsys):
             "trainable_params": 10,
             "total_params": 12,
         }
-        _summary(SimpleNamespace(path="runs/x", metrics=metrics))
+        _summary(SimpleNamespace(path="runs/x", metrics=metrics, record={}))
         out = capsys.readouterr().out
         assert said in out and "val_accuracy 0.5000" in out, out
+    # after --fine-tune-after 2: how many trained from epoch 3
+    metrics["fine_tuned_params"] = 12
+    _summary(SimpleNamespace(path="runs/x", metrics=metrics, record={"transfer": {"fine_tune_after": 2}}))
+    assert "10 of 12 parameters trained, 12 from epoch 3)" in capsys.readouterr().out
 
 
 def test_training_output_to_a_log_is_one_line_per_epoch(tmp_path):

@@ -106,7 +106,9 @@ def test_a_run_resumed_where_fine_tuning_starts_switches_and_a_same_architecture
     assert "fine-tuning every layer from epoch 2" in resumed.stdout, resumed.stdout
     record = read_json(out / "run.json")
     assert record["status"] == "complete" and record["transfer"]["fine_tune_rate"] == pytest.approx(1e-4)
-    assert read_json(out / "metrics.json")["epochs"] == 2
+    metrics = read_json(out / "metrics.json")
+    assert metrics["epochs"] == 2 and metrics["fine_tuned_params"] == metrics["total_params"] > 0
+    assert f"parameters trained, {metrics['total_params']:,} from epoch 2)" in resumed.stdout, resumed.stdout
 
 
 def _weights(path):
