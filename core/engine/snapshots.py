@@ -246,8 +246,7 @@ class BackgroundWriter:
         self._next_start = 0.0  # time.monotonic() before which the next round may not start
         self._thread = None
         self._error = None
-        self.rounds = 0  # rounds run, and jobs replaced before they ran (for tests and bench)
-        self.replaced = 0
+        self.replaced = 0  # jobs replaced by a newer one of their file before they ran
 
     def submit(self, key, job):
         self._raise()
@@ -321,7 +320,6 @@ class BackgroundWriter:
                 with self._cond:
                     self._next_start = began + cost / self.share
                     self._busy = False
-                    self.rounds += 1
                     self._cond.notify_all()
 
     def __enter__(self):

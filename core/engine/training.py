@@ -457,7 +457,7 @@ def _resumed_model(job, out):
     modules = record.get("custom_modules", ())
     model = load_model(out / CHECKPOINT_FILE, modules, transfer=record.get("transfer"), epoch=job.initial_epoch)
     # Runs written before non-layer objects were collected gain their modules here.
-    record["custom_modules"] = sorted(set(record.get("custom_modules", ())) | set(custom_modules(model)))
+    record["custom_modules"] = sorted(set(modules) | set(custom_modules(model)))
     record.setdefault("resumed", []).append(job.initial_epoch)
     print(f"resuming {out} at epoch {job.initial_epoch + 1} of {job.opts.epochs}")
     return model
