@@ -234,34 +234,12 @@ def startup(runs=9):
     return out
 
 
-def probe(backend):
-    """bench/probe.py under ``backend``: per-layer step times and the batch / steps_per_execution knobs."""
+def script_result(script, backend, *args):
+    """The JSON line bench/``script`` prints last, run under ``backend`` (probe.py: per-layer step
+    times and knobs; snapshot_cost.py: what an epoch-end checkpoint costs the training thread;
+    levers.py: Keras's levers on cnn/digits; step_parts.py: a torch step taken apart)."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "probe.py")],
-        env=dict(os.environ, KERAS_BACKEND=backend),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def snapshot_cost(backend):
-    """bench/snapshot_cost.py under ``backend``: what an epoch-end checkpoint costs the training thread."""
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "snapshot_cost.py")],
-        env=dict(os.environ, KERAS_BACKEND=backend),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def levers(backend, rounds=7, script="levers.py"):
-    """bench/levers.py under ``backend``: Keras's levers on cnn/digits, side by side in one process."""
-    proc = subprocess.run(
-        [sys.executable, str(HERE / script), str(rounds)],
+        [sys.executable, str(HERE / script), *map(str, args)],
         env=dict(os.environ, KERAS_BACKEND=backend),
         capture_output=True,
         text=True,
@@ -506,14 +484,14 @@ def run(args, scratch):
         "startup": None if args.quick else startup(),
     }
     print(json.dumps(results["startup"]), flush=True)
-    results["probe"] = [] if args.quick else [probe(b) for b in args.backends.split(",")]
+    results["probe"] = [] if args.quick else [script_result("probe.py", b) for b in args.backends.split(",")]
     print(json.dumps(results["probe"]), flush=True)
-    results["levers"] = [] if args.quick else [levers(b) for b in args.backends.split(",")]
+    results["levers"] = [] if args.quick else [script_result("levers.py", b, 7) for b in args.backends.split(",")]
     print(json.dumps(results["levers"]), flush=True)
     # where torch's step time goes against the hand-written step (bench/step_parts.py)
-    results["step_parts"] = levers("torch", script="step_parts.py") if "torch" in args.backends.split(",") else None
+    results["step_parts"] = script_result("step_parts.py", "torch", 7) if "torch" in args.backends.split(",") else None
     print(json.dumps(results["step_parts"]), flush=True)
-    results["snapshot_cost"] = [snapshot_cost(b) for b in args.backends.split(",")]
+    results["snapshot_cost"] = [script_result("snapshot_cost.py", b) for b in args.backends.split(",")]
     print(json.dumps(results["snapshot_cost"]), flush=True)
     for name in args.models.split(","):
         model = MODELS[name]
