@@ -204,7 +204,7 @@ def nan_stopper():
     """Keras's TerminateOnNaN, marked ``async_safe``: its batch-end check (a float of the loss) runs
     in Keras's callback thread on JAX and torch, instead of making every step wait for the loss.
     It stops the training a batch or two after a NaN instead of at once; the epoch-end check
-    (training._check_finite) says so either way."""
+    (fitting.check_finite) says so either way."""
     import keras
 
     class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
