@@ -13,7 +13,7 @@ cnn/digits, batch 64, plain ``model.fit`` of ``EPOCHS`` epochs at a time, the se
 - ``spe4`` / ``spe8``: ``steps_per_execution`` 4 / 8 (not torch);
 - ``jit_on`` / ``jit_off``: ``jit_compile`` forced (the default is "auto");
 - ``tf_data``: the arrays fed as repeated tf.data pipelines with ``steps_per_epoch``
-  (core/engine/tf_data.py, what kerastack does under TensorFlow), TensorFlow only.
+  (core/engine/backends/tensorflow.py, what kerastack does under TensorFlow), TensorFlow only.
 
 Prints one JSON line.
 """
@@ -85,7 +85,7 @@ for name, (compile_args, _) in SETTINGS.items():
 
 def data(name):
     if name == "tf_data":
-        from core.engine.tf_data import fit_arguments
+        from core.engine.backends.tensorflow import fit_arguments
 
         return fit_arguments((x, y), val, 64, seed=0)
     return {"x": x, "y": y, "batch_size": 64, "validation_data": val}

@@ -5,7 +5,6 @@ import sys
 import numpy as np
 
 from core.data import batches, is_pair, targets_for
-from core.engine import distributed, tf_data
 from core.engine.callbacks import checkpointer, higher_is_better, history_writer, interrupt_checker, nan_stopper
 from core.engine.datasets import predict_batches
 from core.errors import KerastackError, one_line
@@ -33,21 +32,19 @@ def fit(model, job, callbacks, verbose):
                 val = None if val is None else (val[0][:n], None if val[1] is None else val[1][:n])
             val = tuple(val) if val is not None else None
             if opts.distribute == "data" and not opts.augment:  # each process its shard of each batch
-                stream = distributed.shard(job.keras, train, opts, job.seed, initial_epoch, job.backend)
-                size = distributed.eval_batch_size(opts, job.backend)
+                stream = job.engine.shard(job.keras, train, opts, job.seed, initial_epoch)
+                size = job.engine.eval_batch_size(opts)
                 common["callbacks"] = [stream.callback, *callbacks]
                 return model.fit(stream, validation_data=val, validation_batch_size=size, **common)
             if opts.augment:
                 stream = augmented(train[0], train[1], opts.batch_size, opts.augment, job.seed + initial_epoch)
                 return model.fit(stream, validation_data=val, **common)
-            if job.backend == "tensorflow" and opts.distribute == "none":  # one iterator, not 4 an epoch
-                seed = job.seed + initial_epoch
-                fed = tf_data.fit_arguments(train, val, opts.batch_size, seed, model.steps_per_execution)
-                if fed is not None:
-                    return model.fit(**{**common, **fed})
+            fed = job.engine.array_feed(model, train, val, opts, job.seed + initial_epoch)
+            if fed is not None:  # the backend's own way to feed arrays
+                return model.fit(**{**common, **fed})
             return model.fit(train[0], train[1], batch_size=opts.batch_size, validation_data=val, **common)
         if opts.distribute == "data":
-            train = distributed.shard_stream(job.keras, train, job.backend)
+            train = job.engine.shard_stream(job.keras, train)
         return model.fit(train, validation_data=val, **common)
     except (KerastackError, KeyboardInterrupt):
         raise
@@ -66,7 +63,7 @@ def fit_callbacks(job, out, rows, resume_from, writer=None):
     plugins'; ``writer`` writes the history and checkpoints in the background."""
     keras, opts = job.keras, job.opts
     best = resume_from.get("best") if resume_from else None
-    cbs = distributed.log_reducer(job.backend) + [
+    cbs = job.engine.log_reducers() + [
         history_writer(out / HISTORY_FILE, rows, writer),
         nan_stopper(),
         checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer),
@@ -98,12 +95,13 @@ def check_finite(history, opts):
         )
 
 
-def evaluate(model, dataset, spec, opts, metrics, out):
+def evaluate(model, job, metrics, out):
     """Test metrics into ``metrics``; predictions.npz (labels, predicted classes) for classification."""
+    dataset, spec = job.dataset, job.spec
     if dataset.test is not None:
         test = targets_for(spec.task, dataset.test)
         if is_pair(test):
-            size = distributed.eval_batch_size(opts)
+            size = job.engine.eval_batch_size(job.opts)
             result = model.evaluate(test[0], test[1], batch_size=size, verbose=0, return_dict=True)
         else:
             result = model.evaluate(test, verbose=0, return_dict=True)

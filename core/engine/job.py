@@ -1,7 +1,6 @@
 """A training job: its record resolved (plugins, data, spec, devices) and its model built, resumed or
 transferred, and compiled."""
 
-import contextlib
 import dataclasses
 import importlib.util
 import sys
@@ -10,7 +9,8 @@ import numpy as np
 
 from core import backend as backends
 from core.data import check_dataset, first_batch, is_pair, spec_of, targets_for
-from core.engine import distributed, transfer
+from core.engine import transfer
+from core.engine.backends import for_backend
 from core.engine.callbacks import CHECKPOINT_FILE, check_monitor, logged_metrics
 from core.engine.compiling import compile_for_task, steps_per_epoch
 from core.engine.datasets import check_token_ids, loader_options, task_for, vocab_hint, with_inferred_vocab
@@ -36,6 +36,7 @@ class Job:
     spec: object
     initial_epoch: int
     distribution: object
+    engine: object  # the backend's way to train (core.engine.backends)
     callbacks: list
     interrupts: object = None
 
@@ -69,7 +70,8 @@ def prepare(record, resume_from):
     # The dataset loads before keras is imported, so that its errors come without the wait; a
     # loader that needs keras (a PyDataset) imports it under the run's backend.
     backends.select(training["backend"])
-    batch = distributed.loader_batch_size(opts, training["backend"])  # a streamed split: this process's batches
+    engine = for_backend(training["backend"])
+    batch = engine.loader_batch_size(opts)  # a streamed split: this process's batches
     dataset = data_entry.call(**loader_options(data_entry.defaults, data_options, batch))
     owner = f"{data_entry.owner} from {data_entry.plugin.label()}"
     check_dataset(dataset, owner)
@@ -78,9 +80,8 @@ def prepare(record, resume_from):
     # A resumed run reseeds with its epoch: its shuffles differ from an uninterrupted run's, but
     # the same interruption resumed twice gives the same result.
     keras.utils.set_random_seed(training["seed"] + initial_epoch)
-    distribution = _distribution(keras, opts, training["backend"])
-    if opts.distribute != "none" and training["backend"] == "jax":
-        dataset = _trim_for_devices(dataset, distributed.local_devices())
+    distribution = engine.distribution(keras, opts)
+    dataset = engine.for_devices(dataset, opts)
     spec = spec_of(dataset, owner)
     spec = dataclasses.replace(spec, task=task_for(spec, arch_entry.extra["tasks"], arch_entry.name, data_entry.name))
     spec = with_inferred_vocab(spec, dataset)
@@ -99,6 +100,7 @@ def prepare(record, resume_from):
         spec=spec,
         initial_epoch=initial_epoch,
         distribution=distribution,
+        engine=engine,
         callbacks=plugin_callbacks,
     )
 
@@ -140,50 +142,6 @@ def _make_callback(keras, entry):
             "expected a keras.callbacks.Callback"
         )
     return cb
-
-
-def _distribution(keras, opts, backend):
-    """A context that trains on all devices (``--distribute``), or does nothing."""
-
-    if distributed.world(backend).size > 1:
-        return distributed.join(keras, backend)
-    if opts.distribute == "none" or backend == "torch":  # torch: one process, one device
-        return contextlib.nullcontext()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # MirroredStrategy() alone takes the GPUs, or a single CPU: name the CPUs when there is no GPU.
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        if opts.batch_size % len(devices):
-            raise UsageError(f"--batch-size {opts.batch_size} must be a multiple of the {len(devices)} devices")
-        return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
-    devices = keras.distribution.list_devices()
-    if opts.batch_size % len(devices):
-        raise UsageError(f"--batch-size {opts.batch_size} must be a multiple of the {len(devices)} devices")
-    if opts.distribute == "data":
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    else:
-        mesh = keras.distribution.DeviceMesh((1, len(devices)), ("batch", "model"), devices=devices)
-        layout = keras.distribution.LayoutMap(mesh)
-        layout[".*dense.*kernel"] = (None, "model")
-        layout[".*embedding.*embeddings"] = (None, "model")
-        keras.distribution.set_distribution(keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch"))
-    return contextlib.nullcontext()
-
-
-def _trim_for_devices(dataset, devices):
-    """JAX shards every batch across the devices, the last partial one too: trim each split to a
-    multiple of the device count (at most ``devices - 1`` samples dropped per split)."""
-
-    def trim(split):
-        if not is_pair(split):
-            return split
-        n = len(split[0]) - len(split[0]) % devices
-        return split[0][:n], None if split[1] is None else split[1][:n]
-
-    return dataclasses.replace(
-        dataset, train=trim(dataset.train), validation=trim(dataset.validation), test=trim(dataset.test)
-    )
 
 
 def new_model(job):
@@ -251,7 +209,7 @@ def recompile(model, job, opts, epochs):
     config["optimizer"] = make_optimizer(job.keras, opts, steps_per_epoch(opts, train_size) * epochs)
     model.compile(**config)
     model.steps_per_execution = opts.steps_per_execution
-    distributed.sync_gradients(model, job.backend)  # layers just unfrozen: their gradients too
+    job.engine.sync_gradients(model)  # layers just unfrozen: their gradients too
 
 
 def monitor_without_validation(job):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core import backend as backends
 from core.engine import distributed, transfer
+from core.engine.backends import for_backend
 from core.errors import UsageError
 from core.plugins import get_plugin_host
 from core.runs import load_run
@@ -52,15 +53,6 @@ def _check_transfer(freeze, lora_rank, init_from):
         load_run(init_from)  # fail early on a bad directory
 
 
-def _check_backend(opts, backend):
-    """Refuse training options the backend cannot honour."""
-    if opts.steps_per_execution > 1 and backend == "torch":
-        raise UsageError(
-            f"--steps-per-execution {opts.steps_per_execution}: the torch backend runs one "
-            "batch per call (Keras refuses more); use 1, or the jax or tensorflow backend"
-        )
-
-
 def _absolute(plugin):
     """``--plugin`` files are recorded with absolute paths so the run exports from any directory."""
     return str(Path(plugin).resolve()) if plugin.endswith(".py") or os.sep in plugin else plugin
@@ -82,7 +74,7 @@ def check_request(opts, backend, *, freeze, lora_rank, init_from, seed, out):
     if opts.fine_tune_after and freeze != "backbone":
         raise UsageError(f"--fine-tune-after {opts.fine_tune_after} needs --freeze backbone (got --freeze {freeze})")
     backend = backends.resolve(backend)
-    _check_backend(opts, backend)
+    for_backend(backend).check(opts)
     opts = dataclasses.replace(opts, processes=distributed.check(opts, backend))
     if distributed.world(backend).size > 1 and (seed is None or out is None):
         raise UsageError("under a launcher every process needs the same --seed and --out: set both")

@@ -174,7 +174,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             monitor_without_validation(job)
             check_job_monitor(model, job)
             replace_stopped_run(out)
-        distributed.prepare_model(model, job.backend)
+        job.engine.prepare_model(model)
         record["status"] = "running"
         tracker = Tracker(record, out)  # only where the run folder is written
         tracker.start()
@@ -199,7 +199,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
             metrics["fine_tuned_params"] = transfer.parameter_counts(model)[0]
         check_finite(history, job.opts)
         metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
-        evaluate(model, job.dataset, job.spec, job.opts, metrics, out)
+        evaluate(model, job, metrics, out)
         write_results(model, record, metrics, out)
     plots(out)
     tracker.finish(metrics)

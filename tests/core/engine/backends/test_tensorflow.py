@@ -1,4 +1,4 @@
-"""Arrays fed to fit under TensorFlow as repeated tf.data pipelines (core/engine/tf_data.py): every
+"""Arrays fed to fit under TensorFlow as repeated tf.data pipelines (core/engine/backends/tensorflow.py): every
 epoch is still one reshuffled pass with a partial last batch, validation is read in order, and a
 training makes one iterator for its training split instead of two per epoch."""
 
@@ -12,7 +12,7 @@ import json
 import numpy as np
 import keras
 import tensorflow as tf
-from core.engine.tf_data import fit_arguments
+from core.engine.backends.tensorflow import fit_arguments
 
 x, y = np.arange(10, dtype="float32")[:, None] * [1, -1], np.arange(10)
 args = fit_arguments((x, y), (x[:5], y[:5]), batch_size=4, seed=0)
