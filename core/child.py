@@ -9,6 +9,7 @@ child's error back into the same one-line error here.
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import KerastackError, UsageError
+from core.errors import Interrupted, KerastackError, UsageError
 from core.progress import ENV as PROGRESS_ENV
 from core.progress import terminal_fd
 
@@ -43,8 +44,8 @@ def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str
         if not result.exists():
             raise KerastackError(f"the {backend} process for {target} died (exit code {proc.returncode})")
         answer = json.loads(result.read_text())
-    if answer.get("interrupted"):  # Ctrl-C reached the child (its handling done): the same here
-        raise KeyboardInterrupt
+    if answer.get("interrupted"):  # Ctrl-C or SIGTERM reached the child (its handling done): the same here
+        raise Interrupted(answer["interrupted"])
     if "error" in answer:
         cls = UsageError if answer.get("exit_code") == 2 else KerastackError
         raise cls(answer["error"])
@@ -76,8 +77,8 @@ def main(argv):
         if os.environ.get("KERASTACK_DEBUG"):
             traceback.print_exc()
         answer = {"error": str(exc), "exit_code": exc.exit_code}
-    except KeyboardInterrupt:  # Ctrl-C: no traceback; the caller stops as it would have here
-        answer = {"interrupted": True}
+    except KeyboardInterrupt as exc:  # Ctrl-C: no traceback; the caller stops as it would have here
+        answer = {"interrupted": getattr(exc, "signum", signal.SIGINT)}
     except Exception as exc:
         traceback.print_exc() if os.environ.get("KERASTACK_DEBUG") else None
         answer = {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}

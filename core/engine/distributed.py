@@ -415,24 +415,26 @@ def shard_stream(keras, stream, backend):
 
 
 def report_failure(exc):
-    """One line on stderr naming this rank and the cause; then the process ends (JAX would block
-    in its shutdown barrier)."""
+    """End this rank: one line on stderr naming it and the cause, then exit 1; a stop
+    (``KeyboardInterrupt``) ends it without a line (the launcher says it once), with 128 + the
+    signal. Exits at once (JAX would block in its shutdown barrier), after what this process wrote
+    to stderr has passed the native-noise filter (os._exit does not wait for its thread)."""
     here = world()
+    from core import quiet
     from core.errors import KerastackError, one_line
 
     if isinstance(exc, KeyboardInterrupt):
-        cause = "interrupted"
+        line, code = "", getattr(exc, "exit_code", 130)
     elif isinstance(exc, KerastackError):
-        cause = " ".join(str(exc).split())
+        line, code = " ".join(str(exc).split()), 1
     else:
-        cause = one_line(exc, first=True)
-    from core import quiet
-
+        line, code = one_line(exc, first=True), 1
     sys.stdout.flush()
     sys.stderr.flush()
-    # Straight to the terminal's stderr: os._exit does not wait for the native-noise filter's thread.
-    os.write(quiet._state.get("real", 2), f"kerastack: rank {here.rank} of {here.size}: {cause}\n".encode())
-    os._exit(1)
+    quiet.restore_stderr()
+    if line:
+        os.write(2, f"kerastack: rank {here.rank} of {here.size}: {line}\n".encode())
+    os._exit(code)
 
 
 def run_rank(target, kwargs):

@@ -2,6 +2,15 @@
 standard variables (as torchrun, SLURM or Kubernetes would tell it), watch them, and end them all
 when one fails.
 
+Stopping: SIGINT or SIGTERM to the launcher, to a worker or to the process group stops every
+worker at its next batch end, rank 0 with its checkpoint written and its run marked interrupted.
+The launcher relays a stop to every worker (as SIGTERM: a worker started from a background shell
+ignores SIGINT); a worker that is sent one first tells the launcher (``tell_launcher``: SIGUSR1 for
+SIGINT, SIGUSR2 for SIGTERM), which relays it. A worker takes only its first stop signal (one
+Ctrl-C reaches it twice: from the terminal and relayed); a second one to the launcher kills the
+workers at once. Workers still running ``GRACE_S`` after the stop are killed. The launcher then
+raises ``Interrupted`` with the signal that started the stop.
+
 Every port is on 127.0.0.1: torch's gloo (``GLOO_SOCKET_IFNAME=lo``; the rendezvous is a file,
 as torch's TCPStore listens on every interface), the JAX
 coordinator (``JAX_COORDINATOR_BIND_ADDRESS``), TensorFlow's gRPC servers (``TF_CONFIG`` addresses).
@@ -14,15 +23,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from core.engine import distributed
-from core.errors import KerastackError, UsageError
+from core.errors import Interrupted, KerastackError, UsageError
 
 PORT_ENV = "KERASTACK_DIST_PORT"  # the first port to use (default: free ones, picked here)
-GRACE_S = 20  # after a worker fails, how long the others get to notice and end by themselves
+LAUNCHER_ENV = "KERASTACK_LAUNCHER_PID"  # in each worker: the pid of the launcher that started it
+GRACE_S = 20  # after a worker fails or a stop is asked for, how long the workers get to end by themselves
 HOST = "127.0.0.1"
+# How a worker tells its launcher which stop it was sent.
+TELL = {signal.SIGINT: signal.SIGUSR1, signal.SIGTERM: signal.SIGUSR2}
+STOPPING = b"\nkerastack: stopping after this batch (Ctrl-C again to stop at once)\n"
 
 
 def wanted(record):
@@ -34,14 +48,17 @@ def wanted(record):
 
 def run(record, out, verbose, resume_from, target="core.engine.training:_execute_json"):
     """Train ``record`` in ``record["training"]["processes"]`` local processes; return when every
-    one has ended well, else raise a ``KerastackError`` naming the ranks that failed."""
+    one has ended well, else raise a ``KerastackError`` naming the ranks that failed, or
+    ``Interrupted`` when a signal stopped them."""
     training = record["training"]
     backend, processes = training["backend"], training["processes"]
     ports = _ports(processes if backend == "tensorflow" else 1)
-    with tempfile.TemporaryDirectory(prefix="kerastack-launch-") as tmp:
-        workers = []
+    workers = []
+    with tempfile.TemporaryDirectory(prefix="kerastack-launch-") as tmp, _Stop(workers) as stop:
         try:
             for rank in range(processes):
+                if stop.signum is not None:  # stopped while starting: start no more
+                    break
                 request = Path(tmp) / f"request{rank}.json"
                 kwargs = dict(record=record, out=str(out), verbose=verbose if rank == 0 else 0, resume_from=resume_from)
                 request.write_text(
@@ -51,6 +68,7 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
                 )
                 env = _environment(backend, rank, processes, ports)
                 env[distributed.SCRATCH_ENV] = tmp
+                env[LAUNCHER_ENV] = str(os.getpid())
                 env[distributed.TORCH_INIT_ENV] = (Path(tmp) / "torch-store").as_uri() if backend == "torch" else ""
                 workers.append(
                     subprocess.Popen(
@@ -58,13 +76,16 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
                         env=env,
                     )
                 )
-            failures = _watch(workers)
-        except KeyboardInterrupt:
+            failures = _watch(workers, stop)
+        except KeyboardInterrupt:  # Ctrl-C where the stop's handlers could not be installed
+            stop.request(signal.SIGINT)
             _end(workers, wait_s=GRACE_S)
             raise
         except BaseException:
             _end(workers, wait_s=0)
             raise
+    if stop.signum is not None and any(proc.returncode != 0 for proc in workers):
+        raise Interrupted(stop.signum)
     if failures:
         first = failures[0]
         kept = (
@@ -75,6 +96,62 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
         raise KerastackError(
             f"{len(failures)} of {processes} processes failed (first: rank {first[0]}, {first[1]}); {kept}"
         )
+
+
+def launched():
+    """Whether this process is a worker started by ``run`` (not one process alone, nor one started
+    by a cluster's launcher)."""
+    return bool(os.environ.get(LAUNCHER_ENV))
+
+
+def tell_launcher(signum):
+    """In a worker: pass a stop signal (SIGINT or SIGTERM) to the launcher, which relays it to every
+    worker."""
+    pid = int(os.environ[LAUNCHER_ENV])
+    if os.getppid() == pid:  # still its child (the pid of a launcher that is gone may be reused)
+        os.kill(pid, TELL.get(signum, signal.SIGUSR2))
+
+
+class _Stop:
+    """The launcher's handling of a stop (see the module's docstring): ``signum`` is the signal that
+    started it (None: no stop), ``deadline`` when the workers still running are killed."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.signum = None
+        self.deadline = None
+        self.sent = 0  # stop signals sent to the launcher itself (not passed on by a worker)
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            defaults = {signal.SIGINT: signal.default_int_handler}  # an ignored SIGINT stays ignored
+            for signum in (signal.SIGINT, signal.SIGTERM, *TELL.values()):
+                if signal.getsignal(signum) is defaults.get(signum, signal.SIG_DFL):
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def _handle(self, signum, frame):
+        told = {sent: asked for asked, sent in TELL.items()}
+        if signum not in told:
+            self.sent += 1
+        if self.sent > 1:  # a second signal to the launcher itself (Ctrl-C again): at once
+            for proc in self.workers:
+                _signal(proc, signal.SIGKILL)
+        self.request(told.get(signum, signum))
+
+    def request(self, signum):
+        """Stop every worker at its next batch end; ``signum`` is what the launcher exits with."""
+        if self.signum is not None:
+            return
+        self.signum, self.deadline = signum, time.monotonic() + GRACE_S
+        os.write(2, STOPPING)
+        for proc in self.workers:
+            _signal(proc, signal.SIGTERM)
 
 
 def _environment(backend, rank, processes, ports):
@@ -133,33 +210,60 @@ def _ports(count):
             s.close()
 
 
-def _watch(workers):
+def _watch(workers, stop):
     """Wait for every worker; once one fails, the others get ``GRACE_S`` to end (their collectives
-    fail within seconds), then are killed. ``[(rank, cause)]`` of those that failed."""
-    failures, deadline = [], None
+    fail within seconds), then are killed; the same after a stop (``stop``), which a worker ended by
+    a stop signal before it could pass it on starts too. ``[(rank, cause)]`` of the workers that
+    failed; none after a stop (they ended on it)."""
+    failures, deadline = {}, None
     while True:
-        running = 0
         for rank, proc in enumerate(workers):
             code = proc.poll()
-            if code is None:
-                running += 1
-            elif code != 0 and rank not in [r for r, _ in failures]:
-                cause = _cause(code)
-                failures.append((rank, cause))
-                if code < 0:  # a signal: the worker could not say so itself
-                    print(f"kerastack: rank {rank} of {len(workers)}: {cause}", file=sys.stderr, flush=True)
-                deadline = deadline or time.monotonic() + GRACE_S
-        if not running:
-            return failures
+            if code in (None, 0) or rank in failures:
+                continue
+            if _stop_signal(code) is not None:
+                stop.request(_stop_signal(code))
+            failures[rank] = _cause(code)
+            if code < 0 and stop.signum is None:  # a signal: the worker could not say so itself
+                print(f"kerastack: rank {rank} of {len(workers)}: {failures[rank]}", file=sys.stderr, flush=True)
+            deadline = deadline or time.monotonic() + GRACE_S
+        if all(proc.returncode is not None for proc in workers):
+            break
+        if stop.signum is not None:
+            deadline = min(deadline or stop.deadline, stop.deadline)
         if deadline is not None and time.monotonic() > deadline:
             for rank, proc in enumerate(workers):
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-                    failures.append((rank, f"ended by the launcher {GRACE_S} s after rank {failures[0][0]} failed"))
-                    print(f"kerastack: rank {rank} of {len(workers)}: {failures[-1][1]}", file=sys.stderr, flush=True)
-            return failures
+                    failures[rank] = (
+                        f"did not stop within {GRACE_S} s; killed"
+                        if stop.signum is not None
+                        else f"ended by the launcher {GRACE_S} s after rank {next(iter(failures))} failed"
+                    )
+                    print(f"kerastack: rank {rank} of {len(workers)}: {failures[rank]}", file=sys.stderr, flush=True)
+            break
         time.sleep(0.2)
+    return [] if stop.signum is not None else list(failures.items())
+
+
+def _stop_signal(code):
+    """The stop signal (SIGINT, SIGTERM) that ended a worker with exit code ``code``, or None: killed
+    by it (before its handler was set), or exited 128 + it (``Interrupted``)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if code in (-signum, 128 + signum):
+            return signum
+    return None
+
+
+def _signal(proc, signum):
+    """``signum`` to a worker not reaped yet (its pid is still its own), from a signal handler: no
+    ``Popen`` method, whose lock the interrupted main thread may hold."""
+    if proc.returncode is None:
+        try:
+            os.kill(proc.pid, signum)
+        except OSError:
+            pass
 
 
 def _cause(code):

@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from core.engine import distributed
 from core.engine.callbacks import BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_STATE
 from core.errors import KerastackError, UsageError
 from core.files import atomic_path, read_json, write_json
@@ -86,7 +87,8 @@ def mark_interrupted(out, record):
     else:
         resume = f"kerastack train --resume {shlex.quote(str(out))}"
         hint = f"interrupted; continue it from its checkpoint after epoch {epoch} with: {resume}"
-    print(f"kerastack: {out} {hint}", file=sys.stderr)
+    if distributed.world().writer:  # the other ranks' folders are private, and gone after
+        print(f"kerastack: {out} {hint}", file=sys.stderr)
 
 
 def mark_failed(out, record, exc):
