@@ -182,6 +182,13 @@ class Interrupts:
             signal.signal(signum, previous)
         self._previous = {}
 
+    def reclaim(self):
+        """Install the handlers again (a library may have taken a signal meanwhile: JAX's distributed
+        client takes SIGTERM for its preemption notice, and a SIGTERM then stopped nothing); self."""
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
+        return self
+
     def _handle(self, signum, frame):
         first = self.signum is None
         if first:

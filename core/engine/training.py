@@ -174,9 +174,9 @@ def _execute_in(record, out, verbose, resume_from):
     return run
 
 
-def _train_locked(record, out, verbose, resume_from, interrupts=None):
+def _train_locked(record, out, verbose, resume_from, interrupts):
     job = prepare(record, resume_from)
-    job.interrupts = interrupts
+    job.interrupts = interrupts.reclaim()  # the processes' join may have taken SIGTERM (JAX's does)
     with job.distribution:
         if resume_from:
             with dtype_policy(job.opts.precision):  # the model's layers keep it; the process does not
