@@ -71,8 +71,8 @@ def train(
     arguments are then unused). ``track="mlflow"`` (or a ``[track]`` table: ``to``, ``experiment``,
     ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`).
     An ``out`` that holds a run stopped (interrupted or failed) before its first checkpoint is started again, its old files replaced; any other run there is refused.
-    Ctrl-C stops at the next batch end (twice: at once), marks run.json ``interrupted`` and says how
-    to continue, then raises ``KeyboardInterrupt``. If this process already runs keras under another backend, the training runs in a child process.
+    Ctrl-C or SIGTERM stops at the next batch end (twice: at once), marks run.json ``interrupted`` and
+    says how to continue, then raises ``core.errors.Interrupted`` (a ``KeyboardInterrupt``). If this process already runs keras under another backend, the training runs in a child process.
     """
     if resume is not None:
         return _resume(Path(resume), verbose)
