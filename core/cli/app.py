@@ -10,9 +10,9 @@ import traceback
 
 import click
 
-from core import quiet
 from core.errors import Interrupted, KerastackError
 from core.plugins import get_plugin_host
+from core.proc import quiet
 
 HELP = """kerastack: train Keras 3 models from plugins on TensorFlow, JAX or PyTorch; export them to LiteRT.
 

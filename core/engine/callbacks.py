@@ -4,9 +4,9 @@ import os
 import signal
 import threading
 
-from core.engine import launch
 from core.errors import Interrupted, UsageError, choices_text, did_you_mean
 from core.files import atomic_path, write_csv, write_json
+from core.proc import launch
 
 CHECKPOINT_FILE = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"

@@ -19,21 +19,16 @@ import datetime
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from core.errors import UsageError
+from core.proc.launch import LOCAL_ENV, SCRATCH_ENV, TORCH_INIT_ENV  # what `--processes N` sets in its workers
 
 # Seconds a rendezvous or a collective may wait for a peer before it fails (a stuck peer; a dead one
 # is noticed in seconds). Long enough for a slow peer's first compile.
 TIMEOUT_ENV = "KERASTACK_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300
-LOCAL_ENV = "KERASTACK_LOCAL_LAUNCH"  # set by `--processes N`: every port on 127.0.0.1
-# torch's rendezvous for `--processes N`: a FileStore (torch's TCPStore listens on every interface,
-# whatever MASTER_ADDR says; measured with torch 2.13). Cluster launchers use env:// (MASTER_ADDR).
-TORCH_INIT_ENV = "KERASTACK_TORCH_INIT"
-SCRATCH_ENV = "KERASTACK_SCRATCH"  # where the other ranks keep their private folders
 ENGINES = {
     "torch": "torch.distributed (gloo on CPU, nccl on GPU) + Keras fit with all-reduced gradients",
     "jax": "jax.distributed via keras.distribution.initialize + DataParallel (gloo CPU collectives)",
@@ -412,38 +407,3 @@ def shard_stream(keras, stream, backend):
             stream.on_epoch_end()
 
     return StreamShard()
-
-
-def report_failure(exc):
-    """End this rank: one line on stderr naming it and the cause, then exit 1; a stop
-    (``KeyboardInterrupt``) ends it without a line (the launcher says it once), with 128 + the
-    signal. Exits at once (JAX would block in its shutdown barrier), after what this process wrote
-    to stderr has passed the native-noise filter (os._exit does not wait for its thread)."""
-    here = world()
-    from core import quiet
-    from core.errors import KerastackError, one_line
-
-    if isinstance(exc, KeyboardInterrupt):
-        line, code = "", getattr(exc, "exit_code", 130)
-    elif isinstance(exc, KerastackError):
-        line, code = " ".join(str(exc).split()), 1
-    else:
-        line, code = one_line(exc, first=True), 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    quiet.restore_stderr()
-    if line:
-        os.write(2, f"kerastack: rank {here.rank} of {here.size}: {line}\n".encode())
-    os._exit(code)
-
-
-def run_rank(target, kwargs):
-    """A worker started by the local launcher: ``target`` (``"module:function"``) called with
-    ``kwargs``; on any error one line naming the rank and the cause, and exit 1."""
-    import importlib
-
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - every cause ends this rank with its one line
-        report_failure(exc)

@@ -91,6 +91,18 @@ def mark_interrupted(out, record):
         print(f"kerastack: {out} {hint}", file=sys.stderr)
 
 
+def processes_failed(out, failures, processes):
+    """The error of a run whose workers failed (``[(rank, cause)]``, the first first): how many, the
+    first's cause, and whether the run folder keeps a checkpoint to resume from."""
+    rank, cause = failures[0]
+    kept = (
+        f"the run folder {out} keeps its last checkpoint: kerastack train --resume {shlex.quote(str(out))}"
+        if (out / CHECKPOINT_STATE).exists()
+        else "no checkpoint was written"
+    )
+    return KerastackError(f"{len(failures)} of {processes} processes failed (first: rank {rank}, {cause}); {kept}")
+
+
 def mark_failed(out, record, exc):
     """Record in run.json that the run stopped on an error (the files it wrote stay whole)."""
     record["status"] = "failed"

@@ -9,8 +9,7 @@ from typing import Any
 
 from core import backend as backends
 from core.backend import dtype_policy
-from core.child import call_in_backend
-from core.engine import distributed, launch, transfer
+from core.engine import distributed, transfer
 from core.engine.callbacks import Interrupts
 from core.engine.datasets import recorded_data_options
 from core.engine.fitting import check_finite, evaluate, fit, fit_callbacks, plots
@@ -22,6 +21,7 @@ from core.engine.rundir import (
     mark_failed,
     mark_interrupted,
     missing_ancestor,
+    processes_failed,
     readable_record,
     replace_stopped_run,
     resume_point,
@@ -32,6 +32,8 @@ from core.engine.tracking import Tracker, tracking_request
 from core.engine.tracking import stop as stop_tracking
 from core.errors import Interrupted
 from core.files import remove_partials, write_json
+from core.proc import launch
+from core.proc.child import call_in_backend
 from core.runs import RUN_FILE, Run, RunLock, live_writer, load_run, new_run_dir
 
 
@@ -98,16 +100,20 @@ def _resume(out, verbose):
 
 
 def _dispatch(record, out, verbose, resume_from):
-    backend = record["training"]["backend"]
-    if not launch.wanted(record) and backends.can_use(backend):
+    """Train here, in ``processes`` workers of a local launcher (decided once, in the record; not in
+    a process that is one of them already), or in a child process under the run's backend."""
+    backend, processes = record["training"]["backend"], record["training"]["processes"]
+    launcher = processes > 1 and distributed.world(backend).size == 1
+    if not launcher and backends.can_use(backend):
         return _execute(record, out, verbose, resume_from)
+    kwargs = dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from)
     try:
-        if launch.wanted(record):
-            launch.run(record, out, verbose, resume_from)
+        if launcher:
+            failures = launch.run(_execute_json, kwargs, backend, processes)
+            if failures:
+                raise processes_failed(out, failures, processes)
         else:
-            call_in_backend(
-                backend, _execute_json, dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from)
-            )
+            call_in_backend(backend, _execute_json, kwargs)
     except KeyboardInterrupt as exc:  # the processes are stopped: mark their run if they could not
         _mark_stopped(out, exc)
         raise

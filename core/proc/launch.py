@@ -1,6 +1,7 @@
-"""``--processes N`` on one machine: start N workers, each told its rank through its engine's
-standard variables (as torchrun, SLURM or Kubernetes would tell it), watch them, and end them all
-when one fails.
+"""``--processes N`` on one machine: start N workers (``python -m core.worker``, each handed the
+same call in ``core.proc.request``'s format), each told its rank through its engine's standard
+variables (as torchrun, SLURM or Kubernetes would tell it), watch them, and end them all when one
+fails. A worker that fails or is stopped ends at once, its rank and cause in one line (``end_rank``).
 
 Stopping: SIGINT or SIGTERM to the launcher, to a worker or to the process group stops every
 worker at its next batch end, rank 0 with its checkpoint written and its run marked interrupted.
@@ -27,11 +28,17 @@ import threading
 import time
 from pathlib import Path
 
-from core.engine import distributed
-from core.errors import Interrupted, KerastackError, UsageError
+from core.errors import Interrupted, UsageError
+from core.proc import request as requests
 
 PORT_ENV = "KERASTACK_DIST_PORT"  # the first port to use (default: free ones, picked here)
-LAUNCHER_ENV = "KERASTACK_LAUNCHER_PID"  # in each worker: the pid of the launcher that started it
+# Set in each worker: the launcher's pid; that every port is on 127.0.0.1; the folder the other
+# ranks keep their private folders in; torch's rendezvous, a FileStore (torch's TCPStore listens on
+# every interface, whatever MASTER_ADDR says; measured with torch 2.13; cluster launchers use env://).
+LAUNCHER_ENV = "KERASTACK_LAUNCHER_PID"
+LOCAL_ENV = "KERASTACK_LOCAL_LAUNCH"
+SCRATCH_ENV = "KERASTACK_SCRATCH"
+TORCH_INIT_ENV = "KERASTACK_TORCH_INIT"
 GRACE_S = 20  # after a worker fails or a stop is asked for, how long the workers get to end by themselves
 HOST = "127.0.0.1"
 # How a worker tells its launcher which stop it was sent.
@@ -39,43 +46,23 @@ TELL = {signal.SIGINT: signal.SIGUSR1, signal.SIGTERM: signal.SIGUSR2}
 STOPPING = b"\nkerastack: stopping after this batch (Ctrl-C again to stop at once)\n"
 
 
-def wanted(record):
-    """Whether this call should start the workers: more than one process asked for, and this
-    process is not one of them already."""
-    training = record["training"]
-    return training.get("processes", 1) > 1 and distributed.world(training["backend"]).size == 1
-
-
-def run(record, out, verbose, resume_from, target="core.engine.training:_execute_json"):
-    """Train ``record`` in ``record["training"]["processes"]`` local processes; return when every
-    one has ended well, else raise a ``KerastackError`` naming the ranks that failed, or
-    ``Interrupted`` when a signal stopped them."""
-    training = record["training"]
-    backend, processes = training["backend"], training["processes"]
+def run(function, kwargs, backend, processes):
+    """``function(**kwargs)`` in ``processes`` local workers under ``backend``, each told its rank;
+    ``[(rank, cause)]`` of the workers that failed (none: every one ended well). ``Interrupted``
+    when a signal stopped them."""
     ports = _ports(processes if backend == "tensorflow" else 1)
     workers = []
     with tempfile.TemporaryDirectory(prefix="kerastack-launch-") as tmp, _Stop(workers) as stop:
+        request = Path(tmp) / "request.json"
+        requests.write_request(request, function, kwargs)
         try:
             for rank in range(processes):
                 if stop.signum is not None:  # stopped while starting: start no more
                     break
-                request = Path(tmp) / f"request{rank}.json"
-                kwargs = dict(record=record, out=str(out), verbose=verbose if rank == 0 else 0, resume_from=resume_from)
-                request.write_text(
-                    json.dumps(
-                        {"target": "core.engine.distributed:run_rank", "kwargs": {"target": target, "kwargs": kwargs}}
-                    )
-                )
                 env = _environment(backend, rank, processes, ports)
-                env[distributed.SCRATCH_ENV] = tmp
-                env[LAUNCHER_ENV] = str(os.getpid())
-                env[distributed.TORCH_INIT_ENV] = (Path(tmp) / "torch-store").as_uri() if backend == "torch" else ""
-                workers.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "core.worker", str(request), str(Path(tmp) / f"result{rank}.json")],
-                        env=env,
-                    )
-                )
+                env.update({SCRATCH_ENV: tmp, LAUNCHER_ENV: str(os.getpid())})
+                env[TORCH_INIT_ENV] = (Path(tmp) / "torch-store").as_uri() if backend == "torch" else ""
+                workers.append(subprocess.Popen(requests.command(request, Path(tmp) / f"answer{rank}.json"), env=env))
             failures = _watch(workers, stop)
         except KeyboardInterrupt:  # Ctrl-C where the stop's handlers could not be installed
             stop.request(signal.SIGINT)
@@ -86,16 +73,7 @@ def run(record, out, verbose, resume_from, target="core.engine.training:_execute
             raise
     if stop.signum is not None and any(proc.returncode != 0 for proc in workers):
         raise Interrupted(stop.signum)
-    if failures:
-        first = failures[0]
-        kept = (
-            f"the run folder {out} keeps its last checkpoint: kerastack train --resume {out}"
-            if (Path(out) / "checkpoint.json").exists()
-            else "no checkpoint was written"
-        )
-        raise KerastackError(
-            f"{len(failures)} of {processes} processes failed (first: rank {first[0]}, {first[1]}); {kept}"
-        )
+    return failures
 
 
 def launched():
@@ -110,6 +88,23 @@ def tell_launcher(signum):
     pid = int(os.environ[LAUNCHER_ENV])
     if os.getppid() == pid:  # still its child (the pid of a launcher that is gone may be reused)
         os.kill(pid, TELL.get(signum, signal.SIGUSR2))
+
+
+def end_rank(answer):
+    """In a worker, on an ``answer`` that is not a value: one line on stderr naming this rank and
+    the error, and exit 1; a stop ends it without a line (the launcher says it once), with 128 + the
+    signal. At once (JAX would block in its shutdown barrier), after what this process wrote to
+    stderr has passed the native-noise filter (``os._exit`` does not wait for its thread)."""
+    from core.proc import quiet
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    quiet.restore_stderr()
+    if "interrupted" in answer:
+        os._exit(128 + answer["interrupted"])
+    line = " ".join(answer["error"].splitlines()[0].split()) if answer["error"].strip() else "failed"
+    os.write(2, f"kerastack: rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')}: {line}\n".encode())
+    os._exit(1)
 
 
 class _Stop:
@@ -158,7 +153,7 @@ def _environment(backend, rank, processes, ports):
     env = dict(os.environ, KERAS_BACKEND=backend)
     env.update(
         {
-            distributed.LOCAL_ENV: "1",
+            LOCAL_ENV: "1",
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
             "WORLD_SIZE": str(processes),

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from conftest import KERASTACK, read_json
 
-from core.engine.launch import GRACE_S
+from core.proc.launch import GRACE_S
 
 THREADS = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 ARGS = ["--arch", "mlp", "--data", "digits", "--hp", "units=16", "--epochs", "500", "--batch-size", "16"]
