@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from core.errors import Interrupted, UsageError
+from core.proc import quiet
 from core.proc import request as requests
 
 PORT_ENV = "KERASTACK_DIST_PORT"  # the first port to use (default: free ones, picked here)
@@ -54,15 +55,16 @@ def run(function, kwargs, backend, processes):
     workers = []
     with tempfile.TemporaryDirectory(prefix="kerastack-launch-") as tmp, _Stop(workers) as stop:
         request = Path(tmp) / "request.json"
-        requests.write_request(request, function, kwargs)
+        requests.write_request(request, function, kwargs)  # the same call for every rank, each its answer
+        commands = [requests.command(request, Path(tmp) / f"answer{rank}.json") for rank in range(processes)]
         try:
-            for rank in range(processes):
+            for rank, command in enumerate(commands):
                 if stop.signum is not None:  # stopped while starting: start no more
                     break
                 env = _environment(backend, rank, processes, ports)
                 env.update({SCRATCH_ENV: tmp, LAUNCHER_ENV: str(os.getpid())})
                 env[TORCH_INIT_ENV] = (Path(tmp) / "torch-store").as_uri() if backend == "torch" else ""
-                workers.append(subprocess.Popen(requests.command(request, Path(tmp) / f"answer{rank}.json"), env=env))
+                workers.append(subprocess.Popen(command, env=env))
             failures = _watch(workers, stop)
         except KeyboardInterrupt:  # Ctrl-C where the stop's handlers could not be installed
             stop.request(signal.SIGINT)
@@ -71,8 +73,8 @@ def run(function, kwargs, backend, processes):
         except BaseException:
             _end(workers, wait_s=0)
             raise
-    if stop.signum is not None and any(proc.returncode != 0 for proc in workers):
-        raise Interrupted(stop.signum)
+    if stop.signum is not None and (len(workers) < processes or any(proc.returncode for proc in workers)):
+        raise Interrupted(stop.signum)  # not every worker finished before the stop
     return failures
 
 
@@ -95,8 +97,6 @@ def end_rank(answer):
     the error, and exit 1; a stop ends it without a line (the launcher says it once), with 128 + the
     signal. At once (JAX would block in its shutdown barrier), after what this process wrote to
     stderr has passed the native-noise filter (``os._exit`` does not wait for its thread)."""
-    from core.proc import quiet
-
     sys.stdout.flush()
     sys.stderr.flush()
     quiet.restore_stderr()

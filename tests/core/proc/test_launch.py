@@ -6,18 +6,21 @@ one resume hint names the real run folder.
 The launcher is the same on every backend; what differs is the worker: JAX's (and TensorFlow's)
 distributed runtime takes SIGTERM when it joins, torch's takes nothing. So torch runs the launcher
 and worker scenarios (one run, stopped, resumed, stopped again), JAX the SIGTERM to the launcher.
+The launcher's own protocol (which signal counts as a second Ctrl-C, a worker that stopped before
+it could say so) is checked on stand-in workers.
 """
 
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 from conftest import KERASTACK, read_json
 
-from core.proc.launch import GRACE_S
+from core.proc.launch import GRACE_S, _Stop, _watch
 
 THREADS = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 ARGS = ["--arch", "mlp", "--data", "digits", "--hp", "units=16", "--epochs", "500", "--batch-size", "16"]
@@ -124,3 +127,56 @@ def test_jax_workers_stop_on_sigterm_although_their_runtime_takes_it(tmp_path):
     _when(proc, lambda: (out / "checkpoint.json").exists(), "checkpoint")
     code, took, _, stderr = _stop(tmp_path, proc, signal.SIGTERM)
     _check_stopped(tmp_path, out, code, took, stderr, signal.SIGTERM)
+
+
+def _sleeper(code="signal.signal(signal.SIGTERM, signal.SIG_IGN)"):
+    """A stand-in worker: ready once it has set its signals up (by default it ignores SIGTERM)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"import signal, time\n{code}\nprint('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout.readline() == "ready\n"
+    return proc
+
+
+@pytest.fixture
+def default_signals():
+    """The launcher's handlers go only over the default ones (pytest may run with SIGINT ignored)."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_DFL)
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def test_a_second_signal_to_the_launcher_kills_the_workers_a_passed_on_one_does_not(default_signals):
+    """One Ctrl-C reaches the launcher from the terminal and again from each worker (passed on as
+    SIGUSR1/SIGUSR2): only the launcher's own second one stops the workers at once."""
+    workers = [_sleeper(), _sleeper()]
+    try:
+        with _Stop(workers) as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)  # a worker was sent SIGTERM: every worker is told
+            assert stop.signum == signal.SIGTERM
+            os.kill(os.getpid(), signal.SIGINT)  # the launcher's own first: no more than a stop
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.5)
+            assert [w.poll() for w in workers] == [None, None]  # they ignore the relayed SIGTERM
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C again: at once
+            assert [w.wait(timeout=10) for w in workers] == [-signal.SIGKILL, -signal.SIGKILL]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+
+
+def test_a_worker_stopped_before_it_could_tell_stops_the_others(default_signals):
+    """A worker ended by SIGTERM (before its own handler was set) or exiting 143 is a stop, not a
+    failure: the others are told (here: killed by the relayed SIGTERM), and no failure is reported."""
+    stopped = subprocess.Popen([sys.executable, "-c", "raise SystemExit(143)"])
+    other = _sleeper(code="")
+    with _Stop([stopped, other]) as stop:
+        assert _watch([stopped, other], stop) == []
+    assert (stop.signum, other.returncode) == (signal.SIGTERM, -signal.SIGTERM)
