@@ -102,7 +102,8 @@ def _resume(out, verbose):
 def _dispatch(record, out, verbose, resume_from):
     """Train here, in ``processes`` workers of a local launcher (decided once, in the record; not in
     a process that is one of them already), or in a child process under the run's backend."""
-    backend, processes = record["training"]["backend"], record["training"]["processes"]
+    training = record["training"]
+    backend, processes = training["backend"], training.get("processes", 1)  # none in runs before --processes
     launcher = processes > 1 and distributed.world(backend).size == 1
     if not launcher and backends.can_use(backend):
         return _execute(record, out, verbose, resume_from)
