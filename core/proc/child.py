@@ -27,7 +27,7 @@ def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str
     """
     with tempfile.TemporaryDirectory(prefix="kerastack-child-") as tmp:
         request, answer = Path(tmp) / "request.json", Path(tmp) / "answer.json"
-        requests.write_request(request, function, kwargs)
+        name = requests.write_request(request, function, kwargs)
         env = dict(os.environ, KERAS_BACKEND=backend)
         # The child's fd 2 may be the native-log filter's pipe: its progress bars need the terminal.
         terminal = terminal_fd()
@@ -35,5 +35,4 @@ def call_in_backend(backend: str, function: Callable[..., Any], kwargs: dict[str
             env[PROGRESS_ENV] = str(terminal)
         command = requests.command(request, answer)
         proc = subprocess.run(command, env=env, pass_fds=() if terminal is None else (terminal,))
-        what = f"the {backend} process for {requests.target(function)}"
-        return requests.read_answer(answer, what, proc.returncode)
+        return requests.read_answer(answer, f"the {backend} process for {name}", proc.returncode)

@@ -28,8 +28,10 @@ def command(request, answer):
 
 def write_request(path, function, kwargs):
     """The request file: ``function(**kwargs)``, where ``function`` is defined at the top level of an
-    importable module and ``kwargs`` are JSON-able."""
-    Path(path).write_text(json.dumps({"target": target(function), "kwargs": kwargs}))
+    importable module and ``kwargs`` are JSON-able; the function's ``"module:name"``."""
+    name = target(function)
+    Path(path).write_text(json.dumps({"target": name, "kwargs": kwargs}))
+    return name
 
 
 def target(function):
