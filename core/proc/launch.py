@@ -79,17 +79,16 @@ def run(function, kwargs, backend, processes):
 
 
 def launched():
-    """Whether this process is a worker started by ``run`` (not one process alone, nor one started
-    by a cluster's launcher)."""
-    return bool(os.environ.get(LAUNCHER_ENV))
+    """Whether this process is a worker that ``run`` started and that still runs under it (not one
+    process alone, one started by a cluster's launcher, nor a child that a worker started)."""
+    pid = os.environ.get(LAUNCHER_ENV)
+    return bool(pid) and os.getppid() == int(pid)  # (the pid of a launcher that is gone may be reused)
 
 
 def tell_launcher(signum):
-    """In a worker: pass a stop signal (SIGINT or SIGTERM) to the launcher, which relays it to every
-    worker."""
-    pid = int(os.environ[LAUNCHER_ENV])
-    if os.getppid() == pid:  # still its child (the pid of a launcher that is gone may be reused)
-        os.kill(pid, TELL.get(signum, signal.SIGUSR2))
+    """In a worker (``launched()``): pass a stop signal (SIGINT or SIGTERM) to the launcher, which
+    relays it to every worker."""
+    os.kill(int(os.environ[LAUNCHER_ENV]), TELL.get(signum, signal.SIGUSR2))
 
 
 def end_rank(answer):

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from conftest import KERASTACK, read_json
 
-from core.proc.launch import GRACE_S, _Stop, _watch
+from core.proc.launch import GRACE_S, LAUNCHER_ENV, _Stop, _watch, launched
 
 THREADS = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 ARGS = ["--arch", "mlp", "--data", "digits", "--hp", "units=16", "--epochs", "500", "--batch-size", "16"]
@@ -180,3 +180,12 @@ def test_a_worker_stopped_before_it_could_tell_stops_the_others(default_signals)
     with _Stop([stopped, other]) as stop:
         assert _watch([stopped, other], stop) == []
     assert (stop.signum, other.returncode) == (signal.SIGTERM, -signal.SIGTERM)
+
+
+def test_a_child_that_a_worker_starts_is_no_worker(monkeypatch):
+    """It inherits the worker's environment (call_in_backend in a rank): it must answer its caller,
+    not end as a rank would, nor pass its signals to the launcher."""
+    monkeypatch.setenv(LAUNCHER_ENV, str(os.getppid()))
+    assert launched()
+    monkeypatch.setenv(LAUNCHER_ENV, str(os.getpid()))  # its parent is not the launcher
+    assert not launched()
