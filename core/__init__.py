@@ -14,7 +14,6 @@ Notebooks and scripts use the same operations as the command line::
 from core.backend import BACKENDS
 from core.backend import loaded as loaded_backend
 from core.backend import use as use_backend
-from core.child import call_in_backend
 from core.data import Dataset, DataSpec, as_arrays, check_dataset, is_pair, spec_of, targets_for
 from core.deploy.compare import (
     compare_outputs,
@@ -36,7 +35,8 @@ from core.errors import KerastackError, UsageError, choices_text, did_you_mean, 
 from core.files import atomic_path, format_size, read_json, write_bytes, write_csv, write_json, write_text
 from core.hookspecs import hookimpl
 from core.plugins import PluginHost, get_plugin_host
-from core.progress import progress_bar
+from core.proc.child import call_in_backend
+from core.proc.progress import progress_bar
 from core.runs import Run, import_model_modules, inference_model, load_model, load_run
 from core.runs.plots import new_figure, save_figure
 from core.testing import Case, check_architecture, check_architectures

@@ -1,5 +1,5 @@
 """Choosing the Keras backend. Keras reads ``KERAS_BACKEND`` once, at import, so one process has
-one backend; work that needs another runs in a child process (``core.child``)."""
+one backend; work that needs another runs in a child process (``core.proc.child``)."""
 
 import contextlib
 import importlib.util

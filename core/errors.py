@@ -1,6 +1,7 @@
 """The errors the command line turns into one-line messages and exit codes."""
 
 import difflib
+import signal
 from collections.abc import Iterable
 
 
@@ -14,6 +15,21 @@ class UsageError(KerastackError):
     """Bad input from the user (a name, an option, a flag); the CLI exits 2."""
 
     exit_code = 2
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal: Ctrl-C (SIGINT) or SIGTERM (``timeout``, a batch scheduler).
+
+    A ``KeyboardInterrupt``, so every ``except KeyboardInterrupt`` handles it as Ctrl-C; it keeps
+    which signal it was, and the CLI exits ``128 + signum`` as shells expect (130, 143)."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum
 
 
 def did_you_mean(name: object, choices: Iterable[object]) -> str:

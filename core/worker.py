@@ -1,12 +1,9 @@
-"""Entry point of the child processes started by ``core.child.call_in_backend``.
-
-Kept apart from ``core.child`` so that ``python -m core.worker`` does not re-run a module that
-``import core`` has already loaded.
-"""
+"""``python -m core.worker REQUEST ANSWER``: the child processes' entry (``core.proc.worker``), by
+the name that tools look for (a leftover worker is found by its command line)."""
 
 import sys
 
-from core.child import main
+from core.proc.worker import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -10,9 +10,9 @@ import traceback
 
 import click
 
-from core import quiet
-from core.errors import KerastackError
+from core.errors import Interrupted, KerastackError
 from core.plugins import get_plugin_host
+from core.proc import quiet
 
 HELP = """kerastack: train Keras 3 models from plugins on TensorFlow, JAX or PyTorch; export them to LiteRT.
 
@@ -96,6 +96,11 @@ def split_globals(argv):
     return debug, plugins, rest
 
 
+def _interrupt_code(exc):
+    """128 + the signal that stopped the command: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 130
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("KERASTACK_DEBUG"))
@@ -111,13 +116,13 @@ def main(argv=None):
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort as exc:
-        # Ctrl-C: click turns KeyboardInterrupt into Abort; shells expect 128 + SIGINT for it.
+        # Ctrl-C: click turns KeyboardInterrupt into Abort; shells expect 128 + the signal for it.
         interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
         click.echo("kerastack: interrupted" if interrupted else "kerastack: aborted", err=True)
-        code = 130 if interrupted else 1
-    except KeyboardInterrupt:
+        code = _interrupt_code(exc.__cause__) if interrupted else 1
+    except KeyboardInterrupt as exc:
         click.echo("kerastack: interrupted", err=True)
-        code = 130
+        code = _interrupt_code(exc)
     except click.ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "kerastack"
         hint = f" (see {where} --help)" if isinstance(exc, click.UsageError) else ""

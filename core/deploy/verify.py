@@ -18,7 +18,7 @@ from core.engine.tracking import log_verified
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
-from core.progress import ProgressBar, progress_bar
+from core.proc.progress import ProgressBar, progress_bar
 from core.runs import Run, load_run
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict

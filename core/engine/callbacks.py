@@ -4,8 +4,9 @@ import os
 import signal
 import threading
 
-from core.errors import UsageError, choices_text, did_you_mean
+from core.errors import Interrupted, UsageError, choices_text, did_you_mean
 from core.files import atomic_path, write_csv, write_json
+from core.proc import launch
 
 CHECKPOINT_FILE = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
@@ -82,9 +83,10 @@ def check_monitor(monitor, names, where, custom_step_logs=None):
     raise UsageError(f"--monitor {monitor!r}{did_you_mean(monitor, names)}; valid: {choices_text(names)} ({where})")
 
 
-def checkpointer(run_dir, every, monitor, best=None, writer=None):
+def checkpointer(run_dir, every, monitor, best=None, writer=None, seconds=None):
     """Every ``every`` epochs: ``checkpoint.keras`` (model + optimizer state, so the schedule
-    resumes where it was) and ``checkpoint.json`` (the epoch); ``best.keras`` whenever ``monitor``
+    resumes where it was) and ``checkpoint.json`` (the epoch, and the training time so far from
+    ``seconds()``: a resumed run reports the whole run's); ``best.keras`` whenever ``monitor``
     improves. Each file is written to a temporary name and renamed, checkpoint.json last.
 
     With ``writer`` (a snapshots.BackgroundWriter) the training thread only copies the state to
@@ -121,6 +123,8 @@ def checkpointer(run_dir, every, monitor, best=None, writer=None):
                 self.best = float(value)
             if due:
                 state = {"epoch": epoch + 1, "monitor": monitor, "best": self.best}
+                if seconds is not None:
+                    state["seconds"] = round(seconds(), 3)
                 _run(writer, CHECKPOINT_FILE, lambda delay: self._write_checkpoint(snapshot, state, delay))
             if improved:
                 _run(writer, BEST_FILE, lambda delay: self._write_best(snapshot, delay))
@@ -143,18 +147,26 @@ def checkpointer(run_dir, every, monitor, best=None, writer=None):
 
 class Interrupts:
     """Ctrl-C (SIGINT, and SIGTERM) during a training, made reliable: the request is recorded and
-    ``KeyboardInterrupt`` raised at a safe point, between batches (:func:`interrupt_checker`), or at
-    once outside ``fit`` and on a second Ctrl-C.
+    ``Interrupted`` (a ``KeyboardInterrupt``) raised at a safe point, between batches
+    (:func:`interrupt_checker`), or at once outside ``fit`` and on a second Ctrl-C.
 
     Python ignores an exception raised inside a garbage-collector callback, so a plain
     KeyboardInterrupt that lands in one (TensorFlow's ``_xla_gc_callback``) was lost and the training
     ran on; the recorded request is not. Installed only in the main thread over Python's default
-    handler (an ignored SIGINT stays ignored), and the previous handler is restored on exit."""
+    handler (an ignored SIGINT stays ignored), and the previous handler is restored on exit.
+
+    In a worker of ``--processes N`` the first signal is passed to the launcher, which relays it to
+    every worker (``launch``); the later ones (the relayed one, a second Ctrl-C) are left to the
+    launcher, which stops the workers at once itself: the stop of this one is not cut short."""
 
     def __init__(self):
-        self.requested = False
+        self.signum = None  # the signal that asked for the stop
         self.in_fit = False
         self._previous = {}
+
+    @property
+    def requested(self):
+        return self.signum is not None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -170,18 +182,32 @@ class Interrupts:
             signal.signal(signum, previous)
         self._previous = {}
 
+    def reclaim(self):
+        """Install the handlers again (a library may have taken a signal meanwhile: JAX's distributed
+        client takes SIGTERM for its preemption notice, and a SIGTERM then stopped nothing); self."""
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
+        return self
+
     def _handle(self, signum, frame):
-        first = not self.requested
-        self.requested = True
-        if first and self.in_fit:
-            os.write(2, b"\nkerastack: stopping after this batch (Ctrl-C again to stop at once)\n")
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if launch.launched():  # a worker of --processes N: the launcher stops every worker
+            if first:
+                launch.tell_launcher(signum)
+                if not self.in_fit:
+                    raise Interrupted(signum)
             return
-        raise KeyboardInterrupt
+        if first and self.in_fit:
+            os.write(2, launch.STOPPING)
+            return
+        raise Interrupted(self.signum)
 
     def check(self):
-        """Raise KeyboardInterrupt if Ctrl-C was pressed (a safe point)."""
-        if self.requested:
-            raise KeyboardInterrupt
+        """Raise ``Interrupted`` if a stop was asked for (a safe point)."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
 
 
 def interrupt_checker(interrupts):

@@ -12,21 +12,16 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from core.errors import UsageError
+from core.proc.launch import LOCAL_ENV, SCRATCH_ENV, TORCH_INIT_ENV  # what `--processes N` sets in its workers
 
 # Seconds a rendezvous or a collective may wait for a peer before it fails (a stuck peer; a dead one
 # is noticed in seconds). Long enough for a slow peer's first compile.
 TIMEOUT_ENV = "KERASTACK_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300
-LOCAL_ENV = "KERASTACK_LOCAL_LAUNCH"  # set by `--processes N`: every port on 127.0.0.1
-# torch's rendezvous for `--processes N`: a FileStore (torch's TCPStore listens on every interface,
-# whatever MASTER_ADDR says; measured with torch 2.13). Cluster launchers use env:// (MASTER_ADDR).
-TORCH_INIT_ENV = "KERASTACK_TORCH_INIT"
-SCRATCH_ENV = "KERASTACK_SCRATCH"  # where the other ranks keep their private folders
 ENGINES = {
     "torch": "torch.distributed (gloo on CPU, nccl on GPU) + Keras fit with all-reduced gradients",
     "jax": "jax.distributed via keras.distribution.initialize + DataParallel (gloo CPU collectives)",
@@ -153,34 +148,3 @@ def rank_folder(out, resume_from):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def report_failure(exc):
-    """One line on stderr naming this rank and the cause; then the process ends (JAX would block
-    in its shutdown barrier)."""
-    here = world()
-    from core.errors import KerastackError, one_line
-
-    if isinstance(exc, KeyboardInterrupt):
-        cause = "interrupted"
-    elif isinstance(exc, KerastackError):
-        cause = " ".join(str(exc).split())
-    else:
-        cause = one_line(exc, first=True)
-    from core import quiet
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Straight to the terminal's stderr: os._exit does not wait for the native-noise filter's thread.
-    os.write(quiet._state.get("real", 2), f"kerastack: rank {here.rank} of {here.size}: {cause}\n".encode())
-    os._exit(1)
-
-
-def run_rank(target, kwargs):
-    """A worker started by the local launcher: ``target`` (``"module:function"``) called with
-    ``kwargs``; on any error one line naming the rank and the cause, and exit 1."""
-    import importlib
-
-    module, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)(**kwargs)
-    except BaseException as exc:  # noqa: BLE001 - every cause ends this rank with its one line
-        report_failure(exc)

@@ -58,15 +58,16 @@ def fit(model, job, callbacks, verbose):
             job.interrupts.in_fit = False
 
 
-def fit_callbacks(job, out, rows, resume_from, writer=None):
+def fit_callbacks(job, out, rows, resume_from, writer=None, seconds=None):
     """The core's callbacks (history, NaN stop, checkpoints, TensorBoard, early stopping), then the
-    plugins'; ``writer`` writes the history and checkpoints in the background."""
+    plugins'; ``writer`` writes the history and checkpoints in the background; ``seconds`` (a
+    function) gives the run's training time so far, which each checkpoint keeps."""
     keras, opts = job.keras, job.opts
     best = resume_from.get("best") if resume_from else None
     cbs = job.engine.log_reducers() + [
         history_writer(out / HISTORY_FILE, rows, writer),
         nan_stopper(),
-        checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer),
+        checkpointer(out, opts.checkpoint_every, opts.monitor, best, writer, seconds),
     ]
     if opts.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))

@@ -176,7 +176,8 @@ def resumed_model(job, out):
     # Runs written before non-layer objects were collected gain their modules here.
     record["custom_modules"] = sorted(set(modules) | set(custom_modules(model)))
     record.setdefault("resumed", []).append(job.initial_epoch)
-    print(f"resuming {out} at epoch {job.initial_epoch + 1} of {job.opts.epochs}")
+    if distributed.world().writer:  # the other ranks resume a copy in a private folder, gone after
+        print(f"resuming {out} at epoch {job.initial_epoch + 1} of {job.opts.epochs}")
     return model
 
 

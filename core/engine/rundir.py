@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from core.engine import distributed
 from core.engine.callbacks import BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_STATE
 from core.errors import KerastackError, UsageError
 from core.files import atomic_path, read_json, write_json
@@ -86,7 +87,20 @@ def mark_interrupted(out, record):
     else:
         resume = f"kerastack train --resume {shlex.quote(str(out))}"
         hint = f"interrupted; continue it from its checkpoint after epoch {epoch} with: {resume}"
-    print(f"kerastack: {out} {hint}", file=sys.stderr)
+    if distributed.world().writer:  # the other ranks' folders are private, and gone after
+        print(f"kerastack: {out} {hint}", file=sys.stderr)
+
+
+def processes_failed(out, failures, processes):
+    """The error of a run whose workers failed (``[(rank, cause)]``, the first first): how many, the
+    first's cause, and whether the run folder keeps a checkpoint to resume from."""
+    rank, cause = failures[0]
+    kept = (
+        f"the run folder {out} keeps its last checkpoint: kerastack train --resume {shlex.quote(str(out))}"
+        if (out / CHECKPOINT_STATE).exists()
+        else "no checkpoint was written"
+    )
+    return KerastackError(f"{len(failures)} of {processes} processes failed (first: rank {rank}, {cause}); {kept}")
 
 
 def mark_failed(out, record, exc):

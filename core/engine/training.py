@@ -9,8 +9,7 @@ from typing import Any
 
 from core import backend as backends
 from core.backend import dtype_policy
-from core.child import call_in_backend
-from core.engine import distributed, launch, transfer
+from core.engine import distributed, transfer
 from core.engine.callbacks import Interrupts
 from core.engine.datasets import recorded_data_options
 from core.engine.fitting import check_finite, evaluate, fit, fit_callbacks, plots
@@ -22,6 +21,7 @@ from core.engine.rundir import (
     mark_failed,
     mark_interrupted,
     missing_ancestor,
+    processes_failed,
     readable_record,
     replace_stopped_run,
     resume_point,
@@ -30,8 +30,11 @@ from core.engine.rundir import (
 from core.engine.snapshots import BackgroundWriter
 from core.engine.tracking import Tracker, tracking_request
 from core.engine.tracking import stop as stop_tracking
+from core.errors import Interrupted
 from core.files import remove_partials, write_json
-from core.runs import RUN_FILE, Run, RunLock, load_run, new_run_dir
+from core.proc import launch
+from core.proc.child import call_in_backend
+from core.runs import RUN_FILE, Run, RunLock, live_writer, load_run, new_run_dir
 
 
 def train(
@@ -70,8 +73,8 @@ def train(
     arguments are then unused). ``track="mlflow"`` (or a ``[track]`` table: ``to``, ``experiment``,
     ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`).
     An ``out`` that holds a run stopped (interrupted or failed) before its first checkpoint is started again, its old files replaced; any other run there is refused.
-    Ctrl-C stops at the next batch end (twice: at once), marks run.json ``interrupted`` and says how
-    to continue, then raises ``KeyboardInterrupt``. If this process already runs keras under another backend, the training runs in a child process.
+    Ctrl-C or SIGTERM stops at the next batch end (twice: at once), marks run.json ``interrupted`` and
+    says how to continue, then raises ``core.errors.Interrupted`` (a ``KeyboardInterrupt``). If this process already runs keras under another backend, the training runs in a child process.
     """
     if resume is not None:
         return _resume(Path(resume), verbose)
@@ -97,22 +100,34 @@ def _resume(out, verbose):
 
 
 def _dispatch(record, out, verbose, resume_from):
-    backend = record["training"]["backend"]
-    if launch.wanted(record):
-        launch.run(record, out, verbose, resume_from)
-        return load_run(out)
-    if not backends.can_use(backend):
-        try:
-            call_in_backend(
-                backend,
-                _execute_json,
-                dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from),
-            )
-        except KeyboardInterrupt:  # the child is stopped: mark its run if it could not
-            mark_interrupted(out, readable_record(out))
-            raise
-        return load_run(out)
-    return _execute(record, out, verbose, resume_from)
+    """Train here, in ``processes`` workers of a local launcher (decided once, in the record; not in
+    a process that is one of them already), or in a child process under the run's backend."""
+    training = record["training"]
+    backend, processes = training["backend"], training.get("processes", 1)  # none in runs before --processes
+    launcher = processes > 1 and distributed.world(backend).size == 1
+    if not launcher and backends.can_use(backend):
+        return _execute(record, out, verbose, resume_from)
+    kwargs = dict(record=record, out=str(out), verbose=verbose, resume_from=resume_from)
+    try:
+        if launcher:
+            failures = launch.run(_execute_json, kwargs, backend, processes)
+            if failures:
+                raise processes_failed(out, failures, processes)
+        else:
+            call_in_backend(backend, _execute_json, kwargs)
+    except KeyboardInterrupt as exc:  # the processes are stopped: mark their run if they could not
+        _mark_stopped(out, exc)
+        raise
+    return load_run(out)
+
+
+def _mark_stopped(out, exc):
+    """After a stop (``exc``) that ended the processes training ``out`` (a child, the workers): a run
+    they could not mark (killed first) is marked interrupted here, and its MLflow run KILLED."""
+    record = readable_record(out)
+    if record.get("status") == "running" and live_writer(out) is None:
+        mark_interrupted(out, record)
+        stop_tracking(record, exc)
 
 
 def _execute_json(record, out, verbose, resume_from):
@@ -144,24 +159,31 @@ def _execute_in(record, out, verbose, resume_from):
                 remove_partials(out)  # a killed writer's temporary files
                 model = _train_locked(record, out, verbose, resume_from, interrupts)
         except BaseException as exc:
+            # An error after a stop was asked for is that stop: in several processes, the collective
+            # of a batch that a peer stopped before fails once the peer is gone.
+            ended = exc
+            if interrupts.requested and not isinstance(exc, KeyboardInterrupt):
+                ended = Interrupted(interrupts.signum)
             if resume_from is None and not (out / RUN_FILE).exists():
                 if created is not None:
                     shutil.rmtree(created, ignore_errors=True)
             elif record.get("status") == "running":  # run.json is this call's
-                if isinstance(exc, KeyboardInterrupt):
+                if isinstance(ended, KeyboardInterrupt):
                     mark_interrupted(out, record)
                 else:
                     mark_failed(out, record, exc)
-                stop_tracking(record, exc)
+                stop_tracking(record, ended)
+            if ended is not exc:
+                raise ended from exc
             raise
     run = load_run(out)
     run._model = model
     return run
 
 
-def _train_locked(record, out, verbose, resume_from, interrupts=None):
+def _train_locked(record, out, verbose, resume_from, interrupts):
     job = prepare(record, resume_from)
-    job.interrupts = interrupts
+    job.interrupts = interrupts.reclaim()  # the processes' join may have taken SIGTERM (JAX's does)
     with job.distribution:
         if resume_from:
             with dtype_policy(job.opts.precision):  # the model's layers keep it; the process does not
@@ -180,9 +202,13 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         tracker.start()
         write_json(out / RUN_FILE, record)
         trainable, total = transfer.parameter_counts(model)
-        started = time.perf_counter()
+        before, started = (resume_from or {}).get("seconds", 0.0), time.perf_counter()
+
+        def seconds():  # the run's training time: a resumed run's checkpoint keeps the time before
+            return before + time.perf_counter() - started
+
         with BackgroundWriter() as writer:  # the epoch-end files, written off the training thread
-            callbacks = fit_callbacks(job, out, rows, resume_from, writer)
+            callbacks = fit_callbacks(job, out, rows, resume_from, writer, seconds)
             if not tracker.failed:  # next to history.csv: an epoch in the history is an epoch logged
                 callbacks.insert(1, tracker.callback())
             history = transfer.fit_then_fine_tune(
@@ -191,7 +217,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts=None):
         metrics = {
             "backend": job.backend,
             "epochs": job.initial_epoch + len(history.epoch),
-            "seconds": round(time.perf_counter() - started, 3),
+            "seconds": round(seconds(), 3),
             "trainable_params": trainable,
             "total_params": total,
         }

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import KerastackError
+from core.runs.lock import writer_gone
 from core.runs.run import MODEL_FILE, RUN_FILE, load_run
 
 # The metric a run is judged by, in order of preference: the first one its metrics.json has.
@@ -87,11 +88,14 @@ def summarize(path):
 
 
 def status_of(run):
-    """``complete``, ``running`` (or crashed while running: the record cannot tell), ``interrupted``
-    (Ctrl-C: ``kerastack train --resume`` continues it), ``failed``, or ``no model``."""
+    """``complete``, ``running``, ``interrupted`` (Ctrl-C, SIGTERM, or killed: "running" in the
+    record, and its lock names a process that is gone; ``kerastack train --resume`` continues it),
+    ``failed``, or ``no model``."""
     status = run.record.get("status")
     if status == "complete" and not (run.path / MODEL_FILE).exists():
         return "no model"
+    if status == "running" and writer_gone(run.path):
+        return "interrupted"
     return status or ("complete" if (run.path / MODEL_FILE).exists() else "unknown")
 
 

@@ -36,20 +36,28 @@ class RunLock:
             self.path.unlink(missing_ok=True)
 
     def _owner(self):
-        try:
-            return int(self.path.read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return _holder(self.path.parent)
 
 
 def live_writer(run_dir):
     """The pid of the live process that holds ``run_dir``'s lock, or None (no lock, or its writer
     is gone: killed, say, with SIGKILL)."""
+    pid = _holder(run_dir)
+    return pid if pid is not None and _alive(pid) else None
+
+
+def writer_gone(run_dir):
+    """Whether ``run_dir``'s lock names a process that is gone: its writer was killed before it
+    could say how it stopped."""
+    pid = _holder(run_dir)
+    return pid is not None and not _alive(pid)
+
+
+def _holder(run_dir):
     try:
-        pid = int((Path(run_dir) / ".lock").read_text().strip())
+        return int((Path(run_dir) / ".lock").read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
 
 
 def _alive(pid):

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from core.backend import BACKENDS, resolve
-from core.child import call_in_backend
 from core.files import StrPath
+from core.proc.child import call_in_backend
 
 Results = dict[tuple[str, str], dict[str, Any]]
 """``{(case key, backend): result}``: what ``check_architectures`` returns."""

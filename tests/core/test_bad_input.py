@@ -634,8 +634,8 @@ from pathlib import Path
 import numpy as np
 
 root, rows = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
-import core.quiet
-core.quiet.filter_native_stderr = lambda: None  # stderr stays a Python stream we can capture
+import core.proc.quiet
+core.proc.quiet.filter_native_stderr = lambda: None  # stderr stays a Python stream we can capture
 from core.cli import main
 from tflite.__main__ import main as tflite_main
 
@@ -788,10 +788,10 @@ class _Reached(BaseException):
 def cli_in_process(monkeypatch):
     """``call(argv)`` → exit code of ``core.cli.main`` run here, stopping before any training."""
     import core.engine.training
-    import core.quiet
+    import core.proc.quiet
     from core.cli import main
 
-    monkeypatch.setattr(core.quiet, "filter_native_stderr", lambda: None)
+    monkeypatch.setattr(core.proc.quiet, "filter_native_stderr", lambda: None)
 
     def reached(*args, **kwargs):
         raise _Reached()

@@ -176,10 +176,10 @@ def _snapshot(folder):
 def cli_here(monkeypatch, capsys):
     """``call(argv)`` → (exit code, stderr) of ``core.cli.main`` in this process (no ML framework:
     only commands that need none)."""
-    import core.quiet
+    import core.proc.quiet
     from core.cli import main
 
-    monkeypatch.setattr(core.quiet, "filter_native_stderr", lambda: None)
+    monkeypatch.setattr(core.proc.quiet, "filter_native_stderr", lambda: None)
 
     def call(argv):
         capsys.readouterr()

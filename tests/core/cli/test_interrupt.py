@@ -2,6 +2,7 @@
 (or, stopped before its first checkpoint, starts again in the same folder)."""
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from conftest import KERASTACK, read_json, run_cli
 
 from core.engine.callbacks import Interrupts
+from core.errors import Interrupted
 
 
 def _start(out, backend, *extra):
@@ -31,19 +33,20 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt_when(proc, path):
-    """SIGINT once ``path`` exists; the exit code and stderr. The training must stop within 60 s."""
+def _interrupt_when(proc, path, signum=signal.SIGINT):
+    """``signum`` once ``path`` exists; stderr. The training must stop within 60 s, and exit 128 +
+    the signal (130 for SIGINT, 143 for SIGTERM)."""
     deadline = time.monotonic() + 180
     while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         _, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
-        pytest.fail("SIGINT did not stop the training within 60 s")
-    assert proc.returncode == 130, (proc.returncode, stderr[-2000:])
+        pytest.fail(f"{signal.Signals(signum).name} did not stop the training within 60 s")
+    assert proc.returncode == 128 + signum, (proc.returncode, stderr[-2000:])
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert stderr.rstrip().endswith("kerastack: interrupted"), stderr
     return stderr
@@ -62,6 +65,27 @@ def test_sigint_during_training_exits_130_and_marks_the_run(tmp_path, backend):
 
     listing = run_cli("runs", tmp_path)
     assert "interrupted" in listing.stdout, listing.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_as_ctrl_c_does_and_the_resumed_run_reports_the_whole_time(tmp_path):
+    """A scheduler's SIGTERM: interrupted, resumable, exit 143 (it was 130, as for Ctrl-C). The
+    resumed run's seconds (summary line, metrics.json) count the time before the checkpoint too."""
+    out = tmp_path / "run"
+    stderr = _interrupt_when(_start(out, "torch"), out / "checkpoint.json", signal.SIGTERM)
+    assert read_json(out / "run.json")["status"] == "interrupted"
+    assert [line for line in stderr.splitlines() if "--resume" in line][0].endswith(f"--resume {out}"), stderr
+    state = read_json(out / "checkpoint.json")
+    assert state["seconds"] > 0, state
+    record = read_json(out / "run.json")
+    record["training"]["epochs"] = state["epoch"] + 1  # one epoch more, not 500
+    (out / "run.json").write_text(json.dumps(record))
+
+    resumed = run_cli("train", "--resume", out)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = read_json(out / "metrics.json")
+    assert metrics["epochs"] == state["epoch"] + 1 and metrics["seconds"] > state["seconds"], (metrics, state)
+    assert f"{metrics['epochs']} epochs, torch, {metrics['seconds']:.1f} s" in resumed.stdout, resumed.stdout
 
 
 @pytest.mark.slow
@@ -125,7 +149,7 @@ def test_an_interrupt_lost_in_a_gc_callback_still_stops_the_training(monkeypatch
             gc.collect()
         finally:
             gc.callbacks.remove(callback)
-        assert dropped == [KeyboardInterrupt] and interrupts.requested
+        assert dropped == [Interrupted] and interrupts.requested  # a KeyboardInterrupt that knows its signal
         with pytest.raises(KeyboardInterrupt):
             interrupts.check()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -8,7 +8,7 @@ import pytest
 from conftest import read_json, run_python
 
 from core.deploy.precision import _float32_config
-from core.quiet import noise
+from core.proc.quiet import noise
 
 
 def policy(name):

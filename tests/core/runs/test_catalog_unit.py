@@ -3,6 +3,8 @@ No command line, no model loaded; test_catalog.py covers the commands that use t
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from fake_runs import make_run
@@ -131,6 +133,17 @@ def test_status_of(tmp_path, status, model, expected):
         (tmp_path / "model.keras").write_bytes(b"x")
     record = {} if status is None else {"status": status}
     assert status_of(Run(tmp_path, record)) == expected
+
+
+def test_a_running_run_whose_lock_holder_is_gone_is_interrupted(tmp_path):
+    """A writer killed (SIGKILL, or a launcher's kill) leaves "running" and a lock naming a dead
+    pid: the run is listed as interrupted (resumable), not as running forever."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / ".lock").write_text(str(gone.pid))
+    assert status_of(Run(tmp_path, {"status": "running"})) == "interrupted"
+    (tmp_path / ".lock").write_text(str(os.getpid()))  # a live writer: still running
+    assert status_of(Run(tmp_path, {"status": "running"})) == "running"
 
 
 # -- metrics --------------------------------------------------------------------------------------------

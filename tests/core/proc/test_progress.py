@@ -33,7 +33,7 @@ def run_in_terminal(*command, env=None):
 
 
 def test_no_bar_without_a_terminal(capfd):
-    from core.progress import progress_bar, terminal_fd
+    from core.proc.progress import progress_bar, terminal_fd
 
     assert terminal_fd() is None  # pytest captures fd 2
     with progress_bar(3, "work") as bar:
@@ -57,7 +57,7 @@ PARENT = """
 import sys
 
 from core import call_in_backend
-from core.quiet import filter_native_stderr
+from core.proc.quiet import filter_native_stderr
 
 import drawing
 

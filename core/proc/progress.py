@@ -2,7 +2,7 @@
 
 A bar is drawn on the terminal the user's stderr was when kerastack started, and erased when the
 step ends (``transient``). Two things stand between a step and that terminal: the CLI routes fd 2
-through the native-log filter (``core.quiet``, which passes whole lines only), and exports and
+through the native-log filter (``core.proc.quiet``, which passes whole lines only), and exports and
 fine-tuning run in child processes whose fd 2 is that filter's pipe. So the filter keeps the real
 stderr's descriptor, and ``call_in_backend`` hands the terminal's descriptor to every child
 (``KERASTACK_PROGRESS_FD``, kept open with ``pass_fds``). When stderr is not a terminal (a pipe, a
@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from core.quiet import real_stderr
+from core.proc.quiet import real_stderr
 
 ENV = "KERASTACK_PROGRESS_FD"
 

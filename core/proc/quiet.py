@@ -45,7 +45,7 @@ def filter_native_stderr():
     thread = threading.Thread(target=_pump, args=(read_end, real), daemon=True)
     thread.start()
     _state.update(real=real, thread=thread)
-    atexit.register(_stop)
+    atexit.register(restore_stderr)
 
 
 def real_stderr():
@@ -76,11 +76,15 @@ def noise(line, after_noise=False):
     return bool(NOISE.match(line)) or (after_noise and not line.strip())
 
 
-def _stop():
-    """Put the real stderr back and let the pump drain what was written before exit."""
+def restore_stderr():
+    """Put the real stderr back and let the pump drain what was written before (at exit, and before
+    an ``os._exit``, which does not wait for the pump's thread). Idempotent."""
+    if not _state or _state.get("restored"):
+        return
     try:
         sys.stderr.flush()
     except Exception:
         pass
     os.dup2(_state["real"], 2)  # closes the pipe's last write end held by this process
     _state["thread"].join(timeout=2)
+    _state["restored"] = True
