@@ -10,12 +10,12 @@ from core import backend as backends
 from core.data import Dataset, check_dataset
 from core.deploy.precision import float32_model, float32_policy, trained_model
 from core.engine.datasets import loader_options
-from core.engine.tracking import log_files
 from core.errors import KerastackError
 from core.files import StrPath
 from core.plugins import PluginHost, get_plugin_host
 from core.proc.child import call_in_backend
 from core.runs import Run, inference_model, load_run
+from core.tracking import log_files
 
 
 @dataclass

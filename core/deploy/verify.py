@@ -14,12 +14,12 @@ from core.data import is_pair
 from core.deploy.compare import input_fits, record_result, sample_inputs
 from core.deploy.export import deployed_model, load_dataset
 from core.engine.datasets import predict_batches
-from core.engine.tracking import log_verified
 from core.errors import KerastackError, UsageError
 from core.files import StrPath
 from core.plugins import get_plugin_host
 from core.proc.progress import ProgressBar, progress_bar
 from core.runs import Run, load_run
+from core.tracking import log_verified
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
 LARGE_SPLIT = 1024  # samples from which verify shows a progress bar (on a terminal), or a streamed split

@@ -40,9 +40,9 @@ from pathlib import Path
 
 from core.engine.datasets import BATCH_OPTION
 from core.engine.options import TrainingOptions
-from core.engine.tracking import TRACK_KEYS
 from core.errors import UsageError, choices_text, did_you_mean
 from core.plugins import get_plugin_host
+from core.tracking import TRACK_KEYS
 
 TOP = (
     "arch",

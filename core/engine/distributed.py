@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from core.errors import UsageError
-from core.proc.launch import LOCAL_ENV, SCRATCH_ENV, TORCH_INIT_ENV  # what `--processes N` sets in its workers
+from core.proc.launch import LOCAL_ENV, SCRATCH_ENV  # what `--processes N` sets in its workers
 
 # Seconds a rendezvous or a collective may wait for a peer before it fails (a stuck peer; a dead one
 # is noticed in seconds). Long enough for a slow peer's first compile.
@@ -146,5 +146,3 @@ def rank_folder(out, resume_from):
         yield scratch / "run"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-

@@ -9,7 +9,7 @@ import numpy as np
 
 from core import backend as backends
 from core.data import check_dataset, first_batch, is_pair, spec_of, targets_for
-from core.engine import transfer
+from core.engine import distributed, transfer
 from core.engine.backends import for_backend
 from core.engine.callbacks import CHECKPOINT_FILE, check_monitor, logged_metrics
 from core.engine.compiling import compile_for_task, steps_per_epoch

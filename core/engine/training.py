@@ -28,13 +28,13 @@ from core.engine.rundir import (
     write_results,
 )
 from core.engine.snapshots import BackgroundWriter
-from core.engine.tracking import Tracker, tracking_request
-from core.engine.tracking import stop as stop_tracking
 from core.errors import Interrupted
 from core.files import remove_partials, write_json
 from core.proc import launch
 from core.proc.child import call_in_backend
 from core.runs import RUN_FILE, Run, RunLock, live_writer, load_run, new_run_dir
+from core.tracking import Tracker, tracking_request
+from core.tracking import stop as stop_tracking
 
 
 def train(
@@ -71,7 +71,7 @@ def train(
     LoRA adapters on the pretrained Dense/EinsumDense/Embedding layers. ``resume`` (a run directory)
     continues an interrupted run from its last checkpoint, with the same settings (the other
     arguments are then unused). ``track="mlflow"`` (or a ``[track]`` table: ``to``, ``experiment``,
-    ``uri``) logs the run to MLflow (see :mod:`core.engine.tracking`).
+    ``uri``) logs the run to MLflow (see :mod:`core.tracking`).
     An ``out`` that holds a run stopped (interrupted or failed) before its first checkpoint is started again, its old files replaced; any other run there is refused.
     Ctrl-C or SIGTERM stops at the next batch end (twice: at once), marks run.json ``interrupted`` and
     says how to continue, then raises ``core.errors.Interrupted`` (a ``KeyboardInterrupt``). If this process already runs keras under another backend, the training runs in a child process.

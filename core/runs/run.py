@@ -127,9 +127,26 @@ def load_model(
     epoch ``epoch`` (``None``: of the run), and its optimizer state set variable by variable
     (``core.runs.optimizer_state``); else, or if it still does not fit, a ``KerastackError``.
     """
-    import keras
-
     path = Path(path)
+    _check_model_file(path)
+    import_model_modules(path, modules)
+    model, reason = _keras_load(path, compile)
+    if reason is None:
+        return model
+    if not sets_trainable(transfer):
+        reason = " ".join(reason.split())[:200]
+        raise KerastackError(f"{path}: its optimizer state does not load (does not fit the model): {reason}")
+    model, _ = _keras_load(path, compile=False)
+    try:
+        reapply(model, transfer, epoch)
+    except KerastackError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+    restore_optimizer(model, path)
+    return model
+
+
+def _check_model_file(path):
+    """A one-line error unless ``path`` is a file that can be a .keras archive (a zip)."""
     if path.is_dir():
         raise KerastackError(f"{path}: is a folder, expected a .keras model file")
     if not path.is_file():
@@ -137,19 +154,19 @@ def load_model(
     if not zipfile.is_zipfile(path):
         # Keras would say "File not found" of a file that is there, only damaged.
         raise KerastackError(f"{path}: not a valid .keras model file (a zip archive): truncated or corrupt")
-    import_model_modules(path, modules)
+
+
+def _keras_load(path, compile):
+    """``(model, None)``: the model as Keras loads it (safe mode unless ``KERASTACK_UNSAFE``); or,
+    with ``compile``, ``(None, reason)`` where its optimizer state did not load (an error, or Keras's
+    warning that it skipped it). Any other failure is a one-line ``KerastackError`` naming the file."""
+    import keras
+
     unsafe = bool(os.environ.get("KERASTACK_UNSAFE"))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = keras.saving.load_model(path, compile=compile, safe_mode=not unsafe)
-        skipped = [w for w in caught if _SKIPPED_OPTIMIZER in str(w.message)]
-        for w in caught:
-            if w not in skipped:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if not (compile and skipped):
-            return model
-        reason = str(skipped[0].message)
     except Exception as exc:
         if "safe_mode" in str(exc):
             raise KerastackError(
@@ -159,17 +176,14 @@ def load_model(
         text = " ".join(str(exc).split())[:300]
         if not (compile and "could not be loaded" in str(exc) and "optimizers" in str(exc)):
             raise KerastackError(f"{path}: cannot load the model: {type(exc).__name__}: {text}") from exc
-        reason = text
-    if not sets_trainable(transfer):
-        reason = " ".join(reason.split())[:200]
-        raise KerastackError(f"{path}: its optimizer state does not load (does not fit the model): {reason}")
-    model = load_model(path, modules, compile=False)
-    try:
-        reapply(model, transfer, epoch)
-    except KerastackError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
-    restore_optimizer(model, path)
-    return model
+        return None, text
+    skipped = [w for w in caught if _SKIPPED_OPTIMIZER in str(w.message)]
+    for w in caught:
+        if w not in skipped:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if compile and skipped:
+        return None, str(skipped[0].message)
+    return model, None
 
 
 def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -> None:

@@ -132,14 +132,8 @@ def test_templates_render_with_placeholders():
 
 # -- documented and typed ----------------------------------------------------------------------------
 def _origins():
-    """Public name → (module, name there), from the ``from X import A as B`` lines of core/__init__.py."""
-    tree = ast.parse((REPO / "core" / "__init__.py").read_text())
-    return {
-        alias.asname or alias.name: (node.module, alias.name)
-        for node in tree.body
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    }
+    """Public name → (module, name there), from core's table of where each name comes from."""
+    return {name: tuple(origin.split(":")) for name, origin in core._ORIGINS.items()}
 
 
 def attribute_docstring(source, name):

@@ -11,6 +11,7 @@ import os
 from core.engine import distributed
 from core.engine.backends.base import Backend
 from core.errors import UsageError
+from core.proc.launch import TORCH_INIT_ENV
 
 
 class Torch(Backend):
@@ -40,7 +41,7 @@ class Torch(Backend):
             torch.cuda.set_device(here.local_rank % torch.cuda.device_count())
         dist.init_process_group(
             "nccl" if gpu else "gloo",
-            init_method=os.environ.get(distributed.TORCH_INIT_ENV) or "env://",
+            init_method=os.environ.get(TORCH_INIT_ENV) or "env://",
             rank=here.rank,
             world_size=here.size,
             timeout=datetime.timedelta(seconds=distributed.timeout_s()),

@@ -1,24 +1,12 @@
-"""MLflow tracking: ``kerastack train --track mlflow`` (or a config file's ``[track]`` table), and
-``kerastack run --track mlflow`` (the main job: its training, both exports and both verifies).
-
-A tracked run logs to one MLflow run: its parameters (run.json flattened: architecture, dataset, every
-training option, the package versions), its metrics at every epoch end (step = epoch), then its files
-(model.keras, run.json, history.csv, metrics.json, the plots) and, on ``kerastack export``, the exported
-files and their report under ``export/<exporter>``; each .tflite verify result that is recorded in
-verify.json (``kerastack verify``, the export report, ``kerastack run``) adds its numbers as metrics
-``verify/<file>/<key>``. run.json's ``tracking`` holds the MLflow run id and the tracking URI, so
-``--resume`` continues the same MLflow run and ``export`` and ``verify`` find it.
-
-The default store is a SQLite database next to the run folders, ``<runs root>/mlflow.db`` (the folder
-that holds the run folder: ``runs/`` by default), its artifacts in ``<runs root>/mlartifacts/``: offline,
-no server. ``MLFLOW_TRACKING_URI`` (or ``[track] uri``) points it elsewhere, e.g. at ``mlflow server``.
+"""One training's MLflow run: the ``Tracker`` that creates (or continues) it, logs its parameters,
+its metrics at every epoch end and its files, and ``stop`` when the training fails; then
+``log_files`` and ``log_verified``, through which export and verify add to it.
 
 Logging is by hand through ``MlflowClient`` (``mlflow.keras.autolog`` covers TensorFlow only), so it is
 the same under every backend. mlflow is imported only here, inside functions. Tracking never fails a
 training: the first error disables it for the rest of the process and says so in one line.
 """
 
-import importlib.util
 import logging
 import math
 import os
@@ -27,15 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from core.errors import UsageError, choices_text, did_you_mean, one_line
+from core.errors import one_line
 from core.runs.catalog import MLFLOW_ARTIFACTS as ARTIFACTS_DIR
 from core.runs.catalog import flatten
 
-TRACKERS = ("mlflow",)
-TRACK_KEYS = ("to", "experiment", "uri")
-STORE_FILE = "mlflow.db"
-EXPERIMENT = "kerastack"
-INSTALL = "pip install 'kerastack[track]'"
 # The run's files logged after training (those that exist), and the record keys that are not parameters.
 RUN_FILES = ("model.keras", "run.json", "history.csv", "metrics.json", "curves.png", "confusion.png")
 FINAL_METRICS = ("seconds", "epochs", "trainable_params", "total_params", "fine_tuned_params")  # besides the test_ ones
@@ -46,49 +29,6 @@ _ACTIVE = {}  # run id → the Tracker logging it in this process (stop() waits 
 FAILED_ENV = "KERASTACK_TRACKING_FAILED"
 _PARAM_LIMIT = 6000  # characters MLflow keeps of a parameter value
 _BATCH = 100  # parameters per request (MLflow's limit)
-
-
-def tracking_request(track, out):
-    """run.json's ``tracking`` entry for ``track`` (None, ``"mlflow"``, or a ``[track]`` table:
-    ``to``, ``experiment``, ``uri``), or None; a usage error for an unknown tracker or key, or when
-    mlflow (or, for a SQLite store, SQLAlchemy) is not installed. ``out`` is the run folder."""
-    if track is None or track == "" or track == "none":
-        return None
-    table = {"to": track} if isinstance(track, str) else dict(track)
-    for key in table:
-        if key not in TRACK_KEYS:
-            raise UsageError(f"[track] {key!r}{did_you_mean(key, TRACK_KEYS)}; valid: {choices_text(TRACK_KEYS)}")
-    to = table.get("to")
-    if to in ("none", ""):
-        return None
-    if to is None:
-        raise UsageError(f"[track] needs 'to' (the tracker); valid: {choices_text(TRACKERS)}")
-    if to not in TRACKERS:
-        raise UsageError(f"--track {to!r}{did_you_mean(str(to), TRACKERS)}; valid: {choices_text(TRACKERS)}")
-    uri = table.get("uri") or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(out)
-    _check_installed(uri)
-    experiment = table.get("experiment") or os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
-    return {"to": to, "uri": uri, "experiment": experiment, "run_id": None}
-
-
-def default_uri(out):
-    """``sqlite:////abs/runs/mlflow.db``: the store next to the run folder ``out`` (absolute, so that
-    an export from another directory finds the same store)."""
-    return f"sqlite:///{Path(out).resolve().parent / STORE_FILE}"
-
-
-def _installed(name):
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # hidden, or a None placeholder in sys.modules
-        return False
-
-
-def _check_installed(uri):
-    if not _installed("mlflow"):
-        raise UsageError(f"--track mlflow needs the mlflow client: {INSTALL}")
-    if uri.startswith("sqlite:") and not (_installed("sqlalchemy") and _installed("alembic")):
-        raise UsageError(f"--track mlflow with a SQLite store ({uri}) needs SQLAlchemy and alembic: {INSTALL}")
 
 
 def _client(uri):

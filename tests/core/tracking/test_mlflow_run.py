@@ -163,30 +163,6 @@ def test_torch_run_tracked_from_a_config_file(tmp_path):
     _check_logged(run, 2, experiment="iris")
 
 
-def test_without_mlflow_track_says_how_to_install_it(tmp_path):
-    # mlflow hidden from the interpreter, as when the extra is not installed.
-    hide = tmp_path / "hide"
-    hide.mkdir()
-    (hide / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class Hide:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'mlflow':\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, Hide())\n"
-    )
-    env = {"PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
-    run = tmp_path / "runs" / "r"
-    proc = run_cli("train", *COMMON, "--epochs", "1", "--track", "mlflow", "--out", run, env=env)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
-    assert "pip install 'kerastack[track]'" in proc.stderr
-    assert not run.exists()
-
-    bad = run_cli("train", *COMMON, "--epochs", "1", "--track", "mlfow", "--out", run)
-    assert bad.returncode == 2 and "did you mean 'mlflow'" in bad.stderr, bad.stderr
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -255,7 +231,7 @@ def test_a_store_that_fails_after_training_warns_once_per_process(tmp_path, monk
     """Export and verify log into a tracked run's MLflow run; when its store is gone, the first
     failure says so in one line and the process's later calls do not try again (``kerastack run``
     exports and verifies twice: one warning, not four, and no four timeouts)."""
-    from core.engine.tracking import FAILED_ENV, log_files, log_verified
+    from core.tracking.mlflow_run import FAILED_ENV, log_files, log_verified
 
     for name, value in {**FAST_FAIL, FAILED_ENV: ""}.items():  # the failure is kept in the environment:
         monkeypatch.setenv(name, value)  # restored after the test
@@ -269,27 +245,3 @@ def test_a_store_that_fails_after_training_warns_once_per_process(tmp_path, monk
     assert len(said) == 1 and "MLflow tracking failed" in said[0] and uri in said[0], said
     assert "Connection refused" in said[0], said
     assert os.environ[FAILED_ENV].split() == ["gone0001"]  # what an export's TensorFlow child inherits
-
-
-def test_track_settings_are_checked_before_anything_runs(tmp_path):
-    from core.engine.config import load_config
-    from core.engine.tracking import default_uri, tracking_request
-    from core.errors import UsageError
-
-    assert tracking_request(None, tmp_path / "runs" / "r") is None and tracking_request("none", tmp_path) is None
-    entry = tracking_request({"to": "mlflow", "experiment": "e"}, tmp_path / "runs" / "r")
-    assert entry["experiment"] == "e" and entry["run_id"] is None
-    assert default_uri(tmp_path / "runs" / "r") == f"sqlite:///{tmp_path.resolve() / 'runs' / 'mlflow.db'}"
-    with pytest.raises(UsageError, match=r"\[track\] 'experment' \(did you mean 'experiment'\?\)"):
-        tracking_request({"to": "mlflow", "experment": "e"}, tmp_path)
-    config = tmp_path / "run.toml"
-    config.write_text('arch = "mlp"\ndata = "iris"\n[track]\nto = "mlflow"\nexperimnt = "x"\n')
-    with pytest.raises(UsageError, match=r"track\.'experimnt' \(did you mean 'experiment'\?\)"):
-        load_config(config)
-    # A tracked run's run.json, used as a configuration, tracks the new run in the same experiment.
-    record = tmp_path / "run.json"
-    record.write_text(
-        '{"architecture": {"name": "mlp"}, "dataset": {"name": "iris"}, "training": {"backend": "jax", "seed": 0},'
-        ' "tracking": {"to": "mlflow", "uri": "sqlite:///x.db", "experiment": "e", "run_id": "abc"}}'
-    )
-    assert load_config(record)["track"] == {"to": "mlflow", "experiment": "e"}
