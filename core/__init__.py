@@ -17,6 +17,7 @@ from core.backend import use as use_backend
 from core.child import call_in_backend
 from core.data import Dataset, DataSpec, as_arrays, check_dataset, is_pair, spec_of, targets_for
 from core.deploy.compare import (
+    check_export,
     compare_outputs,
     evaluation_data,
     gzip_size,
@@ -79,6 +80,7 @@ __all__ = [
     "float32_model",
     "load_dataset",
     # what exporters share
+    "check_export",
     "compare_outputs",
     "evaluation_data",
     "record_result",
