@@ -253,20 +253,59 @@ def fmt(value, spec=".2f"):
 
 
 def write(results):
+    """results.json, and results.md (printed too): a section per measurement that ran."""
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
+    rows = results["training"]
+    lines = header(results) + training_section(rows) + handwritten_section(rows) + variants_section(rows)
+    lines += probe_section(results["probe"]) + levers_section(results.get("levers") or [])
+    lines += step_parts_section(results.get("step_parts")) + snapshot_section(results.get("snapshot_cost") or [])
+    if results["startup"] is not None:
+        lines += startup_section(results["startup"])
+    (HERE / "results.md").write_text("\n".join(lines + [""]))
+    print("\n".join(lines))
+
+
+def table(head, rows):
+    """A markdown table's lines: the ``head`` cells, the separator, a line per row of cells."""
+    return ["| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def header(results):
+    loaded = " — a loaded machine: other jobs shared the cores, so times are noisy"
+    return [
         "# kerastack benchmark",
         "",
         f"Measured {results['when']} on {results['machine']} (`make bench`, {results['command']}).",
         "",
         f"Load average (1 min) {results['load_before']:.1f} before, {results['load_after']:.1f} after"
-        + (
-            " — a loaded machine: other jobs shared the cores, so times are noisy"
-            if results["load_before"] > 1.5
-            else ""
-        )
+        + (loaded if results["load_before"] > 1.5 else "")
         + (f"; OMP_NUM_THREADS={results['threads']}" if results.get("threads") else "")
         + ".",
+    ]
+
+
+def training_section(rows):
+    head = (
+        "model", "backend", "epoch s", "samples/s", "plain epoch s", "overhead (epoch)", "overhead (loop)",
+        "loop ratio per repeat", "epoch end ms", "1st epoch / steady", "to 1st step s (plain)",
+    )  # fmt: skip
+    cells = [
+        (
+            r["model"],
+            r["backend"],
+            f"{r['epoch_s']:.3f}",
+            f"{r['samples_per_s']:.0f}",
+            f"{r['plain_epoch_s']:.3f}",
+            f"{r['overhead']:.3f}×",
+            f"{r['loop_overhead']:.3f}×",
+            ", ".join(f"{x:.2f}" for x in r["loop_ratios"]),
+            f"{1000 * r['epoch_end_s']:.0f}",
+            f"{r['first_epoch_ratio']:.1f}",
+            f"{r['to_first_step_s']:.1f} ({r['plain_to_first_step_s']:.1f})",
+        )
+        for r in rows
+    ]
+    return [
         "",
         "## Training",
         "",
@@ -275,18 +314,28 @@ def write(results):
         " checkpoint.keras and best.keras each epoch; plain fit: nothing). Overhead = kerastack /"
         " plain `model.fit` of the same model, data, batch size and optimizer.",
         "",
-        "| model | backend | epoch s | samples/s | plain epoch s | overhead (epoch) | overhead (loop) "
-        "| loop ratio per repeat | epoch end ms | 1st epoch / steady | to 1st step s (plain) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *table(head, cells),
     ]
-    for r in results["training"]:
-        lines.append(
-            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {r['samples_per_s']:.0f} | "
-            f"{r['plain_epoch_s']:.3f} | {r['overhead']:.3f}× | {r['loop_overhead']:.3f}× | "
-            f"{', '.join(f'{x:.2f}' for x in r['loop_ratios'])} | {1000 * r['epoch_end_s']:.0f} | "
-            f"{r['first_epoch_ratio']:.1f} | {r['to_first_step_s']:.1f} ({r['plain_to_first_step_s']:.1f}) |"
+
+
+def handwritten_section(rows):
+    loops = ("jax_jit", "tf_function", "tf_function_xla", "torch_eager", "torch_compile")
+    head = (
+        "model", "backend", "kerastack", "jax.jit + optax", "tf.function", "tf.function + XLA", "torch eager",
+        "torch.compile", "vs best", "loop vs best",
+    )  # fmt: skip
+    cells = [
+        (
+            r["model"],
+            r["backend"],
+            f"{r['epoch_s']:.3f}",
+            *(fmt(r.get("hand_epoch_s", {}).get(v), ".3f") for v in loops),
+            f"{fmt(r.get('vs_hand'))}×",
+            f"{fmt(r.get('vs_hand_loop'))}×",
         )
-    lines += [
+        for r in rows
+    ]
+    return [
         "",
         "### Against the fastest hand-written loop (bench/handwritten.py)",
         "",
@@ -295,147 +344,121 @@ def write(results):
         " fastest hand-written loop's (goal ≥ 0.9); *loop vs best*: kerastack's training and"
         " validation passes alone.",
         "",
-        "| model | backend | kerastack | jax.jit + optax | tf.function | tf.function + XLA | torch eager "
-        "| torch.compile | vs best | loop vs best |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *table(head, cells),
+        *(f"- {r['model']} {r['backend']} {v}: {e}" for r in rows for v, e in r.get("hand_errors", {}).items()),
     ]
-    for r in results["training"]:
-        h = r.get("hand_epoch_s", {})
-        cells = [
-            fmt(h.get(v), ".3f") for v in ("jax_jit", "tf_function", "tf_function_xla", "torch_eager", "torch_compile")
-        ]
-        lines.append(
-            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | "
-            + " | ".join(cells)
-            + f" | {fmt(r.get('vs_hand'))}× | {fmt(r.get('vs_hand_loop'))}× |"
+
+
+def variants_section(rows):
+    """``--jit`` and ``--precision`` runs (skipped by ``--quick``), and the errors of any run."""
+    errors = [(r["model"], r["backend"], k, v) for r in rows for k, v in r.items() if k.endswith("_error")]
+    errors = [f"- {m} {b} {k[:-6]}: {v}" for m, b, k, v in errors]
+    if not any(f"{label}_epoch_s" in r for r in rows for label, _ in VARIANTS):
+        return ["", "(`--jit` and `--precision` runs skipped: `--quick`.)", *errors]
+    head = (
+        "model", "backend", "default (`--jit auto`, float32)", "`--jit off`", "`--jit on`",
+        "`--precision mixed_bfloat16`",
+    )  # fmt: skip
+    cells = [
+        (
+            r["model"],
+            r["backend"],
+            f"{r['epoch_s']:.3f}",
+            *(fmt(r.get(f"{label}_epoch_s"), ".3f") for label in ("jit_off", "jit_on", "bf16")),
         )
-    lines += [
-        f"- {r['model']} {r['backend']} {v}: {e}"
-        for r in results["training"]
-        for v, e in r.get("hand_errors", {}).items()
+        for r in rows
     ]
-    ran_variants = any(f"{label}_epoch_s" in r for r in results["training"] for label, _ in VARIANTS)
-    if not ran_variants:
-        lines += ["", "(`--jit` and `--precision` runs skipped: `--quick`.)"]
-    variant_lines = [
+    heading = "### `--jit` and `--precision` (kerastack steady epoch, s)"
+    return ["", heading, "", *table(head, cells), *errors]
+
+
+def probe_section(probes):
+    if not probes:
+        return []
+    names, knobs = list(probes[0]["layers"]), list(probes[0]["knobs"])
+    steps = [
+        (p["backend"], *(f"{p['layers'][n]['train_step']:.0f} ({p['layers'][n]['forward']:.0f})" for n in names))
+        for p in probes
+    ]
+    return [
         "",
-        "### `--jit` and `--precision` (kerastack steady epoch, s)",
+        "## Why the backends differ on CPU (bench/probe.py)",
         "",
-        "| model | backend | default (`--jit auto`, float32) | `--jit off` | `--jit on` | `--precision mixed_bfloat16` |",
-        "|---|---|---|---|---|---|",
+        "One training step (forward + backward + SGD) of a single layer on a 64×16×16×144 batch, ms"
+        " (forward pass alone in brackets):",
+        "",
+        *table(("backend", *names), steps),
+        "",
+        "Default CNN on digits, plain `model.fit`, steady epoch in ms (— : refused by the backend):",
+        "",
+        *table(("backend", *knobs), [(p["backend"], *(fmt(p["knobs"][k], ".0f") for k in knobs)) for p in probes]),
     ]
-    for r in results["training"]:
-        variant_lines.append(
-            f"| {r['model']} | {r['backend']} | {r['epoch_s']:.3f} | {fmt(r.get('jit_off_epoch_s'), '.3f')} | "
-            f"{fmt(r.get('jit_on_epoch_s'), '.3f')} | {fmt(r.get('bf16_epoch_s'), '.3f')} |"
-        )
-    lines += variant_lines if ran_variants else []
-    errors = [
-        (r["model"], r["backend"], k, v) for r in results["training"] for k, v in r.items() if k.endswith("_error")
+
+
+def levers_section(lever_rows):
+    if not lever_rows:
+        return []
+    names = list(dict.fromkeys(n for r in lever_rows for n in r["epoch_ms"]))
+    return [
+        "",
+        "## Keras's levers (bench/levers.py)",
+        "",
+        "cnn/digits, batch 64, plain `model.fit` of 3 epochs, the settings taking turns in one process;"
+        " median steady epoch ms (— : refused by the backend or not applicable). *batch_hook*: a callback"
+        " with an `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*:"
+        " the same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N;"
+        " *tf_data*: the arrays as repeated tf.data pipelines with `steps_per_epoch` (kerastack's"
+        " TensorFlow input now).",
+        "",
+        *table(
+            ("backend", *names),
+            [(r["backend"], *(fmt(r["epoch_ms"].get(n), ".0f") for n in names)) for r in lever_rows],
+        ),
     ]
-    lines += [f"- {m} {b} {k[:-6]}: {v}" for m, b, k, v in errors]
-    probes = results["probe"]
-    if probes:
-        names = list(probes[0]["layers"])
-        lines += [
-            "",
-            "## Why the backends differ on CPU (bench/probe.py)",
-            "",
-            "One training step (forward + backward + SGD) of a single layer on a 64×16×16×144 batch, ms"
-            " (forward pass alone in brackets):",
-            "",
-            "| backend | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-        ]
-        for p in probes:
-            lines.append(
-                f"| {p['backend']} | "
-                + " | ".join(f"{p['layers'][n]['train_step']:.0f} ({p['layers'][n]['forward']:.0f})" for n in names)
-                + " |"
-            )
-        knobs = list(probes[0]["knobs"])
-        lines += [
-            "",
-            "Default CNN on digits, plain `model.fit`, steady epoch in ms (— : refused by the backend):",
-            "",
-            "| backend | " + " | ".join(knobs) + " |",
-            "|---" * (len(knobs) + 1) + "|",
-        ]
-        for p in probes:
-            lines.append(f"| {p['backend']} | " + " | ".join(fmt(p["knobs"][k], ".0f") for k in knobs) + " |")
-    lever_rows = results.get("levers") or []
-    if lever_rows:
-        names = list(dict.fromkeys(n for r in lever_rows for n in r["epoch_ms"]))
-        lines += [
-            "",
-            "## Keras's levers (bench/levers.py)",
-            "",
-            "cnn/digits, batch 64, plain `model.fit` of 3 epochs, the settings taking turns in one process;"
-            " median steady epoch ms (— : refused by the backend or not applicable). *batch_hook*: a callback"
-            " with an `on_train_batch_end` hook (Keras then dispatches batch ends synchronously); *begin_hook*:"
-            " the same check at batch begin (kerastack's Ctrl-C check now); *speN*: `steps_per_execution` N;"
-            " *tf_data*: the arrays as repeated tf.data pipelines with `steps_per_epoch` (kerastack's"
-            " TensorFlow input now).",
-            "",
-            "| backend | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-        ]
-        for r in lever_rows:
-            lines.append(f"| {r['backend']} | " + " | ".join(fmt(r["epoch_ms"].get(n), ".0f") for n in names) + " |")
-    parts = results.get("step_parts")
-    if parts:
-        names = list(parts["step_ms"])
-        lines += [
-            "",
-            "## Where a torch step's time goes (bench/step_parts.py)",
-            "",
-            f"cnn/digits, one batch of 64, {parts['threads']} threads, the variants taking turns in one process;"
-            " median ms per step. *hand*: forward, NLL, backward, fused `torch.optim.Adam` (the hand-written"
-            " loop's step); *hand_keras_adam*: with Keras's Adam instead; *hand_keras_loss*: with Keras's"
-            " compiled loss instead; *keras_train_step*: Keras's `train_step` (its loss, loss tracker,"
-            " accuracy metric and Adam).",
-            "",
-            "| " + " | ".join(names) + " |",
-            "|---" * len(names) + "|",
-            "| " + " | ".join(fmt(parts["step_ms"][n]) for n in names) + " |",
-        ]
-    costs = results.get("snapshot_cost") or []
-    if costs:
-        cols = (
-            "save_file",
-            "save_memory",
-            "config",
-            "walk",
-            "copy_convert",
-            "copy_numpy",
-            "copy_device_get",
-            "background",
-        )
-        lines += [
-            "",
-            "## What an epoch-end checkpoint costs the training thread (bench/snapshot_cost.py)",
-            "",
-            "Median ms per call, after one epoch. kerastack now does *copy_numpy* (a snapshot's host copy, variable"
-            ".numpy()) on the training thread each epoch (*walk*, Keras's save walk, once) and *background* in its"
-            " writer thread; before, *save_file* ran on the training thread. *same*: the file built from the copy"
-            " loads with model.save's weights and optimizer state.",
-            "",
-            "| backend | model | MB | " + " | ".join(cols) + " | same |",
-            "|---" * (len(cols) + 4) + "|",
-        ]
-        for c in costs:
-            for name, m in c["models"].items():
-                lines.append(
-                    f"| {c['backend']} | {name} | {m['mb']:.1f} | "
-                    + " | ".join(fmt(m.get(k), ".1f") for k in cols)
-                    + f" | {m['same_as_model_save']} |"
-                )
-    s = results["startup"]
-    if s is None:
-        (HERE / "results.md").write_text("\n".join(lines + [""]))
-        print("\n".join(lines))
-        return
-    lines += [
+
+
+def step_parts_section(parts):
+    if not parts:
+        return []
+    names = list(parts["step_ms"])
+    return [
+        "",
+        "## Where a torch step's time goes (bench/step_parts.py)",
+        "",
+        f"cnn/digits, one batch of 64, {parts['threads']} threads, the variants taking turns in one process;"
+        " median ms per step. *hand*: forward, NLL, backward, fused `torch.optim.Adam` (the hand-written"
+        " loop's step); *hand_keras_adam*: with Keras's Adam instead; *hand_keras_loss*: with Keras's"
+        " compiled loss instead; *keras_train_step*: Keras's `train_step` (its loss, loss tracker,"
+        " accuracy metric and Adam).",
+        "",
+        *table(names, [[fmt(parts["step_ms"][n]) for n in names]]),
+    ]
+
+
+def snapshot_section(costs):
+    if not costs:
+        return []
+    cols = ("save_file", "save_memory", "config", "walk", "copy_convert", "copy_numpy", "copy_device_get", "background")
+    cells = [
+        (c["backend"], name, f"{m['mb']:.1f}", *(fmt(m.get(k), ".1f") for k in cols), str(m["same_as_model_save"]))
+        for c in costs
+        for name, m in c["models"].items()
+    ]
+    return [
+        "",
+        "## What an epoch-end checkpoint costs the training thread (bench/snapshot_cost.py)",
+        "",
+        "Median ms per call, after one epoch. kerastack now does *copy_numpy* (a snapshot's host copy, variable"
+        ".numpy()) on the training thread each epoch (*walk*, Keras's save walk, once) and *background* in its"
+        " writer thread; before, *save_file* ran on the training thread. *same*: the file built from the copy"
+        " loads with model.save's weights and optimizer state.",
+        "",
+        *table(("backend", "model", "MB", *cols, "same"), cells),
+    ]
+
+
+def startup_section(s):
+    return [
         "",
         "## Start-up (median of 9 runs; `import keras`: of 3)",
         "",
@@ -443,10 +466,7 @@ def write(results):
         f"`kerastack plugins`: {s['plugins_s']:.2f} s (with Python's bytecode cache, as installed)",
         f"- heavy modules imported by building the CLI: {s['heavy_modules_after_help']}",
         "- `import keras`: " + ", ".join(f"{b} {s[f'import_keras_{b}_s']:.1f} s" for b in BACKENDS),
-        "",
     ]
-    (HERE / "results.md").write_text("\n".join(lines))
-    print("\n".join(lines))
 
 
 def train_size(model):

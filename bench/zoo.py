@@ -38,9 +38,8 @@ def main():
         "--append", action="store_true", help="keep the families already in bench/zoo.json; measure only the others"
     )
     args = parser.parse_args()
-    from core import export, train, verify
-
     only = set(filter(None, args.only.split(",")))
+    backends = args.backends.split(",")
     root = Path(tempfile.mkdtemp(prefix="zoo-"))
     rows, edge = [], []
     if args.append and (HERE / "zoo.json").exists():
@@ -51,54 +50,56 @@ def main():
         if only and arch not in only or arch in done:
             continue
         epochs = max(1, round(epochs * args.epochs_scale))
-        for backend in args.backends.split(","):
-            out = root / f"{arch}-{backend}"
-            started = time.perf_counter()
-            run = train(
-                arch,
-                data,
-                backend=backend,
-                hparams=hparams,
-                data_options=options,
-                epochs=epochs,
-                seed=0,
-                out=out,
-                verbose=0,
-            )
-            m = run.metrics
-            rows.append(
-                {
-                    "arch": arch,
-                    "data": data,
-                    "backend": backend,
-                    "params": m["total_params"],
-                    "epochs": m["epochs"],
-                    "epoch_s": m["seconds"] / m["epochs"],
-                    "metric": metric,
-                    "value": m.get(metric),
-                    "wall_s": time.perf_counter() - started,
-                }
-            )
+        for backend in backends:
+            rows.append(train_row(root / f"{arch}-{backend}", arch, data, backend, hparams, options, epochs, metric))
             print(json.dumps(rows[-1]), flush=True)
-        run_dir = root / f"{arch}-{args.backends.split(',')[0]}"
-        row = {"arch": arch, "data": data}
-        for quantize in ("none", "int8"):
-            try:
-                lite = export(run_dir, "tflite", {"quantize": quantize})[0]
-                v = verify(lite, run_dir)
-                row[quantize] = {
-                    "size_kib": v["size_bytes"] / 1024,
-                    "accuracy": v.get("tflite_accuracy"),
-                    "keras": v.get("keras_accuracy"),
-                    "mse": v.get("tflite_mse"),
-                    "max_abs_diff": v["max_abs_diff"],
-                    "agreement": v.get("agreement"),
-                }
-            except Exception as exc:  # report it in the table, keep going
-                row[quantize] = {"error": " ".join(str(exc).split())[:160]}
-        edge.append(row)
-        print(json.dumps(row), flush=True)
+        edge.append(edge_row(root / f"{arch}-{backends[0]}", arch, data))
+        print(json.dumps(edge[-1]), flush=True)
         write(rows, edge)  # after each family: an interrupted run keeps what it measured
+
+
+def train_row(out, arch, data, backend, hparams, options, epochs, metric):
+    """Train ``arch`` on ``data`` under ``backend`` into ``out``: the row of the training table."""
+    from core import train
+
+    started = time.perf_counter()
+    run = train(
+        arch, data, backend=backend, hparams=hparams, data_options=options, epochs=epochs, seed=0, out=out, verbose=0
+    )
+    m = run.metrics
+    return {
+        "arch": arch,
+        "data": data,
+        "backend": backend,
+        "params": m["total_params"],
+        "epochs": m["epochs"],
+        "epoch_s": m["seconds"] / m["epochs"],
+        "metric": metric,
+        "value": m.get(metric),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def edge_row(run_dir, arch, data):
+    """The run exported to float32 and int8 TFLite and verified: the row of the edge table."""
+    from core import export, verify
+
+    row = {"arch": arch, "data": data}
+    for quantize in ("none", "int8"):
+        try:
+            lite = export(run_dir, "tflite", {"quantize": quantize})[0]
+            v = verify(lite, run_dir)
+            row[quantize] = {
+                "size_kib": v["size_bytes"] / 1024,
+                "accuracy": v.get("tflite_accuracy"),
+                "keras": v.get("keras_accuracy"),
+                "mse": v.get("tflite_mse"),
+                "max_abs_diff": v["max_abs_diff"],
+                "agreement": v.get("agreement"),
+            }
+        except Exception as exc:  # report it in the table, keep going
+            row[quantize] = {"error": " ".join(str(exc).split())[:160]}
+    return row
 
 
 def write(rows, edge):

@@ -57,6 +57,7 @@ _ORIGINS = {
     "float32_model": "core.deploy.precision:float32_model",
     "load_dataset": "core.deploy.export:load_dataset",
     # what exporters share
+    "check_export": "core.deploy.compare:check_export",
     "compare_outputs": "core.deploy.compare:compare_outputs",
     "evaluation_data": "core.deploy.compare:evaluation_data",
     "record_result": "core.deploy.compare:record_result",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:
     from core.backend import use as use_backend
     from core.data import Dataset, DataSpec, as_arrays, check_dataset, is_pair, spec_of, targets_for
     from core.deploy.compare import (
+        check_export,
         compare_outputs,
         evaluation_data,
         gzip_size,

@@ -70,7 +70,9 @@ def register_exporters(register):
     for TFLite); the core runs it in a process with that backend whatever the training backend was.
     ``report(run_dir, out_dir) -> list[pathlib.Path]``, if given, writes a comparison of everything
     in ``out_dir`` with the Keras model; ``kerastack export`` calls it after ``export`` unless
-    ``--no-report``, in the command's own process.
+    ``--no-report``, in the command's own process. To check the file it wrote against the Keras
+    model (``verify.json``, as the built-in exporters do), ``core.check_export`` and
+    ``core.record_result``.
 
     Example::
 

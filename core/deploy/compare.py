@@ -1,16 +1,17 @@
 """What every exporter shares: the numbers ``verify()`` gives a .tflite, for any other format.
 
-``evaluation_data`` and ``sample_inputs`` pick the inputs (``input_fits`` says whether a dataset's
-samples fit the model), ``compare_outputs`` compares an exported model's outputs with
-the Keras model's, ``record_result`` keeps them in ``verify.json``; ``time_calls`` and
-``keras_latency`` measure latency one way everywhere; ``gzip_size`` is what a download costs.
+``check_export`` is an exporter's whole verify check, given how to run the exported model: it picks
+the inputs with ``evaluation_data`` (``sample_inputs`` for other uses; ``input_fits`` says whether a
+dataset's samples fit the model), compares the outputs with the Keras model's (``compare_outputs``)
+and times one call (``time_calls``); ``record_result`` keeps the result in ``verify.json``.
+``keras_latency`` measures Keras the same way; ``gzip_size`` is what a download costs.
 """
 
 import gzip
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -18,6 +19,11 @@ from numpy.typing import ArrayLike
 from core.data import Dataset, as_arrays
 from core.errors import KerastackError
 from core.files import StrPath, read_json, write_json
+
+if TYPE_CHECKING:
+    from core.deploy.export import ExportContext
+
+BATCH = 256  # samples per call of the exported model and of Keras while they are compared
 
 
 def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[float, float]:
@@ -119,6 +125,43 @@ def compare_outputs(
             {name: float(np.mean(error(out - target))), f"keras_{name}": float(np.mean(error(keras_out - target)))}
         )
     return result
+
+
+def check_export(
+    ctx: "ExportContext",
+    predict: Callable[[Any], ArrayLike],
+    samples: int = 1000,
+    *,
+    feed: Callable[[np.ndarray], Any] | None = None,
+    latency_runs: int = 0,
+    **facts: Any,
+) -> dict[str, Any]:
+    """An exporter's verify check: the exported model against ``ctx.model`` on at most ``samples``
+    of the run's evaluation split (0: all; noise where it does not fit: ``evaluation_data``), as
+    ``compare_outputs`` says it for the run's task, with ``split`` naming the inputs.
+
+    ``predict(inputs)`` runs the exported model on one batch of at most 256 samples, ``inputs``
+    being ``feed(batch)`` (default: the numpy batch itself), e.g. a runtime's tensor or input dict.
+    With ``latency_runs``, ``latency_ms_p50`` and ``latency_ms_p90`` of ``predict`` on one sample (fed
+    once, see ``time_calls``) are added; then ``facts`` (``runtime="onnxruntime 1.31.1"``). The result
+    is what ``record_result`` keeps in ``verify.json``. A SavedModel, for example::
+
+        loaded = tf.saved_model.load(str(path))
+        feed = lambda x: tf.constant(x, dtype=ctx.model.inputs[0].dtype)
+        result = check_export(ctx, loaded.serve, samples, feed=feed, latency_runs=100, runtime="tensorflow")
+        record_result(path, result)
+    """
+    feed = feed or (lambda batch: batch)
+    split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
+    task = ctx.run.get("spec", {}).get("task")
+    out = np.concatenate([np.asarray(predict(feed(x[i : i + BATCH]))) for i in range(0, len(x), BATCH)])
+    keras_out = ctx.model.predict(x, batch_size=BATCH, verbose=0)
+    result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
+    if latency_runs:
+        one = feed(x[:1])
+        p50, p90 = time_calls(lambda: np.asarray(predict(one)), runs=latency_runs)
+        result.update(latency_ms_p50=p50, latency_ms_p90=p90)
+    return {**result, **facts}
 
 
 def record_result(path: StrPath, result: Mapping[str, Any]) -> Path:

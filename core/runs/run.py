@@ -22,9 +22,23 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 
-# Modules that moved in the restructuring of issue "The house": runs and .keras files written before
-# it name the old paths (``plugins.architectures._layers.generative`` kept its name).
-LEGACY_MODULES = {"core.losses": "core.engine.losses", "core.schedules": "core.engine.schedules"}
+# Modules that moved, and where their classes are now: runs and .keras files written before a move
+# name the old path (run.json's ``custom_modules``, the config's ``module`` keys); Keras finds a class
+# by its registered name, which did not change, once the module now holding it is imported.
+LEGACY_MODULES = {
+    "core.losses": ("core.engine.losses",),  # issue "The house"
+    "core.schedules": ("core.engine.schedules",),
+    # issue 24: each generative family one package, its Keras classes in its ``layers`` module
+    "plugins.architectures._layers.gan": ("plugins.architectures.gan.layers",),
+    "plugins.architectures._layers.diffusion": ("plugins.architectures.diffusion.layers",),
+    "plugins.architectures._layers.vae": ("plugins.architectures.autoencoder.layers",),
+    # before the families had a module each, they shared this one
+    "plugins.architectures._layers.generative": (
+        "plugins.architectures.gan.layers",
+        "plugins.architectures.diffusion.layers",
+        "plugins.architectures.autoencoder.layers",
+    ),
+}
 # Top-level packages whose classes Keras finds by itself: never imported for a model.
 _NOT_CUSTOM = ("keras", "builtins")
 # Keras's warning (not an error) when the saved optimizer has another number of variables.
@@ -94,7 +108,7 @@ def load_run(path: str | os.PathLike) -> Run:
         raise KerastackError(f"{path}: no such run directory")
     record = read_json(path / RUN_FILE, "run record (is this a kerastack run directory?)")
     if isinstance(record.get("custom_modules"), list):
-        record["custom_modules"] = [current_module(m) for m in record["custom_modules"]]
+        record["custom_modules"] = current_modules(record["custom_modules"])
     metrics = read_json(path / METRICS_FILE, "metrics file") if (path / METRICS_FILE).exists() else {}
     history = []
     if (path / HISTORY_FILE).exists():
@@ -192,7 +206,7 @@ def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -
     For code that rebuilds a model from a .keras config itself; ``load_model`` calls it."""
     import importlib
 
-    for module in dict.fromkeys(current_module(m) for m in [*modules, *archive_modules(path)]):
+    for module in current_modules([*modules, *archive_modules(path)]):
         try:
             importlib.import_module(module)
         except Exception as exc:
@@ -202,9 +216,10 @@ def import_model_modules(path: str | os.PathLike, modules: Iterable[str] = ()) -
             ) from exc
 
 
-def current_module(module: str) -> str:
-    """Where ``module`` (as a run or .keras file written before the restructuring names it) is now."""
-    return LEGACY_MODULES.get(module, module)
+def current_modules(modules: Iterable[str]) -> list[str]:
+    """Where the classes of ``modules`` (as a run or .keras file written before a move names them)
+    are now: each module, or those ``LEGACY_MODULES`` maps it to, once, in order."""
+    return list(dict.fromkeys(new for module in modules for new in LEGACY_MODULES.get(module, (module,))))
 
 
 def config_modules(config: Any) -> list[str]:

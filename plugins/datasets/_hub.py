@@ -1,9 +1,105 @@
-"""What the hub datasets (``tfds``, ``hf``, ``keras_datasets``) share: checking their options,
-turning a stored image into the model's input, streaming rows by index, and the one-line errors for
-a name that is not known and a download that cannot be made. Not a plugin (the leading ``_``)."""
+"""What the hub datasets (``tfds``, ``hf``, ``keras_datasets``) share: the skeleton of their
+``load`` (``load_hub``: options checked, the source opened and its splits chosen, input and classes
+resolved, texts as arrays or images streamed), turning a stored image into the model's input,
+streaming rows by index, and the one-line errors for a name that is not known and a download that
+cannot be made. Each loader subclasses ``Hub`` with what differs. Not a plugin (the leading ``_``)."""
+
+from dataclasses import dataclass
 
 # Images arrive as 8-bit pixels and are divided by 255, as image_folder does: model.json records it.
 PIXELS = {"scale": 1 / 255, "offset": 0.0, "raw_range": [0, 255]}
+
+
+@dataclass
+class HubOptions:
+    """The options of a hub loader's ``load`` that the skeleton reads (see ``hf.load``). With a
+    ``test_split`` that split is the test split, so no ``test`` share is cut from ``split``."""
+
+    owner: str
+    split: str = "train"
+    test_split: str = ""
+    image: str = ""
+    text: str = ""
+    label: str = ""
+    size: int = 0
+    channels: int = 0
+    max_tokens: int = 5000
+    length: int = 64
+    samples: int = 0
+    batch_size: int = 32
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.test_split:
+            self.test = 0
+
+
+class Hub:
+    """One hub as ``load_hub`` reads it; a loader's subclass says what differs. ``name`` names the
+    dataset in messages; ``own_size``: 0 for ``size`` or ``channels`` means the images' own."""
+
+    name = ""
+    own_size = False
+
+    def __init__(self, options):
+        self.options = options
+
+    def check(self):
+        """Check the options before anything is opened."""
+        o = self.options
+        check_common(
+            o.owner, validation=o.validation, test=o.test, samples=o.samples, batch_size=o.batch_size,
+            size=o.size, channels=o.channels, max_tokens=o.max_tokens, length=o.length, image=o.image,
+            text=o.text, own_size=self.own_size,
+        )  # fmt: skip
+
+    def open(self):
+        """Open the source (downloading it if need be); return the names of its splits."""
+        raise NotImplementedError
+
+    def inputs(self):
+        """``(image, text, class_names)``: the input (one of the two is "") and the classes' names."""
+        raise NotImplementedError
+
+    def texts(self, split, text):
+        """``(texts, labels)`` of split ``split``'s ``text`` input, for ``text_dataset``."""
+        raise NotImplementedError
+
+    def text_dataset(self, text, class_names):
+        """The Dataset of texts as token ids (``text.dataset``), the test split a split of its own
+        with ``test_split``."""
+        from plugins.datasets.text import dataset
+
+        o = self.options
+        data = dataset(
+            *self.texts(o.split, text), class_names, o.max_tokens, o.length, o.validation, o.test, o.seed, o.owner
+        )
+        if o.test_split:
+            text_test_split(data, *self.texts(o.test_split, text), o.length)
+        return data
+
+    def image_splits(self, image):
+        """``(train, validation, test)``: PyDatasets streaming the ``image`` input as pixels."""
+        raise NotImplementedError
+
+
+def load_hub(hub):
+    """The skeleton of a hub loader's ``load``: options checked, the source opened and ``split``
+    (and ``test_split``) chosen among its splits, input and classes resolved; then a classification
+    Dataset of texts (``Hub.text_dataset``) or of streamed images, in [0, 1] (``PIXELS``)."""
+    from core import Dataset
+
+    o = hub.options
+    hub.check()
+    choose_splits(o.owner, o.split, o.test_split, list(hub.open()), hub.name)
+    image, text, class_names = hub.inputs()
+    if text:
+        return hub.text_dataset(text, class_names)
+    data = Dataset(*hub.image_splits(image), task="classification", class_names=tuple(class_names))
+    data.normalization = PIXELS
+    return data
 
 
 def check_image_options(owner, size, channels, own=False):
@@ -100,6 +196,19 @@ def choose_splits(owner, split, test_split, splits, name):
                 f"{owner}: option test_split={test_split!r} is the training split too; give another split, or none"
             )
         choose(owner, "test_split", test_split, splits, f"split of {name}")
+
+
+def field(owner, option, value, fields, kind, where):
+    """``value`` if it is one of ``fields`` (columns, features); else a usage error naming the
+    option, with did-you-mean and the fields listed in their order."""
+    from core import UsageError, did_you_mean
+
+    if value not in fields:
+        raise UsageError(
+            f"{owner}: option {option}={value!r}: no such {kind} in {where}{did_you_mean(value, fields)}; "
+            f"{kind}s: {', '.join(fields)}"
+        )
+    return value
 
 
 def first_line(exc):

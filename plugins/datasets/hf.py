@@ -3,6 +3,7 @@
 parquet, CSV or JSON file. Image columns stream; text columns become token ids as text_csv's do."""
 
 from core import hookimpl
+from plugins.datasets._hub import Hub, field
 
 OWNER = "dataset 'hf'"
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -52,45 +53,63 @@ def load(
     files); texts are int32 token ids of ``length``, the ``max_tokens`` most frequent words of the
     train split (as text_csv encodes them, its vocabulary in model.json).
     """
-    import numpy as np
+    from plugins.datasets._hub import HubOptions, load_hub
 
-    from core import Dataset
-    from plugins.datasets._files import split_indices
-    from plugins.datasets._hub import PIXELS, check_common, choose_splits, streamed, text_test_split
-
-    check_common(
-        OWNER, validation=validation, test=0 if test_split else test, samples=samples, batch_size=batch_size,
-        size=size, channels=channels, max_tokens=max_tokens, length=length, image=image, text=text,
+    options = HubOptions(
+        OWNER, split=split, test_split=test_split, image=image, text=text, label=label, size=size,
+        channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
+        validation=validation, test=test, seed=seed,
     )  # fmt: skip
-    splits = open_dataset(name, config, cache_dir)
-    choose_splits(OWNER, split, test_split, list(splits), name)
-    ds, test_ds = splits[split], splits[test_split] if test_split else None
-    image, text = input_column(ds, image, text, name)
-    label = label_column(ds, label, name)
-    ds, labels, class_names = labelled_rows(ds, label, name, samples, seed)
-    if test_ds is not None:
-        test_ds, test_labels, _ = labelled_rows(test_ds, label, name, samples, seed, class_names)
-    fractions = {"validation": validation, "test": 0 if test_ds is not None else test}
+    return load_hub(HfHub(options, name, config, cache_dir))
 
-    if text:
-        from plugins.datasets.text import dataset
 
-        data = dataset(_texts(ds, text), labels, class_names, max_tokens, length, *fractions.values(), seed, OWNER)
-        if test_ds is not None:
-            text_test_split(data, _texts(test_ds, text), test_labels, length)
-        return data
+class HfHub(Hub):
+    """A ``datasets`` dataset for ``load_hub``: ``inputs`` reads the labelled rows of the splits."""
 
-    labels = np.asarray(labels, dtype="int32")
-    rows = split_indices(len(labels), fractions, seed, OWNER, "rows", labels=labels)
-    read = image_reader(ds, image, size, channels, f"{name} {split}")
-    read(0)  # a column that holds no images stops here, before any training
-    train, val, tst = streamed(rows, labels, read, batch_size, seed)
-    if test_ds is not None:
-        read_test = image_reader(test_ds, image, size, channels, f"{name} {test_split}")
-        tst = streamed((None, None, np.arange(len(test_labels))), test_labels, read_test, batch_size, seed)[2]
-    data = Dataset(train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names))
-    data.normalization = PIXELS
-    return data
+    def __init__(self, options, name, config, cache_dir):
+        super().__init__(options)
+        self.name, self.config, self.cache_dir = name, config, cache_dir
+        self.splits, self.rows = None, {}
+
+    def open(self):
+        self.splits = open_dataset(self.name, self.config, self.cache_dir)
+        return self.splits
+
+    def inputs(self):
+        o = self.options
+        ds = self.splits[o.split]
+        image, text = input_column(ds, o.image, o.text, self.name)
+        label = label_column(ds, o.label, self.name)
+        self.rows[o.split] = labelled_rows(ds, label, self.name, o.samples, o.seed)
+        class_names = self.rows[o.split][2]
+        if o.test_split:
+            test_ds = self.splits[o.test_split]
+            self.rows[o.test_split] = labelled_rows(test_ds, label, self.name, o.samples, o.seed, class_names)
+        return image, text, class_names
+
+    def texts(self, split, text):
+        ds, labels, _ = self.rows[split]
+        return [str(t or "") for t in ds[text]], labels
+
+    def image_splits(self, image):
+        import numpy as np
+
+        from plugins.datasets._files import split_indices
+        from plugins.datasets._hub import streamed
+
+        o = self.options
+        ds, labels, _ = self.rows[o.split]
+        labels = np.asarray(labels, dtype="int32")
+        fractions = {"validation": o.validation, "test": o.test}
+        rows = split_indices(len(labels), fractions, o.seed, OWNER, "rows", labels=labels)
+        read = image_reader(ds, image, o.size, o.channels, f"{self.name} {o.split}")
+        read(0)  # a column that holds no images stops here, before any training
+        train, val, test = streamed(rows, labels, read, o.batch_size, o.seed)
+        if o.test_split:
+            test_ds, test_labels, _ = self.rows[o.test_split]
+            read = image_reader(test_ds, image, o.size, o.channels, f"{self.name} {o.test_split}")
+            test = streamed((None, None, np.arange(len(test_labels))), test_labels, read, o.batch_size, o.seed)[2]
+        return train, val, test
 
 
 def labelled_rows(ds, label, name, samples, seed, class_names=None):
@@ -141,10 +160,6 @@ def image_reader(ds, image, size, channels, where):
             raise KerastackError(f"{OWNER}: cannot read the image of row {row} of {where}: {one_line(exc)}") from None
 
     return read
-
-
-def _texts(ds, column):
-    return [str(t or "") for t in ds[column]]
 
 
 def open_dataset(name, config, cache_dir):
@@ -214,7 +229,7 @@ def input_column(ds, image, text, name):
     features = ds.features
     if image or text:
         option = "image" if image else "text"
-        column = _column(ds, image or text, option, name)
+        column = field(OWNER, option, image or text, ds.column_names, "column", name)
         feature = features[column]
         is_text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
         # An image column of a parquet file written without datasets' metadata is a {bytes, path} struct.
@@ -242,7 +257,7 @@ def label_column(ds, label, name):
     import datasets
 
     if label:
-        return _column(ds, label, "label", name)
+        return field(OWNER, "label", label, ds.column_names, "column", name)
     for column, feature in ds.features.items():
         if isinstance(feature, datasets.ClassLabel):
             return column
@@ -273,17 +288,6 @@ def _check_classes(labels, label):
         raise _usage(
             f"label column {label!r} has {len(set(labels))} class in these rows; classification needs at least 2"
         )
-
-
-def _column(ds, column, option, name):
-    from core import did_you_mean
-
-    if column not in ds.column_names:
-        raise _usage(
-            f"option {option}={column!r}: no such column in {name}{did_you_mean(column, ds.column_names)}; "
-            f"columns: {', '.join(ds.column_names)}"
-        )
-    return column
 
 
 def _kind(feature):

@@ -2,6 +2,7 @@
 from Keras's own cache (``KERAS_HOME/datasets``), downloaded there by Keras when absent."""
 
 from core import hookimpl
+from plugins.datasets._hub import Hub
 
 OWNER = "dataset 'keras_datasets'"
 URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -53,54 +54,88 @@ def load(
     uint8 arrays, read whole (MNIST 55 MB, CIFAR-10 184 MB): only the float32 inputs are made a batch at
     a time.
     """
-    import numpy as np
+    from plugins.datasets._hub import HubOptions, load_hub
 
-    from core import Dataset, UsageError
-    from plugins.datasets._checks import check_fractions, check_range
-    from plugins.datasets._files import split_indices
-    from plugins.datasets._hub import PIXELS, check_image_options, choose
+    options = HubOptions(
+        OWNER, split="train", test_split="test", size=size, channels=channels, max_tokens=max_tokens, length=length,
+        samples=samples, batch_size=batch_size, validation=validation, seed=seed,
+    )  # fmt: skip
+    return load_hub(KerasHub(options, name))
 
-    choose(OWNER, "name", name, NAMES, "dataset in keras.datasets")
-    check_fractions(OWNER, validation=validation)
-    check_range(OWNER, "samples", samples, 0, why=" (0: all)")
-    check_range(OWNER, "batch_size", batch_size, 1)
-    if name == "imdb":
-        check_range(OWNER, "max_tokens", max_tokens, IMDB_INDEX_FROM + 1)
-        check_range(OWNER, "length", length, 1, 100_000)
-    else:
-        check_image_options(OWNER, size, channels, own=True)
-    (x_train, y_train), (x_test, y_test), class_names = read(name)
-    if samples:
-        x_train, y_train, x_test, y_test = x_train[:samples], y_train[:samples], x_test[:samples], y_test[:samples]
-    y_train = np.asarray(y_train, "int32").reshape(-1)
-    y_test = np.asarray(y_test, "int32").reshape(-1)
-    train, val = split_indices(len(y_train), {"validation": validation}, seed, OWNER, "samples", labels=y_train)
-    if len(y_test) == 0:
-        raise UsageError(f"{OWNER}: the {name} test split is empty")
 
-    if name == "imdb":
-        x_train = token_ids(x_train, max_tokens, length)
-        x_test = token_ids(x_test, max_tokens, length)
+class KerasHub(Hub):
+    """A ``keras.datasets`` set for ``load_hub``: its train and test splits, read whole from the cache."""
+
+    own_size = True
+
+    def __init__(self, options, name):
+        super().__init__(options)
+        self.name, self.arrays, self.class_names = name, None, ()
+
+    def check(self):
+        from plugins.datasets._checks import check_fractions, check_range
+        from plugins.datasets._hub import check_image_options, choose
+
+        o = self.options
+        choose(OWNER, "name", self.name, NAMES, "dataset in keras.datasets")
+        check_fractions(OWNER, validation=o.validation)
+        check_range(OWNER, "samples", o.samples, 0, why=" (0: all)")
+        check_range(OWNER, "batch_size", o.batch_size, 1)
+        if self.name == "imdb":
+            check_range(OWNER, "max_tokens", o.max_tokens, IMDB_INDEX_FROM + 1)
+            check_range(OWNER, "length", o.length, 1, 100_000)
+        else:
+            check_image_options(OWNER, o.size, o.channels, own=True)
+
+    def open(self):
+        """Read the arrays (the first ``samples`` of each split); cut the validation rows from train."""
+        import numpy as np
+
+        from core import UsageError
+        from plugins.datasets._files import split_indices
+
+        o = self.options
+        (x_train, y_train), (x_test, y_test), self.class_names = read(self.name)
+        if o.samples:
+            x_train, y_train, x_test, y_test = (a[: o.samples] for a in (x_train, y_train, x_test, y_test))
+        y_train = np.asarray(y_train, "int32").reshape(-1)
+        y_test = np.asarray(y_test, "int32").reshape(-1)
+        rows = split_indices(len(y_train), {"validation": o.validation}, o.seed, OWNER, "samples", labels=y_train)
+        if len(y_test) == 0:
+            raise UsageError(f"{OWNER}: the {self.name} test split is empty")
+        self.arrays = (x_train, y_train, x_test, y_test, rows)
+        return ("train", "test")
+
+    def inputs(self):
+        return ("", "reviews", self.class_names) if self.name == "imdb" else ("images", "", self.class_names)
+
+    def text_dataset(self, text, class_names):
+        """imdb: Keras's word ids as they are (not text_csv's vocabulary), in arrays."""
+        from core import Dataset
+
+        o = self.options
+        x_train, y_train, x_test, y_test, (train, val) = self.arrays
+        x_train = token_ids(x_train, o.max_tokens, o.length)
         data = Dataset(
             train=(x_train[train], y_train[train]),
             validation=None if val is None else (x_train[val], y_train[val]),
-            test=(x_test, y_test),
+            test=(token_ids(x_test, o.max_tokens, o.length), y_test),
             task="classification",
             class_names=class_names,
-            vocab_size=max_tokens,
+            vocab_size=o.max_tokens,
         )
-        vocabulary = imdb_vocabulary(max_tokens)
+        vocabulary = imdb_vocabulary(o.max_tokens)
         if vocabulary is not None:
             data.vocabulary = vocabulary
         return data
 
-    own = x_train.shape[1:]
-    size = size or own[0]
-    channels = channels or (own[2] if len(own) == 3 else 1)
-    data = Dataset(*image_splits(x_train, y_train, x_test, y_test, (train, val), size, channels, batch_size, seed))
-    data.class_names = class_names
-    data.normalization = PIXELS
-    return data
+    def image_splits(self, image):
+        o = self.options
+        x_train, y_train, x_test, y_test, rows = self.arrays
+        own = x_train.shape[1:]
+        size = o.size or own[0]
+        channels = o.channels or (own[2] if len(own) == 3 else 1)
+        return image_splits(x_train, y_train, x_test, y_test, rows, size, channels, o.batch_size, o.seed)
 
 
 def image_splits(x_train, y_train, x_test, y_test, rows, size, channels, batch_size, seed):

@@ -3,8 +3,10 @@ prepared there by TFDS when absent). Image features stream from the TFRecord fil
 become token ids as text_csv's do."""
 
 import contextlib
+from functools import partial
 
 from core import hookimpl
+from plugins.datasets._hub import Hub, field
 
 OWNER = "dataset 'tfds'"
 # TFDS retries a failed download 10 times with a growing backoff: offline that took 3.5 minutes
@@ -60,61 +62,76 @@ def load(
     validation and test splits are read in order. Texts are int32 token ids of ``length`` from the
     ``max_tokens`` most frequent words of the train split.
     """
-    from plugins.datasets._hub import PIXELS, check_common, choose_splits
+    from plugins.datasets._hub import HubOptions, load_hub
 
-    if not name:
-        raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
-    test = 0 if test_split else test
-    check_common(
-        OWNER, validation=validation, test=test, samples=samples, batch_size=batch_size, size=size,
-        channels=channels, max_tokens=max_tokens, length=length, image=image, text=text, own_size=True,
+    options = HubOptions(
+        OWNER, split=split, test_split=test_split, image=image, text=text, label=label, size=size,
+        channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
+        validation=validation, test=test, seed=seed,
     )  # fmt: skip
-    builder = prepared_builder(name, data_dir)
-    info = builder.info
-    choose_splits(OWNER, split, test_split, list(info.splits), name)
-    if test_split:
-        n_test = info.splits[test_split].num_examples
-        n_test = min(n_test, samples) if samples else n_test
-    image, text = input_feature(info, image, text, name)
-    label = label_feature(info, label, name)
-    class_names = tuple(info.features[label].names)
-    n = info.splits[split].num_examples
-    n = min(n, samples) if samples else n
+    return load_hub(TfdsHub(options, name, data_dir))
 
-    if text:
-        from plugins.datasets.text import dataset
 
-        texts, labels = read_texts(builder, f"{split}[:{n}]", text, label)
-        data = dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, OWNER)
-        if test_split:
-            from plugins.datasets._hub import text_test_split
+class TfdsHub(Hub):
+    """A TFDS dataset for ``load_hub``: splits read as slices of the first ``samples`` examples."""
 
-            text_test_split(data, *read_texts(builder, f"{test_split}[:{n_test}]", text, label), length)
-        return data
+    own_size = True
 
-    from core import Dataset
+    def __init__(self, options, name, data_dir):
+        super().__init__(options)
+        self.name, self.data_dir = name, data_dir
+        self.builder, self.label = None, ""
 
-    shape = info.features[image].shape
+    def check(self):
+        if not self.name:
+            raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
+        super().check()
+
+    def open(self):
+        self.builder = prepared_builder(self.name, self.data_dir)
+        return self.builder.info.splits
+
+    def inputs(self):
+        o, info = self.options, self.builder.info
+        image, text = input_feature(info, o.image, o.text, self.name)
+        self.label = label_feature(info, o.label, self.name)
+        return image, text, tuple(info.features[self.label].names)
+
+    def count(self, split):
+        """Examples of ``split`` read: all, or the first ``samples``."""
+        n = self.builder.info.splits[split].num_examples
+        return min(n, self.options.samples) if self.options.samples else n
+
+    def texts(self, split, text):
+        return read_texts(self.builder, f"{split}[:{self.count(split)}]", text, self.label)
+
+    def image_splits(self, image):
+        o = self.options
+        size, channels = image_size(self.builder.info.features[image].shape, o.size, o.channels, image, self.name)
+        stream = partial(Stream, self.builder, image=image, label=self.label, shape=(size, channels),
+                         batch_size=o.batch_size, seed=o.seed)  # fmt: skip
+        counts = split_counts(self.count(o.split), o.validation, o.test, self.name)
+        starts = [0, counts[0], counts[0] + counts[1]]
+        parts = [
+            None if count == 0 else stream(f"{o.split}[{start}:{start + count}]", count, shuffle=(i == 0))
+            for i, (start, count) in enumerate(zip(starts, counts))
+        ]
+        if o.test_split:
+            n_test = self.count(o.test_split)
+            parts[2] = stream(f"{o.test_split}[:{n_test}]", n_test, shuffle=False)
+        return parts
+
+
+def image_size(shape, size, channels, image, name):
+    """``(size, channels)`` of the model's input: those given, else the feature's own (its one
+    square size; its channels where 1 or 3, else 3)."""
     if not size:
         if shape[0] is None or shape[0] != shape[1]:
             raise _usage(
                 f"{name}'s images have no one square size (feature {image!r}: shape {shape}); give --data-opt size=N"
             )
         size = shape[0]
-    channels = channels or (shape[2] if shape[2] in (1, 3) else 3)
-    counts = split_counts(n, validation, test, name)
-    starts = [0, counts[0], counts[0] + counts[1]]
-    parts = [
-        None if count == 0 else Stream(builder, f"{split}[{start}:{start + count}]", count, image, label,
-                                       (size, channels), batch_size, shuffle=(i == 0), seed=seed)
-        for i, (start, count) in enumerate(zip(starts, counts))
-    ]  # fmt: skip
-    if test_split:
-        parts[2] = Stream(builder, f"{test_split}[:{n_test}]", n_test, image, label, (size, channels), batch_size,
-                          shuffle=False, seed=seed)  # fmt: skip
-    data = Dataset(*parts, task="classification", class_names=class_names)
-    data.normalization = PIXELS
-    return data
+    return size, channels or (shape[2] if shape[2] in (1, 3) else 3)
 
 
 def prepared_builder(name, data_dir):
@@ -161,10 +178,11 @@ def input_feature(info, image, text, name):
     features = info.features
     if image or text:
         kind = tfds.features.Image if image else tfds.features.Text
-        feature = _feature(info, image or text, "image" if image else "text", name)
+        option = "image" if image else "text"
+        feature = field(OWNER, option, image or text, sorted(features), "feature", name)
         if not isinstance(features[feature], kind):
             raise _usage(
-                f"option {'image' if image else 'text'}={feature!r}: feature {feature!r} of {name} is "
+                f"option {option}={feature!r}: feature {feature!r} of {name} is "
                 f"{type(features[feature]).__name__}, not {kind.__name__} ({_described(info)})"
             )
         return image, text
@@ -183,7 +201,7 @@ def label_feature(info, label, name):
 
     features = info.features
     if label:
-        _feature(info, label, "label", name)
+        field(OWNER, "label", label, sorted(features), "feature", name)
         if not isinstance(features[label], tfds.features.ClassLabel):
             raise _usage(
                 f"option label={label!r}: feature {label!r} of {name} is not a ClassLabel ({_described(info)})"
@@ -283,18 +301,6 @@ def _close(name, data_dir):
     base = name.split(":")[0].split("/")[0]
     hint = did_you_mean(base, known)
     return hint or f" (none close among its {len(known)}; `tfds.list_builders()` lists them)"
-
-
-def _feature(info, feature, option, name):
-    from core import did_you_mean
-
-    features = list(info.features)
-    if feature not in features:
-        raise _usage(
-            f"option {option}={feature!r}: no such feature in {name}{did_you_mean(feature, features)}; "
-            f"features: {', '.join(sorted(features))}"
-        )
-    return feature
 
 
 def _described(info):

@@ -53,15 +53,11 @@ def _without_training_state(model):
 
 def check(path, ctx, samples=1000):
     """Reload ``path`` the way a user would (safe mode) and compare it with ``ctx.model``."""
-    from core import compare_outputs, evaluation_data, load_model
+    from core import check_export, load_model
 
-    split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
-    task = ctx.run.get("spec", {}).get("task")
     # A frozen or LoRA KerasHub model saved with its optimizer needs its run.json transfer to load it.
     again = load_model(path, ctx.run.get("custom_modules", ()), transfer=ctx.run.get("transfer"))
-    out = again.predict(x, batch_size=256, verbose=0)
-    keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
-    return {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
+    return check_export(ctx, again.predict_on_batch, samples)
 
 
 def describe(ctx, path, model):

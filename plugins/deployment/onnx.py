@@ -57,23 +57,23 @@ def check(path, ctx, samples=1000):
     import numpy as np
     import onnxruntime
 
-    from core import compare_outputs, evaluation_data, time_calls
+    from core import check_export
 
-    split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
-    task = ctx.run.get("spec", {}).get("task")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (feed,) = session.get_inputs()
-    x = np.asarray(x, dtype=np.dtype(ctx.model.inputs[0].dtype))
-    out = np.concatenate([session.run(None, {feed.name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
-    keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
-    result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
-    one = {feed.name: x[:1]}
-    p50, p90 = time_calls(lambda: session.run(None, one), runs=200)
-    result.update(latency_ms_p50=p50, latency_ms_p90=p90, threads=1, runtime=f"onnxruntime {onnxruntime.__version__}")
-    return result
+    (first,) = session.get_inputs()
+    dtype = np.dtype(ctx.model.inputs[0].dtype)
+    return check_export(
+        ctx,
+        lambda inputs: session.run(None, inputs)[0],
+        samples,
+        feed=lambda x: {first.name: np.asarray(x, dtype=dtype)},
+        latency_runs=200,
+        threads=1,
+        runtime=f"onnxruntime {onnxruntime.__version__}",
+    )
 
 
 def _require(*packages, verify):

@@ -46,25 +46,21 @@ def export(ctx, verify=True, verify_samples=1000):
 
 
 def check(path, ctx, samples=1000):
-    """Load the SavedModel at ``path`` and compare ``serve()`` with ``ctx.model`` (see verify())."""
-    import numpy as np
+    """Load the SavedModel at ``path`` and compare ``serve()`` with ``ctx.model``."""
     import tensorflow as tf
 
-    from core import compare_outputs, evaluation_data, time_calls
+    from core import check_export
 
-    split, x, y = evaluation_data(ctx.model, ctx.dataset, limit=samples or None)
-    task = ctx.run.get("spec", {}).get("task")
     loaded = tf.saved_model.load(str(path))
     dtype = ctx.model.inputs[0].dtype
-    out = np.concatenate(
-        [np.asarray(loaded.serve(tf.constant(x[i : i + 256], dtype=dtype))) for i in range(0, len(x), 256)]
+    return check_export(
+        ctx,
+        loaded.serve,
+        samples,
+        feed=lambda x: tf.constant(x, dtype=dtype),
+        latency_runs=100,
+        runtime=f"tensorflow {tf.__version__}",
     )
-    keras_out = ctx.model.predict(x, batch_size=256, verbose=0)
-    result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
-    one = tf.constant(x[:1], dtype=dtype)
-    p50, p90 = time_calls(lambda: loaded.serve(one).numpy(), runs=100)
-    result.update(latency_ms_p50=p50, latency_ms_p90=p90, runtime=f"tensorflow {tf.__version__}")
-    return result
 
 
 def _replace_dir(new, target):

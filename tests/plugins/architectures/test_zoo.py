@@ -97,7 +97,7 @@ def test_vae_logs_both_loss_terms(results, backend):
     assert np.all(np.isfinite(terms)), metrics
     assert metrics["kl_loss"] >= 0
     assert metrics["loss"] == pytest.approx(metrics["reconstruction_loss"] + metrics["kl_loss"], rel=1e-3)
-    assert record["custom_modules"] == ["plugins.architectures._layers.vae"]  # generative.py: old runs only
+    assert record["custom_modules"] == ["plugins.architectures.autoencoder.layers"]  # the family's own module
     outputs = np.load(run / "check_outputs.npy")  # the deployed decoder path: sigmoid images
     assert outputs.shape == (16, 8, 8, 1) and outputs.min() >= 0 and outputs.max() <= 1
 

@@ -2,10 +2,13 @@
 
 Training is plain ``fit`` on the dataset's images (task "generation", labels unused); each step
 updates the discriminator, then the generator, and logs ``d_loss`` and ``g_loss``. The step is
-written for each backend behind one model class (see ``_layers.gan.GAN``), so
+written for each backend behind one model class (see ``layers.GAN``), so
 ``kerastack train --arch gan --backend tensorflow|jax|torch`` all work. The generator ends in a
 sigmoid: images are expected in [0, 1], as kerastack's image datasets give them.
 ``kerastack sample RUN_DIR`` draws a grid of generated images.
+
+Its Keras classes (``GAN``, ``MinibatchStddev``) are in ``layers``, imported by ``build`` and, for a
+saved model, before it loads: importing this package stays light.
 """
 
 from core import hookimpl
@@ -42,8 +45,8 @@ def build(
     across samples 0.03 against the data's 0.23); 1e-3 and dropout 0.1 give varied digits (0.21)."""
     import keras
 
-    from plugins.architectures._layers.gan import GAN
     from plugins.architectures._layers.parts import downsamplings
+    from plugins.architectures.gan.layers import GAN
 
     if len(spec.input_shape) != 3:
         raise ValueError(f"gan needs images (H, W, C); the dataset gives {spec.input_shape}")
@@ -81,7 +84,7 @@ def _discriminator(shape, filters, n, dropout, minibatch_std):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.gan import MinibatchStddev
+    from plugins.architectures.gan.layers import MinibatchStddev
 
     image = keras.Input(shape, name="image")
     x = image

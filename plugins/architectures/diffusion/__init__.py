@@ -10,6 +10,9 @@ which a sinusoidal time embedding conditions every block. That denoiser is the d
 
 ``kerastack sample RUN_DIR [-n N] [--out FILE.png] [--seed S] [--scale K] [--steps K]`` runs the
 reverse process (or a GAN's generator) and writes the images as one grid PNG.
+
+Its Keras classes (``Diffusion``, ``TimeEmbedding``) are in ``layers``, imported by ``build`` and, for
+a saved model, before it loads: importing this package stays light.
 """
 
 import math
@@ -38,7 +41,7 @@ def build(spec, filters=32, embed_dim=32, steps=1000, beta_start=1e-4, beta_end=
     """A :class:`Diffusion` around the U-Net denoiser, compiled with Adam (its loss is its own)."""
     import keras
 
-    from plugins.architectures._layers.diffusion import Diffusion
+    from plugins.architectures.diffusion.layers import Diffusion
 
     denoiser = build_denoiser(spec.input_shape, filters, embed_dim, steps)
     model = Diffusion(denoiser, steps=steps, beta_start=beta_start, beta_end=beta_end, name="diffusion")
@@ -52,7 +55,7 @@ def build_denoiser(shape, filters, embed_dim, steps):
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.diffusion import TimeEmbedding
+    from plugins.architectures.diffusion.layers import TimeEmbedding
 
     if len(shape) != 3:
         raise ValueError(f"diffusion needs images (H, W, C); the dataset gives {tuple(shape)}")

@@ -19,6 +19,9 @@ scores of validation data (e.g. their 99th percentile). The deployed (TFLite) mo
 ``output="auto"`` ends images in a sigmoid (kerastack's image datasets lie in [0, 1]; the vae then
 uses a Bernoulli likelihood, i.e. summed binary cross-entropy) and everything else linearly (summed
 squared error). Set ``output=linear`` for images outside [0, 1].
+
+The ``vae``'s Keras class (``VAE``) is in ``layers``, imported by ``build_vae`` and, for a saved model,
+before it loads: importing this package stays light.
 """
 
 from core import hookimpl
@@ -60,7 +63,7 @@ def build_vae(spec, latent=8, filters=16, levels=2, units=64, beta=1.0, output="
     ``kl_loss`` and ``mse`` (of the reconstruction)."""
     import keras
 
-    from plugins.architectures._layers.vae import VAE
+    from plugins.architectures.autoencoder.layers import VAE
 
     activation = _output_activation(spec, output, "vae")
     encoder = _encoder(spec, (latent, latent), filters, levels, units, "encoder")
