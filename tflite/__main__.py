@@ -1,4 +1,5 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy [--normalize]] [--bench N] [--threads N] [--top K] [--metadata] [--json]
+"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize]] [--bench N] [--threads N] [--top K]
+                 [--metadata] [--json]
 
 Examples:
   python -m tflite model_int8.tflite --input samples.npy --top 3
@@ -8,6 +9,9 @@ Examples:
   python -m tflite model_int8.tflite --input raw_pixels.npy --normalize
       (scaled as the training data was, e.g. x / 255; the input range and normalization are recorded
       in the metadata, and input far outside that range gets a warning)
+  python -m tflite model_int8.tflite --input rows.csv --normalize
+      (a model trained on the csv dataset: raw rows with a header row, encoded as the training table
+      was: numeric columns standardized, text columns one-hot)
   python -m tflite model_int8.tflite --metadata
       {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import TFLiteModel, range_warning
+from .runner import TFLiteModel, clipping_warning, range_warning
 
 
 class _UsageError(ValueError):
@@ -52,11 +56,17 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help="the .tflite file (labels.txt/model.json beside it are used)")
-    p.add_argument("--input", type=Path, metavar="FILE.npy", help="float inputs: one sample, or a batch")
+    p.add_argument(
+        "--input",
+        type=Path,
+        metavar="FILE",
+        help="a .npy array of inputs (one sample, or a batch); a csv model's raw rows as .csv (with --normalize)",
+    )
     p.add_argument(
         "--normalize",
         action="store_true",
-        help="scale --input as the training data was (the normalization the metadata records, e.g. x / 255)",
+        help="prepare --input as the training data was (the normalization the metadata records, e.g. x / 255; "
+        "a csv model's column encodings)",
     )
     p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
@@ -71,15 +81,59 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_npy(path: Path) -> np.ndarray:
+ACCEPTED = (
+    "--input takes a .npy array of the model's inputs (numpy.save: one sample, or a batch) or, for a model "
+    "trained on a csv table, a .csv file of raw rows with a header row (with --normalize)"
+)
+
+
+def _load_npy(path: Path, model: TFLiteModel) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
         x = np.load(path, allow_pickle=False)
-    except Exception as e:  # numpy raises several types for a bad file; all mean the same here
-        raise ValueError(f"{path}: not a valid .npy file ({str(e).strip() or type(e).__name__})") from e
+    except Exception:  # numpy raises several types for a bad file; all mean the same here
+        raise ValueError(f"{path}: not a .npy array file; {ACCEPTED}{_text_hint(path, model)}") from None
     if not isinstance(x, np.ndarray) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise ValueError(f"{path}: expected a numeric array, received {getattr(x, 'dtype', type(x))}")
+    return x
+
+
+def _text_hint(path: Path, model: TFLiteModel) -> str:
+    """What to do with text: a text model takes token ids, made with the vocabulary it records."""
+    if path.suffix.lower() not in (".txt", ".text", ".json", ".jsonl"):
+        return ""
+    if (model.metadata or {}).get("vocabulary"):
+        return (
+            "; text is not read here: this model takes token ids, made from text with the vocabulary in its "
+            "metadata (--metadata), saved with numpy.save"
+        )
+    return "; text is not read here"
+
+
+def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
+    """The inputs in ``path``: a .csv table's rows encoded with the model's column encodings (with
+    ``normalize``), else a .npy array (scaled with the recorded normalization if ``normalize``)."""
+    if path.suffix.lower() == ".csv":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        if not normalize:
+            raise _UsageError(
+                f"{path}: a .csv input holds raw table rows; pass --normalize to encode them as the training "
+                "table was (the column encodings in the model's metadata)"
+            )
+        try:
+            return model.encode_table(path)
+        except ValueError as e:
+            raise _UsageError(f"--normalize: {e}") from None
+    x = _load_npy(path, model)
+    if x.ndim == len(model.input_shape):  # one sample without its batch axis
+        x = x[None]
+    if normalize:
+        try:
+            x = model.normalize(x)
+        except ValueError as e:
+            raise _UsageError(f"--normalize: {e}") from None
     return x
 
 
@@ -90,9 +144,10 @@ def _is_classification(model: TFLiteModel, outputs: np.ndarray, top: int | None)
     return task == "classification" or model.labels is not None or top is not None
 
 
-def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None) -> tuple[list[dict], list[str]]:
+def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None, result: dict) -> tuple[list[dict], list[str]]:
     outputs = model.predict(x)
     records, lines = [], []
+    _warn(model, clipping_warning(outputs, model.output_limits, model.metadata), result)
     if not _is_classification(model, outputs, top):
         for i, row in enumerate(outputs):
             records.append({"index": i, "output": row.tolist()})
@@ -121,21 +176,17 @@ def _bench_input(model: TFLiteModel, x: np.ndarray | None) -> np.ndarray:
 
 
 def _input(model: TFLiteModel, path: Path, normalize: bool, result: dict) -> np.ndarray:
-    """The batch in ``path``, scaled with the recorded normalization if asked; a one-line warning
-    on stderr (and in ``result["warnings"]``) when it lies far outside the training inputs' range."""
-    x = _load_npy(path)
-    if x.ndim == len(model.input_shape):  # one sample without its batch axis
-        x = x[None]
-    if normalize:
-        try:
-            x = model.normalize(x)
-        except ValueError as e:
-            raise _UsageError(f"--normalize: {e}") from None
-    warning = range_warning(x, model.metadata, normalized=normalize)
+    """The batch in ``path`` (see ``_load_input``); a one-line warning on stderr (and in
+    ``result["warnings"]``) when it lies far outside the training inputs' range."""
+    x = _load_input(path, model, normalize)
+    _warn(model, range_warning(x, model.metadata, normalized=normalize), result)
+    return x
+
+
+def _warn(model: TFLiteModel, warning: str | None, result: dict) -> None:
     if warning:
         print(f"tflite: warning: {model.path.name}: {warning}", file=sys.stderr)
-        result["warnings"] = [warning]
-    return x
+        result.setdefault("warnings", []).append(warning)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -147,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         result["metadata"] = model.metadata
         lines.append(json.dumps(model.metadata, indent=2))
     if x is not None:
-        predictions, more = _predictions(model, x, args.top)
+        predictions, more = _predictions(model, x, args.top, result)
         result["predictions"] = predictions
         lines += more
     if args.bench:
@@ -168,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.input is None and args.bench is None and not args.metadata:
         parser.error("give --input FILE.npy, --bench N, --metadata, or several")
     if args.normalize and args.input is None:
-        parser.error("--normalize scales --input FILE.npy; give it one")
+        parser.error("--normalize prepares --input FILE; give it one")
     try:
         return _run(args)
     except _UsageError as e:

@@ -17,10 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from .metadata import EMBEDDED_KEY, read_metadata
+from .tables import encode_rows, read_rows, standardize, table_columns
 
-__all__ = ["TFLiteModel", "load_metadata", "load_labels", "latency_percentiles", "range_warning"]
+__all__ = [
+    "TFLiteModel",
+    "at_limits",
+    "clipping_warning",
+    "load_metadata",
+    "load_labels",
+    "latency_percentiles",
+    "model_ops",
+    "range_warning",
+]
 
 _QUANTIZED_TYPES = (np.int8, np.uint8, np.int16)
+_SEAMS = ("QUANTIZE", "DEQUANTIZE")  # where an integer model enters and leaves float
 _RUNTIME_NOISE = "INFO: Created TensorFlow Lite XNNPACK delegate"
 # Input beyond the training range by more than this fraction of the range is "far outside" it.
 FAR_OUTSIDE = 0.5
@@ -142,6 +153,53 @@ def range_warning(x: np.ndarray, metadata: dict | None, normalized: bool = False
     )
 
 
+def model_ops(interpreter) -> list[dict]:
+    """The ops of the model an ``Interpreter`` runs, in execution order: ``{"index", "op_name",
+    "inputs", "outputs"}`` each. The nodes the runtime adds when a delegate (XNNPACK, by default)
+    takes over part of the graph are left out: ``DELEGATE`` is not an op of the model, and how many
+    there are depends on the runtime, not on the file."""
+    return [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+
+
+def _limits(detail: dict) -> tuple[float, float] | None:
+    """``(lowest, highest)`` dequantized value of an integer tensor (``detail`` as the interpreter
+    gives it), computed as ``TFLiteModel.predict`` dequantizes; None for a float tensor."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if dtype.type not in _QUANTIZED_TYPES or not scale:
+        return None
+    info = np.iinfo(dtype)
+    low, high = ((np.float32(v) - zero_point) * np.float32(scale) for v in (info.min, info.max))
+    return float(low), float(high)
+
+
+def at_limits(outputs: np.ndarray, limits: tuple[float, float] | None) -> np.ndarray:
+    """Which ``outputs`` (dequantized, as ``TFLiteModel.predict`` returns them) sit exactly at one of
+    the integer output's ``limits`` other than 0: clipped there, unless the model's value happens
+    to equal it. (0 is left out: a ReLU output sits there by design.)"""
+    out = np.asarray(outputs, np.float32)
+    if limits is None:
+        return np.zeros(out.shape, bool)
+    return np.logical_or.reduce([out == np.float32(v) for v in limits if v != 0] + [np.zeros(out.shape, bool)])
+
+
+def clipping_warning(outputs: np.ndarray, limits: tuple[float, float] | None, metadata: dict | None) -> str | None:
+    """One line when outputs of a regression model sit at a limit of its integer output (see
+    ``at_limits``): the model's value may lie beyond it. None otherwise (other tasks: a probability
+    at 1.0 is not clipped)."""
+    if (metadata or {}).get("task") != "regression" or limits is None:
+        return None
+    hit = at_limits(outputs, limits)
+    if not hit.any():
+        return None
+    values = sorted({float(v) for v in np.asarray(outputs, np.float32)[hit]})
+    return (
+        f"{int(hit.sum())} of {hit.size} outputs lie at the limit of the model's integer output "
+        f"({' and '.join(f'{v:.6g}' for v in values)}; it covers [{limits[0]:.6g}, {limits[1]:.6g}]): "
+        "the true value may lie beyond it, clipped; see the export's output range in model.json"
+    )
+
+
 def latency_percentiles(latencies_ms: np.ndarray) -> dict:
     """{"p50_ms", "p90_ms", "mean_ms", "runs"} of per-invocation latencies."""
     ms = np.asarray(latencies_ms, dtype=np.float64)
@@ -214,9 +272,41 @@ class TFLiteModel:
     def size_bytes(self) -> int:
         return self.path.stat().st_size
 
+    def ops(self) -> list[dict]:
+        """The model's ops in execution order (``model_ops``)."""
+        return model_ops(self._interpreter)
+
     def op_names(self) -> list[str]:
         """Op names in execution order, e.g. to assert there is no Flex op or DEQUANTIZE."""
-        return [op["op_name"] for op in self._interpreter._get_ops_details()]
+        return [op["op_name"] for op in self.ops()]
+
+    def float_ops(self) -> dict[str, int]:
+        """``{op name: count}`` of the ops that compute in float inside an integer model: ops other
+        than the QUANTIZE/DEQUANTIZE seams with a float output (a ``DEQUANTIZE → ELU → QUANTIZE``
+        island, or a layer kept float on purpose). Empty for a model with no integer tensor."""
+        dtypes = {t["index"]: np.dtype(t["dtype"]) for t in self._interpreter.get_tensor_details()}
+        if not any(d.type in _QUANTIZED_TYPES for d in dtypes.values()):
+            return {}
+        found: dict[str, int] = {}
+        for op in self.ops():
+            if op["op_name"] in _SEAMS:
+                continue
+            if any(int(i) >= 0 and dtypes[int(i)].kind == "f" for i in op["outputs"]):
+                found[op["op_name"]] = found.get(op["op_name"], 0) + 1
+        return found
+
+    @property
+    def output_limits(self) -> tuple[float, float] | None:
+        """``(lowest, highest)`` value the output can take where an integer tensor makes it (an
+        integer output, or a float output dequantized from one): a prediction beyond it is clipped to
+        it. None where the output is computed in float."""
+        detail = self.output_details
+        if not _limits(detail):
+            producer = next((op for op in self.ops() if self._output_index in op["outputs"]), None)
+            if producer is None or producer["op_name"] != "DEQUANTIZE":
+                return None
+            detail = self._interpreter._get_tensor_details(int(producer["inputs"][0]), 0)
+        return _limits(detail)
 
     def tensor_dtypes(self) -> list[dict]:
         """[{"index", "name", "dtype"}] for every tensor; dtype is a numpy name such as "int8"."""
@@ -237,8 +327,13 @@ class TFLiteModel:
         return _numbers((self.metadata or {}).get("normalization"), "scale", "offset")
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``x`` (raw values, e.g. 0-255 pixels) scaled as the training data was, float32; a
-        ValueError when the metadata records no normalization."""
+        """``x`` (raw values: 0-255 pixels; a table's raw column values) prepared as the training
+        inputs were, float32: the recorded ``normalization`` (``raw * scale + offset``), else a table's
+        column standardization (``preprocessing.columns``: numeric columns only; rows with text
+        columns go through ``encode_table``). A ValueError when the metadata records neither."""
+        columns = table_columns(self.metadata)
+        if self.normalization is None and columns is not None:
+            return standardize(x, columns, str(self.path))
         if self.normalization is None:
             raise ValueError(
                 f"{self.path}: its metadata records no input normalization (the dataset's scaling was not "
@@ -247,6 +342,18 @@ class TFLiteModel:
             )
         scale, offset = self.normalization
         return (np.asarray(x, dtype=np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
+
+    def encode_table(self, path: str | Path) -> np.ndarray:
+        """The rows of the CSV file at ``path`` (a header row naming the columns) encoded as the
+        training table was: the column encodings of a ``csv`` model's metadata, one-hot included."""
+        columns = table_columns(self.metadata)
+        if columns is None:
+            raise ValueError(
+                f"{self.path}: its metadata records no table columns (a model trained on the csv dataset "
+                "does); give the inputs as a .npy array"
+            )
+        header, rows = read_rows(path)
+        return encode_rows(header, rows, columns, str(path))
 
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ def command(host, tflite_file, run_dir, threads, as_json, other_run, layers):
         }
     click.echo(json.dumps(result, indent=2) if as_json else format_row(result))
     if entry is not None and not as_json:
-        click.echo(format_layers(entry), nl=False)
+        click.echo(format_layers(entry, where=Path(tflite_file).parent), nl=False)
     if exported_from(tflite_file, run_dir):
         return  # another run's folder: its verify.json speaks of its own run
     try:  # printed first: a read-only run still shows what was measured (and a tracked one logs it)
@@ -73,11 +73,29 @@ def format_row(r):
         size += f" (gzip {format_size(gzip_size(Path(r['file'])), 'KiB')})"
     parts.append(size)
     parts.append(f"p50 {r['latency_ms_p50']:.3f} ms (p90 {r['latency_ms_p90']:.3f}, {r['threads']} thread)")
-    return "  ".join(parts)
+    return "  ".join(parts) + "".join(f"\nwarning: {w}" for w in _warnings(r))
 
 
-def format_layers(entry):
-    """The per-layer table of a file's metadata entry, after what a mixed model kept float."""
+def _warnings(r):
+    """verify()'s warnings (constant outputs), and the outputs an integer output clipped."""
+    found = list(r.get("warnings", ()))
+    if r.get("clipped_outputs"):
+        low, high = r["output_limits"]
+        found.append(
+            f"{r['clipped_outputs']} outputs clipped: the file's integer output covers [{low:.6g}, {high:.6g}] "
+            "and Keras's predictions lie beyond it (see output_range in model.json)"
+        )
+    return found
+
+
+TERMINAL_WIDTH = 48  # characters of the layer column on a terminal (fused layers' names are long)
+TERMINAL_LAYERS = 15  # rows of the per-layer table on a terminal; the files hold them all
+
+
+def format_layers(entry, where=None, limit=TERMINAL_LAYERS):
+    """The per-layer table of a file's metadata entry (its ``limit`` worst layers, and where the
+    full table is: ``report.md``/``model.json`` in the folder ``where``), after what a mixed model
+    kept float."""
     mixed = entry.get("mixed")
     head = ""
     if mixed:
@@ -85,4 +103,19 @@ def format_layers(entry):
             f"kept float: {', '.join(mixed['float_layers']) or '(none)'}; int8 ops {mixed['int8_ops']:.0%}, "
             f"int8 weights {mixed['int8_weights']:.0%}\n"
         )
-    return head + format_layer_errors(entry["layer_errors"])
+    rows = entry["layer_errors"]
+    table = format_layer_errors(rows[:limit], width=TERMINAL_WIDTH)
+    if len(rows) <= limit:
+        return head + table
+    folder = Path(where) if where is not None else None
+    files = [n for n in ("report.md", "model.json") if folder is None or (folder / n).exists()]
+    place = " and ".join(str(folder / n) if folder is not None else n for n in files)
+    flagged = sum(bool(r.get("flagged")) for r in rows[limit:])
+    return (
+        head
+        + table
+        + (
+            f"... {len(rows) - limit} more layers ({flagged} flagged), better than these: the full table is in {place} "
+            "(or --json)\n"
+        )
+    )

@@ -4,7 +4,8 @@
 the inputs with ``evaluation_data`` (``sample_inputs`` for other uses; ``input_fits`` says whether a
 dataset's samples fit the model), compares the outputs with the Keras model's (``compare_outputs``)
 and times one call (``time_calls``); ``record_result`` keeps the result in ``verify.json``.
-``keras_latency`` measures Keras the same way; ``gzip_size`` is what a download costs.
+``keras_latency`` measures Keras the same way; ``gzip_size`` is what a download costs, and
+``keras_weights`` the Keras model's size that an exported file's is compared with.
 """
 
 import gzip
@@ -39,6 +40,23 @@ def keras_latency(run_dir: StrPath, runs: int = 200, warmup: int = 10) -> tuple[
     host = get_plugin_host(list(run.record.get("plugins", [])))
     one = sample_inputs(model, load_dataset(run, host), 1)
     return time_calls(lambda: np.asarray(model.predict_on_batch(one)), runs, warmup)
+
+
+def keras_weights(run_dir: StrPath) -> dict[str, int]:
+    """``{"bytes", "gzip_bytes", "parameters"}`` of the run's deployed Keras model's weights, as
+    every exporter sees them (float32, ``deployed_model``): what a .tflite's size compares with.
+    ``model.keras`` is not: it also holds the optimizer's state (Adam: two slots per weight, about
+    twice the weights), which no deployed file carries."""
+    from core.deploy.export import deployed_model
+    from core.runs import load_run
+
+    arrays = [np.asarray(w) for w in deployed_model(load_run(run_dir)).get_weights()]
+    data = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+    return {
+        "bytes": len(data),
+        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "parameters": int(sum(a.size for a in arrays)),
+    }
 
 
 def time_calls(call: Callable[[], object], runs: int = 200, warmup: int = 10) -> tuple[float, float]:

@@ -14,31 +14,42 @@ KINDS = {
 }
 
 
-def format_layer_errors(rows: list[dict[str, Any]], *, markdown: bool = False) -> str:
+def format_layer_errors(rows: list[dict[str, Any]], *, markdown: bool = False, width: int | None = None) -> str:
     """The ``layer_errors`` rows (worst first) as a table: rank, Keras layer (with the layers fused
     into its op: ``re_lu (+ batch_normalization, conv2d)``), worst channel's SNR in dB
     (which channel), RMSE relative to the float activation's spread, cosine similarity, and
-    ``FLAGGED`` past the exporter's thresholds. ``markdown``: a Markdown table, else aligned text."""
+    ``FLAGGED`` past the exporter's thresholds. A layer whose float activation is the same for every
+    sample (or about 0) reads "no signal": its metrics say nothing. ``markdown``: a Markdown table,
+    else aligned text; ``width``: the layer column cut to that many characters."""
     cells = [
-        [
-            str(i),
-            row["layer"] + (f" (+ {', '.join(row['fused'])})" if row.get("fused") else ""),
-            f"{row['snr_db']:.1f} ({row['worst_channel']})" if row.get("worst_channel") is not None else "—",
-            f"{row['rel_rmse']:.3g}",
-            f"{row['cosine']:.4f}",
-            "FLAGGED" if row.get("flagged") else "",
-        ]
+        [str(i), _layer(row, width), *_metrics(row), "FLAGGED" if row.get("flagged") else ""]
         for i, row in enumerate(rows, 1)
     ]
     kind = rows[0].get("kind") if rows else None
-    note = f"({KINDS[kind]})" if kind in KINDS else ""
+    notes = [KINDS[kind]] if kind in KINDS else []
+    notes += [NO_SIGNAL] if any(row.get("no_signal") for row in rows) else []
     if markdown:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|---:|---|---:|---:|---:|---|"]
         lines += ["| " + " | ".join(f"`{c}`" if j == 1 else c for j, c in enumerate(r)) + " |" for r in cells]
-        return "\n".join(lines + ([f"\n{note[1:-1].capitalize()}."] if note else [])) + "\n"
+        return "\n".join(lines + ([""] if notes else []) + [f"{n[0].upper()}{n[1:]}." for n in notes]) + "\n"
     widths = [max(len(c) for c in column) for column in zip(COLUMNS, *cells)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [COLUMNS, *cells]]
-    return "\n".join(lines + ([note] if note else [])) + "\n"
+    return "\n".join(lines + [f"({n})" for n in notes]) + "\n"
+
+
+NO_SIGNAL = "no signal: the float activation is the same for every sample, or about 0; nothing to lose, not flagged"
+
+
+def _layer(row: dict[str, Any], width: int | None) -> str:
+    text = row["layer"] + (f" (+ {', '.join(row['fused'])})" if row.get("fused") else "")
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def _metrics(row: dict[str, Any]) -> list[str]:
+    if row.get("no_signal"):
+        return ["no signal", "—", "—"]
+    snr = f"{row['snr_db']:.1f} ({row['worst_channel']})" if row.get("worst_channel") is not None else "—"
+    return [snr, f"{row['rel_rmse']:.3g}", f"{row['cosine']:.4f}"]
 
 
 def recorded_layer_errors(tflite_path: StrPath) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, 
         # The deployed part takes other inputs than the data (a generator takes noise).
         split_name = "random"
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
-    totals = _Totals(run.record.get("spec", {}).get("task") if split_name != "random" else None)
+    totals = _Totals(run.record.get("spec", {}).get("task") if split_name != "random" else None, lite.output_limits)
     with _progress(split, split_name) as bar:
         for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
             try:
@@ -131,14 +131,21 @@ def _progress(split: Any, split_name: str) -> Any:
     return progress_bar(size, f"verify ({split_name} split)")
 
 
-class _Totals:
-    """Running sums for verify's metrics; ``task`` None compares outputs only."""
+CONSTANT = 1e-6  # outputs that vary over the samples by less than this share of their size are constant
 
-    def __init__(self, task: str | None) -> None:
+
+class _Totals:
+    """Running sums for verify's metrics; ``task`` None compares outputs only. ``limits``: the
+    range of the .tflite's integer output (``TFLiteModel.output_limits``), where one makes it."""
+
+    def __init__(self, task: str | None, limits: tuple[float, float] | None = None) -> None:
         self.task = task
+        self.limits = limits
         self.n = 0
         self.max_abs_diff = 0.0
         self.sums = {}
+        self.keras_low = self.keras_high = None  # per output element, over the samples
+        self.clipped = 0
 
     def _add(self, key: str, value: float) -> None:
         self.sums[key] = self.sums.get(key, 0.0) + float(value)
@@ -147,6 +154,7 @@ class _Totals:
         self.n += len(x)
         if lite_out.size:
             self.max_abs_diff = max(self.max_abs_diff, float(np.max(np.abs(lite_out - keras_out))))
+            self._track(lite_out, keras_out)
         if self.task == "classification" and y is not None:
             y = np.asarray(y).reshape(-1)
             lite_top, keras_top = lite_out.argmax(-1).reshape(-1), keras_out.argmax(-1).reshape(-1)
@@ -165,9 +173,45 @@ class _Totals:
             self._add("keras_mse", np.sum((keras_out - target) ** 2))
             self._add("count", target.size)
 
-    def metrics(self) -> dict[str, float]:
+    def _track(self, lite_out: np.ndarray, keras_out: np.ndarray) -> None:
+        """Keras's output range per element (constant outputs), and the regression outputs the
+        .tflite clipped: at a limit of its integer output while Keras's lie beyond it."""
+        low, high = keras_out.min(0), keras_out.max(0)
+        self.keras_low = low if self.keras_low is None else np.minimum(self.keras_low, low)
+        self.keras_high = high if self.keras_high is None else np.maximum(self.keras_high, high)
+        if self.task == "regression" and self.limits is not None:
+            from tflite.runner import at_limits
+
+            beyond = (keras_out < self.limits[0]) | (keras_out > self.limits[1])
+            self.clipped += int(np.sum(at_limits(lite_out, self.limits) & beyond))
+
+    def constant(self) -> bool:
+        """Whether Keras's outputs were the same for every sample (two or more): any two models then
+        agree, so agreement and max abs diff say nothing of the .tflite."""
+        if self.keras_low is None or self.n < 2:
+            return False
+        size = float(np.max(np.abs(np.concatenate([self.keras_low.ravel(), self.keras_high.ravel()]))))
+        return bool(np.max(self.keras_high - self.keras_low) <= CONSTANT * max(size, 1e-30))
+
+    def metrics(self) -> dict[str, Any]:
         count = self.sums.pop("count", 0)
-        return {k: v / count for k, v in self.sums.items()} if count else {}
+        out: dict[str, Any] = {k: v / count for k, v in self.sums.items()} if count else {}
+        if self.task == "regression" and self.limits is not None:
+            out.update(output_limits=list(self.limits), clipped_outputs=self.clipped)
+        if self.constant():
+            out["keras_outputs_constant"] = True
+            out["warnings"] = [constant_warning(self.task)]
+        return out
+
+
+def constant_warning(task: str | None) -> str:
+    """What verify says of a model whose Keras outputs are constant over the evaluation split."""
+    if task == "classification":
+        return (
+            "Keras's outputs are the same for every sample: agreement means nothing here (a constant output, "
+            "or ties, has the same top class on both sides); the model did not learn from its inputs"
+        )
+    return "Keras's outputs are the same for every sample: the model's outputs do not depend on its inputs"
 
 
 def exported_from(tflite_path: StrPath, run_path: StrPath) -> str | None:

@@ -4,6 +4,7 @@ from core import hookimpl
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 OWNER = "dataset 'image_folder'"
+DEFAULT_SIZE = 32  # load()'s default: small and fast; a pretrained backbone wants its own (224)
 
 
 @hookimpl
@@ -15,7 +16,7 @@ def register_datasets(register):
     )
 
 
-def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15, seed=0):
+def load(path="", size=DEFAULT_SIZE, channels=3, batch_size=32, validation=0.15, test=0.15, seed=0):
     """Each split is a ``keras.utils.PyDataset`` of ``(images, labels)`` batches of ``batch_size``
     (kerastack sets it to training's ``--batch-size``; see ``register_datasets``): images float32 in [0, 1] with shape (size, size, channels), squeezed to a square (not cropped),
     grayscale for ``channels=1``; labels int32.
@@ -24,7 +25,8 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
     anywhere under its folder (other files are ignored). The split is stratified by class and fixed
     by ``seed``; the train split is read in a new order every epoch. Every file is checked here
     (Pillow's ``verify``: its structure, no pixels decoded), so that a damaged file stops the run
-    before training, naming the file.
+    before training, naming the file. Images larger than the default ``size`` (32) get a warning
+    line saying so: a model (a pretrained backbone's ``size`` too) then sees 32x32 pixels.
     """
     from functools import partial
 
@@ -41,8 +43,8 @@ def load(path="", size=32, channels=3, batch_size=32, validation=0.15, test=0.15
     train, val, tst = split_indices(
         len(files), {"validation": validation, "test": test}, seed, OWNER, "images", labels=labels
     )
-    for file in files:
-        check_image(file)
+    sizes = [check_image(file) for file in files]
+    _say_resized(sizes, size)
 
     from plugins.datasets._streaming import FileBatches  # imports keras: only now, after the checks
 
@@ -71,20 +73,36 @@ def find_images(path):
     return class_files(path, SUFFIXES, OWNER, "IMAGE.png", "images")
 
 
+def _say_resized(sizes, size):
+    """One line on stderr where the default ``size`` shrinks images larger than it (a user who left it
+    out may expect the model to see their images' own size)."""
+    from plugins.datasets._files import warn
+
+    width, height = max(sizes, key=lambda s: s[0] * s[1])
+    if size == DEFAULT_SIZE and min(width, height) > size:
+        warn(
+            "image_folder",
+            f"images of up to {width}x{height} are resized to {size}x{size}, the default size; give "
+            "--data-opt size=N to keep more of them (ImageNet backbones were trained at 224)",
+        )
+
+
 def check_image(file):
-    """Raise an error naming ``file`` unless its contents are a PNG or JPEG that Pillow can open."""
+    """Raise an error naming ``file`` unless its contents are a PNG or JPEG that Pillow can open;
+    return its ``(width, height)``."""
     from PIL import Image
 
     from core import KerastackError
 
     try:
         with Image.open(file) as image:
-            kind = image.format
+            kind, dimensions = image.format, image.size
             image.verify()  # reads the structure (PNG: chunk checksums), decodes no pixels
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise KerastackError(f"{OWNER}: cannot read image {file}: {_reason(exc)}") from None
     if kind not in ("PNG", "JPEG"):
         raise KerastackError(f"{OWNER}: {file} is a {kind} image; expected PNG or JPEG")
+    return dimensions
 
 
 def read_image(file, size, channels):

@@ -153,6 +153,9 @@ def test_int8_agrees_with_float(float_model, int8_model):
 def test_int8_is_integer_only(int8_model, float_model):
     ops = int8_model.op_names()
     assert ops and "DEQUANTIZE" not in ops and not any(op.startswith("Flex") for op in ops)
+    # XNNPACK's DELEGATE nodes are the runtime's, not the model's (issue 23: listed among its ops).
+    assert "DELEGATE" not in ops and "DELEGATE" in [op["op_name"] for op in int8_model._interpreter._get_ops_details()]
+    assert int8_model.float_ops() == {} and float_model.float_ops() == {}  # no float island; float32: no integer
     assert "FULLY_CONNECTED" in ops
     assert "float32" not in {t["dtype"] for t in int8_model.tensor_dtypes()}
     assert "float32" in {t["dtype"] for t in float_model.tensor_dtypes()}
@@ -303,7 +306,17 @@ def test_cli_imports_nothing_heavy(models):
 
 @pytest.mark.parametrize(
     "case",
-    ["missing_model", "garbage_model", "wrong_shape", "bad_npy", "missing_npy", "no_action", "bad_bench", "normalize"],
+    [
+        "missing_model",
+        "garbage_model",
+        "wrong_shape",
+        "bad_npy",
+        "text_input",
+        "missing_npy",
+        "no_action",
+        "bad_bench",
+        "normalize",
+    ],
 )
 def test_cli_errors_are_one_line(models, tmp_path, case):
     model = str(models / "model_int8.tflite")
@@ -311,11 +324,13 @@ def test_cli_errors_are_one_line(models, tmp_path, case):
     garbage.write_bytes(b"\x00garbage" * 50)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 4, 4, 3), np.float32))
     (tmp_path / "bad.npy").write_text("not numpy")
+    (tmp_path / "review.txt").write_text("a film I liked\n")  # issue 23: "contains pickled (object) data"
     args, code, needle = {
         "missing_model": ([str(tmp_path / "nope.tflite"), "--bench", "1"], 1, "nope.tflite"),
         "garbage_model": ([str(garbage), "--bench", "1"], 1, "garbage.tflite"),
         "wrong_shape": ([model, "--input", str(tmp_path / "wrong.npy")], 1, "(2, 4, 4, 3)"),
-        "bad_npy": ([model, "--input", str(tmp_path / "bad.npy")], 1, "bad.npy"),
+        "bad_npy": ([model, "--input", str(tmp_path / "bad.npy")], 1, "bad.npy: not a .npy array file"),
+        "text_input": ([model, "--input", str(tmp_path / "review.txt")], 1, "text is not read here"),
         "missing_npy": ([model, "--input", str(tmp_path / "gone.npy")], 1, "gone.npy"),
         "no_action": ([model], 2, "--input"),
         "bad_bench": ([model, "--bench", "0"], 2, "--bench"),
@@ -325,7 +340,7 @@ def test_cli_errors_are_one_line(models, tmp_path, case):
     assert proc.returncode == code
     assert proc.stdout == ""
     assert proc.stderr.startswith("tflite: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr and "pickle" not in proc.stderr
 
 
 def test_cli_debug_shows_traceback(tmp_path):

@@ -8,6 +8,8 @@
 - ``pruning``: native magnitude pruning; ``tfmot_jobs`` + ``bridge``: tfmot through tf_keras
 - ``layer_errors``: per-layer quantization error by Keras layer (QuantizationDebugger for int8);
   ``selective``: the errors of each integer variant, and ``keep_float`` (int8 with layers left float)
+- ``checks``: what a written file is checked for (an integer output that clips a regression
+  model's training targets; float ops inside an integer file)
 - ``metadata``: model.json, also embedded in each .tflite; ``report``: report.md/report.png
 """
 

@@ -3,13 +3,16 @@ embedded in the file) and ``labels.txt``."""
 
 import gzip
 
+from plugins.deployment.tflite import checks
+from plugins.deployment.tflite.layer_errors import output_layer_name
 from plugins.deployment.tflite.options import INTEGER_VARIANTS
 
 
-def variant_name(mode, options):
-    """The file name's variant: ``float32``, ``int8``, ``int8-floatio``, ``int8-pertensor``, ``int8-mixed``…"""
+def variant_name(mode, options, mixed=False):
+    """The file name's variant: ``float32``, ``int8``, ``int8-floatio``, ``int8-pertensor``, ``int8-mixed``
+    (``mixed``: int8 with layers kept float)…"""
     name = {"none": "float32"}.get(mode, mode)
-    name += "-mixed" if mode == "int8" and getattr(options, "keep_float", "") else ""
+    name += "-mixed" if mode == "int8" and mixed else ""
     name += "-floatio" if mode in INTEGER_VARIANTS and options.io == "float" else ""
     return name + ("" if options.per_channel or mode in ("none", "float16") else "-pertensor")
 
@@ -29,7 +32,12 @@ def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
     from plugins.deployment.tflite.metadata import MODEL_JSON, embed_run_metadata
 
     path = ctx.out_dir / f"model_{variant}.tflite"
-    entry = {**_write_tflite(path, flatbuffer, mode, options, batch), **(extra or {})}
+    targets = checks.training_targets(ctx.dataset, ctx.run.get("spec", {}).get("task"))
+    entry = {**_write_tflite(path, flatbuffer, mode, options, batch, targets), **(extra or {})}
+    if "output_range" in entry:
+        entry["output_range"]["output_layer"] = _output_layer(ctx.model)
+        if entry["output_range"]["clipped"]:
+            checks.warn(checks.clipping_text(path.name, entry["output_range"]))
     meta_path = ctx.out_dir / MODEL_JSON
     meta = read_json(meta_path, "metadata file") if meta_path.exists() else {}
     meta.update(_describe_run(ctx))
@@ -43,9 +51,19 @@ def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
     return written
 
 
-def _write_tflite(path, flatbuffer, mode, options, batch):
+def _output_layer(model):
+    """The name of the layer that makes the model's output, or None (a subclassed model)."""
+    try:
+        return output_layer_name(model)
+    except (AttributeError, IndexError):
+        return None
+
+
+def _write_tflite(path, flatbuffer, mode, options, batch, targets=None):
     """Write the flatbuffer to ``path`` (refused if it needs non-builtin ops that were not allowed);
-    return its model.json entry."""
+    return its model.json entry: with ``float_ops`` (ops computing in float inside an integer
+    file) and, where an integer tensor makes a regression model's output, ``output_range`` against
+    the training ``targets`` (``checks``)."""
     from core import KerastackError, atomic_path
     from tflite.runner import TFLiteModel
 
@@ -55,7 +73,7 @@ def _write_tflite(path, flatbuffer, mode, options, batch):
         flex = sorted({op for op in model.op_names() if op.startswith("Flex") or op == "CUSTOM"})
         if flex and not options.allow_select_ops:
             raise KerastackError(f"exporter 'tflite': the converted model needs non-builtin ops {flex}")
-        return {
+        entry = {
             "quantize": mode,
             "io": options.io if mode in INTEGER_VARIANTS else "float",
             "batch": batch,
@@ -65,6 +83,12 @@ def _write_tflite(path, flatbuffer, mode, options, batch):
             "input": _tensor(model.input_details),
             "output": _tensor(model.output_details),
         }
+        if mode in INTEGER_VARIANTS:
+            entry["float_ops"] = model.float_ops()
+        checked = checks.output_range(model, targets)
+        if checked is not None:
+            entry["output_range"] = checked
+        return entry
 
 
 def _describe_run(ctx):

@@ -126,24 +126,35 @@ def run_converter(converter, mode, allow_select_ops):
         raise KerastackError(f"exporter 'tflite': conversion ({mode}) failed: {one_line(exc, first=True)}") from exc
 
 
-def calibration(model, dataset, samples, seed, batch):
-    """The representative dataset: ``samples`` training samples (or noise where the model takes
-    something else than the data), one at a time."""
+def calibration_set(model, dataset, samples, seed):
+    """``(x, y)``: the ``samples`` training samples calibration runs on, drawn with ``seed`` (``y``
+    None where the split has no targets); standard-normal noise and None where the model takes
+    something else than the data."""
     import numpy as np
 
-    from core import as_arrays, input_fits, progress_bar
+    from core import as_arrays, input_fits
 
-    dtype = model.inputs[0].dtype
-    x, _ = as_arrays(dataset.train, limit=samples * 4)
+    x, y = as_arrays(dataset.train, limit=samples * 4)
     if not input_fits(model.input_shape[1:], x.shape[1:]):
         # The deployed part takes something else than the data (a generator's latent vectors, a
         # denoiser's noisy image): calibrate on what it sees at run time, standard-normal noise.
-        x = np.random.default_rng(seed).normal(size=(samples, *model.input_shape[1:]))
+        return np.random.default_rng(seed).normal(size=(samples, *model.input_shape[1:])), None
     chosen = np.random.default_rng(seed).permutation(len(x))[:samples]
+    return x[chosen], (None if y is None else np.asarray(y)[chosen])
+
+
+def calibration(model, dataset, samples, seed, batch):
+    """The representative dataset: ``calibration_set``'s samples, one at a time."""
+    import numpy as np
+
+    from core import progress_bar
+
+    dtype = model.inputs[0].dtype
+    x, _ = calibration_set(model, dataset, samples, seed)
 
     def generate():
-        with progress_bar(len(chosen), "int8 calibration") as bar:
-            for i in chosen:
+        with progress_bar(len(x), "int8 calibration") as bar:
+            for i in range(len(x)):
                 yield [np.asarray(x[i : i + 1], dtype=dtype)]
                 bar.advance()
 
@@ -180,7 +191,7 @@ def _float_computation(flatbuffer, io):
         io_names = {model.input_details["name"], model.output_details["name"]} if io == "float" else set()
         dtypes = {t["index"]: t for t in model.tensor_dtypes()}
         floats = []
-        for op in model._interpreter._get_ops_details():
+        for op in model.ops():
             for index in op["outputs"]:
                 t = dtypes.get(int(index))
                 if t and t["dtype"] not in ("int8", "int32") and t["name"] not in io_names:

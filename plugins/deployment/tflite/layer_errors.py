@@ -35,15 +35,22 @@ FLAG_COSINE = 0.98
 FLAG_REL_RMSE = 0.2
 
 
+NO_SIGNAL = 1e-6  # a float activation that varies over the samples by less than this share of its peak ...
+NO_SIGNAL_PEAK = 1e-6  # ... or never exceeds this in size carries no signal to lose: "no signal", never flagged
+
+
 class _Sums:
-    """Running sums over samples of one tensor, per output channel (last axis)."""
+    """Running sums over samples of one tensor, per output channel (last axis); ``add`` takes one
+    sample (or batch) at a time."""
 
     def __init__(self):
         self.n = None
+        self.first, self.deviation, self.peak, self.samples = None, 0.0, 0.0, 0
 
     def add(self, reference, quantized):
         f = np.asarray(reference, np.float64)
         q = np.asarray(quantized, np.float64).reshape(f.shape)
+        self._track_signal(f)
         channels = f.shape[-1] if f.ndim else 1
         f, q = f.reshape(-1, channels), q.reshape(-1, channels)
         parts = (
@@ -59,6 +66,22 @@ class _Sums:
         else:
             for name, value in zip(("n", "f", "ff", "ee", "qq", "qf"), parts):
                 setattr(self, name, getattr(self, name) + value)
+
+    def _track_signal(self, f):
+        """How far the float activation strays from the first sample's, and its largest size."""
+        self.samples += 1
+        self.peak = max(self.peak, float(np.max(np.abs(f))) if f.size else 0.0)
+        if self.first is None or self.first.shape != f.shape:
+            self.first = f.copy()
+        elif f.size:
+            self.deviation = max(self.deviation, float(np.max(np.abs(f - self.first))))
+
+    def no_signal(self):
+        """Whether the float activation is the same for every sample (two or more), or about 0: its
+        quantization error is not a loss of signal (the SNR of numbers ~1e-10 rounded to 0 is 0 dB,
+        and their cosine 1), whatever the metrics say."""
+        constant = self.samples > 1 and self.deviation <= NO_SIGNAL * self.peak
+        return bool(constant or self.peak <= NO_SIGNAL_PEAK)
 
     def metrics(self):
         n, f, ff, ee = self.n.sum(), self.f.sum(), self.ff.sum(), self.ee.sum()
@@ -83,6 +106,7 @@ class _Sums:
             "snr_db": float(snr.min()) if snr.size else SNR_CAP_DB,
             "worst_channel": worst,
             "channels": int(len(self.n)),
+            "no_signal": self.no_signal(),
         }
 
 
@@ -149,14 +173,20 @@ def by_layer(per_tensor, names, output_layer, kind):
 
 
 def _worse(a, b):
-    return (a["snr_db"], -a["rel_rmse"]) < (b["snr_db"], -b["rel_rmse"])
+    return _order(a) < _order(b)
+
+
+def _order(metrics):
+    """Worst first: a layer with signal before one without, then by worst-channel SNR, relative RMSE."""
+    return bool(metrics.get("no_signal")), metrics["snr_db"], -metrics["rel_rmse"]
 
 
 def rank(rows):
-    """Sort worst first (worst-channel SNR, then relative RMSE) and flag the layers past a threshold."""
-    rows = sorted(rows, key=lambda r: (r["snr_db"], -r["rel_rmse"]))
+    """Sort worst first (worst-channel SNR, then relative RMSE; layers with no signal last) and flag
+    the layers past a threshold, but for those with no signal (``_Sums.no_signal``)."""
+    rows = sorted(rows, key=_order)
     for row in rows:
-        row["flagged"] = bool(
+        row["flagged"] = not row.get("no_signal") and bool(
             row["snr_db"] < FLAG_SNR_DB or row["cosine"] < FLAG_COSINE or row["rel_rmse"] > FLAG_REL_RMSE
         )
     return rows
@@ -238,13 +268,15 @@ def cumulative_errors(float_flatbuffer, quantized_flatbuffer, samples):
     also has, both run on ``samples`` (a list of float input arrays, batch 1)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from tflite.runner import model_ops
+
     ref = Interpreter(model_content=float_flatbuffer, experimental_preserve_all_tensors=True)
     got = Interpreter(model_content=quantized_flatbuffer, experimental_preserve_all_tensors=True)
     for interpreter in (ref, got):
         interpreter.allocate_tensors()
     ref_names = {t["name"]: t for t in ref.get_tensor_details()}
     outputs = [
-        got._get_tensor_details(i, 0) for op in got._get_ops_details() for i in op["outputs"] if i >= 0
+        got._get_tensor_details(i, 0) for op in model_ops(got) for i in op["outputs"] if i >= 0
     ]  # in the order they run
     pairs = [(t, ref_names[t["name"]]) for t in outputs if t["name"] in ref_names and t["dtype"] != np.int32]
     sums = {t["name"]: _Sums() for t, _ in pairs}

@@ -22,7 +22,38 @@ LEARNING_RATE = 1e-3  # ... and for pruning
 
 @dataclass(frozen=True)
 class TFLiteOptions:
-    """What ``export()`` was asked for (see its docstring for each option)."""
+    """What ``export()`` was asked for, one field per option:
+
+    ``quantize``: ``int8`` is full-integer quantization calibrated on ``calibration_samples``
+    training samples, with int8 input and output unless ``io=float``; ``int16x8`` keeps activations
+    in 16 bits (int16 input/output unless ``io=float``); ``all`` writes every variant, and a
+    comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` (int8,
+    int16x8) quantizes each weight tensor with one scale instead of one per output channel: smaller
+    files for models with many channels (each channel costs a float32 scale and an int64 zero point,
+    ~12 bytes), at some accuracy; the file name gets ``-pertensor``.
+
+    ``qat=native`` fine-tunes a fake-quantized copy of the model (``plugins.deployment.tflite.qat``) for ``qat_epochs``
+    under the run's backend and converts it to int8 with its learned ranges
+    (``model_int8-qat-native.tflite``); ``qat=tfmot`` does the same with TensorFlow Model
+    Optimization through the tf_keras bridge (``model_int8-qat-tfmot.tflite``).
+
+    ``prune=0.5`` fine-tunes ``prune_epochs`` while raising the kernels' sparsity to 50 %
+    (``prune_method=native``: ``plugins.deployment.tflite.pruning``, any backend; ``tfmot``: through the bridge), then
+    converts with ``quantize`` (``model_int8-pruned50.tflite``). ``clusters=16`` clusters each
+    kernel to 16 values with tfmot (``cluster_epochs`` of fine-tuning). ``learning_rate`` (0: 1e-4
+    for QAT and clustering, 1e-3 for pruning) and ``finetune_backend`` (default: the run's) apply to all fine-tuning.
+
+    Each int8 and int16x8 file's model.json entry holds ``layer_errors``: per Keras layer, the
+    quantized activations' error against float (relative RMSE, cosine, worst channel's SNR), worst
+    first (``plugins.deployment.tflite.layer_errors``; ``layer_errors=false`` skips measuring them:
+    ~0.8 s of CPU per file on the digits cnn, more on big models). ``keep_float=stem,mix`` (with
+    ``quantize=int8``) leaves those Keras layers float and the rest int8 (``model_int8-mixed.tflite``);
+    ``keep_float=auto`` chooses the fewest, greedily from the per-layer errors, checked end to end on
+    the validation split and the calibration samples together until int8 is within 1 point of float
+    (1 % of a lower-is-better metric), at most ``keep_float_max``. Where all int8 is already within
+    that, or there are fewer than 100 samples to tell, it writes the plain int8 file, not a "mixed"
+    one, and says why (stderr, the report, model.json's ``keep_float``).
+    """
 
     quantize: str = "none"
     io: str = "int8"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, format_size, gzip_size, keras_latency, write_text
+from core import KerastackError, format_size, gzip_size, keras_latency, keras_weights, write_text
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
@@ -20,7 +20,7 @@ METRICS = {
     "regression": ("mae", "MAE", False),
     "reconstruction": ("mse", "MSE", False),
 }
-KERAS_ROW = "keras"
+KERAS_ROW = "keras weights"
 
 
 def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
@@ -28,8 +28,11 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
     ``report.png`` beside them. Returns ``[report.md, report.png]``.
 
     Files that are not .tflite (model.json, labels.txt: what ``export`` returns too) are skipped.
-    The Keras row is the run's model: its metric, the size of ``model.keras`` and the latency of a
-    single-sample ``predict_on_batch`` in this process's backend.
+    The Keras row is the run's model: its metric, the size of its weights (float32, as exported:
+    ``model.keras`` also holds the optimizer's state, which no deployed file carries) and the latency
+    of a single-sample ``predict_on_batch`` in this process's backend. Below the table, what each
+    file's model.json and verify say a user must know: float ops inside an integer file, an integer
+    output that clips a regression model's predictions, Keras outputs that are constant.
     """
     from core import verify
 
@@ -44,20 +47,22 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
         raise KerastackError(
             f"export report: the .tflite files lie in {len(folders)} folders; give the files of one export folder"
         )
-    rows = []
+    rows, every = [], []
     for path in lite:
         # The first thread count is the one recorded in verify.json (kerastack verify's default, 1).
         results = {
             t: verify(path, run_dir, threads=t, latency_runs=latency_runs, record=i == 0) for i, t in enumerate(threads)
         }
         rows.append(_tflite_row(path, results))
+        every.append(results)
     first = results[threads[0]]
     rows.insert(0, _keras_row(run_dir, first, latency_runs))
     task = _task(first)
     folder = lite[0].parent
     facts = _facts(run_dir, first, threads)
     layers = recorded_layers(folder, [p.name for p in lite])
-    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts) + render_layers(layers))
+    notes = file_notes(folder, {p.name: r[threads[0]] for p, r in zip(lite, every)})
+    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts, notes) + render_layers(layers))
     png = plot_report(rows, threads, task, folder / REPORT_PNG, title=facts["title"], layers=layers)
     return [md, png]
 
@@ -69,6 +74,47 @@ def recorded_layers(folder, names):
     meta_path = Path(folder) / "model.json"
     files = (read_json(meta_path, "metadata file").get("files") or {}) if meta_path.exists() else {}
     return {n: files[n] for n in names if isinstance(files.get(n), dict) and _has_layers(files[n])}
+
+
+def file_notes(folder, results):
+    """``{file name: [one line each]}``: what model.json (``float_ops``, ``output_range``, a
+    ``keep_float=auto`` that kept no layer) and verify (``results``: clipped outputs, constant
+    outputs) say of each file that its row cannot show."""
+    from core import read_json
+
+    meta_path = Path(folder) / "model.json"
+    files = (read_json(meta_path, "metadata file").get("files") or {}) if meta_path.exists() else {}
+    notes = {}
+    for name, result in results.items():
+        entry = files.get(name) if isinstance(files.get(name), dict) else {}
+        found = list(result.get("warnings", ())) + _entry_notes(name, entry, result)
+        if found:
+            notes[name] = found
+    return notes
+
+
+def _entry_notes(name, entry, result):
+    from plugins.deployment.tflite.checks import clipping_text
+
+    found = []
+    if entry.get("float_ops"):
+        ops = ", ".join(f"{op} ×{n}" for op, n in sorted(entry["float_ops"].items()))
+        why = "the layers kept float" if entry.get("mixed") else "ops without an int8 kernel here"
+        found.append(
+            f"float ops inside the integer file: {ops} ({why}, each between a DEQUANTIZE and a QUANTIZE: "
+            "they compute in float32, on the CPU)"
+        )
+    clipping = clipping_text(name, entry.get("output_range"))
+    if clipping:
+        clipped = result.get("clipped_outputs", 0)
+        found.append(
+            f"{clipping.split(': ', 1)[1]}. Here {clipped} outputs of the {result['split']} split came out clipped."
+        )
+    if isinstance(entry.get("keep_float"), dict):
+        found.append(
+            f"keep_float=auto kept no layer float, so this is the plain int8 model: {entry['keep_float']['why']}"
+        )
+    return found
 
 
 def _has_layers(entry):
@@ -105,7 +151,7 @@ def _mixed_text(mixed):
     return (
         f"Kept float (`keep_float={mixed['keep_float']}`): {kept}. Int8: {mixed['int8_ops']:.0%} of "
         f"{mixed['ops']} ops, {mixed['int8_weights']:.0%} of {mixed['weights']:,} weights. "
-        f"{mixed['split'].capitalize()} {mixed['metric']}: float {mixed['float_metric']:.4f}, all int8 "
+        f"On {mixed['split']}, {mixed['metric']}: float {mixed['float_metric']:.4f}, all int8 "
         f"{mixed['all_int8_metric']:.4f}, mixed {mixed['mixed_metric']:.4f}. Tried: {steps}. "
         "The table below is the mixed model's int8 layers."
     )
@@ -133,15 +179,14 @@ def _tflite_row(path, results):
 
 
 def _keras_row(run_dir, result, runs):
-    from core import load_run
-
-    run = load_run(run_dir)
     key = METRICS.get(_task(result), (None,))[0]
     p50, p90 = keras_latency(run_dir, runs)
+    weights = keras_weights(run_dir)
     return {
         "name": KERAS_ROW,
-        "size_bytes": run.model_path.stat().st_size,
-        "gzip_bytes": gzip_size(run.model_path),
+        "size_bytes": weights["bytes"],
+        "gzip_bytes": weights["gzip_bytes"],
+        "parameters": weights["parameters"],
         "metric": result.get(f"keras_{key}"),
         "agreement": None,
         "max_abs_diff": None,
@@ -164,6 +209,7 @@ def _facts(run_dir, result, threads):
     arch, data = r.get("architecture", {}).get("name", "?"), r.get("dataset", {}).get("name", "?")
     return {
         "title": f"{run.path.name}: {arch} on {data}",
+        "model_keras_bytes": run.model_path.stat().st_size,
         "split": result["split"],
         "samples": result["samples"],
         "backend": loaded_backend() or run.backend,
@@ -172,8 +218,8 @@ def _facts(run_dir, result, threads):
 
 
 # -- markdown --------------------------------------------------------------------------------------
-def render_markdown(rows, threads, task, facts):
-    """The report as a Markdown table, one row per model, Keras first."""
+def render_markdown(rows, threads, task, facts, notes=None):
+    """The report as a Markdown table, one row per model, Keras first; then ``notes`` (``file_notes``)."""
     key, label, higher = METRICS.get(task, (None, "metric", True))
     head = ["model", "size", "gzip", label if key else "metric", "agreement", "max abs diff"]
     head += [f"p50 / p90 ms, {t} thread{'s' if t != 1 else ''}" for t in threads]
@@ -202,11 +248,17 @@ def render_markdown(rows, threads, task, facts):
         else:
             cells += [f"{row['latency'][t][0]:.3g} / {row['latency'][t][1]:.3g}" for t in threads]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"{label}: {'higher' if higher else 'lower'} is better."] if key else []
+    legend = [
+        f"{KERAS_ROW}: the Keras model's weights ({rows[0]['parameters']:,} parameters, float32), what the "
+        f"files are made from (`model.keras` is {format_size(facts['model_keras_bytes'], 'KiB')}: it also "
+        "holds the optimizer's state)."
+    ]
+    legend += [f"{label}: {'higher' if higher else 'lower'} is better."] if key else []
     if task == "classification":
-        notes.append("agreement: the share of samples whose top-1 class is Keras's.")
-    notes.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
-    return "\n".join(lines + [""] + notes) + "\n"
+        legend.append("agreement: the share of samples whose top-1 class is Keras's.")
+    legend.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
+    warned = [f"- `{name}`: {line}" for name, found in (notes or {}).items() for line in found]
+    return "\n".join(lines + [""] + legend + (["", "**Warnings**", ""] + warned if warned else [])) + "\n"
 
 
 def _num(value, spec):
@@ -299,6 +351,7 @@ def _plot_layers(axes, measured):
     from plugins.deployment.tflite.layer_errors import FLAG_SNR_DB
 
     worst = {}
+    measured = {n: [r for r in rows if not r.get("no_signal")] for n, rows in measured.items()}  # nothing to plot
     for rows in measured.values():
         for r in rows:
             worst[r["layer"]] = min(worst.get(r["layer"], r["snr_db"]), r["snr_db"])

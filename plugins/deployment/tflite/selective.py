@@ -17,7 +17,9 @@ import numpy as np
 
 from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, input_fits, one_line
 from plugins.deployment.tflite import layer_errors
-from plugins.deployment.tflite.convert import calibration, saved_model_converter
+from plugins.deployment.tflite.checks import warn
+from plugins.deployment.tflite.convert import calibration, calibration_set, saved_model_converter
+from tflite.runner import model_ops
 
 AUTO = "auto"
 KEEP_FLOAT_TOLERANCE = 0.01  # classification: 1 accuracy point; lower-is-better metrics: 1 % of float's
@@ -70,18 +72,25 @@ def _flatbuffer(model, mode, options, saved):
 
 def mixed_int8(ctx, model, options, saved):
     """``(flatbuffer, model.json extra)`` of the int8 model with the layers ``options.keep_float``
-    names (or chooses: ``auto``) left float."""
+    names (or chooses: ``auto``) left float. ``(None, extra)`` where ``auto`` keeps no layer, or has
+    too few samples to decide: the exporter then writes the plain int8 model, and ``extra``'s
+    ``keep_float`` (also said on stderr) says why there is no mixed file."""
     names, output = layer_errors.keras_layer_names(model), layer_errors.output_layer_name(model)
     wanted = requested(options.keep_float)
     if wanted != [AUTO]:
         _check_names(wanted, names, {n: [n] for n in names})  # unknown names: before any work
+    split, (x, y) = decision_data(ctx.dataset, model, options)
+    if wanted == [AUTO] and len(x) < MIN_DECIDING_SAMPLES:
+        return None, _plain(split, len(x), _too_few(ctx, split, len(x)))
     debugger = _debugger(model, options, ctx.dataset, saved)
     calibrated = debugger.calibrated_model
     nodes = _nodes_by_layer(calibrated, names, output)
-    check = _Checker(ctx, model, options, calibrated, nodes, debugger.disable_per_channel)
+    check = _Checker(ctx, model, options, calibrated, nodes, debugger.disable_per_channel, split, x, y)
     all_int8 = layer_errors.by_layer(debugger.errors(), names, output, "local")
     if wanted == [AUTO]:
         kept, steps = _auto(check, all_int8, model, options.keep_float_max)
+        if not kept:
+            return None, _plain(split, len(x), _none_kept(check, steps))
     else:
         _check_names(wanted, names, nodes)
         kept, steps = wanted, [check.step([]), check.step(wanted)]
@@ -94,6 +103,7 @@ def mixed_int8(ctx, model, options, saved):
         **integer_share(flatbuffer),
         "metric": check.metric_name,
         "split": check.split,
+        "samples": len(x),
         "float_metric": check.float_score,
         "all_int8_metric": steps[0]["metric"],
         "mixed_metric": check.step(kept)["metric"],
@@ -101,6 +111,54 @@ def mixed_int8(ctx, model, options, saved):
         "all_int8_layer_errors": all_int8,
     }
     return flatbuffer, {"mixed": mixed, "layer_errors": rows}
+
+
+MIN_DECIDING_SAMPLES = 100  # 1 / KEEP_FLOAT_TOLERANCE: one sample moves accuracy by at most the tolerance
+
+
+def _too_few(ctx, split, samples):
+    if ctx.run.get("spec", {}).get("task") == "classification":
+        tolerance = f"{KEEP_FLOAT_TOLERANCE * 100:g} point (one sample moves accuracy by {1 / samples:.1%})"
+    else:
+        tolerance = f"{KEEP_FLOAT_TOLERANCE:.0%}"
+    return f"{split} are too few to tell int8 from float within {tolerance}; it needs {MIN_DECIDING_SAMPLES}"
+
+
+def _none_kept(check, steps):
+    first = steps[0]
+    return (
+        f"all int8 is within tolerance of float on {check.split}: "
+        f"{check.metric_name} {first['metric']:.4f} against float's {check.float_score:.4f}, so no layer is kept float"
+    )
+
+
+def _plain(split, samples, why):
+    """model.json's ``keep_float`` of a plain int8 file written instead of a mixed one; says so on stderr."""
+    warn(f"keep_float=auto: {why}; wrote the plain int8 model (model_int8*.tflite), not a mixed one")
+    return {"keep_float": {"asked": AUTO, "float_layers": [], "split": split, "samples": samples, "why": why}}
+
+
+def decision_data(dataset, model, options):
+    """``(what, (x, y))``: the samples ``keep_float`` scores int8 against float on: the validation split
+    (else the evaluation split) and the calibration samples together, so that a small validation
+    split does not decide by chance."""
+    split = getattr(dataset, "validation", None)
+    name = "validation"
+    if split is None:
+        name, split = dataset.evaluation_split()
+    x, y = as_arrays(split, limit=2048)
+    if x is None or len(x) == 0 or not input_fits(model.input_shape[1:], np.shape(x)[1:]):
+        raise KerastackError(
+            f"exporter 'tflite': keep_float checks the mixed model on the data, but the {name} split is empty "
+            f"or the deployed model does not take its samples (input shape {model.input_shape[1:]})"
+        )
+    cal_x, cal_y = calibration_set(model, dataset, options.calibration_samples, options.seed)
+    if (y is None) != (cal_y is None):
+        return f"{len(x)} {name} samples", (x, y)
+    what = f"{len(x)} {name} + {len(cal_x)} calibration samples"
+    x = np.concatenate([x, np.asarray(cal_x, x.dtype)])
+    y = None if y is None else np.concatenate([np.asarray(y), np.asarray(cal_y, np.asarray(y).dtype)])
+    return what, (x, y)
 
 
 def _auto(check, ranked, model, budget):
@@ -164,7 +222,7 @@ def _nodes_by_layer(flatbuffer, names, output):
 
     interpreter = Interpreter(model_content=flatbuffer)
     out = {}
-    for op in interpreter._get_ops_details():
+    for op in model_ops(interpreter):
         for index in op["outputs"]:
             name = interpreter._get_tensor_details(index, 0)["name"]
             for layer in layer_errors.layers_of(name, names, output):  # a fused op: each of its layers
@@ -177,19 +235,15 @@ def _denylist(layers, nodes):
 
 
 class _Checker:
-    """Quantizes the calibrated model with some layers float, and scores it end to end on LiteRT."""
+    """Quantizes the calibrated model with some layers float, and scores it end to end on LiteRT
+    on ``x``, ``y`` (``decision_data``: ``split`` says what they are)."""
 
-    def __init__(self, ctx, model, options, calibrated, nodes, disable_per_channel):
+    def __init__(self, ctx, model, options, calibrated, nodes, disable_per_channel, split, x, y):
         self.options, self.calibrated, self.nodes = options, calibrated, nodes
         self.disable_per_channel = disable_per_channel
         self.float_inputs = np.dtype(model.inputs[0].dtype).kind == "f"
         self.task = ctx.run.get("spec", {}).get("task")
-        self.split, (self.x, self.y) = _validation(ctx.dataset)
-        if not input_fits(model.input_shape[1:], np.shape(self.x)[1:]):
-            raise KerastackError(
-                "exporter 'tflite': keep_float checks the mixed model on the data, but the deployed model "
-                f"takes inputs of shape {model.input_shape[1:]}, not the data's {np.shape(self.x)[1:]}"
-            )
+        self.split, self.x, self.y = split, x, y
         self.metric_name, self.higher = {"classification": ("accuracy", True), "regression": ("mae", False)}.get(
             self.task, ("mse", False)
         )
@@ -240,20 +294,6 @@ class _Checker:
         return float(np.mean(np.abs(diff)) if self.task == "regression" else np.mean(diff**2))
 
 
-def _validation(dataset):
-    """``(split name, (x, y))``: the validation split, else the evaluation split."""
-    split = getattr(dataset, "validation", None)
-    name = "validation"
-    if split is None:
-        name, split = dataset.evaluation_split()
-    x, y = as_arrays(split, limit=2048)
-    if x is None or len(x) == 0:
-        raise KerastackError(
-            f"exporter 'tflite': keep_float=auto needs data to check against; the {name} split is empty"
-        )
-    return name, (x, y)
-
-
 def integer_share(flatbuffer):
     """``{"int8_ops", "int8_weights"}``: the fractions of compute ops (QUANTIZE/DEQUANTIZE aside)
     whose outputs are integers, and of weight values (constant tensors) stored as integers."""
@@ -261,7 +301,7 @@ def integer_share(flatbuffer):
 
     interpreter = Interpreter(model_content=flatbuffer)
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()
+    ops = model_ops(interpreter)
     produced = {i for op in ops for i in op["outputs"]}
     inputs = {d["index"] for d in interpreter.get_input_details()}
     compute = [op for op in ops if op["op_name"] not in FLOAT_OPS]

@@ -98,13 +98,24 @@ try:
     data.test[0]
 except Exception as exc:
     facts["damaged"] = [type(exc).__name__, str(exc), str(victim)]
+
+# Photos larger than the default size: said once (issue 23: the README promised "your images' size").
+big = Path(root).parent / "big"
+for c in "ab":
+    (big / c).mkdir(parents=True)
+    for i in range(4):
+        PIL.Image.new("RGB", (64 + i, 48)).save(big / c / f"{i}.png")
+load(str(big), size=48)
+print("-- size 48 above, the default below --", file=sys.stderr)
+facts["default_size"] = list(load(str(big)).test[0][0].shape)
 print(json.dumps(facts))
 """
 
 
 def test_splits_stream_batches_of_images_from_the_class_folders(tmp_path):
     root = write_images(tmp_path / "images", per_class=13)
-    facts = json.loads(run_python(STREAMING, root, env=JAX).stdout.strip().splitlines()[-1])
+    proc = run_python(STREAMING, root, env=JAX)
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert facts["class_names"] == ["bright", "dark"]
     assert "input_shape=(16, 16, 3), num_classes=2" in facts["spec"]
     assert facts["files"] == [18, 4, 4] and facts["batches"] == [5, 1, 1]  # 26 images, stratified
@@ -120,6 +131,14 @@ def test_splits_stream_batches_of_images_from_the_class_folders(tmp_path):
     kind, message, victim = facts["damaged"]
     assert kind == "KerastackError" and "\n" not in message
     assert message.startswith(f"dataset 'image_folder': cannot read image {victim}: ")
+    assert facts["default_size"] == [1, 32, 32, 3]
+    given, default = proc.stderr.split("-- size 48 above, the default below --")
+    assert "image_folder: warning" not in given  # this file's small images, or size given: nothing to say
+    warned = [line for line in default.splitlines() if "image_folder: warning" in line]
+    assert warned == [
+        "image_folder: warning: images of up to 67x48 are resized to 32x32, the default size; give "
+        "--data-opt size=N to keep more of them (ImageNet backbones were trained at 224)"
+    ]
 
 
 def error(exc_type, path="", **options):

@@ -1,6 +1,7 @@
 """``outlier``: a small net whose first layer (``stem``) has one huge constant output channel that
 the next layer (``mix``) ignores. Float it is a plain net; post-training int8 quantizes ``stem``'s
-output with one scale for all channels, spread over [0, ~1000], which crushes the other channels."""
+output with one scale for all channels, spread over [0, ~1000], which crushes the other channels.
+(test_checks.py uses it with ``outlier=0``, a plain net, and an ``elu`` layer.)"""
 
 from core import hookimpl
 
@@ -15,7 +16,9 @@ def register_architectures(register):
     )
 
 
-def build(spec, outlier=1000.0):
+def build(spec, outlier=1000.0, activation="relu"):
+    """``outlier=0``: a plain net; ``activation``: the ``hidden`` layer's (``elu`` has no int8 kernel:
+    an int8 file then holds a ``DEQUANTIZE → ELU → QUANTIZE`` float island)."""
     import keras
     from outlier_layers import IgnoreLastInput, OutlierBias
 
@@ -34,7 +37,7 @@ def build(spec, outlier=1000.0):
     else:
         x = keras.layers.Dense(17, activation="relu", bias_initializer=OutlierBias(outlier), name="stem")(inputs)
         x = keras.layers.Dense(32, activation="relu", kernel_constraint=IgnoreLastInput(), name="mix")(x)
-    x = keras.layers.Dense(32, activation="relu", name="hidden")(x)
+    x = keras.layers.Dense(32, activation=activation, name="hidden")(x)
     if spec.task == "regression":
         outputs = keras.layers.Dense(1, name="head")(x)
     else:

@@ -17,8 +17,10 @@ ENV = {
 }
 
 # One TensorFlow process trains both runs and exports each twice: plain int8, then keep_float=auto.
+# Then a healthy mlp with 36 validation samples (issue 23: auto decided on 27, by chance) exports
+# keep_float=auto on 20 calibration samples (too few to decide), then on 300 (int8 within tolerance).
 JOB = """
-import json, sys
+import contextlib, io, json, os, sys
 from core import export, train
 from core.deploy.export import write_report
 out = sys.argv[1]
@@ -32,6 +34,15 @@ for data, epochs, lr in (("digits", 20, 1e-3), ("diabetes", 40, 1e-2)):
         export(run.path, "tflite", {"quantize": "int8", "keep_float": "stem,mix", "io": "float", "per_channel": False})
     results[data] = json.load(open(f"{out}/{data}/export/tflite/model.json"))["files"]
 write_report(f"{out}/digits", "tflite")
+small = f"{out}/small"
+train("mlp", "digits", backend="tensorflow", epochs=3, seed=0, out=small, verbose=0, hparams={"units": [32]},
+      data_options={"validation": 0.02})
+for samples in (20, 300):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        export(small, "tflite", {"quantize": "int8", "keep_float": "auto", "calibration_samples": samples})
+    results[f"small{samples}"] = {"stderr": err.getvalue(), "listed": sorted(os.listdir(f"{small}/export/tflite")),
+                                  "files": json.load(open(f"{small}/export/tflite/model.json"))["files"]}
 json.dump(results, open(f"{out}/results.json", "w"))
 """
 
@@ -96,7 +107,7 @@ def test_regression_model_goes_the_same_path(runs):
     _, results = runs
     files = results["diabetes"]
     mixed = files["model_int8-mixed.tflite"]["mixed"]
-    assert mixed["metric"] == "mae" and mixed["split"] == "validation"
+    assert mixed["metric"] == "mae" and mixed["split"].endswith(" validation + 300 calibration samples")
     assert mixed["all_int8_metric"] > mixed["float_metric"] * 1.1, mixed  # the outlier costs int8 > 10 %
     assert "stem" in _top_two(files["model_int8.tflite"]["layer_errors"])
     assert mixed["mixed_metric"] <= mixed["float_metric"] * 1.01, mixed
@@ -104,6 +115,38 @@ def test_regression_model_goes_the_same_path(runs):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_keep_float_auto_decides_on_validation_and_calibration_samples_together(runs):
+    """The outlier run's 270 validation samples and the 300 calibration samples decide."""
+    _, results = runs
+    mixed = results["digits"]["model_int8-mixed.tflite"]["mixed"]
+    validation = int(mixed["split"].split()[0])
+    assert mixed["split"] == f"{validation} validation + 300 calibration samples" and validation > 200
+    assert mixed["samples"] == validation + 300
+
+
+@pytest.mark.slow
+def test_keep_float_auto_that_keeps_no_layer_writes_no_mixed_file_and_says_why(runs):
+    """Issue 23: a "mixed" file identical to the plain int8 model, without a word. Now the plain int8
+    file is written and model.json, stderr (and the report) say why: too few samples to decide, or
+    all int8 within tolerance of float."""
+    _, results = runs
+    few, enough = results["small20"], results["small300"]
+    for found in (few, enough):
+        assert found["listed"] == ["labels.txt", "model.json", "model_int8.tflite"], found["listed"]
+        note = found["files"]["model_int8.tflite"]["keep_float"]
+        assert note["asked"] == "auto" and note["float_layers"] == [], note
+        assert f"keep_float=auto: {note['why']}; wrote the plain int8 model" in found["stderr"], found["stderr"]
+        assert "layer_errors" in found["files"]["model_int8.tflite"]  # the plain file's own table
+    assert few["files"]["model_int8.tflite"]["keep_float"]["samples"] == 36 + 20
+    assert few["files"]["model_int8.tflite"]["keep_float"]["why"] == (
+        "36 validation + 20 calibration samples are too few to tell int8 from float within 1 point (one sample "
+        "moves accuracy by 1.8%); it needs 100"
+    )
+    why = enough["files"]["model_int8.tflite"]["keep_float"]["why"]
+    assert why.startswith("all int8 is within tolerance of float on 36 validation + 300 calibration samples: accuracy")
+
+
 def test_verify_layers_prints_the_table_and_bad_keep_float_is_refused(runs):
     out, _ = runs
     folder = out / "digits" / "export" / "tflite"
@@ -180,3 +223,33 @@ def test_tensor_names_map_to_keras_layers_fused_ones_too():
     assert layers_of("cnn_1/dense_1/MatMul;cnn_1/dense_1/Relu", names) == ["dense"]
     assert layers_of("StatefulPartitionedCall_1:01", names, "probabilities") == ["probabilities"]
     assert layers_of("tfl.quantize", names) == []
+
+
+def test_a_float_activation_without_signal_is_not_flagged():
+    """Issue 23: a frozen random backbone made activations of ~1e-10; rounded to 0 they read SNR 0.0 dB,
+    cosine 1.0 and relative RMSE ~1, and 43 layers were flagged. The same number for every sample, or
+    numbers about 0, carry no signal to lose: "no signal", sorted last, never flagged."""
+    import numpy as np
+
+    from core import format_layer_errors
+    from plugins.deployment.tflite.layer_errors import _Sums, rank
+
+    rng = np.random.default_rng(0)
+    tiny, constant, live = _Sums(), _Sums(), _Sums()
+    for _ in range(8):
+        f = rng.uniform(0, 2e-10, (4, 3))  # varies, but about 0
+        tiny.add(f, np.zeros_like(f))
+        c = np.array([[0.5, 1e-10, 3.0]] * 4)  # the same for every sample
+        constant.add(c, np.round(c / 0.02) * 0.02)
+        g = rng.uniform(0, 2, (4, 3))
+        live.add(g, np.round(g / 0.5) * 0.5)  # a coarse step: a real loss
+    before = tiny.metrics()
+    assert before["snr_db"] == 0.0 and before["no_signal"] is True, before
+    assert constant.metrics()["no_signal"] is True and live.metrics()["no_signal"] is False
+    rows = rank(
+        [{"layer": "tiny", **before}, {"layer": "constant", **constant.metrics()}, {"layer": "live", **live.metrics()}]
+    )
+    assert [r["layer"] for r in rows][0] == "live" and [r["flagged"] for r in rows] == [True, False, False]
+    table = format_layer_errors(rows)
+    assert [line.split()[2:4] for line in table.splitlines()[2:4]] == [["no", "signal"], ["no", "signal"]]
+    assert "FLAGGED" not in "".join(table.splitlines()[2:4]) and "(no signal: " in table
