@@ -3,7 +3,7 @@ classifier whose outputs are constant warned about at the end (issue 23)."""
 
 import numpy as np
 import pytest
-from conftest import one_line_error, read_json, run_cli
+from conftest import one_line_error, read_json, run_cli, run_python
 
 from core.engine.sanity import OutputSpread, check_frozen_backbone, constant_outputs_warning
 from core.errors import UsageError
@@ -65,14 +65,38 @@ def build(spec):
 """
 
 
+# One process: the blind classifier and an mlp that sees its inputs, on iris; the warnings each printed.
+JOB = """
+import contextlib, io, json, sys
+from core import train
+out, plugin = sys.argv[1:3]
+report = {}
+for arch, plugins in (("blind", [plugin]), ("mlp", [])):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        run = train(arch, "iris", plugins=plugins, backend="tensorflow", epochs=2, seed=0, out=f"{out}/{arch}",
+                    verbose=0, checkpoint_every=0)
+    lines = [line for line in err.getvalue().splitlines() if line.startswith("kerastack: warning:")]
+    report[arch] = {"warnings": lines, "record": run.record.get("warnings")}
+json.dump(report, open(f"{out}/report.json", "w"))
+"""
+
+
 @pytest.mark.slow
 def test_a_constant_classifier_is_warned_about_and_recorded(tmp_path, write_plugin):
     plugin = write_plugin("blind_plugin", CONSTANT_PLUGIN)
-    common = ["--data", "iris", "--epochs", "2", "--seed", "0", "--backend", "tensorflow", "--quiet"]
-    proc = run_cli("train", "--arch", "blind", "--plugin", plugin, *common, "--out", tmp_path / "blind")
+    run_python(JOB, tmp_path, plugin, env={"KERAS_BACKEND": "tensorflow"})
+    report = read_json(tmp_path / "report.json")
+    lines = report["blind"]["warnings"]
+    assert len(lines) == 1 and "the model's outputs are constant: the same for all 23 test samples" in lines[0]
+    assert report["blind"]["record"] == [lines[0].removeprefix("kerastack: warning: ")]
+    assert read_json(tmp_path / "blind" / "run.json")["warnings"] == report["blind"]["record"]
+    assert report["mlp"] == {"warnings": [], "record": None}  # a model that sees its inputs: not a word
+    # The report says it, on the terminal and at the top of report.html.
+    proc = run_cli("report", tmp_path / "blind")
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("kerastack: warning:")]
-    assert len(warnings) == 1 and "the model's outputs are constant: the same for all 23 test samples" in warnings[0]
-    record = read_json(tmp_path / "blind" / "run.json")
-    assert record["warnings"] == [warnings[0].removeprefix("kerastack: warning: ")]
-    assert read_json(tmp_path / "blind" / "metrics.json")["constant_outputs"] is True
+    assert "warning the model's outputs are constant" in " ".join(proc.stdout.split()), proc.stdout
+    assert (
+        '<p class="warn">warning: the model&#x27;s outputs are constant'
+        in (tmp_path / "blind" / "report.html").read_text()
+    )
