@@ -28,6 +28,7 @@ from core.deploy.compare import (
     time_calls,
 )
 from core.deploy.export import ExportContext, export, load_dataset
+from core.deploy.folding import fold_output_rescaling
 from core.deploy.layer_table import format_layer_errors
 from core.deploy.precision import float32_model
 from core.deploy.verify import verify
@@ -77,6 +78,7 @@ __all__ = [
     "import_model_modules",
     "inference_model",
     "float32_model",
+    "fold_output_rescaling",
     "load_dataset",
     # what exporters share
     "compare_outputs",

@@ -61,6 +61,7 @@ import numpy as np
 import keras
 from core import DataSpec, export, train, verify
 from core.engine.targets import LAYER, standardize
+from tflite import TFLiteModel
 backend, out, series = sys.argv[1:4]
 report = {}
 common = dict(backend=backend, epochs=5, seed=0, verbose=0, checkpoint_every=0)
@@ -72,6 +73,10 @@ if backend == "jax":
     report["raw"] = {"metrics": raw.metrics, "spec": raw.record["spec"], "layers": [l.name for l in raw.model.layers]}
     path = [p for p in export(run.path, "tflite", {"quantize": "none"}) if str(p).endswith(".tflite")][0]
     report["verify"] = verify(path, run.path, latency_runs=5)
+    report["ops"] = TFLiteModel(str(path)).op_names()
+    # QAT fine-tunes the deployed model, its target scaling folded into the last Dense: int8 throughout.
+    path = [p for p in export(run.path, "tflite", {"qat": "native"}) if str(p).endswith(".tflite")][0]
+    report["qat_verify"] = verify(path, run.path, latency_runs=5)
     x = np.random.default_rng(1).normal(size=(300, 8)).astype("float32")
     y = (1000 - 40 * x[:, 0] + 20 * x[:, 1]).astype("float32")
     np.savez(out + "/table.npz", x_train=x, y_train=y)
@@ -159,6 +164,15 @@ def test_the_exported_tflite_outputs_the_targets_units(series_runs):
     checked, scaled = reports["jax"]["verify"], reports["jax"]["scaled"]["metrics"]
     assert checked["tflite_mae"] == pytest.approx(checked["keras_mae"], rel=1e-4), checked
     assert checked["keras_mae"] == pytest.approx(scaled["test_mae"], rel=1e-4), (checked, scaled)
+
+
+@pytest.mark.slow
+def test_the_exported_files_fold_the_scaling_into_the_last_layer_and_qat_keeps_int8(series_runs):
+    _, reports = series_runs
+    ops = reports["jax"]["ops"]
+    assert "FULLY_CONNECTED" in ops and not {"MUL", "ADD"} & set(ops), ops  # folded: no MUL, ADD after it
+    checked = reports["jax"]["qat_verify"]  # the QAT export refused a float island before the fold
+    assert checked["tflite_mae"] <= 1.2 * checked["keras_mae"], checked
 
 
 @pytest.mark.slow
