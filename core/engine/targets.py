@@ -7,8 +7,9 @@ be scaled back by whoever uses it, the device included. Here the scaling back is
 its output goes through a non-trainable ``keras.layers.Rescaling(scale=std, offset=mean)`` named
 ``target_scaling``, so the network before it learns standardized values, while the model, its loss
 and metrics, ``model.keras`` and every exported file give the targets' own units. A built-in layer:
-it saves and loads under every backend with no custom module, and converts to TFLite's builtin
-``MUL`` and ``ADD``.
+it saves and loads under every backend with no custom module. For deployment it is folded into the
+linear layer before it (``core/deploy/folding.py``), so the exported files and the QAT paths see a
+plain model.
 
 Where the layer would be wrong, the model is left as it is, with a note on stderr and the reason in
 run.json: a model with several outputs (which target goes where is not known), an output whose width
