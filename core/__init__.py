@@ -55,6 +55,7 @@ _ORIGINS = {
     "import_model_modules": "core.runs:import_model_modules",
     "inference_model": "core.runs:inference_model",
     "float32_model": "core.deploy.precision:float32_model",
+    "fold_output_rescaling": "core.deploy.folding:fold_output_rescaling",
     "load_dataset": "core.deploy.export:load_dataset",
     # what exporters share
     "check_export": "core.deploy.compare:check_export",
@@ -124,6 +125,7 @@ if TYPE_CHECKING:
         time_calls,
     )
     from core.deploy.export import ExportContext, export, load_dataset
+    from core.deploy.folding import fold_output_rescaling
     from core.deploy.layer_table import format_layer_errors
     from core.deploy.precision import float32_model
     from core.deploy.verify import verify

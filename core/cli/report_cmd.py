@@ -53,6 +53,8 @@ def command(run_dir):
     if facts["status"] != "complete":
         about.append(facts["status"])
     t.add_row("  backend", ", ".join(about))
+    for warning in record.get("warnings") or ():  # what training found wrong with the model
+        t.add_row("  warning", warning)
     for base, row in facts["metric_table"].items():
         t.add_row(f"  {base}", "  ".join(f"{split} {number(v)}" for split, v in row.items()))
     for exporter, rows in facts["exports"].items():

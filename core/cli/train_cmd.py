@@ -44,6 +44,11 @@ TRAINING_FLAGS = [
     ("--fine-tune-after", int, "With --freeze backbone: after N epochs unfreeze all, go on at a lower rate."),
     ("--fine-tune-factor", float, "The fine-tuning learning rate: the rate times this (default 0.1)."),
     (
+        "--standardize-targets/--no-standardize-targets",
+        bool,
+        "Regression: learn targets standardized on the training split; the model scales them back (default on).",
+    ),
+    (
         "--distribute",
         str,
         f"{' | '.join(DISTRIBUTE)}: data = all devices (jax DataParallel, TF "

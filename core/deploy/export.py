@@ -8,6 +8,7 @@ from typing import Any
 
 from core import backend as backends
 from core.data import Dataset, check_dataset
+from core.deploy.folding import fold_output_rescaling
 from core.deploy.precision import float32_model, float32_policy, trained_model
 from core.engine.datasets import loader_options
 from core.errors import KerastackError
@@ -96,7 +97,8 @@ def write_report(run_dir: StrPath, to: str, *, plugins: Iterable[str] | None = N
 
 def deployed_model(run: Run) -> Any:
     """The keras.Model run ``run`` deploys: its ``inference_model()``, in float32 (a mixed-precision
-    model rebuilt with float32 dtype policies, see ``float32_model``).
+    model rebuilt with float32 dtype policies, see ``float32_model``), a regression model's target
+    scaling folded into its last layer (``fold_output_rescaling``).
 
     Loaded once per process while the run's ``model.keras`` stays the same file: ``verify()`` and
     ``keras_latency()`` are called again and again on one run (``kerastack run``; the export report:
@@ -104,7 +106,7 @@ def deployed_model(run: Run) -> Any:
     function, traced again (TensorFlow's "triggered tf.function retracing")."""
 
     def load():
-        return float32_model(inference_model(trained_model(run)))
+        return fold_output_rescaling(float32_model(inference_model(trained_model(run))))
 
     if run._model is not None or not run.model_path.is_file():
         return load()  # trained in this process, or not there (run.model says why)

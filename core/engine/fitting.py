@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 from core.data import batches, is_pair, targets_for
+from core.engine import sanity
 from core.engine.callbacks import checkpointer, higher_is_better, history_writer, interrupt_checker, nan_stopper
 from core.engine.datasets import predict_batches
 from core.errors import KerastackError, one_line
@@ -97,7 +98,9 @@ def check_finite(history, opts):
 
 
 def evaluate(model, job, metrics, out):
-    """Test metrics into ``metrics``; predictions.npz (labels, predicted classes) for classification."""
+    """Test metrics into ``metrics``; predictions.npz (labels, predicted classes) for classification.
+    Returns the warnings about the model (for run.json), said on stderr too: a classifier whose
+    outputs are constant."""
     dataset, spec = job.dataset, job.spec
     if dataset.test is not None:
         test = targets_for(spec.task, dataset.test)
@@ -108,17 +111,24 @@ def evaluate(model, job, metrics, out):
             result = model.evaluate(test, verbose=0, return_dict=True)
         metrics.update({f"test_{k}": float(v) for k, v in result.items()})
     if spec.task == "classification":
-        _, split = dataset.evaluation_split()
+        name, split = dataset.evaluation_split()
         # Batch by batch, keeping labels only: a streamed split is never all in memory.
-        y_true, y_pred = [], []
+        y_true, y_pred, spread = [], [], sanity.OutputSpread()
         for _, y, outputs in predict_batches(model, batches(split, 256)):
             if y is None:
-                return
+                return []
             y_true.append(np.asarray(y).reshape(-1))
             y_pred.append(outputs.argmax(-1).reshape(-1))
+            spread.add(outputs)
         if y_true:
+            y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
             with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
-                np.savez(f, y_true=np.concatenate(y_true), y_pred=np.concatenate(y_pred))
+                np.savez(f, y_true=y_true, y_pred=y_pred)
+            warning = sanity.constant_outputs_warning(spread, y_true, y_pred, name, spec.class_names)
+            if warning:
+                print(f"kerastack: warning: {warning}", file=sys.stderr)
+                return [warning]
+    return []
 
 
 def plots(out):

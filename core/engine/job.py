@@ -9,7 +9,7 @@ import numpy as np
 
 from core import backend as backends
 from core.data import check_dataset, first_batch, is_pair, spec_of, targets_for
-from core.engine import distributed, transfer
+from core.engine import distributed, targets, transfer
 from core.engine.backends import for_backend
 from core.engine.callbacks import CHECKPOINT_FILE, check_monitor, logged_metrics
 from core.engine.compiling import compile_for_task, steps_per_epoch
@@ -145,14 +145,23 @@ def _make_callback(keras, entry):
 
 
 def new_model(job):
-    """Build, initialize (--init-from, --freeze, --lora-rank) and compile the model; fill in the
-    record's ``transfer``, ``spec`` and ``custom_modules``."""
+    """Build, initialize (--init-from, --freeze, --lora-rank), scale to the targets (regression) and
+    compile the model; fill in the record's ``transfer``, ``spec`` and ``custom_modules``."""
     record, spec, opts = job.record, job.spec, job.opts
     model = _build(job.keras, job.arch_entry, spec, job.hparams, job.data, vocab_hint(spec, job.dataset))
     if job.dataset.vocab_size is None and spec.vocab_size is not None and _embeds(job.keras, model):
         check_token_ids(job.dataset, spec.vocab_size, job.owner)
     source = load_run(record["transfer"]["init_from"]) if record["transfer"]["init_from"] else None
     record["transfer"] = _transfer(model, source, record["transfer"]["freeze"], record["transfer"]["lora_rank"])
+    model, scaling = targets.standardize(  # regression: the network learns standardized targets
+        job.keras,
+        model,
+        spec,
+        job.dataset.train,
+        enabled=opts.standardize_targets,
+        processes=opts.processes,
+        where=f"{job.arch!r} on {job.data!r}: ",
+    )
     train_size = len(job.dataset.train[0]) if is_pair(job.dataset.train) else len(job.dataset.train) * opts.batch_size
     total_steps = steps_per_epoch(opts, train_size) * opts.epochs
     extra_modules = compile_for_task(job.keras, model, spec.task, job.arch, opts, total_steps)
@@ -164,6 +173,8 @@ def new_model(job):
         "input_dtype": spec.input_dtype,
         "vocab_size": spec.vocab_size,
     }
+    if scaling is not None:
+        record["spec"]["target_scaling"] = scaling
     record["custom_modules"] = sorted(set(custom_modules(model)) | set(extra_modules))
     return model
 

@@ -41,6 +41,7 @@ class TrainingOptions:
     tensorboard: bool = False  # logs in RUN/tensorboard
     fine_tune_after: int = None  # with --freeze backbone: unfreeze after N epochs (core/engine/transfer.py)
     fine_tune_factor: float = 0.1  # ... and train on at learning rate x this factor
+    standardize_targets: bool = True  # regression: learn standardized targets, scaled back inside the model
 
     def validate(self):
         _at_least(self, "epochs", 1)

@@ -27,6 +27,7 @@ from core.engine.rundir import (
     resume_point,
     write_results,
 )
+from core.engine.sanity import check_frozen_backbone
 from core.engine.snapshots import BackgroundWriter
 from core.errors import Interrupted
 from core.files import remove_partials, write_json
@@ -81,6 +82,7 @@ def train(
     opts = make_options(training)
     arch_entry, data_entry = plugin_entries(plugins, arch, data, callbacks)
     hparams, data_options = arch_entry.options(hparams), data_entry.options(data_options)
+    check_frozen_backbone(arch_entry.name, hparams, freeze, init_from)
     data_options = recorded_data_options(data_entry.defaults, data_options, opts.batch_size, data_entry.owner)
     opts, backend = check_request(
         opts, backend, freeze=freeze, lora_rank=lora_rank, init_from=init_from, seed=seed, out=out
@@ -225,7 +227,9 @@ def _train_locked(record, out, verbose, resume_from, interrupts):
             metrics["fine_tuned_params"] = transfer.parameter_counts(model)[0]
         check_finite(history, job.opts)
         metrics.update({k: float(v[-1]) for k, v in history.history.items() if v})
-        evaluate(model, job, metrics, out)
+        warnings = evaluate(model, job, metrics, out)
+        if warnings:  # in run.json, for the report and whoever reads the run later
+            record["warnings"] = warnings
         write_results(model, record, metrics, out)
     plots(out)
     tracker.finish(metrics)

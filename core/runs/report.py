@@ -158,6 +158,7 @@ h1 { font-size: 1.5em; margin-bottom: 0.1em; }
 h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 h3 { font-size: 1em; margin: 1.2em 0 0.3em; }
 .sub { color: #666; margin-top: 0; }
+.warn { color: #8a4b00; background: #fff4e0; padding: 0.4em 0.6em; }
 table { border-collapse: collapse; margin: 0.4em 0; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
 th { background: #f6f6f6; font-weight: 600; }
@@ -191,6 +192,7 @@ def render(facts):
         f"<title>{_e(title)} — kerastack report</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(" · ".join(sub))}<br><code>{_e(facts["path"])}</code></p>',
+        *(f'<p class="warn">warning: {_e(w)}</p>' for w in record.get("warnings") or ()),  # training's own
         "<h2>Metrics</h2>",
         _metrics_html(facts["metric_table"]),
         _plots_html(facts["plots"]),
@@ -297,6 +299,7 @@ def _config_html(record):
         "versions",
         "status",
         "created",
+        "warnings",  # shown at the top
     }
     other = [(k, v) for k, v in record.items() if k not in known]
     if other:

@@ -39,7 +39,15 @@ def load_for_finetuning(run_dir, what):
     fine-tuning compiles it afresh)."""
     import keras
 
-    from core import float32_model, get_plugin_host, inference_model, load_dataset, load_model, load_run
+    from core import (
+        float32_model,
+        fold_output_rescaling,
+        get_plugin_host,
+        inference_model,
+        load_dataset,
+        load_model,
+        load_run,
+    )
 
     run = load_run(run_dir)
     dataset = load_dataset(run, get_plugin_host(run.record.get("plugins", [])))
@@ -54,8 +62,9 @@ def load_for_finetuning(run_dir, what):
             f"{what}: the run deploys a part of its {type(model).__name__} model "
             "(inference_model()); fine-tuning needs a model that is deployed whole"
         )
-    # A mixed-precision run fine-tunes and deploys in float32, as every exporter sees it.
-    return run, float32_model(model), dataset
+    # A mixed-precision run fine-tunes and deploys in float32, and a regression model with its target
+    # scaling folded into its last layer, as every exporter sees it (``deployed_model``).
+    return run, fold_output_rescaling(float32_model(model)), dataset
 
 
 _RANDOM_INITIALIZERS = {
