@@ -72,7 +72,7 @@ _ORIGINS = {
     "format_layer_errors": "core.deploy.layer_table:format_layer_errors",
     "new_figure": "core.runs.plots:new_figure",
     "save_figure": "core.runs.plots:save_figure",
-    "package_versions": "core.versions:versions",
+    "package_versions": "core.runs.versions:versions",
     "progress_bar": "core.proc.progress:progress_bar",
     # operations (the command line's, for scripts and notebooks)
     "train": "core.engine.training:train",
@@ -138,5 +138,5 @@ if TYPE_CHECKING:
     from core.proc.progress import progress_bar
     from core.runs import Run, import_model_modules, inference_model, load_model, load_run
     from core.runs.plots import new_figure, save_figure
+    from core.runs.versions import versions as package_versions
     from core.testing import Case, check_architecture, check_architectures
-    from core.versions import versions as package_versions

@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from core import hookspecs
-from core.errors import KerastackError, did_you_mean, one_line
+from core.errors import did_you_mean, one_line
 from core.registry import KINDS, Registry, make_entry, trace
 
 BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
@@ -196,39 +196,6 @@ class PluginHost:
             self._registries[kind] = registry
         return self._registries[kind]
 
-    def add_commands(self, cli: Any) -> None:
-        """Let plugins add commands to ``cli`` (a ``click.Group``); a command that raises names its plugin."""
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            info = self.plugins[impl.plugin_name]
-            before = dict(cli.commands)
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:
-                info.error = f"register_commands: {one_line(exc)}"
-            for name, command in cli.commands.items():
-                if before.get(name) is not command and command.callback is not None:
-                    command.callback = _naming_errors(command.callback, f"command {name!r} from {info.label()}")
-
-    def describe(self) -> dict[str, Any]:
-        """Everything ``kerastack plugins --json`` shows."""
-        regs = {kind: self.registry(kind) for kind in KINDS}
-        out = []
-        for info in self.plugins.values():
-            d = info.describe()
-            d["registers"] = {
-                kind: [e.describe() for e in reg.entries.values() if e.plugin is info]
-                + [e.describe() for es in reg.conflicts.values() for e in es if e.plugin is info]
-                for kind, reg in regs.items()
-            }
-            d["registers"] = {k: v for k, v in d["registers"].items() if v}
-            out.append(d)
-        conflicts = [
-            {"kind": kind, "name": name, "plugins": [e.plugin.name for e in es]}
-            for kind, reg in regs.items()
-            for name, es in reg.conflicts.items()
-        ]
-        return {"plugins": out, "conflicts": conflicts}
-
 
 HOOKS = [spec[0] for spec in KINDS.values()] + ["register_commands"]
 
@@ -292,24 +259,6 @@ def _hidden_siblings(folder: Path) -> list[str]:
         if spec is not None and origin != folder and (origin is None or origin.parent != folder):
             hidden.append(module.name)
     return sorted(hidden)
-
-
-def _naming_errors(callback: Callable[..., Any], owner: str) -> Callable[..., Any]:
-    """``callback`` with its unexpected exceptions turned into errors that name ``owner``."""
-    import functools
-
-    import click
-
-    @functools.wraps(callback)
-    def run(*args, **kwargs):
-        try:
-            return callback(*args, **kwargs)
-        except (KerastackError, click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as exc:
-            raise KerastackError(f"{owner} failed: {one_line(exc)}") from exc
-
-    return run
 
 
 _default_hosts = {}

@@ -10,6 +10,7 @@ import traceback
 
 import click
 
+from core.cli.plugin_commands import add_plugin_commands
 from core.errors import Interrupted, KerastackError
 from core.plugins import get_plugin_host
 from core.proc import quiet
@@ -66,7 +67,7 @@ def build_cli(host):
         new_cmd,
     ):
         cli.add_command(module.command)
-    host.add_commands(cli)
+    add_plugin_commands(host, cli)
     return cli
 
 

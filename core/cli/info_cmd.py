@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from core.backend import BACKENDS
+from core.cli.plugins_cmd import describe
 from core.engine.distributed import world
-from core.versions import package_version
+from core.runs.versions import package_version
 
 PACKAGES = ("keras", "numpy", "ai-edge-litert", "pluggy")
 # Environment variables that change what kerastack or the frameworks do; shown when set.
@@ -103,7 +104,7 @@ def gather(host, devices=True):
     """Everything ``kerastack info`` shows, as JSON-able data."""
     import core
 
-    host.describe()  # registers every plugin: an error while registering marks it broken too
+    describe(host)  # registers every plugin: an error while registering marks it broken too
     backend = os.environ.get("KERAS_BACKEND")
     return {
         "kerastack": {"version": package_version("kerastack"), "location": str(Path(core.__file__).parent.parent)},

@@ -2,6 +2,8 @@ import json
 
 import click
 
+from core.registry import KINDS
+
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -17,7 +19,7 @@ def command(host, as_json):
           hyperparameters: filters=16 blocks=2 dense=64 dropout=0.25
       ...
     """
-    info = host.describe()
+    info = describe(host)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -45,3 +47,25 @@ def _show(value):
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def describe(host):
+    """Everything ``kerastack plugins --json`` shows: each plugin of ``host`` with what it registers
+    (every registry is built, so a plugin that fails to register is marked broken), and the conflicts."""
+    regs = {kind: host.registry(kind) for kind in KINDS}
+    out = []
+    for info in host.plugins.values():
+        d = info.describe()
+        d["registers"] = {
+            kind: [e.describe() for e in reg.entries.values() if e.plugin is info]
+            + [e.describe() for es in reg.conflicts.values() for e in es if e.plugin is info]
+            for kind, reg in regs.items()
+        }
+        d["registers"] = {k: v for k, v in d["registers"].items() if v}
+        out.append(d)
+    conflicts = [
+        {"kind": kind, "name": name, "plugins": [e.plugin.name for e in es]}
+        for kind, reg in regs.items()
+        for name, es in reg.conflicts.items()
+    ]
+    return {"plugins": out, "conflicts": conflicts}

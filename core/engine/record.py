@@ -12,7 +12,7 @@ from core.engine.backends import for_backend
 from core.errors import UsageError
 from core.plugins import get_plugin_host
 from core.runs import load_run
-from core.versions import versions
+from core.runs.versions import versions
 
 
 def plugin_entries(plugins, arch, data, callbacks):

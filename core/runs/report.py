@@ -16,7 +16,7 @@ from core.files import format_size, read_json, write_text
 from core.runs.catalog import NOT_METRICS, parameters_trained, status_of
 from core.runs.plots import CONFUSION_FILE, CURVES_FILE, PREDICTIONS_FILE, write_run_plots
 from core.runs.run import HISTORY_FILE, load_run
-from core.versions import package_version
+from core.runs.versions import package_version
 
 REPORT_FILE = "report.html"
 EXPORT_DIR = "export"

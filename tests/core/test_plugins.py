@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import read_json, run_python
 
+from core.cli.plugin_commands import add_plugin_commands
+from core.cli.plugins_cmd import describe
 from core.errors import KerastackError, UsageError
 from core.plugins import PluginHost, builtin_plugins
 
@@ -103,7 +105,7 @@ def test_duplicate_name_names_both_plugins(write_plugin):
         r"and plugin 'two'",
     ):
         host.registry("architecture").get("tiny")
-    assert host.describe()["conflicts"] == [{"kind": "architecture", "name": "tiny", "plugins": ["one", "two"]}]
+    assert describe(host)["conflicts"] == [{"kind": "architecture", "name": "tiny", "plugins": ["one", "two"]}]
 
 
 def test_disabled_plugin_is_skipped(write_plugin):
@@ -183,7 +185,7 @@ def test_commands_hook_adds_subcommand(write_plugin):
     )
     host = host_with(path)
     group = click.Group()
-    host.add_commands(group)
+    add_plugin_commands(host, group)
     assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
 
 

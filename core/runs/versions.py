@@ -1,4 +1,5 @@
-"""Package versions, read from metadata so that nothing heavy gets imported."""
+"""Package versions, read from metadata so that nothing heavy gets imported: what run.json (and an
+export's metadata) records of the software that made it."""
 
 import importlib.metadata
 import platform
