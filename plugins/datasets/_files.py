@@ -7,6 +7,14 @@ TASKS = ("auto", "classification", "regression")
 TAB = ("\\t", "tab")  # --data-opt delimiter=\t or delimiter=tab: a tab
 
 
+def note(name, message):
+    """One line on stderr: ``NAME: MESSAGE`` (what a dataset decided). Never stdout, which holds a
+    command's result (``kerastack verify --json`` reads a run's dataset)."""
+    import sys
+
+    print(f"{name}: {message}", file=sys.stderr)
+
+
 def warn(name, message):
     """One line on stderr: ``NAME: warning: MESSAGE`` (what a dataset changed or suspects in the data)."""
     import sys

@@ -13,6 +13,7 @@ from plugins.datasets._files import (
     encode_labels,
     infer_task,
     is_missing,
+    note,
     read_table,
     split_indices,
     take,
@@ -70,10 +71,11 @@ def load(
     )
     columns = describe_features(header, rows, features, train, categorical)
     x = encode_columns([[row[i] for row in rows] for i in features], columns)
-    print(
-        f"csv: {len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
+    note(
+        "csv",
+        f"{len(rows)} rows, {len(features)} feature columns -> {x.shape[1]} inputs; "
         f"target {target!r}: {task}{' (task=auto)' if asked == 'auto' else ''}"
-        + (f", {len(class_names)} classes" if class_names else "")
+        + (f", {len(class_names)} classes" if class_names else ""),
     )
     dataset = Dataset(
         train=(x[train], y[train]),
@@ -146,7 +148,7 @@ def describe_features(header, rows, features, train, categorical):
             how = f"median {fill:g}" if fill is not None else f"as {MISSING_CATEGORY!r}"
             imputed.append(f"{missing} in {header[i]!r} ({how})")
     if imputed:
-        print("csv: imputed missing values: " + ", ".join(imputed))
+        note("csv", "imputed missing values: " + ", ".join(imputed))
     return columns
 
 

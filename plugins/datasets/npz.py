@@ -31,7 +31,7 @@ def load(path="", task="auto", validation=0.15, test=0.15, seed=0):
     import numpy as np
 
     from core import Dataset, UsageError, choices_text
-    from plugins.datasets._files import MAX_AUTO_CLASSES, existing_file, split_indices, take
+    from plugins.datasets._files import MAX_AUTO_CLASSES, existing_file, note, split_indices, take
 
     if task not in TASKS:
         raise UsageError(f"{OWNER}: option task={task!r}: valid: {choices_text(TASKS)}")
@@ -45,7 +45,7 @@ def load(path="", task="auto", validation=0.15, test=0.15, seed=0):
         distinct = len(np.unique(values))
         few = numeric and bool(np.all(np.mod(values, 1) == 0)) and distinct <= MAX_AUTO_CLASSES
         task = "classification" if names is not None or not numeric or few else "regression"
-        print(f"npz: task=auto: {task} (targets {values.dtype}, {distinct} distinct values)")
+        note("npz", f"task=auto: {task} (targets {values.dtype}, {distinct} distinct values)")
     if task == "classification":
         names, labels = class_labels(ys, names, path)
         splits = {s: (x, y) for (s, (x, _)), y in zip(splits.items(), labels)}
@@ -76,6 +76,7 @@ def read_arrays(path):
     import numpy as np
 
     from core import KerastackError
+    from plugins.datasets._files import note
 
     if not zipfile.is_zipfile(path):
         raise KerastackError(
@@ -102,7 +103,7 @@ def read_arrays(path):
             check_pair(arrays, s, path, keys)
     unknown = sorted(set(keys) - set(KNOWN))
     if unknown:
-        print(f"npz: ignored arrays {', '.join(unknown)} of {path}")
+        note("npz", f"ignored arrays {', '.join(unknown)} of {path}")
     return arrays
 
 

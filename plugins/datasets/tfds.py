@@ -3,6 +3,7 @@ prepared there by TFDS when absent). Image features stream from the TFRecord fil
 become token ids as text_csv's do."""
 
 import contextlib
+import sys
 from functools import partial
 
 from core import hookimpl
@@ -154,7 +155,10 @@ def prepared_builder(name, data_dir):
 
     root = data_dir or _default_data_dir()
     retries, downloader.MAX_RETRIES = downloader.MAX_RETRIES, DOWNLOAD_RETRIES
-    print(f"tfds: {name} is not in {root}: downloading and preparing it there (TFDS's cache, read from then on)")
+    print(
+        f"tfds: {name} is not in {root}: downloading and preparing it there (TFDS's cache, read from then on)",
+        file=sys.stderr,
+    )
     try:
         with _quiet():
             builder.download_and_prepare()
