@@ -549,7 +549,7 @@ ROWS = [
         "tflite",
         ["{tfl}", "--input", "{bad}/corrupt.npy"],
         1,
-        ["corrupt.npy: not a valid .npy file"],
+        ["corrupt.npy: not a .npy array file"],
     ),
     ("tflite-no-action", "tflite", ["{tfl}"], 2, ["give --input FILE.npy, --bench N, --metadata"]),
     # -- plugins -------------------------------------------------------------------------------------

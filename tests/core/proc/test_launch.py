@@ -5,7 +5,8 @@ one resume hint names the real run folder.
 
 The launcher is the same on every backend; what differs is the worker: JAX's (and TensorFlow's)
 distributed runtime takes SIGTERM when it joins, torch's takes nothing. So torch runs the launcher
-and worker scenarios (one run, stopped, resumed, stopped again), JAX the SIGTERM to the launcher.
+and worker scenarios (one run, stopped, resumed, stopped again), JAX and TensorFlow the SIGTERM to
+the launcher.
 The launcher's own protocol (which signal counts as a second Ctrl-C, a worker that stopped before
 it could say so) is checked on stand-in workers.
 """
@@ -119,11 +120,12 @@ def test_torch_sigterm_to_the_launcher_then_sigint_to_a_worker_of_the_resumed_ru
 
 
 @pytest.mark.slow
-def test_jax_workers_stop_on_sigterm_although_their_runtime_takes_it(tmp_path):
-    """JAX's distributed client takes SIGTERM (its preemption notice) when it joins: the workers
-    trained on until the launcher killed them 20 s later."""
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_workers_stop_on_sigterm_although_their_runtime_takes_it(tmp_path, backend):
+    """JAX's distributed client (and TensorFlow's collective runtime) takes SIGTERM, its preemption
+    notice, when it joins: the workers trained on until the launcher killed them 20 s later."""
     out = tmp_path / "run"
-    proc = _start(tmp_path, "train", *ARGS, "--backend", "jax", "--out", out)
+    proc = _start(tmp_path, "train", *ARGS, "--backend", backend, "--out", out)
     _when(proc, lambda: (out / "checkpoint.json").exists(), "checkpoint")
     code, took, _, stderr = _stop(tmp_path, proc, signal.SIGTERM)
     _check_stopped(tmp_path, out, code, took, stderr, signal.SIGTERM)
