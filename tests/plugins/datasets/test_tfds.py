@@ -196,6 +196,12 @@ def test_cli_an_unknown_name_exits_2_with_did_you_mean_and_an_unreachable_downlo
     )
     empty = tmp_path / "empty"
     proc = run_cli(*args, "--data-opt", "name=mnist", "--data-opt", f"data_dir={empty}", env=env)
+    # Before the download, a note says where it goes (stderr: stdout is the command's result).
+    note, _, error = proc.stderr.partition("\n")
+    assert (
+        note == f"tfds: mnist is not in {empty}: downloading and preparing it there (TFDS's cache, read from then on)"
+    )
+    proc.stderr = error
     message = one_line_error(proc, 1)
     assert message.startswith("kerastack: error: dataset 'tfds': cannot download TFDS dataset 'mnist' (")
     assert message.endswith(
