@@ -25,6 +25,9 @@ _ORIGINS = {
     "hookimpl": "core.hookspecs:hookimpl",
     "Dataset": "core.data:Dataset",
     "DataSpec": "core.data:DataSpec",
+    "Task": "core.task:Task",
+    "Scorer": "core.task:Scorer",
+    "task_named": "core.task:task_named",
     "ExportContext": "core.deploy.export:ExportContext",
     "KerastackError": "core.errors:KerastackError",
     "UsageError": "core.errors:UsageError",
@@ -139,4 +142,5 @@ if TYPE_CHECKING:
     from core.runs import Run, import_model_modules, inference_model, load_model, load_run
     from core.runs.plots import new_figure, save_figure
     from core.runs.versions import versions as package_versions
+    from core.task import Scorer, Task, task_named
     from core.testing import Case, check_architecture, check_architectures

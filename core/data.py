@@ -1,16 +1,13 @@
 """What dataset plugins return (``Dataset``) and what architectures are built from (``DataSpec``)."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from core.errors import KerastackError
-
-TASKS = ("classification", "regression", "reconstruction", "generation")
-# Tasks that need no labels: an architecture for one of them trains on any dataset's inputs.
-UNSUPERVISED = ("reconstruction", "generation")
+from core.errors import KerastackError, UsageError
+from core.task import task_named
 
 
 @dataclass
@@ -18,10 +15,12 @@ class Dataset:
     """What a dataset plugin's ``load`` returns.
 
     ``train``, ``validation`` and ``test`` are ``(x, y)`` pairs of numpy arrays (``y`` may be None)
-    or ``keras.utils.PyDataset``s; ``validation`` and ``test`` may be None. ``task`` is one of
-    ``TASKS``; ``class_names`` name the classes of a classification dataset (else the labels count
-    them). ``vocab_size`` is set by token datasets (integer ids in ``[0, vocab_size)``, 0 =
-    padding); left unset, training infers it from the train split's largest id.
+    or ``keras.utils.PyDataset``s; ``validation`` and ``test`` may be None. ``task`` names a
+    registered task (``kerastack plugins``: classification, regression, segmentation, ...);
+    ``class_names`` name the classes of a task with class ids (else the labels count them).
+    ``vocab_size`` is set by token datasets (integer ids in ``[0, vocab_size)``, 0 = padding); left
+    unset, training infers it from the train split's largest id. ``info`` holds facts a task needs
+    about the data (forecasting: ``target_index``, ``season``); its scorer gets them.
     """
 
     train: Any
@@ -30,6 +29,7 @@ class Dataset:
     task: str = "classification"
     class_names: tuple[str, ...] | None = None
     vocab_size: int | None = None
+    info: dict = field(default_factory=dict)
 
     def split(self, name: str) -> Any:
         """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``), or None."""
@@ -48,8 +48,10 @@ class DataSpec:
     """What an architecture's ``build`` gets to know about the data.
 
     ``input_shape`` is one sample's shape (no batch axis); ``num_classes`` and ``class_names`` are
-    set for classification; ``task`` is the task the run trains; ``input_dtype`` the inputs' numpy
-    dtype name (``"int32"`` for token ids); ``vocab_size`` the number of token ids, if any.
+    set for a task with class ids (classification, segmentation); ``task`` is the task the run trains;
+    ``input_dtype`` the inputs' numpy dtype name (``"int32"`` for token ids); ``vocab_size`` the
+    number of token ids, if any; ``target_shape`` one sample's target shape (no batch axis) where
+    the targets are not class ids: ``(3,)`` for three values, ``(horizon,)`` for a forecast.
     """
 
     input_shape: tuple[int, ...]
@@ -58,6 +60,7 @@ class DataSpec:
     class_names: tuple[str, ...] | None = None
     input_dtype: str = "float32"
     vocab_size: int | None = None
+    target_shape: tuple[int, ...] | None = None
 
 
 def is_pair(split: Any) -> bool:
@@ -115,8 +118,10 @@ def check_dataset(dataset: Dataset, owner: str) -> None:
     contract: what kerastack checks before training (splits, shapes, dtypes, finite values, labels)."""
     if not isinstance(dataset, Dataset):
         raise KerastackError(f"{owner} returned {type(dataset).__name__}, expected core.Dataset")
-    if dataset.task not in TASKS:
-        raise KerastackError(f"{owner}: unknown task {dataset.task!r}; valid: {', '.join(TASKS)}")
+    try:
+        task_named(dataset.task)
+    except UsageError as exc:
+        raise KerastackError(f"{owner}: {exc}") from None
     if dataset.train is None:
         raise KerastackError(f"{owner}: the train split is empty")
     for name in ("train", "validation", "test"):
@@ -146,7 +151,7 @@ def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
     x = np.asarray(x)
     num_classes = None
     names = tuple(dataset.class_names) if dataset.class_names is not None else None
-    if dataset.task == "classification":
+    if task_named(dataset.task).classes:
         if names:
             num_classes = len(names)
         elif y is not None:
@@ -158,22 +163,27 @@ def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
             num_classes = int(max(int(np.max(a)) for a in labels)) + 1
         if num_classes is not None:
             _check_labels(dataset, num_classes, owner)
+    target_shape = None
+    if y is not None and not task_named(dataset.task).classes:
+        target_shape = tuple(int(d) for d in np.asarray(y).shape[1:])
     return DataSpec(
-        tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names, str(x.dtype), dataset.vocab_size
+        tuple(int(d) for d in x.shape[1:]),
+        num_classes,
+        dataset.task,
+        names,
+        str(x.dtype),
+        dataset.vocab_size,
+        target_shape,
     )
 
 
 def targets_for(task: str, split: Any) -> Any:
-    """The ``(x, y)`` a split is fitted on for ``task``: labels for supervised tasks, the inputs
-    themselves for reconstruction, none for generation. A PyDataset is returned as it is."""
+    """The ``(x, y)`` a split is fitted on for ``task`` (``Task.targets``): labels for supervised
+    tasks, the inputs themselves for reconstruction, none for generation. A PyDataset is returned
+    as it is."""
     if not is_pair(split):
         return split
-    x, y = split
-    if task == "reconstruction":
-        return x, x
-    if task == "generation":
-        return x, None
-    return x, y
+    return task_named(task).targets(*split)
 
 
 def _check_labels(dataset, num_classes, owner=None):
@@ -184,7 +194,7 @@ def _check_labels(dataset, num_classes, owner=None):
             continue
         y = np.asarray(split[1])
         if not np.issubdtype(y.dtype, np.integer):
-            raise KerastackError(f"{where}{name} labels have dtype {y.dtype}; classification needs integer labels")
+            raise KerastackError(f"{where}{name} labels have dtype {y.dtype}; {dataset.task} needs integer labels")
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise KerastackError(
                 f"{where}{name} labels must lie in [0, {num_classes - 1}] ({num_classes} classes); "

@@ -102,6 +102,29 @@ def register_callbacks(register):
 
 
 @hookspec
+def register_tasks(register):
+    """Register tasks: what a model's outputs mean. Called once, when the core first needs a task.
+
+    ``register(name, make_task, summary="")``
+
+    ``make_task() -> core.Task``: a subclass of :class:`core.Task`, or a function returning an
+    instance of one (the plugin module then imports ``core`` only when the task is used). The task's
+    attributes and methods say how the core compiles a model for it (loss, metrics), which targets a
+    split is fitted on, how Keras and an exported model are scored batch by batch (``Task.scorer``),
+    which number a run is listed by, what ``predictions.npz`` holds and how the device runner shows
+    an output. A dataset names its
+    task in ``Dataset.task``; an architecture lists the tasks it builds for (``register(...,
+    tasks=(...))``). The built-in tasks (``plugins/tasks``) register through this hook too.
+
+    Example::
+
+        @hookimpl
+        def register_tasks(register):
+            register("ranking", Ranking, summary="scores ordered by relevance")
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add subcommands to the command line. Called once, when the CLI is built.
 

@@ -22,7 +22,7 @@ from core import hookspecs
 from core.errors import did_you_mean, one_line
 from core.registry import KINDS, Registry, make_entry, trace
 
-BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment")
+BUILTIN_KINDS = ("plugins.architectures", "plugins.datasets", "plugins.deployment", "plugins.tasks")
 
 
 def builtin_plugins() -> tuple[str, ...]:
@@ -262,6 +262,11 @@ def _hidden_siblings(folder: Path) -> list[str]:
 
 
 _default_hosts = {}
+
+
+def all_plugin_hosts() -> list[PluginHost]:
+    """The hosts this process built, the latest first."""
+    return list(reversed(_default_hosts.values()))
 
 
 def get_plugin_host(extra: Iterable[str] = ()) -> PluginHost:

@@ -1,4 +1,4 @@
-"""Named entries that plugins register: architectures, datasets, exporters, callbacks."""
+"""Named entries that plugins register: architectures, datasets, exporters, callbacks, tasks."""
 
 import os
 import re
@@ -19,6 +19,7 @@ KINDS = {
     "dataset": ("register_datasets", 0, "option", {}),
     "exporter": ("register_exporters", 1, "option", {"backend": None, "report": None}),
     "callback": ("register_callbacks", 0, "option", {}),
+    "task": ("register_tasks", 0, "option", {}),
 }
 
 

@@ -140,8 +140,9 @@ def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
 def _is_classification(model: TFLiteModel, outputs: np.ndarray, top: int | None) -> bool:
     if outputs.ndim != 2:
         return False
-    task = (model.metadata or {}).get("task")
-    return task == "classification" or model.labels is not None or top is not None
+    metadata = model.metadata or {}
+    shown = metadata.get("output") == "classes" or metadata.get("task") == "classification"
+    return shown or model.labels is not None or top is not None
 
 
 def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None, result: dict) -> tuple[list[dict], list[str]]:

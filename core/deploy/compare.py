@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from core.data import Dataset, as_arrays
 from core.errors import KerastackError
 from core.files import StrPath, read_json, write_json
+from core.task import task_named
 
 if TYPE_CHECKING:
     from core.deploy.export import ExportContext
@@ -120,28 +121,24 @@ def input_fits(model_shape: Sequence[int | None], data_shape: Sequence[int]) -> 
 
 
 def compare_outputs(
-    keras_out: ArrayLike, out: ArrayLike, y: ArrayLike | None = None, task: str | None = None
+    keras_out: ArrayLike,
+    out: ArrayLike,
+    y: ArrayLike | None = None,
+    task: str | None = None,
+    info: Mapping[str, Any] | None = None,
 ) -> dict[str, float | int]:
     """What ``verify()`` says of a .tflite, for the outputs of any other runtime on the same inputs:
-    ``max_abs_diff``; for classification ``accuracy``, ``keras_accuracy``, ``agreement`` (top-1);
-    ``mae``/``keras_mae`` for regression; ``mse``/``keras_mse`` for reconstruction (``y`` is then x)."""
+    ``samples``, ``max_abs_diff``, then the task's scorer (``Task.scorer``) on the fitted targets ``y``
+    (``Task.targets``: for reconstruction, the inputs): for classification ``accuracy``,
+    ``keras_accuracy`` and ``agreement`` (top-1); ``mae``/``keras_mae`` for regression; ``mse``/
+    ``keras_mse`` for reconstruction. ``info``: the dataset's ``Dataset.info``."""
     keras_out = np.asarray(keras_out, dtype="float32")
     out = np.asarray(out, dtype="float32").reshape(keras_out.shape)
     result = {"samples": int(len(keras_out)), "max_abs_diff": float(np.max(np.abs(out - keras_out)))}
-    if task == "classification" and y is not None:
-        top, keras_top = out.argmax(-1), keras_out.argmax(-1)
-        y = np.asarray(y).reshape(len(y))
-        result.update(
-            accuracy=float(np.mean(top == y)),
-            keras_accuracy=float(np.mean(keras_top == y)),
-            agreement=float(np.mean(top == keras_top)),
-        )
-    elif task in ("regression", "reconstruction") and y is not None:
-        target = np.asarray(y, dtype="float32").reshape(keras_out.shape)
-        name, error = ("mae", np.abs) if task == "regression" else ("mse", np.square)
-        result.update(
-            {name: float(np.mean(error(out - target))), f"keras_{name}": float(np.mean(error(keras_out - target)))}
-        )
+    if task is not None and y is not None:
+        scorer = task_named(task).scorer(info)
+        scorer.add(None, np.asarray(y), keras_out, out)
+        result.update(scorer.result())
     return result
 
 
@@ -174,7 +171,12 @@ def check_export(
     task = ctx.run.get("spec", {}).get("task")
     out = np.concatenate([np.asarray(predict(feed(x[i : i + BATCH]))) for i in range(0, len(x), BATCH)])
     keras_out = ctx.model.predict(x, batch_size=BATCH, verbose=0)
-    result = {"split": split, **compare_outputs(keras_out, out, x if task == "reconstruction" else y, task)}
+    if task is not None and split != "random":
+        x, y = task_named(task).targets(x, y)
+    else:
+        task = None
+    info = getattr(ctx.dataset, "info", None)
+    result = {"split": split, **compare_outputs(keras_out, out, y, task, info)}
     if latency_runs:
         one = feed(x[:1])
         p50, p90 = time_calls(lambda: np.asarray(predict(one)), runs=latency_runs)

@@ -19,6 +19,7 @@ from core.files import StrPath
 from core.plugins import get_plugin_host
 from core.proc.progress import ProgressBar, progress_bar
 from core.runs import Run, load_run
+from core.task import Task, task_named
 from core.tracking import log_verified
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
@@ -39,9 +40,9 @@ def verify(
     The Keras model is the one exporters convert: in float32 where the run trained in mixed precision.
 
     Returns a dict with ``size_bytes``, ``latency_ms_p50``/``p90`` (single-sample invocations at
-    ``threads`` threads), ``max_abs_diff`` and, for classification, ``tflite_accuracy``,
-    ``keras_accuracy`` and ``agreement`` (top-1); for regression ``tflite_mae``/``keras_mae``; for
-    reconstruction ``tflite_mse``/``keras_mse``. A deployed model that takes other inputs than the
+    ``threads`` threads), ``max_abs_diff`` and the task's metrics (``Task.scorer``, the .tflite's
+    as ``tflite_NAME``): for classification ``tflite_accuracy``, ``keras_accuracy`` and ``agreement``
+    (top-1); for regression ``tflite_mae``/``keras_mae``; for reconstruction ``tflite_mse``/``keras_mse``. A deployed model that takes other inputs than the
     data (a GAN's generator) is compared on seeded random inputs. With ``record`` the result is
     also kept in ``verify.json`` beside the file (keyed by file name), which ``kerastack report`` reads.
 
@@ -110,7 +111,8 @@ def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, 
         # The deployed part takes other inputs than the data (a generator takes noise).
         split_name = "random"
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
-    totals = _Totals(run.record.get("spec", {}).get("task") if split_name != "random" else None, lite.output_limits)
+    task = run.record.get("spec", {}).get("task") if split_name != "random" else None
+    totals = _Totals(task_named(task) if task else None, lite.output_limits, getattr(dataset, "info", None))
     with _progress(split, split_name) as bar:
         for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
             try:
@@ -135,51 +137,39 @@ CONSTANT = 1e-6  # outputs that vary over the samples by less than this share of
 
 
 class _Totals:
-    """Running sums for verify's metrics; ``task`` None compares outputs only. ``limits``: the
-    range of the .tflite's integer output (``TFLiteModel.output_limits``), where one makes it."""
+    """Running sums for verify: the outputs' difference and range (generic), the task's metrics (its
+    scorer); ``task`` None compares outputs only. ``limits``: the range of the .tflite's integer
+    output (``TFLiteModel.output_limits``), where one makes it; ``info``: the dataset's facts."""
 
-    def __init__(self, task: str | None, limits: tuple[float, float] | None = None) -> None:
+    def __init__(self, task: Task | None, limits: tuple[float, float] | None = None, info: Any = None) -> None:
         self.task = task
+        self.scorer = task.scorer(info) if task is not None else None
         self.limits = limits
         self.n = 0
         self.max_abs_diff = 0.0
-        self.sums = {}
         self.keras_low = self.keras_high = None  # per output element, over the samples
         self.clipped = 0
 
-    def _add(self, key: str, value: float) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + float(value)
+    @property
+    def continuous(self) -> bool:
+        return self.task is not None and self.task.continuous and self.limits is not None
 
     def add(self, x: np.ndarray, y: np.ndarray | None, lite_out: np.ndarray, keras_out: np.ndarray) -> None:
         self.n += len(x)
         if lite_out.size:
             self.max_abs_diff = max(self.max_abs_diff, float(np.max(np.abs(lite_out - keras_out))))
             self._track(lite_out, keras_out)
-        if self.task == "classification" and y is not None:
-            y = np.asarray(y).reshape(-1)
-            lite_top, keras_top = lite_out.argmax(-1).reshape(-1), keras_out.argmax(-1).reshape(-1)
-            self._add("tflite_accuracy", np.sum(lite_top == y))
-            self._add("keras_accuracy", np.sum(keras_top == y))
-            self._add("agreement", np.sum(lite_top == keras_top))
-            self._add("count", len(y))
-        elif self.task == "regression" and y is not None:
-            y = np.asarray(y, dtype="float32").reshape(len(y), -1)
-            self._add("tflite_mae", np.sum(np.abs(lite_out.reshape(y.shape) - y)))
-            self._add("keras_mae", np.sum(np.abs(keras_out.reshape(y.shape) - y)))
-            self._add("count", y.size)
-        elif self.task == "reconstruction":
-            target = np.asarray(x, dtype="float32").reshape(keras_out.shape)
-            self._add("tflite_mse", np.sum((lite_out - target) ** 2))
-            self._add("keras_mse", np.sum((keras_out - target) ** 2))
-            self._add("count", target.size)
+        if self.scorer is not None:
+            x, y = self.task.targets(x, y)
+            self.scorer.add(x, y, keras_out, lite_out)
 
     def _track(self, lite_out: np.ndarray, keras_out: np.ndarray) -> None:
-        """Keras's output range per element (constant outputs), and the regression outputs the
-        .tflite clipped: at a limit of its integer output while Keras's lie beyond it."""
+        """Keras's output range per element (constant outputs), and the values the .tflite clipped
+        (a task with ``continuous`` outputs): at a limit of its integer output while Keras's lie beyond it."""
         low, high = keras_out.min(0), keras_out.max(0)
         self.keras_low = low if self.keras_low is None else np.minimum(self.keras_low, low)
         self.keras_high = high if self.keras_high is None else np.maximum(self.keras_high, high)
-        if self.task == "regression" and self.limits is not None:
+        if self.continuous:
             from tflite.runner import at_limits
 
             beyond = (keras_out < self.limits[0]) | (keras_out > self.limits[1])
@@ -194,9 +184,8 @@ class _Totals:
         return bool(np.max(self.keras_high - self.keras_low) <= CONSTANT * max(size, 1e-30))
 
     def metrics(self) -> dict[str, Any]:
-        count = self.sums.pop("count", 0)
-        out: dict[str, Any] = {k: v / count for k, v in self.sums.items()} if count else {}
-        if self.task == "regression" and self.limits is not None:
+        out: dict[str, Any] = self.scorer.result("tflite") if self.scorer is not None else {}
+        if self.continuous:
             out.update(output_limits=list(self.limits), clipped_outputs=self.clipped)
         if self.constant():
             out["keras_outputs_constant"] = True
@@ -204,9 +193,9 @@ class _Totals:
         return out
 
 
-def constant_warning(task: str | None) -> str:
+def constant_warning(task: Task | None) -> str:
     """What verify says of a model whose Keras outputs are constant over the evaluation split."""
-    if task == "classification":
+    if task is not None and task.classes:
         return (
             "Keras's outputs are the same for every sample: agreement means nothing here (a constant output, "
             "or ties, has the same top class on both sides); the model did not learn from its inputs"

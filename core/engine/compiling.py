@@ -3,6 +3,7 @@
 import math
 
 from core.errors import KerastackError
+from core.task import task_named
 
 
 def steps_per_epoch(opts, train_size):
@@ -61,22 +62,18 @@ def compile_for_task(keras, model, task, arch, opts, total_steps):
         model.jit_compile = jit if jit != "auto" else model.jit_compile
         return []
     modules = []
-    if task == "classification":
-        if opts.label_smoothing:
-            from core.engine.losses import SparseCrossentropyWithSmoothing
-
-            loss = SparseCrossentropyWithSmoothing(opts.label_smoothing)
-            modules.append("core.engine.losses")
-        else:
-            loss = "sparse_categorical_crossentropy"
-        metrics = ["accuracy"]
-    elif task in ("regression", "reconstruction"):
-        loss, metrics = "mse", ["mae"]
-    else:
+    kind = task_named(task)
+    if kind.loss is None:
         raise KerastackError(
-            f"architecture {arch!r} returned an uncompiled model for task {task!r}; compile it in "
-            "build() (the core compiles classification, regression and reconstruction)"
+            f"architecture {arch!r} returned an uncompiled model for task {task!r}, which names no default "
+            "loss; compile it in build()"
         )
+    loss, metrics = kind.loss, list(kind.metrics)
+    if opts.label_smoothing and loss == "sparse_categorical_crossentropy":
+        from core.engine.losses import SparseCrossentropyWithSmoothing
+
+        loss = SparseCrossentropyWithSmoothing(opts.label_smoothing)
+        modules.append("core.engine.losses")
     if opts.schedule == "one-cycle":
         modules.append("core.engine.schedules")
     model.compile(optimizer=make_optimizer(keras, opts, total_steps), loss=loss, metrics=metrics, jit_compile=jit)

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from core.data import UNSUPERVISED, Dataset, DataSpec, is_pair
+from core.data import Dataset, DataSpec, is_pair
 from core.errors import KerastackError, UsageError
+from core.task import task_named
 
 BATCH_OPTION = "batch_size"  # the loader parameter through which a streamed dataset gets training's batch size
 
@@ -44,7 +45,7 @@ def task_for(spec, tasks, arch, data):
     if spec.task in tasks:
         return spec.task
     for task in tasks:
-        if task in UNSUPERVISED:
+        if not task_named(task).supervised:
             return task
     raise UsageError(f"architecture {arch!r} supports {', '.join(tasks)}; dataset {data!r} is {spec.task}")
 

@@ -12,6 +12,7 @@ from core.errors import KerastackError, one_line
 from core.files import atomic_path
 from core.runs import HISTORY_FILE
 from core.runs.plots import PREDICTIONS_FILE
+from core.task import task_named
 
 
 def fit(model, job, callbacks, verbose):
@@ -98,10 +99,12 @@ def check_finite(history, opts):
 
 
 def evaluate(model, job, metrics, out):
-    """Test metrics into ``metrics``; predictions.npz (labels, predicted classes) for classification.
-    Returns the warnings about the model (for run.json), said on stderr too: a classifier whose
-    outputs are constant."""
+    """Test metrics into ``metrics``: Keras's compiled ones, then the task's scorer on the evaluation
+    split (``test_``, ``validation_`` or ``train_`` + its metrics, e.g. ``test_mean_iou``); the task's
+    ``predictions.npz``. Returns the warnings about the model (for run.json), said on stderr too: a
+    model with class ids whose outputs are constant."""
     dataset, spec = job.dataset, job.spec
+    task = task_named(spec.task)
     if dataset.test is not None:
         test = targets_for(spec.task, dataset.test)
         if is_pair(test):
@@ -110,24 +113,32 @@ def evaluate(model, job, metrics, out):
         else:
             result = model.evaluate(test, verbose=0, return_dict=True)
         metrics.update({f"test_{k}": float(v) for k, v in result.items()})
-    if spec.task == "classification":
-        name, split = dataset.evaluation_split()
-        # Batch by batch, keeping labels only: a streamed split is never all in memory.
-        y_true, y_pred, spread = [], [], sanity.OutputSpread()
-        for _, y, outputs in predict_batches(model, batches(split, 256)):
-            if y is None:
-                return []
-            y_true.append(np.asarray(y).reshape(-1))
-            y_pred.append(outputs.argmax(-1).reshape(-1))
-            spread.add(outputs)
-        if y_true:
-            y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
-            with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
-                np.savez(f, y_true=y_true, y_pred=y_pred)
-            warning = sanity.constant_outputs_warning(spread, y_true, y_pred, name, spec.class_names)
-            if warning:
-                print(f"kerastack: warning: {warning}", file=sys.stderr)
-                return [warning]
+    if not task.supervised:
+        return []
+    name, split = dataset.evaluation_split()
+    # Batch by batch, keeping sums and the task's predictions only: a streamed split is never all in memory.
+    scorer, saved, spread = task.scorer(dataset.info), [], sanity.OutputSpread()
+    for x, y, outputs in predict_batches(model, batches(split, 256)):
+        if y is None:
+            return []
+        x, y = task.targets(x, y)
+        scorer.add(x, y, outputs)
+        spread.add(outputs)
+        kept = task.predictions(y, outputs)
+        if kept is not None:
+            saved.append(kept)
+    metrics.update({f"{name}_{k}": v for k, v in scorer.keras_result().items() if f"{name}_{k}" not in metrics})
+    if not saved:
+        return []
+    arrays = {key: np.concatenate([batch[key] for batch in saved]) for key in saved[0]}
+    with atomic_path(out / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, split=np.array(name))
+    if not task.classes or "y_pred" not in arrays:
+        return []
+    warning = sanity.constant_outputs_warning(spread, arrays["y_true"], arrays["y_pred"], name, spec.class_names)
+    if warning:
+        print(f"kerastack: warning: {warning}", file=sys.stderr)
+        return [warning]
     return []
 
 

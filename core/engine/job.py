@@ -172,6 +172,7 @@ def new_model(job):
         "class_names": list(spec.class_names or []) or None,
         "input_dtype": spec.input_dtype,
         "vocab_size": spec.vocab_size,
+        "target_shape": list(spec.target_shape) if spec.target_shape is not None else None,
     }
     if scaling is not None:
         record["spec"]["target_scaling"] = scaling

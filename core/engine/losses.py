@@ -18,7 +18,7 @@ class SparseCrossentropyWithSmoothing(keras.losses.Loss):
     def call(self, y_true, y_pred):
         ops = keras.ops
         classes = ops.shape(y_pred)[-1]
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")  # per sample or per pixel
         onehot = ops.one_hot(labels, classes, dtype=y_pred.dtype)
         target = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / ops.cast(classes, y_pred.dtype)
         log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))

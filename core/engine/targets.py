@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from core.data import batch_of, is_pair
+from core.task import task_named
 
 LAYER = "target_scaling"
 STREAM_BATCHES = 32  # of a streamed train split: enough samples for a mean and a std
@@ -108,7 +109,7 @@ def standardize(keras, model, spec, train, *, enabled=True, processes=1, where="
     run.json's ``spec.target_scaling`` (``mean``, ``std``, ``samples``, ``layer``), or the model as
     it is with ``{"skipped": reason}`` (also said on stderr, naming ``where``), or with None for
     other tasks or ``--no-standardize-targets``."""
-    if spec.task != "regression" or not enabled:
+    if not task_named(spec.task).continuous or not enabled:
         return model, None
     stats, reason = train_statistics(train, processes)
     reason = reason or unscalable(keras, model, stats)

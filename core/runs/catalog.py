@@ -11,12 +11,13 @@ from pathlib import Path
 from core.errors import KerastackError
 from core.runs.lock import writer_gone
 from core.runs.run import MODEL_FILE, RUN_FILE, load_run
+from core.task import task_named
 
 # The metric a run is judged by, in order of preference: the first one its metrics.json has.
 KEY_METRICS = ("accuracy", "mae", "mse", "loss")
 # Metrics where a smaller value is better; any other known metric is better when larger.
-LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error", "seconds")
-HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "agreement")
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "smape", "error", "seconds")
+HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "agreement", "iou", "dice", "r2")
 # Keys of metrics.json that are settings or bookkeeping, not measurements of the model.
 NOT_METRICS = ("backend", "epochs")
 MAX_DEPTH = 3  # runs/ARCH-DATA-TIME is depth 1; sweeps nest a level or two deeper
@@ -67,7 +68,7 @@ def summarize(path):
     training = record.get("training", {})
     planned = training.get("epochs")
     done = metrics.get("epochs", len(run.history) or None)
-    key = key_metric(metrics)
+    key = key_metric(metrics, record.get("spec", {}).get("task"))
     return {
         "name": path.name,
         "path": str(path),
@@ -99,9 +100,17 @@ def status_of(run):
     return status or ("complete" if (run.path / MODEL_FILE).exists() else "unknown")
 
 
-def key_metric(metrics):
-    """The base name (``accuracy``, ``mae``, ...) of the metric the run is judged by, or None."""
-    for name in KEY_METRICS:
+def key_metric(metrics, task=None):
+    """The base name (``accuracy``, ``mae``, ...) of the metric the run is judged by, or None: its
+    task's (``Task.metric``, e.g. ``mean_iou``) where the run has it, else the first of ``KEY_METRICS``."""
+    names = KEY_METRICS
+    if task:
+        try:
+            metric = task_named(task).metric
+        except KerastackError:  # a task no plugin registers now: judged by what its metrics hold
+            metric = None
+        names = (metric[0], *KEY_METRICS) if metric else names
+    for name in names:
         if any(f"{split}{name}" in metrics for split in ("val_", "test_", "")):
             return name
     return None

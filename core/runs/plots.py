@@ -13,6 +13,7 @@ import numpy as np
 from core.errors import KerastackError
 from core.files import StrPath, atomic_path
 from core.runs.run import load_run
+from core.task import task_named
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,9 +38,10 @@ def write_run_plots(run_dir):
     if run.history:
         written.append(plot_curves(run.history, run.path / CURVES_FILE, title=_title(run)))
     predictions = run.path / PREDICTIONS_FILE
-    if predictions.exists() and run.record.get("spec", {}).get("task", "classification") == "classification":
+    spec = run.record.get("spec", {})
+    if predictions.exists() and _has_classes(spec.get("task", "classification")):
         y_true, y_pred, split = read_predictions(predictions)
-        spec = run.record.get("spec", {})
+        task = task_named(spec.get("task", "classification"))
         written.append(
             plot_confusion(
                 y_true,
@@ -48,9 +50,19 @@ def write_run_plots(run_dir):
                 class_names=spec.get("class_names"),
                 num_classes=spec.get("num_classes"),
                 title=f"{_title(run)} — {split} split" if split else _title(run),
+                unit=task.unit,
             )
         )
     return written
+
+
+def _has_classes(task):
+    """Whether the run's task has class ids (a confusion matrix to draw); False for a task no
+    plugin registers any more (a run whose task plugin was uninstalled still shows its curves)."""
+    try:
+        return task_named(task).classes
+    except KerastackError:
+        return False
 
 
 def read_predictions(path):
@@ -113,8 +125,9 @@ def plot_curves(history, path, title=""):
     return save_figure(figure, path)
 
 
-def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, title=""):
-    """Counts of (true class, predicted class); the colour is each row's share (the class's recall)."""
+def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, title="", unit="sample"):
+    """Counts of (true class, predicted class) of each ``unit`` (a sample, or a pixel of a mask); the
+    colour is each row's share (the class's recall)."""
     seen = int(max(y_true.max(initial=-1), y_pred.max(initial=-1))) + 1
     n = max(int(num_classes or 0), len(class_names or ()), seen)
     matrix = np.zeros((n, n), dtype=int)
@@ -146,10 +159,9 @@ def plot_confusion(y_true, y_pred, path, class_names=None, num_classes=None, tit
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    ax.set_title(
-        f"{title}\naccuracy {accuracy:.4f}, n={len(y_true)}" if title else f"accuracy {accuracy:.4f}, n={len(y_true)}",
-        fontsize=10,
-    )
+    counted = f"{unit} accuracy {accuracy:.4f}, n={len(y_true):,} {unit}s" if unit != "sample" else None
+    counted = counted or f"accuracy {accuracy:.4f}, n={len(y_true)}"
+    ax.set_title(f"{title}\n{counted}" if title else counted, fontsize=10)
     figure.tight_layout()
     return save_figure(figure, path)
 

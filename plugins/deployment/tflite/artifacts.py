@@ -91,12 +91,23 @@ def _write_tflite(path, flatbuffer, mode, options, batch, targets=None):
         return entry
 
 
+def _device_output(task):
+    """How the device runner shows the output (``core.Task.device``: classes, mask, values, raw)."""
+    from core import KerastackError, task_named
+
+    try:
+        return task_named(task).device if task else "raw"
+    except KerastackError:
+        return "raw"
+
+
 def _describe_run(ctx):
     """model.json's top level: the task, classes and input of the run the files come from."""
     spec = ctx.run.get("spec", {})
     described = {
         "format": "kerastack-tflite/1",
         "task": spec.get("task"),
+        "output": _device_output(spec.get("task")),
         "input_shape": spec.get("input_shape"),
         "class_names": spec.get("class_names"),
         "source_run": str(ctx.run_dir.resolve()),

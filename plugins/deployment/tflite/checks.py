@@ -22,11 +22,12 @@ _last = {}  # the dataset last read, and its targets' range: one export writes s
 
 
 def training_targets(dataset, task):
-    """``{"min", "max", "samples"}`` of a regression dataset's training targets (up to 2,048 of a
-    streamed split), or None for other tasks and splits without numeric targets."""
-    from core import as_arrays, is_pair
+    """``{"min", "max", "samples"}`` of the training targets of a task with values (``Task.continuous``:
+    regression, forecasting; up to 2,048 of a streamed split), or None for other tasks and splits
+    without numeric targets."""
+    from core import as_arrays, is_pair, task_named
 
-    if task != "regression":
+    if not task or not task_named(task).continuous:
         return None
     if _last.get("dataset") is dataset:
         return _last["range"]

@@ -14,12 +14,8 @@ from core import KerastackError, format_size, gzip_size, keras_latency, keras_we
 
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
-# task → (metric key suffix in verify() results, how it is shown, whether higher is better)
-METRICS = {
-    "classification": ("accuracy", "accuracy", True),
-    "regression": ("mae", "MAE", False),
-    "reconstruction": ("mse", "MSE", False),
-}
+# How a task's metric (``Task.metric``) is shown where its name is not: abbreviations.
+LABELS = {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "smape": "sMAPE", "r2": "R²", "mean_iou": "mean IoU"}
 KERAS_ROW = "keras weights"
 
 
@@ -47,17 +43,16 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
         raise KerastackError(
             f"export report: the .tflite files lie in {len(folders)} folders; give the files of one export folder"
         )
-    rows, every = [], []
+    rows, every, task = [], [], _run_task(run_dir)
     for path in lite:
         # The first thread count is the one recorded in verify.json (kerastack verify's default, 1).
         results = {
             t: verify(path, run_dir, threads=t, latency_runs=latency_runs, record=i == 0) for i, t in enumerate(threads)
         }
-        rows.append(_tflite_row(path, results))
+        rows.append(_tflite_row(path, results, task))
         every.append(results)
     first = results[threads[0]]
-    rows.insert(0, _keras_row(run_dir, first, latency_runs))
-    task = _task(first)
+    rows.insert(0, _keras_row(run_dir, first, latency_runs, task))
     folder = lite[0].parent
     facts = _facts(run_dir, first, threads)
     layers = recorded_layers(folder, [p.name for p in lite])
@@ -164,9 +159,9 @@ def write_folder_report(run_dir, out_dir):
 
 
 # -- rows ------------------------------------------------------------------------------------------
-def _tflite_row(path, results):
+def _tflite_row(path, results, task):
     first = next(iter(results.values()))
-    key = METRICS.get(_task(first), (None,))[0]
+    key = _shown(task)[0]
     return {
         "name": path.name,
         "size_bytes": first["size_bytes"],
@@ -178,8 +173,8 @@ def _tflite_row(path, results):
     }
 
 
-def _keras_row(run_dir, result, runs):
-    key = METRICS.get(_task(result), (None,))[0]
+def _keras_row(run_dir, result, runs, task):
+    key = _shown(task)[0]
     p50, p90 = keras_latency(run_dir, runs)
     weights = keras_weights(run_dir)
     return {
@@ -194,11 +189,22 @@ def _keras_row(run_dir, result, runs):
     }
 
 
-def _task(result):
-    for task, (key, _, _) in METRICS.items():
-        if f"tflite_{key}" in result:
-            return task
-    return None
+def _run_task(run_dir):
+    """The run's task (``core.Task``), or None where its plugin is gone."""
+    from core import load_run, task_named
+
+    try:
+        return task_named(load_run(run_dir).record.get("spec", {}).get("task") or "")
+    except KerastackError:
+        return None
+
+
+def _shown(task):
+    """``(key, label, higher is better)`` of the task's metric; ``key`` None where it has none."""
+    if task is None or task.metric is None:
+        return None, "metric", True
+    key, higher = task.metric
+    return key, LABELS.get(key, key.replace("_", " ")), higher
 
 
 def _facts(run_dir, result, threads):
@@ -220,7 +226,7 @@ def _facts(run_dir, result, threads):
 # -- markdown --------------------------------------------------------------------------------------
 def render_markdown(rows, threads, task, facts, notes=None):
     """The report as a Markdown table, one row per model, Keras first; then ``notes`` (``file_notes``)."""
-    key, label, higher = METRICS.get(task, (None, "metric", True))
+    key, label, higher = _shown(task)
     head = ["model", "size", "gzip", label if key else "metric", "agreement", "max abs diff"]
     head += [f"p50 / p90 ms, {t} thread{'s' if t != 1 else ''}" for t in threads]
     lines = [
@@ -254,8 +260,9 @@ def render_markdown(rows, threads, task, facts, notes=None):
         "holds the optimizer's state)."
     ]
     legend += [f"{label}: {'higher' if higher else 'lower'} is better."] if key else []
-    if task == "classification":
-        legend.append("agreement: the share of samples whose top-1 class is Keras's.")
+    if any(row["agreement"] is not None for row in rows):
+        agree = f"{task.unit}s whose top-1 class is Keras's" if task.classes else "outputs read alike (the task's rule)"
+        legend.append(f"agreement: the share of {agree}.")
     legend.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
     warned = [f"- `{name}`: {line}" for name, found in (notes or {}).items() for line in found]
     return "\n".join(lines + [""] + legend + (["", "**Warnings**", ""] + warned if warned else [])) + "\n"
@@ -288,7 +295,7 @@ def plot_report(rows, threads, task, path, title="", layers=None):
 
 def _plot_size_vs_metric(axes, rows, names, task):
     """One point per model (a vertical line where there is no task metric)."""
-    key, label, higher = METRICS.get(task, (None, "metric", True))
+    key, label, higher = _shown(task)
     for i, (row, name) in enumerate(zip(rows, names)):
         size, color = row["size_bytes"] / 1024, "tab:gray" if row["name"] == KERAS_ROW else "tab:purple"
         if row["metric"] is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, input_fits, one_line
+from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, input_fits, one_line, task_named
 from plugins.deployment.tflite import layer_errors
 from plugins.deployment.tflite.checks import warn
 from plugins.deployment.tflite.convert import calibration, calibration_set, saved_model_converter
@@ -117,7 +117,7 @@ MIN_DECIDING_SAMPLES = 100  # 1 / KEEP_FLOAT_TOLERANCE: one sample moves accurac
 
 
 def _too_few(ctx, split, samples):
-    if ctx.run.get("spec", {}).get("task") == "classification":
+    if task_named(ctx.run.get("spec", {}).get("task")).classes:
         tolerance = f"{KEEP_FLOAT_TOLERANCE * 100:g} point (one sample moves accuracy by {1 / samples:.1%})"
     else:
         tolerance = f"{KEEP_FLOAT_TOLERANCE:.0%}"
@@ -242,11 +242,9 @@ class _Checker:
         self.options, self.calibrated, self.nodes = options, calibrated, nodes
         self.disable_per_channel = disable_per_channel
         self.float_inputs = np.dtype(model.inputs[0].dtype).kind == "f"
-        self.task = ctx.run.get("spec", {}).get("task")
-        self.split, self.x, self.y = split, x, y
-        self.metric_name, self.higher = {"classification": ("accuracy", True), "regression": ("mae", False)}.get(
-            self.task, ("mse", False)
-        )
+        self.task = task_named(ctx.run.get("spec", {}).get("task"))
+        self.split, self.x, self.y = split, *self.task.targets(x, y)
+        self.metric_name, self.higher = self.task.metric or ("max_abs_diff", False)
         self.float_score = self._score(np.asarray(model.predict(self.x, verbose=0), np.float32))
         self._cache = {}
 
@@ -286,12 +284,10 @@ class _Checker:
         return score <= self.float_score * (1 + KEEP_FLOAT_TOLERANCE) + 1e-12
 
     def _score(self, out):
-        if self.task == "classification":
-            return float(np.mean(out.reshape(len(out), -1).argmax(-1) == np.asarray(self.y).reshape(-1)))
-        target = self.x if self.task not in ("regression",) else self.y
-        target = np.asarray(target, np.float32).reshape(out.shape)
-        diff = out - target
-        return float(np.mean(np.abs(diff)) if self.task == "regression" else np.mean(diff**2))
+        """The task's metric of ``out`` (Keras's own outputs: the float model's score is the reference)."""
+        scorer = self.task.scorer()
+        scorer.add(self.x, self.y, out)
+        return scorer.keras_result().get(self.metric_name, 0.0)
 
 
 def integer_share(flatbuffer):

@@ -123,14 +123,14 @@ def _load_weights_only(path, modules=()):
 
 
 def _loss(run):
-    task = run.record.get("spec", {}).get("task")
-    if task == "classification":
-        return "sparse_categorical_crossentropy", ["accuracy"]
-    if task in ("regression", "reconstruction"):
-        return "mse", ["mae"]
-    raise UsageError(
-        f"fine-tuning supports classification, regression and reconstruction runs; this run's task is {task!r}"
-    )
+    """The run's task's loss and metrics (``core.Task``); a task without a default loss cannot be fine-tuned."""
+    from core import task_named
+
+    name = run.record.get("spec", {}).get("task")
+    task = task_named(name)
+    if task.loss is None:
+        raise UsageError(f"fine-tuning needs a task with a default loss; this run's task {name!r} has none")
+    return task.loss, list(task.metrics)
 
 
 def fit(
@@ -196,8 +196,9 @@ def _full_batches(split, batch_size, seed):
 
 
 def evaluate(model, dataset, task):
-    """``{"split", "accuracy"|"mae"|"mse"}`` of ``model`` on the dataset's evaluation split."""
-    from core import as_arrays
+    """``{"split", ...}`` with the task's metrics (``accuracy``, ``mae``, ...) of ``model`` on the
+    dataset's evaluation split."""
+    from core import as_arrays, task_named
 
     name, split = dataset.evaluation_split()
     x, y = as_arrays(split)
@@ -209,11 +210,7 @@ def evaluate(model, dataset, task):
         pred = np.asarray(model.predict(x, batch_size=min(len(x), 1024), verbose=0), dtype="float32")
     finally:
         tf_logger.setLevel(level)
-    out = {"split": name}
-    if task == "classification" and y is not None:
-        out["accuracy"] = float(np.mean(pred.argmax(-1) == np.asarray(y).reshape(-1)))
-    elif task == "regression" and y is not None:
-        out["mae"] = float(np.mean(np.abs(pred.reshape(len(y), -1) - np.asarray(y, "float32").reshape(len(y), -1))))
-    elif task == "reconstruction":
-        out["mse"] = float(np.mean((pred.reshape(x.shape) - x) ** 2))
-    return out
+    kind = task_named(task)
+    scorer = kind.scorer(getattr(dataset, "info", None))
+    scorer.add(*kind.targets(x, y), pred)
+    return {"split": name, **scorer.keras_result()}

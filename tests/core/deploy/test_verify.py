@@ -216,18 +216,19 @@ def test_constant_keras_outputs_are_said():
     """A model whose outputs are the same for every sample: any two such models agree, so agreement
     says nothing. Outputs that vary (by more than 1e-6 of their size) are not constant."""
     from core.deploy.verify import _Totals
+    from core.task import task_named
 
     y = np.array([0, 1, 2, 1])
     constant = np.tile([0.2, 0.5, 0.3], (4, 1)).astype("float32")
     constant[1, 0] += 1e-9  # features of 1e-10 under a softmax: differences far below float32's resolution of it
-    totals = _Totals("classification")
+    totals = _Totals(task_named("classification"))
     totals.add(np.zeros((4, 2)), y, constant, constant)
     got = totals.metrics()
     assert got["agreement"] == 1.0 and got["keras_outputs_constant"] is True
     assert got["warnings"][0].startswith("Keras's outputs are the same for every sample: agreement means nothing")
     varying = constant.copy()
     varying[2] = [0.3, 0.4, 0.3]
-    totals = _Totals("classification")
+    totals = _Totals(task_named("classification"))
     totals.add(np.zeros((4, 2)), y, varying, varying)
     assert "keras_outputs_constant" not in totals.metrics() and "warnings" not in totals.metrics()
 
@@ -236,14 +237,15 @@ def test_clipped_regression_outputs_are_counted():
     """At a limit of the file's integer output while Keras's value lies beyond it: clipped. A 0 limit is
     no evidence (a ReLU output sits there), nor an output at the limit that Keras also gives."""
     from core.deploy.verify import _Totals
+    from core.task import task_named
 
     limits = (0.0, 62.25)
     keras_out = np.array([[70.0], [62.25], [50.0], [-3.0], [64.0]], "float32")
     lite_out = np.clip(keras_out, *limits)
-    totals = _Totals("regression", limits)
+    totals = _Totals(task_named("regression"), limits)
     totals.add(np.zeros((5, 1)), np.full(5, 60.0), lite_out, keras_out)
     got = totals.metrics()
     assert got["clipped_outputs"] == 2 and got["output_limits"] == [0.0, 62.25]
-    totals = _Totals("regression", None)  # a float output: nothing to count
+    totals = _Totals(task_named("regression"), None)  # a float output: nothing to count
     totals.add(np.zeros((5, 1)), np.full(5, 60.0), keras_out, keras_out)
     assert "clipped_outputs" not in totals.metrics()

@@ -52,6 +52,7 @@ def test_run_record_reproduces(trained, backend):
         "class_names": [str(i) for i in range(10)],
         "input_dtype": "float32",
         "vocab_size": None,
+        "target_shape": None,
     }
     assert record["versions"]["keras"].startswith("3.") and backend in str(record["versions"])
     job = read_json(run / "job.json")
