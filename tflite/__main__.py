@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.input is None and not args.text and args.bench is None and not args.metadata:
-        parser.error("give --input FILE.npy, --text TEXT, --bench N, --metadata, or several")
+        parser.error("give --input FILE.npy, --bench N, --metadata, --text TEXT, or several")
     if args.input is not None and args.text:
         parser.error("give --input FILE or --text TEXT, not both")
     if args.normalize and args.input is None:
