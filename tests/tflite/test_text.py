@@ -101,6 +101,20 @@ def test_the_training_side_tokenizes_with_the_device_code():
     )
 
 
+def test_the_recorded_rule_tokenizes_and_a_foreign_one_is_refused(tmp_path):
+    meta = {"vocabulary": ["<pad>", "<oov>", "great", "café"], "tokenizer": device_text.rule(4)}
+    tokenizer = device_text.tokenizer_from_metadata(json.loads(json.dumps(meta)))  # as read back from JSON
+    ids = tokenizer.encode(["GREAT Café!", "great_film, great great great"])  # _ splits words; cut at 4
+    np.testing.assert_array_equal(ids, [[2, 3, 0, 0], [2, 1, 2, 2]])
+    assert tokenizer.encode([]).shape == (0, 4)
+    for change, needle in (({"padding": "pre"}, "'padding': 'pre'"), ({"length": 0}, "'length': 0")):
+        with pytest.raises(ValueError, match=f"m.tflite: its tokenizing rule {{{needle}}} is not one"):
+            device_text.tokenizer_from_metadata({**meta, "tokenizer": {**meta["tokenizer"], **change}}, "m.tflite")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.txt: not UTF-8 text"):
+        device_text.read_lines(tmp_path / "latin1.txt")
+
+
 @pytest.mark.slow
 def test_the_tflite_carries_the_vocabulary_and_the_rule(text_run):
     meta = load_metadata(lite(text_run, "int8"))
