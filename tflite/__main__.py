@@ -1,5 +1,5 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize]] [--bench N] [--threads N] [--top K]
-                 [--metadata] [--json]
+"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize] | --text TEXT|FILE.txt ...] [--bench N]
+                 [--threads N] [--top K] [--metadata] [--json]
 
 Examples:
   python -m tflite model_int8.tflite --input samples.npy --top 3
@@ -12,6 +12,9 @@ Examples:
   python -m tflite model_int8.tflite --input rows.csv --normalize
       (a model trained on the csv dataset: raw rows with a header row, encoded as the training table
       was: numeric columns standardized, text columns one-hot)
+  python -m tflite model_int8.tflite --text "a great film" --text reviews.txt
+      (a model trained on a text dataset: each text, or each line of a .txt file, tokenized with the
+      vocabulary and rule its metadata records, as training tokenized them)
   python -m tflite model_int8.tflite --metadata
       {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .runner import TFLiteModel, clipping_warning, range_warning
+from .text import TEXT_SUFFIXES, read_lines
 
 
 class _UsageError(ValueError):
@@ -63,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a .npy array of inputs (one sample, or a batch); a csv model's raw rows as .csv (with --normalize)",
     )
     p.add_argument(
+        "--text",
+        action="append",
+        metavar="TEXT|FILE.txt",
+        help="a text to classify, or a .txt file of texts (one a line); repeatable; for a model trained on a "
+        "text dataset (the vocabulary and tokenizing rule are in its metadata)",
+    )
+    p.add_argument(
         "--normalize",
         action="store_true",
         help="prepare --input as the training data was (the normalization the metadata records, e.g. x / 255; "
@@ -93,22 +104,69 @@ def _load_npy(path: Path, model: TFLiteModel) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except Exception:  # numpy raises several types for a bad file; all mean the same here
-        raise ValueError(f"{path}: not a .npy array file; {ACCEPTED}{_text_hint(path, model)}") from None
+        if _is_text(path):
+            raise ValueError(_text_hint(path, model)) from None
+        raise ValueError(f"{path}: not a .npy array file; {ACCEPTED}") from None
     if not isinstance(x, np.ndarray) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise ValueError(f"{path}: expected a numeric array, received {getattr(x, 'dtype', type(x))}")
     return x
 
 
+def _is_text(path: Path) -> bool:
+    """Whether ``path`` (not a .npy array) holds text: a text file's name, or, under a name other
+    than .npy (a damaged array stays one), UTF-8 without NULs."""
+    if path.suffix.lower() in (*TEXT_SUFFIXES, ".json", ".jsonl", ".tsv"):
+        return True
+    if path.suffix.lower() == ".npy":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):  # a multi-byte character cut at 4096 bytes: not worth a guess
+        return False
+    return bool(head) and b"\0" not in head
+
+
 def _text_hint(path: Path, model: TFLiteModel) -> str:
-    """What to do with text: a text model takes token ids, made with the vocabulary it records."""
-    if path.suffix.lower() not in (".txt", ".text", ".json", ".jsonl"):
-        return ""
+    """What to do with a text file given to --input: --text for a text model, else say it takes none."""
     if (model.metadata or {}).get("vocabulary"):
         return (
-            "; text is not read here: this model takes token ids, made from text with the vocabulary in its "
-            "metadata (--metadata), saved with numpy.save"
+            f"{path}: a text file, not a .npy array; use --text {path} (one text a line): this model "
+            "tokenizes text with the vocabulary and rule in its metadata"
         )
-    return "; text is not read here"
+    return (
+        f"{path}: a text file, not a .npy array; {ACCEPTED}. --text reads text for a model trained on a text "
+        "dataset, and this model's metadata records no vocabulary"
+    )
+
+
+def _texts(values: list[str]) -> list[str]:
+    """The texts of the --text values: a value naming a file (or ending in .txt) is a file of texts,
+    one a line; any other value is one text."""
+    texts: list[str] = []
+    for value in values:
+        path = Path(value)
+        try:
+            is_file = path.is_file()
+        except (OSError, ValueError):  # a long sentence is no file name
+            is_file = False
+        if not is_file and path.suffix.lower() in TEXT_SUFFIXES:
+            raise FileNotFoundError(f"--text {value}: no such file (a text to classify itself has no .txt ending)")
+        lines = read_lines(path) if is_file else [value]
+        if not lines:
+            raise ValueError(f"--text {path}: the file holds no line of text")
+        texts += lines
+    return texts
+
+
+def _text_input(model: TFLiteModel, values: list[str]) -> np.ndarray:
+    """The texts of ``values`` (see ``_texts``) as the token ids the model takes (``encode_texts``)."""
+    texts = _texts(values)
+    try:
+        return model.encode_texts(texts)
+    except ValueError as e:  # no vocabulary, no rule, or one for another input shape: not a text model
+        raise _UsageError(f"--text: {e}") from None
 
 
 def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
@@ -193,7 +251,8 @@ def _warn(model: TFLiteModel, warning: str | None, result: dict) -> None:
 def _run(args: argparse.Namespace) -> int:
     model = TFLiteModel(args.model, num_threads=args.threads)
     result: dict = {"model": str(model.path), "threads": args.threads}
-    x = None if args.input is None else _input(model, args.input, args.normalize, result)
+    x = _input(model, args.input, args.normalize, result) if args.input is not None else None
+    x = _text_input(model, args.text) if args.text else x
     lines: list[str] = []
     if args.metadata:
         result["metadata"] = model.metadata
@@ -217,8 +276,10 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.input is None and args.bench is None and not args.metadata:
-        parser.error("give --input FILE.npy, --bench N, --metadata, or several")
+    if args.input is None and not args.text and args.bench is None and not args.metadata:
+        parser.error("give --input FILE.npy, --bench N, --metadata, --text TEXT, or several")
+    if args.input is not None and args.text:
+        parser.error("give --input FILE or --text TEXT, not both")
     if args.normalize and args.input is None:
         parser.error("--normalize prepares --input FILE; give it one")
     try:

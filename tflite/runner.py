@@ -18,6 +18,7 @@ import numpy as np
 
 from .metadata import EMBEDDED_KEY, read_metadata
 from .tables import encode_rows, read_rows, standardize, table_columns
+from .text import tokenizer_from_metadata
 
 __all__ = [
     "TFLiteModel",
@@ -354,6 +355,17 @@ class TFLiteModel:
             )
         header, rows = read_rows(path)
         return encode_rows(header, rows, columns, str(path))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """``texts`` as the int32 token ids the model takes, tokenized with the vocabulary and rule
+        its metadata records (``tflite.text``: as the training text dataset tokenized them)."""
+        tokenizer = tokenizer_from_metadata(self.metadata, str(self.path))
+        if self.input_shape not in ((tokenizer.length,), (-1,)):
+            raise ValueError(
+                f"{self.path}: its tokenizing rule makes {tokenizer.length} token ids of a text, but the model "
+                f"takes inputs of shape {self.input_shape}"
+            )
+        return tokenizer.encode(texts)
 
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:

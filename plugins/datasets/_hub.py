@@ -160,11 +160,9 @@ def text_test_split(data, texts, labels, length):
     see ``text.dataset``) and their int32 ``labels``: a dataset's own test split of texts."""
     import numpy as np
 
-    from plugins.datasets.text import tokenize
+    from tflite.text import Tokenizer
 
-    ids = {token: i for i, token in enumerate(data.vocabulary)}
-    x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
-    data.test = (x, np.asarray(labels, dtype="int32"))
+    data.test = (Tokenizer(data.vocabulary, length).encode(texts), np.asarray(labels, dtype="int32"))
 
 
 def check_common(

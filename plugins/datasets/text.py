@@ -1,14 +1,14 @@
 """``text_folder`` and ``text_csv``: your own texts and their classes, as padded int32 token ids.
 
-``tokenize`` is pure Python, so that a device turns text into the model's input the same way.
+The tokenizing rule (``words``, ``tokenize``) is ``tflite/text.py``'s, the code a device runs: the
+dataset records it (``dataset.tokenizer``) beside its vocabulary, the exporter embeds both in each
+.tflite, and ``python -m tflite MODEL --text`` tokenizes as training did by construction.
 """
 
-import re
-
 from core import hookimpl
+from tflite.text import OOV, PAD, TOKEN, Tokenizer, rule, tokenize, words
 
-PAD, OOV = "<pad>", "<oov>"  # ids 0 and 1; the tokenizer never produces them (no < or >)
-TOKEN = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
+__all__ = ["OOV", "PAD", "TOKEN", "build_vocabulary", "dataset", "load_csv", "load_folder", "tokenize", "words"]
 
 
 @hookimpl
@@ -23,20 +23,6 @@ def register_datasets(register):
         load_csv,
         summary="your own texts and labels in two CSV columns (--data-opt path=FILE), as token ids",
     )
-
-
-def words(text):
-    """Lower-cased runs of letters and digits: ``"Don't STOP!"`` → ``["don", "t", "stop"]``."""
-    return TOKEN.findall(text.lower())
-
-
-def tokenize(text, vocabulary, length):
-    """``length`` token ids of ``text``: 1 for a word outside ``vocabulary``, the rest cut off, 0s
-    after the end. ``vocabulary`` is the list of tokens by id (``dataset.vocabulary``) or a dict
-    token → id."""
-    ids = vocabulary if isinstance(vocabulary, dict) else {t: i for i, t in enumerate(vocabulary)}
-    out = [ids.get(word, 1) for word in words(text)[:length]]
-    return out + [0] * (length - len(out))
 
 
 def build_vocabulary(texts, max_tokens):
@@ -86,7 +72,9 @@ def load_csv(
 def dataset(texts, labels, class_names, max_tokens, length, validation, test, seed, owner):
     """Sequences as int32 token ids with shape (length,); a split stratified by class, fixed by
     ``seed``. The vocabulary is the ``max_tokens`` most frequent words of the train split (ids 0
-    padding, 1 out of vocabulary, then by frequency), attached as ``dataset.vocabulary``."""
+    padding, 1 out of vocabulary, then by frequency), attached as ``dataset.vocabulary``, and the
+    tokenizing rule as ``dataset.tokenizer`` (``tflite.text.rule``): model.json and the .tflite's
+    metadata record both, for a device."""
     import numpy as np
 
     from core import Dataset
@@ -97,8 +85,7 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
         len(texts), {"validation": validation, "test": test}, seed, owner, "texts", labels=labels
     )
     vocabulary = build_vocabulary([texts[i] for i in train], max_tokens)
-    ids = {token: i for i, token in enumerate(vocabulary)}
-    x = np.array([tokenize(text, ids, length) for text in texts], dtype="int32").reshape(len(texts), length)
+    x = Tokenizer(vocabulary, length).encode(texts)
     data = Dataset(
         train=(x[train], labels[train]),
         validation=take(val, x, labels),
@@ -108,6 +95,7 @@ def dataset(texts, labels, class_names, max_tokens, length, validation, test, se
         vocab_size=len(vocabulary),
     )
     data.vocabulary = vocabulary
+    data.tokenizer = rule(length)
     return data
 
 

@@ -93,7 +93,7 @@ def describe(ctx, path, model):
         "versions": package_versions(),
         **{
             k: getattr(ctx.dataset, k)
-            for k in ("vocabulary", "preprocessing")
+            for k in ("vocabulary", "tokenizer", "preprocessing")
             if getattr(ctx.dataset, k, None) is not None
         },
         "files": {

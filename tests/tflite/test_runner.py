@@ -330,7 +330,7 @@ def test_cli_errors_are_one_line(models, tmp_path, case):
         "garbage_model": ([str(garbage), "--bench", "1"], 1, "garbage.tflite"),
         "wrong_shape": ([model, "--input", str(tmp_path / "wrong.npy")], 1, "(2, 4, 4, 3)"),
         "bad_npy": ([model, "--input", str(tmp_path / "bad.npy")], 1, "bad.npy: not a .npy array file"),
-        "text_input": ([model, "--input", str(tmp_path / "review.txt")], 1, "text is not read here"),
+        "text_input": ([model, "--input", str(tmp_path / "review.txt")], 1, "review.txt: a text file, not a .npy"),
         "missing_npy": ([model, "--input", str(tmp_path / "gone.npy")], 1, "gone.npy"),
         "no_action": ([model], 2, "--input"),
         "bad_bench": ([model, "--bench", "0"], 2, "--bench"),

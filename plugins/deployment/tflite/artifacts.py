@@ -115,9 +115,10 @@ def _describe_run(ctx):
         "dataset": ctx.run.get("dataset", {}).get("name"),
         "trained_backend": ctx.run.get("training", {}).get("backend"),
     }
-    # What a device needs to prepare inputs like the training data: a text dataset's vocabulary,
-    # a table's column encodings, the range of the inputs and the scaling that made them.
-    for key in ("vocabulary", "preprocessing"):
+    # What a device needs to prepare inputs like the training data: a text dataset's vocabulary and
+    # tokenizing rule (tflite/text.py), a table's column encodings, the range of the inputs and the
+    # scaling that made them.
+    for key in ("vocabulary", "tokenizer", "preprocessing"):
         if getattr(ctx.dataset, key, None) is not None:
             described[key] = getattr(ctx.dataset, key)
     inside = model_preprocessing(ctx.model)

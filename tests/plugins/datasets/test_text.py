@@ -10,6 +10,7 @@ from conftest import one_line_error, run_cli
 from core import KerastackError, PluginHost, UsageError
 from core.data import check_dataset, spec_of
 from plugins.datasets.text import OOV, PAD, build_vocabulary, load_csv, load_folder, tokenize, words
+from tflite.text import rule
 
 GOOD = ("a great film", "loved it, great acting", "wonderful and moving", "great fun")
 BAD = ("a boring film", "hated it, awful acting", "dull and slow", "awful mess")
@@ -84,6 +85,7 @@ def test_text_folder_gives_int32_ids_and_the_vocabulary_of_the_train_split(tmp_p
     assert spec.input_shape == (6,) and spec.input_dtype == "int32"
     assert spec.class_names == ("neg", "pos") and spec.num_classes == 2
     assert dataset.vocab_size == spec.vocab_size == len(dataset.vocabulary)
+    assert dataset.tokenizer == rule(6)  # the rule a device tokenizes with, recorded beside the vocabulary
     assert dataset.vocabulary[:3] == [PAD, OOV, "great"]  # 'great' is the most frequent word
     assert [len(s[0]) for s in (dataset.train, dataset.validation, dataset.test)] == [28, 6, 6]
     for x, y in (dataset.train, dataset.validation, dataset.test):
