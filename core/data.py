@@ -8,7 +8,7 @@ import numpy as np
 
 from core.errors import KerastackError
 
-TASKS = ("classification", "regression", "reconstruction", "generation")
+TASKS = ("classification", "regression", "reconstruction", "generation", "segmentation")
 # Tasks that need no labels: an architecture for one of them trains on any dataset's inputs.
 UNSUPERVISED = ("reconstruction", "generation")
 
@@ -48,7 +48,7 @@ class DataSpec:
     """What an architecture's ``build`` gets to know about the data.
 
     ``input_shape`` is one sample's shape (no batch axis); ``num_classes`` and ``class_names`` are
-    set for classification; ``task`` is the task the run trains; ``input_dtype`` the inputs' numpy
+    set for classification and segmentation (a class per pixel); ``task`` is the task the run trains; ``input_dtype`` the inputs' numpy
     dtype name (``"int32"`` for token ids); ``vocab_size`` the number of token ids, if any.
     """
 
@@ -146,7 +146,7 @@ def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
     x = np.asarray(x)
     num_classes = None
     names = tuple(dataset.class_names) if dataset.class_names is not None else None
-    if dataset.task == "classification":
+    if dataset.task in ("classification", "segmentation"):  # labels per sample, or per pixel
         if names:
             num_classes = len(names)
         elif y is not None:
@@ -184,7 +184,7 @@ def _check_labels(dataset, num_classes, owner=None):
             continue
         y = np.asarray(split[1])
         if not np.issubdtype(y.dtype, np.integer):
-            raise KerastackError(f"{where}{name} labels have dtype {y.dtype}; classification needs integer labels")
+            raise KerastackError(f"{where}{name} labels have dtype {y.dtype}; {dataset.task} needs integer labels")
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise KerastackError(
                 f"{where}{name} labels must lie in [0, {num_classes - 1}] ({num_classes} classes); "
