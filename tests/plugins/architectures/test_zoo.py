@@ -32,6 +32,7 @@ CASES = [
     Case("vae", "digits", {"latent": 4, "filters": 4}),
     Case("diffusion", "digits", {"filters": 8, "embed_dim": 8, "steps": 50}),
     Case("gan", "digits", {"latent": 8, "filters": 8}, steps=4),
+    Case("unet", "shapes", {"filters": 4}, {"task": "segmentation", "samples": 120}),
 ]
 BY_ARCH = {c.arch: c for c in reversed(CASES)}  # the first case of each family
 
