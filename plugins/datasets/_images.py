@@ -37,6 +37,22 @@ def read_image(file, size, channels, owner):
     return x[..., None] if channels == 1 else x
 
 
+MASK_MODES = ("L", "P", "I", "I;16", "1")  # Pillow modes that hold indices (a palette's positions), not colours
+
+
+def mask_indices(mask, size):
+    """``(indices, largest)``: a mask image's class indices as int32 (size, size), resized to the
+    nearest pixel, and the largest index before resizing (which may skip pixels). ``mask`` is a PIL
+    image; one whose mode holds colours (RGB) is a ValueError saying what a mask must be."""
+    import numpy as np
+    from PIL import Image
+
+    if mask.mode not in MASK_MODES:
+        raise ValueError(f"is a {mask.mode} image; expected class indices: a grayscale (L) or palette (P) PNG")
+    largest = int(np.asarray(mask).max())
+    return np.asarray(mask.resize((size, size), Image.Resampling.NEAREST)).astype("int32"), largest
+
+
 def reason(exc):
     """An exception as one line: ``TypeName: message``."""
     text = " ".join(str(exc).split())

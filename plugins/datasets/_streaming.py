@@ -9,14 +9,16 @@ import numpy as np
 
 
 class FileBatches(keras.utils.PyDataset):
-    """``(x, y)`` batches: ``read(path)`` stacked for ``batch_size`` files, and their int32 labels.
+    """``(x, y)`` batches: ``read(path)`` stacked for ``batch_size`` files, and their int32 labels,
+    or with ``read_target`` their targets read the same way (a segmentation mask per image).
 
     Only the files of the batch asked for are read. With ``shuffle``, the order is a permutation
     drawn from ``seed`` at the start and again after every epoch; without, it is the given order.
     """
 
-    def __init__(self, paths, labels, read, batch_size=32, shuffle=False, seed=0, **kwargs):
+    def __init__(self, paths, labels, read, batch_size=32, shuffle=False, seed=0, read_target=None, **kwargs):
         super().__init__(**kwargs)
+        self.read_target = read_target
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype="int32")
         self.read = read
@@ -36,7 +38,10 @@ class FileBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return np.stack([self.read(self.paths[i]) for i in rows]), self.labels[rows]
+        x = np.stack([self.read(self.paths[i]) for i in rows])
+        if self.read_target is not None:
+            return x, np.stack([self.read_target(self.paths[i]) for i in rows]).astype("int32")
+        return x, self.labels[rows]
 
     def on_epoch_end(self):
         self.order = self._new_order()

@@ -11,7 +11,6 @@ from core import hookimpl
 OWNER = "dataset 'mask_folder'"
 IMAGES = (".png", ".jpg", ".jpeg")
 LABELS_FILE = "labels.txt"
-MASK_MODES = ("L", "P", "I", "I;16", "1")  # Pillow modes that hold indices, not colours
 
 
 @hookimpl
@@ -123,24 +122,19 @@ def read_mask(image, file, size, image_size, names):
     """``file``'s class indices as int32 (size, size), resized to the nearest pixel; errors name the
     file: not an index image, not the size of ``image`` (``image_size``, width by height), or an index
     beyond ``names``."""
-    import numpy as np
     from PIL import Image
 
     from core import KerastackError
-    from plugins.datasets._images import reason
+    from plugins.datasets._images import mask_indices, reason
 
     try:
         with Image.open(file) as mask:
-            mode, dimensions = mask.mode, mask.size
-            if mode in MASK_MODES:
-                largest = int(np.asarray(mask).max())  # before resizing, which may skip pixels
-                indices = np.asarray(mask.resize((size, size), Image.Resampling.NEAREST)).astype("int32")
+            dimensions = mask.size
+            indices, largest = mask_indices(mask, size)
+    except ValueError as exc:
+        raise KerastackError(f"{OWNER}: mask {file} {exc}") from None
     except Exception as exc:  # Pillow raises many types for a damaged file
         raise KerastackError(f"{OWNER}: cannot read mask {file}: {reason(exc)}") from None
-    if mode not in MASK_MODES:
-        raise KerastackError(
-            f"{OWNER}: mask {file} is a {mode} image; expected class indices: a grayscale (L) or palette (P) PNG"
-        )
     if dimensions != image_size:
         raise KerastackError(
             f"{OWNER}: mask {file} is {dimensions[0]}x{dimensions[1]} but its image {image} is "
