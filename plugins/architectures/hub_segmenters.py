@@ -64,7 +64,10 @@ def _build(arch, spec, preset, pixel_max):
         backbone = _small(arch, keras_hub, (height, width, x.shape[-1]))
     else:
         backbone, x = _pretrained(arch, keras_hub, preset, x, pixel_max)
-    x = backbone(x)
+    # A preset's BatchNorm keeps its statistics (as hub.py's classifiers), said in the graph too:
+    # a KerasHub backbone nested in a model otherwise exports to a SavedModel that normalizes with
+    # batch statistics. preset=none learns its statistics, so its export has that fault (findings.md).
+    x = backbone(x) if preset == "none" else backbone(x, training=False)
     x = layers.Conv2D(spec.num_classes, 1, name="head")(x)
     if tuple(x.shape[1:3]) != (height, width):
         x = layers.Resizing(height, width, interpolation="bilinear", name="to_input_size")(x)
