@@ -42,6 +42,7 @@ class Hub:
 
     name = ""
     own_size = False
+    task = "classification"  # "segmentation" where the targets are masks (tfds's mask option)
 
     def __init__(self, options):
         self.options = options
@@ -97,7 +98,7 @@ def load_hub(hub):
     image, text, class_names = hub.inputs()
     if text:
         return hub.text_dataset(text, class_names)
-    data = Dataset(*hub.image_splits(image), task="classification", class_names=tuple(class_names))
+    data = Dataset(*hub.image_splits(image), task=hub.task, class_names=tuple(class_names))
     data.normalization = PIXELS
     return data
 

@@ -50,7 +50,7 @@ class FileBatches(keras.utils.PyDataset):
 class StreamBatches(keras.utils.PyDataset):
     """``(x, y)`` batches of ``count`` examples read in sequence from a source without random access
     (TFDS's TFRecord files): ``examples(pass_number)`` starts a new pass, an iterator of ``(raw,
-    label)``, and ``read(raw)`` makes one input.
+    label)``, and ``read(raw)`` makes one input (``read_target(label)`` one target, e.g. a mask).
 
     Keras's ``fit`` asks for a finite PyDataset's batches in shuffled index order. With ``shuffle``
     (a train split whose passes are shuffled at the source) the batch served is the next of the pass
@@ -59,9 +59,9 @@ class StreamBatches(keras.utils.PyDataset):
     an earlier one.
     """
 
-    def __init__(self, examples, count, read, batch_size=32, shuffle=False, **kwargs):
+    def __init__(self, examples, count, read, batch_size=32, shuffle=False, read_target=None, **kwargs):
         super().__init__(**kwargs)
-        self.examples, self.count, self.read = examples, int(count), read
+        self.examples, self.count, self.read, self.read_target = examples, int(count), read, read_target
         self.batch_size, self.shuffle = int(batch_size), shuffle
         self.passes, self._iterator, self._next = 0, None, 0
 
@@ -86,7 +86,7 @@ class StreamBatches(keras.utils.PyDataset):
         for _ in range(rows):
             raw, label = next(self._iterator)
             inputs.append(self.read(raw))
-            labels.append(label)
+            labels.append(label if self.read_target is None else self.read_target(label))
         self._next += 1
         return np.stack(inputs), np.asarray(labels, dtype="int32")
 
