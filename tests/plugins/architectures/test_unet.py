@@ -32,6 +32,12 @@ for path in export(run.path, "tflite", {"quantize": "none,int8", "calibration_sa
     lite = TFLiteModel(path)
     report[path.stem] = scores(confusion(y, lite.predict(x), 4), names) | {"ops": sorted(set(lite.op_names()))}
 
+# --augment on masks, through training (each mask moved with its image: tests/core/engine/test_augment.py).
+augmented = train("unet", "shapes", backend="tensorflow", data_options={**data, "samples": 120}, epochs=1,
+                  batch_size=16, augment=("flip", "rotate"), checkpoint_every=0, out=out + "/augmented", seed=0,
+                  verbose=0)
+report["augmented"] = augmented.metrics
+
 image = DataSpec((32, 32, 1), 4, task="segmentation")
 def params(**hp):
     return build(image, **hp).count_params()
@@ -68,6 +74,11 @@ def test_int8_keeps_mean_iou_within_one_point(report):
         assert abs(report[name]["mean_iou"] - report["keras"]["mean_iou"]) <= 0.01, (name, report[name])
         assert not [op for op in report[name]["ops"] if op.startswith("Flex")], report[name]["ops"]
     assert "TRANSPOSE_CONV" in report[files[0]]["ops"] and "CONCATENATION" in report[files[0]]["ops"]
+
+
+def test_trains_with_augmented_masks(report):
+    metrics = report["augmented"]
+    assert 0 < metrics["loss"] < 5 and 0 <= metrics["test_accuracy"] <= 1, metrics
 
 
 def test_hyperparameters_change_the_model(report):
