@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         result["metadata"] = model.metadata
         lines.append(json.dumps(model.metadata, indent=2))
     if x is not None:
-        where = (args.out or args.input.parent, args.input.stem)
+        where = (args.out or args.input.parent, args.input.stem) if args.input else None  # masks: --input only
         predictions, more = _predictions(model, x, args.top, result, where)
         result["predictions"] = predictions
         lines += more
