@@ -17,7 +17,7 @@ an architecture the tasks it builds for; the core then asks the task, never the 
   file's metadata; the device side knows these four ways and nothing of plugins).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,10 +34,14 @@ class Scorer:
     Keras's outputs and, when another runtime is judged, its outputs on the same inputs. A subclass
     calls ``mean(name, keras_sum, other_sum, count)`` for a metric of each side (``keras_NAME`` and
     ``NAME`` for the other runtime, ``tflite_NAME`` in verify) and ``mean(name, None, sum, count)``
-    for one that compares the two sides (``agreement``); or overrides ``result``."""
+    for one that compares the two sides (``agreement``); or overrides ``result``. ``info`` holds the
+    dataset's facts (``Dataset.info``), ``class_names`` the run's classes where it has them."""
 
-    def __init__(self, task: "Task", info: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, task: "Task", info: Mapping[str, Any] | None = None, class_names: Sequence[str] | None = None
+    ) -> None:
         self.task, self.info = task, dict(info or {})
+        self.class_names = list(class_names) if class_names else None
         self.sums: dict[str, list[float]] = {}  # key → [sum, count]
 
     def add(self, x: np.ndarray, y: np.ndarray | None, keras_out: np.ndarray, out: np.ndarray | None = None) -> None:
@@ -100,9 +104,10 @@ class Task:
         """The ``(x, y)`` a model of this task is fitted on, from a split's inputs and targets."""
         return x, y
 
-    def scorer(self, info: Mapping[str, Any] | None = None) -> Scorer:
-        """A fresh ``Scorer``; ``info`` is the dataset's ``Dataset.info`` (facts a task needs)."""
-        return self.scorer_class(self, info)
+    def scorer(self, info: Mapping[str, Any] | None = None, class_names: Sequence[str] | None = None) -> Scorer:
+        """A fresh ``Scorer``; ``info`` is the dataset's ``Dataset.info`` (facts a task needs),
+        ``class_names`` the run's classes (``DataSpec.class_names``), where known."""
+        return self.scorer_class(self, info, class_names)
 
     def predictions(self, y: np.ndarray | None, outputs: np.ndarray) -> dict[str, np.ndarray] | None:
         """One batch's arrays for ``predictions.npz`` (concatenated over batches), or None to save none.

@@ -1,5 +1,5 @@
 """python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize] | --text TEXT|FILE.txt ...] [--bench N]
-                 [--threads N] [--top K] [--metadata] [--json]
+                 [--threads N] [--top K] [--out DIR] [--metadata] [--json]
 
 Examples:
   python -m tflite model_int8.tflite --input samples.npy --top 3
@@ -15,6 +15,9 @@ Examples:
   python -m tflite model_int8.tflite --text "a great film" --text reviews.txt
       (a model trained on a text dataset: each text, or each line of a .txt file, tokenized with the
       vocabulary and rule its metadata records, as training tokenized them)
+  python -m tflite unet_int8.tflite --input images.npy --out masks/
+      0: background 81.2%, circle 18.8% -> masks/images_0_mask.png, images_0_overlay.png
+      (a segmentation model: the class of each pixel as a palette PNG, and the classes over the image)
   python -m tflite model_int8.tflite --metadata
       {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import mask
 from .runner import TFLiteModel, clipping_warning, range_warning
 from .text import TEXT_SUFFIXES, read_lines
 
@@ -82,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", type=_positive_int, metavar="N", help="time N single-sample invocations")
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", help="where a segmentation model's mask PNGs go (default: beside --input)"
+    )
     p.add_argument(
         "--metadata",
         action="store_true",
@@ -203,10 +210,16 @@ def _is_classification(model: TFLiteModel, outputs: np.ndarray, top: int | None)
     return shown or model.labels is not None or top is not None
 
 
-def _predictions(model: TFLiteModel, x: np.ndarray, top: int | None, result: dict) -> tuple[list[dict], list[str]]:
+def _predictions(
+    model: TFLiteModel, x: np.ndarray, top: int | None, result: dict, masks: tuple[Path, str] | None = None
+) -> tuple[list[dict], list[str]]:
+    """Per sample: the top classes, the drawn masks of a segmentation model (into folder
+    ``masks[0]``, files named after ``masks[1]``), or the raw outputs."""
     outputs = model.predict(x)
     records, lines = [], []
     _warn(model, clipping_warning(outputs, model.output_limits, model.metadata), result)
+    if masks and mask.is_segmentation(model.metadata, model.labels, outputs):
+        return mask.draw(x, outputs, model.labels, *masks)
     if not _is_classification(model, outputs, top):
         for i, row in enumerate(outputs):
             records.append({"index": i, "output": row.tolist()})
@@ -258,7 +271,8 @@ def _run(args: argparse.Namespace) -> int:
         result["metadata"] = model.metadata
         lines.append(json.dumps(model.metadata, indent=2))
     if x is not None:
-        predictions, more = _predictions(model, x, args.top, result)
+        where = (args.out or args.input.parent, args.input.stem) if args.input else None  # masks: --input only
+        predictions, more = _predictions(model, x, args.top, result, where)
         result["predictions"] = predictions
         lines += more
     if args.bench:

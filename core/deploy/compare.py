@@ -126,17 +126,18 @@ def compare_outputs(
     y: ArrayLike | None = None,
     task: str | None = None,
     info: Mapping[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, float | int]:
     """What ``verify()`` says of a .tflite, for the outputs of any other runtime on the same inputs:
     ``samples``, ``max_abs_diff``, then the task's scorer (``Task.scorer``) on the fitted targets ``y``
     (``Task.targets``: for reconstruction, the inputs): for classification ``accuracy``,
     ``keras_accuracy`` and ``agreement`` (top-1); ``mae``/``keras_mae`` for regression; ``mse``/
-    ``keras_mse`` for reconstruction. ``info``: the dataset's ``Dataset.info``."""
+    ``keras_mse`` for reconstruction. ``info``: the dataset's ``Dataset.info``; ``class_names``: the run's."""
     keras_out = np.asarray(keras_out, dtype="float32")
     out = np.asarray(out, dtype="float32").reshape(keras_out.shape)
     result = {"samples": int(len(keras_out)), "max_abs_diff": float(np.max(np.abs(out - keras_out)))}
     if task is not None and y is not None:
-        scorer = task_named(task).scorer(info)
+        scorer = task_named(task).scorer(info, class_names)
         scorer.add(None, np.asarray(y), keras_out, out)
         result.update(scorer.result())
     return result
@@ -176,7 +177,8 @@ def check_export(
     else:
         task = None
     info = getattr(ctx.dataset, "info", None)
-    result = {"split": split, **compare_outputs(keras_out, out, y, task, info)}
+    names = ctx.run.get("spec", {}).get("class_names")
+    result = {"split": split, **compare_outputs(keras_out, out, y, task, info, names)}
     if latency_runs:
         one = feed(x[:1])
         p50, p90 = time_calls(lambda: np.asarray(predict(one)), runs=latency_runs)

@@ -19,7 +19,7 @@ from core.files import StrPath
 from core.plugins import get_plugin_host
 from core.proc.progress import ProgressBar, progress_bar
 from core.runs import Run, load_run
-from core.task import Task, task_named
+from core.task import Scorer, Task, task_named
 from core.tracking import log_verified
 
 BATCH = 256  # samples per step: the LiteRT input tensor and keras predict
@@ -111,8 +111,10 @@ def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, 
         # The deployed part takes other inputs than the data (a generator takes noise).
         split_name = "random"
         batches, first = iter(()), (sample_inputs(keras_model, None, 256), None)
-    task = run.record.get("spec", {}).get("task") if split_name != "random" else None
-    totals = _Totals(task_named(task) if task else None, lite.output_limits, getattr(dataset, "info", None))
+    spec = run.record.get("spec", {})
+    task = task_named(spec["task"]) if split_name != "random" and spec.get("task") else None
+    scorer = task.scorer(getattr(dataset, "info", None), spec.get("class_names")) if task else None
+    totals = _Totals(task, lite.output_limits, scorer)
     with _progress(split, split_name) as bar:
         for x, y, keras_out in predict_batches(keras_model, itertools.chain([first], batches)):
             try:
@@ -139,11 +141,14 @@ CONSTANT = 1e-6  # outputs that vary over the samples by less than this share of
 class _Totals:
     """Running sums for verify: the outputs' difference and range (generic), the task's metrics (its
     scorer); ``task`` None compares outputs only. ``limits``: the range of the .tflite's integer
-    output (``TFLiteModel.output_limits``), where one makes it; ``info``: the dataset's facts."""
+    output (``TFLiteModel.output_limits``), where one makes it; ``scorer``: the task's (default: a
+    fresh one)."""
 
-    def __init__(self, task: Task | None, limits: tuple[float, float] | None = None, info: Any = None) -> None:
+    def __init__(
+        self, task: Task | None, limits: tuple[float, float] | None = None, scorer: Scorer | None = None
+    ) -> None:
         self.task = task
-        self.scorer = task.scorer(info) if task is not None else None
+        self.scorer = scorer or (task.scorer() if task is not None else None)
         self.limits = limits
         self.n = 0
         self.max_abs_diff = 0.0

@@ -117,7 +117,7 @@ def evaluate(model, job, metrics, out):
         return []
     name, split = dataset.evaluation_split()
     # Batch by batch, keeping sums and the task's predictions only: a streamed split is never all in memory.
-    scorer, saved, spread = task.scorer(dataset.info), [], sanity.OutputSpread()
+    scorer, saved, spread = task.scorer(dataset.info, spec.class_names), [], sanity.OutputSpread()
     for x, y, outputs in predict_batches(model, batches(split, 256)):
         if y is None:
             return []

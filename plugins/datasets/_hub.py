@@ -42,6 +42,7 @@ class Hub:
 
     name = ""
     own_size = False
+    task = "classification"  # "segmentation" where the targets are masks (tfds's mask option)
 
     def __init__(self, options):
         self.options = options
@@ -97,7 +98,7 @@ def load_hub(hub):
     image, text, class_names = hub.inputs()
     if text:
         return hub.text_dataset(text, class_names)
-    data = Dataset(*hub.image_splits(image), task="classification", class_names=tuple(class_names))
+    data = Dataset(*hub.image_splits(image), task=hub.task, class_names=tuple(class_names))
     data.normalization = PIXELS
     return data
 
@@ -139,16 +140,24 @@ def to_pixels(image, size, channels):
     return x[..., None] if channels == 1 else x
 
 
-def streamed(splits, labels, read, batch_size, seed):
+def streamed(splits, labels, read, batch_size, seed, read_target=None):
     """``(train, validation, test)`` PyDatasets of rows by index (``_streaming.FileBatches`` with
-    row numbers for paths): ``read(row)`` gives one input; only the train split is reshuffled."""
+    row numbers for paths): ``read(row)`` gives one input; only the train split is reshuffled. With
+    ``read_target`` (``labels`` None) each row's target is read too: a segmentation mask."""
     from plugins.datasets._streaming import FileBatches  # imports keras
 
     def split(rows, shuffle):
         if rows is None:
             return None
+        targets = [0] * len(rows) if labels is None else [labels[r] for r in rows]
         return FileBatches(
-            [int(r) for r in rows], [labels[r] for r in rows], read, batch_size=batch_size, shuffle=shuffle, seed=seed
+            [int(r) for r in rows],
+            targets,
+            read,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            read_target=read_target,
         )
 
     train, val, test = splits

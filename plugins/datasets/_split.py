@@ -36,3 +36,15 @@ def classification_dataset(x, y, class_names, validation, test, seed, **extra):
     return Dataset(
         train=train, validation=val, test=tst, task="classification", class_names=tuple(class_names), **extra
     )
+
+
+def segmentation_dataset(x, masks, strata, class_names, validation, test, seed):
+    """A segmentation ``Dataset`` of ``x`` and int32 ``masks`` (one class per pixel), split as
+    ``classification_dataset`` splits ``x`` by the labels ``strata`` (the same samples per split)."""
+    import numpy as np
+
+    from core import Dataset
+
+    splits = split_arrays(np.arange(len(x)), strata, validation, test, seed)
+    train, val, tst = (None if s is None else (x[s[0]], masks[s[0]]) for s in splits)
+    return Dataset(train=train, validation=val, test=tst, task="segmentation", class_names=tuple(class_names))

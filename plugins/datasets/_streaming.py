@@ -9,14 +9,16 @@ import numpy as np
 
 
 class FileBatches(keras.utils.PyDataset):
-    """``(x, y)`` batches: ``read(path)`` stacked for ``batch_size`` files, and their int32 labels.
+    """``(x, y)`` batches: ``read(path)`` stacked for ``batch_size`` files, and their int32 labels,
+    or with ``read_target`` their targets read the same way (a segmentation mask per image).
 
     Only the files of the batch asked for are read. With ``shuffle``, the order is a permutation
     drawn from ``seed`` at the start and again after every epoch; without, it is the given order.
     """
 
-    def __init__(self, paths, labels, read, batch_size=32, shuffle=False, seed=0, **kwargs):
+    def __init__(self, paths, labels, read, batch_size=32, shuffle=False, seed=0, read_target=None, **kwargs):
         super().__init__(**kwargs)
+        self.read_target = read_target
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype="int32")
         self.read = read
@@ -36,7 +38,10 @@ class FileBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return np.stack([self.read(self.paths[i]) for i in rows]), self.labels[rows]
+        x = np.stack([self.read(self.paths[i]) for i in rows])
+        if self.read_target is not None:
+            return x, np.stack([self.read_target(self.paths[i]) for i in rows]).astype("int32")
+        return x, self.labels[rows]
 
     def on_epoch_end(self):
         self.order = self._new_order()
@@ -45,7 +50,7 @@ class FileBatches(keras.utils.PyDataset):
 class StreamBatches(keras.utils.PyDataset):
     """``(x, y)`` batches of ``count`` examples read in sequence from a source without random access
     (TFDS's TFRecord files): ``examples(pass_number)`` starts a new pass, an iterator of ``(raw,
-    label)``, and ``read(raw)`` makes one input.
+    label)``, and ``read(raw)`` makes one input (``read_target(label)`` one target, e.g. a mask).
 
     Keras's ``fit`` asks for a finite PyDataset's batches in shuffled index order. With ``shuffle``
     (a train split whose passes are shuffled at the source) the batch served is the next of the pass
@@ -54,9 +59,9 @@ class StreamBatches(keras.utils.PyDataset):
     an earlier one.
     """
 
-    def __init__(self, examples, count, read, batch_size=32, shuffle=False, **kwargs):
+    def __init__(self, examples, count, read, batch_size=32, shuffle=False, read_target=None, **kwargs):
         super().__init__(**kwargs)
-        self.examples, self.count, self.read = examples, int(count), read
+        self.examples, self.count, self.read, self.read_target = examples, int(count), read, read_target
         self.batch_size, self.shuffle = int(batch_size), shuffle
         self.passes, self._iterator, self._next = 0, None, 0
 
@@ -81,7 +86,7 @@ class StreamBatches(keras.utils.PyDataset):
         for _ in range(rows):
             raw, label = next(self._iterator)
             inputs.append(self.read(raw))
-            labels.append(label)
+            labels.append(label if self.read_target is None else self.read_target(label))
         self._next += 1
         return np.stack(inputs), np.asarray(labels, dtype="int32")
 

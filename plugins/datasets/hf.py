@@ -38,6 +38,8 @@ def load(
     validation=0.15,
     test=0.15,
     seed=0,
+    mask="",
+    classes="",
 ):
     """Split ``split`` of dataset ``name`` (``config``: the Hub dataset's configuration), ``samples``
     rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by
@@ -52,6 +54,10 @@ def load(
     ``--batch-size``), float32 in [0, 1], ``size`` × ``size`` × ``channels`` (as image_folder reads
     files); texts are int32 token ids of ``length``, the ``max_tokens`` most frequent words of the
     train split (as text_csv encodes them, its vocabulary in model.json).
+
+    ``mask`` (a column of images of class indices: grayscale or palette) makes it a segmentation
+    dataset: the masks are the targets, resized to the nearest pixel, and ``classes`` names the
+    indices in order (``background,person,car``); see ``load_masks``.
     """
     from plugins.datasets._hub import HubOptions, load_hub
 
@@ -60,7 +66,80 @@ def load(
         channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
         validation=validation, test=test, seed=seed,
     )  # fmt: skip
+    if mask:
+        return load_masks(HfHub(options, name, config, cache_dir), mask, classes)
     return load_hub(HfHub(options, name, config, cache_dir))
+
+
+def load_masks(hub, mask, classes):
+    """A segmentation Dataset of split ``split``: column ``image`` (unset: the first other ``Image``
+    column) streamed as pixels, column ``mask`` as int32 masks, cut into train, validation and test
+    (not stratified). A mask holding an index beyond ``classes`` is an error naming its row, when
+    the row is read; the first row is read here."""
+    import datasets
+    import numpy as np
+
+    from core import Dataset
+    from plugins.datasets._files import split_indices
+    from plugins.datasets._hub import PIXELS, choose_splits, streamed
+
+    o = hub.options
+    hub.check()
+    names = tuple(c.strip() for c in str(classes).split(",") if c.strip())
+    if len(names) < 2:
+        raise _usage(
+            f"option mask={mask!r} needs --data-opt classes=NAME,NAME,... (the class of each mask index, in order; "
+            f"at least 2), got {classes!r}"
+        )
+    if o.text or o.test_split:
+        raise _usage(f"option mask={mask!r} segments images of one split: drop {'text' if o.text else 'test_split'}")
+    choose_splits(o.owner, o.split, "", list(hub.open()), hub.name)
+    ds = hub.splits[o.split]
+    mask = field(OWNER, "mask", mask, ds.column_names, "column", hub.name)
+    image = o.image or next((c for c, f in ds.features.items() if isinstance(f, datasets.Image) and c != mask), "")
+    if not image:
+        raise _usage(
+            f"{hub.name} has no Image column besides {mask!r} ({_described(ds)}); give --data-opt image=COLUMN"
+        )
+    input_column(ds, image, "", hub.name)
+    if 0 < o.samples < len(ds):
+        ds = ds.select(np.sort(np.random.default_rng(o.seed).choice(len(ds), o.samples, replace=False)))
+    rows = split_indices(len(ds), {"validation": o.validation, "test": o.test}, o.seed, OWNER, "rows")
+    where = f"{hub.name} {o.split}"
+    read, read_mask = image_reader(ds, image, o.size, o.channels, where), mask_reader(ds, mask, o.size, names, where)
+    read(0), read_mask(0)  # columns that hold no images stop here, before any training
+    data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, read_mask), task="segmentation", class_names=names)
+    data.normalization = PIXELS
+    return data
+
+
+def mask_reader(ds, mask, size, names, where):
+    """``read(row)``: the mask of ``row`` as int32 class indices (size, size); errors name the row."""
+    import io
+
+    from PIL import Image
+
+    from core import KerastackError, one_line
+    from plugins.datasets._images import mask_indices
+
+    masks = ds.select_columns([mask])
+
+    def read(row):
+        value = masks[row][mask]
+        try:
+            if isinstance(value, dict):  # an Image column read without its feature type: encoded bytes
+                value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+            indices, largest = mask_indices(value, size)
+        except Exception as exc:
+            raise KerastackError(f"{OWNER}: cannot read the mask of row {row} of {where}: {one_line(exc)}") from None
+        if largest >= len(names):
+            raise KerastackError(
+                f"{OWNER}: the mask of row {row} of {where} holds class index {largest}; the {len(names)} "
+                f"classes ({', '.join(names)}) take 0..{len(names) - 1}"
+            )
+        return indices
+
+    return read
 
 
 class HfHub(Hub):

@@ -32,6 +32,7 @@ def load(path="", size=DEFAULT_SIZE, channels=3, batch_size=32, validation=0.15,
 
     from core import Dataset, UsageError
     from plugins.datasets._files import split_indices
+    from plugins.datasets._images import check_image, read_image
 
     if channels not in (1, 3):
         raise UsageError(f"{OWNER}: option channels={channels}: valid: 1 (grayscale), 3 (RGB)")
@@ -43,12 +44,12 @@ def load(path="", size=DEFAULT_SIZE, channels=3, batch_size=32, validation=0.15,
     train, val, tst = split_indices(
         len(files), {"validation": validation, "test": test}, seed, OWNER, "images", labels=labels
     )
-    sizes = [check_image(file) for file in files]
+    sizes = [check_image(file, OWNER) for file in files]
     _say_resized(sizes, size)
 
     from plugins.datasets._streaming import FileBatches  # imports keras: only now, after the checks
 
-    read = partial(read_image, size=size, channels=channels)
+    read = partial(read_image, size=size, channels=channels, owner=OWNER)
 
     def split(rows, shuffle):
         if rows is None:  # a share of 0: no such split
@@ -85,43 +86,3 @@ def _say_resized(sizes, size):
             f"images of up to {width}x{height} are resized to {size}x{size}, the default size; give "
             "--data-opt size=N to keep more of them (ImageNet backbones were trained at 224)",
         )
-
-
-def check_image(file):
-    """Raise an error naming ``file`` unless its contents are a PNG or JPEG that Pillow can open;
-    return its ``(width, height)``."""
-    from PIL import Image
-
-    from core import KerastackError
-
-    try:
-        with Image.open(file) as image:
-            kind, dimensions = image.format, image.size
-            image.verify()  # reads the structure (PNG: chunk checksums), decodes no pixels
-    except Exception as exc:  # Pillow raises many types for a damaged file
-        raise KerastackError(f"{OWNER}: cannot read image {file}: {_reason(exc)}") from None
-    if kind not in ("PNG", "JPEG"):
-        raise KerastackError(f"{OWNER}: {file} is a {kind} image; expected PNG or JPEG")
-    return dimensions
-
-
-def read_image(file, size, channels):
-    """One image as float32 in [0, 1], shape (size, size, channels), upright per its EXIF tag."""
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    from core import KerastackError
-
-    try:
-        with Image.open(file) as image:
-            image = ImageOps.exif_transpose(image).convert("L" if channels == 1 else "RGB")
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-            x = np.asarray(image, dtype="float32") / 255.0
-    except Exception as exc:
-        raise KerastackError(f"{OWNER}: cannot read image {file}: {_reason(exc)}") from None
-    return x[..., None] if channels == 1 else x
-
-
-def _reason(exc):
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

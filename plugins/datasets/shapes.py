@@ -1,38 +1,53 @@
-"""``shapes``: synthetic grayscale circles, squares and triangles, drawn with numpy (no download)."""
+"""``shapes``: synthetic grayscale circles, squares and triangles, drawn with numpy (no download);
+a class per image, or (``task=segmentation``) a class per pixel."""
 
 from core import hookimpl
 
 OWNER = "dataset 'shapes'"
 
 CLASS_NAMES = ("circle", "square", "triangle")
+TASKS = ("classification", "segmentation")
 SIDES = (0, 4, 3)  # per class; 0 means a circle
 AREA = (0.08, 0.3)  # a shape covers this fraction of the image, whatever its class
 
 
 @hookimpl
 def register_datasets(register):
-    register("shapes", load, summary="synthetic grayscale circles, squares and triangles (16x16), 3 classes")
+    register(
+        "shapes",
+        load,
+        summary="synthetic grayscale circles, squares and triangles (16x16), 3 classes; task=segmentation: masks",
+    )
 
 
-def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15):
-    """Images as float32 in [0, 1] with shape (size, size, 1); a stratified split fixed by ``seed``.
+def load(samples=1500, size=16, noise=0.05, seed=0, validation=0.15, test=0.15, task="classification"):
+    """Images as float32 in [0, 1] with shape (size, size, 1); a split stratified by shape, fixed by ``seed``.
 
     Each shape is filled, anti-aliased, rotated at random and placed at random. Its area is drawn from
     the same range for every class, so the mean intensity of an image says nothing about its class.
+    ``task=segmentation`` gives the same images (and splits) with int32 masks (size, size) as
+    targets: 0 for background, 1 + the shape's class for a pixel whose centre lies inside the shape;
+    classes ``("background", "circle", "square", "triangle")``.
     """
     import numpy as np
 
+    from core import UsageError, did_you_mean
     from plugins.datasets._checks import check_fractions, check_range, check_samples
-    from plugins.datasets._split import classification_dataset
+    from plugins.datasets._split import classification_dataset, segmentation_dataset
 
+    if task not in TASKS:
+        raise UsageError(f"{OWNER}: option task={task!r}{did_you_mean(task, TASKS)}; valid: {', '.join(TASKS)}")
     check_fractions(OWNER, validation=validation, test=test)
     check_range(OWNER, "size", size, 8, 256)
     check_range(OWNER, "noise", noise, 0, 1, what="a number")
     check_samples(OWNER, samples, len(CLASS_NAMES), validation, test)
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(samples) % len(CLASS_NAMES)).astype("int32")
-    x = draw(y, size, rng)
-    x = np.clip(x + rng.normal(0, noise, x.shape), 0, 1).astype("float32")[..., None]
+    coverage = draw(y, size, rng)
+    x = np.clip(coverage + rng.normal(0, noise, coverage.shape), 0, 1).astype("float32")[..., None]
+    if task == "segmentation":
+        masks = np.where(coverage >= 0.5, y[:, None, None] + 1, 0).astype("int32")
+        return segmentation_dataset(x, masks, y, ("background", *CLASS_NAMES), validation, test, seed)
     return classification_dataset(x, y, CLASS_NAMES, validation, test, seed)
 
 

@@ -42,6 +42,8 @@ def load(
     validation=0.15,
     test=0.15,
     seed=0,
+    mask="",
+    classes="",
 ):
     """Split ``split`` of TFDS dataset ``name`` (``NAME``, ``NAME/CONFIG`` or ``NAME:VERSION``) in
     ``data_dir`` (default: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), its first ``samples``
@@ -62,6 +64,10 @@ def load(
     example once, shuffled anew (files and a 1024-example buffer) at each epoch's start; the
     validation and test splits are read in order. Texts are int32 token ids of ``length`` from the
     ``max_tokens`` most frequent words of the train split.
+
+    ``mask`` (an ``Image`` feature of class indices, e.g. ``segmentation_mask``) makes it a
+    segmentation dataset: the masks are the targets, int32 (size, size) resized to the nearest pixel,
+    and ``classes`` names the indices in order (``classes=background,pet,border``).
     """
     from plugins.datasets._hub import HubOptions, load_hub
 
@@ -70,7 +76,7 @@ def load(
         channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
         validation=validation, test=test, seed=seed,
     )  # fmt: skip
-    return load_hub(TfdsHub(options, name, data_dir))
+    return load_hub(TfdsHub(options, name, data_dir, mask, classes))
 
 
 class TfdsHub(Hub):
@@ -78,14 +84,23 @@ class TfdsHub(Hub):
 
     own_size = True
 
-    def __init__(self, options, name, data_dir):
+    def __init__(self, options, name, data_dir, mask="", classes=""):
         super().__init__(options)
         self.name, self.data_dir = name, data_dir
         self.builder, self.label = None, ""
+        self.mask, self.classes = mask, tuple(c.strip() for c in str(classes).split(",") if c.strip())
+        self.task = "segmentation" if mask else "classification"
 
     def check(self):
         if not self.name:
             raise _usage("option name is not set; give a TensorFlow Datasets name, e.g. --data-opt name=mnist")
+        if self.mask and len(self.classes) < 2:
+            raise _usage(
+                f"option mask={self.mask!r} needs --data-opt classes=NAME,NAME,... (the class of each mask index, "
+                "in order; at least 2)"
+            )
+        if self.mask and self.options.text:
+            raise _usage(f"option mask={self.mask!r} segments images; drop text={self.options.text!r}")
         super().check()
 
     def open(self):
@@ -94,6 +109,9 @@ class TfdsHub(Hub):
 
     def inputs(self):
         o, info = self.options, self.builder.info
+        if self.mask:
+            self.label = mask_feature(info, self.mask, self.name)
+            return input_feature(info, o.image, "", self.name, besides=self.label)[0], "", self.classes
         image, text = input_feature(info, o.image, o.text, self.name)
         self.label = label_feature(info, o.label, self.name)
         return image, text, tuple(info.features[self.label].names)
@@ -109,8 +127,9 @@ class TfdsHub(Hub):
     def image_splits(self, image):
         o = self.options
         size, channels = image_size(self.builder.info.features[image].shape, o.size, o.channels, image, self.name)
+        masks = partial(read_mask, size=size, names=self.classes, where=self.name) if self.mask else None
         stream = partial(Stream, self.builder, image=image, label=self.label, shape=(size, channels),
-                         batch_size=o.batch_size, seed=o.seed)  # fmt: skip
+                         batch_size=o.batch_size, seed=o.seed, read_target=masks)  # fmt: skip
         counts = split_counts(self.count(o.split), o.validation, o.test, self.name)
         starts = [0, counts[0], counts[0] + counts[1]]
         parts = [
@@ -174,9 +193,9 @@ def prepared_builder(name, data_dir):
     return builder
 
 
-def input_feature(info, image, text, name):
+def input_feature(info, image, text, name, besides=""):
     """``(image, text)``: the feature given (checked), else the supervised input or the first
-    ``Image`` or ``Text`` feature; one of the two is ""."""
+    ``Image`` or ``Text`` feature other than ``besides`` (a mask); one of the two is ""."""
     import tensorflow_datasets as tfds
 
     features = info.features
@@ -191,12 +210,43 @@ def input_feature(info, image, text, name):
             )
         return image, text
     keys = list(info.supervised_keys[:1]) if info.supervised_keys else []
-    candidates = [k for k in keys if isinstance(k, str) and k in features] + list(features)
+    candidates = [k for k in [*keys, *features] if isinstance(k, str) and k in features and k != besides]
     for kind, pick in ((tfds.features.Image, 0), (tfds.features.Text, 1)):
         for key in candidates:
             if isinstance(features[key], kind):
                 return (key, "") if pick == 0 else ("", key)
     raise _usage(f"{name} has no image or text feature ({_described(info)}); kerastack reads those two kinds")
+
+
+def mask_feature(info, mask, name):
+    """Feature ``mask``, checked to be a one-channel ``Image`` (class indices)."""
+    import tensorflow_datasets as tfds
+
+    feature = field(OWNER, "mask", mask, sorted(info.features), "feature", name)
+    kind = info.features[feature]
+    if not isinstance(kind, tfds.features.Image) or kind.shape[-1] != 1:
+        raise _usage(
+            f"option mask={mask!r}: feature {mask!r} of {name} is {type(kind).__name__} of shape "
+            f"{getattr(kind, 'shape', '?')}, not a one-channel Image of class indices ({_described(info)})"
+        )
+    return feature
+
+
+def read_mask(pixels, size, names, where):
+    """A mask feature's (H, W, 1) indices as int32 (size, size), to the nearest pixel; an index
+    beyond ``names`` is an error naming the dataset."""
+    from PIL import Image
+
+    from core import KerastackError
+    from plugins.datasets._images import mask_indices
+
+    indices, largest = mask_indices(Image.fromarray(pixels[..., 0]), size)
+    if largest >= len(names):
+        raise KerastackError(
+            f"{OWNER}: a mask of {where} holds class index {largest}; the {len(names)} classes "
+            f"({', '.join(names)}) take 0..{len(names) - 1}"
+        )
+    return indices
 
 
 def label_feature(info, label, name):
@@ -243,7 +293,7 @@ def read_texts(builder, split, text, label):
     return texts, labels
 
 
-def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed):  # noqa: N802 (makes a PyDataset)
+def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed, read_target=None):  # noqa: N802
     """A ``keras.utils.PyDataset`` over TFDS slice ``split`` (``count`` examples), streamed: see
     ``_streaming.StreamBatches``; a train split (``shuffle``) is reshuffled at every pass (its files'
     order and a buffer of examples)."""
@@ -261,7 +311,8 @@ def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed
             ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed + number, reshuffle_each_iteration=False)
         return tfds.as_numpy(ds.map(lambda ex: (ex[image], ex[label])).prefetch(2))
 
-    return StreamBatches(examples, count, partial(to_pixels, size=shape[0], channels=shape[1]), batch_size, shuffle)
+    read = partial(to_pixels, size=shape[0], channels=shape[1])
+    return StreamBatches(examples, count, read, batch_size, shuffle, read_target=read_target)
 
 
 @contextlib.contextmanager

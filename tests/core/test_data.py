@@ -150,6 +150,22 @@ def test_float_labels_for_classification():
         spec_of(Dataset(train=(x, np.array([0.0, 1.0, 1.0]))), OWNER)
 
 
+def test_segmentation_masks_count_classes_and_are_range_checked():
+    x = np.zeros((4, 3, 3, 1), "float32")
+    masks = np.zeros((4, 3, 3), "int32")
+    masks[0, 1, 1], masks[1, 0, 2] = 2, 1
+    spec = spec_of(Dataset(train=(x, masks), task="segmentation"))
+    assert (spec.task, spec.num_classes, spec.input_shape) == ("segmentation", 3, (3, 3, 1))
+    named = spec_of(Dataset(train=(x, masks), task="segmentation", class_names=("bg", "a", "b", "c")))
+    assert named.num_classes == 4 and named.class_names == ("bg", "a", "b", "c")
+    with pytest.raises(
+        KerastackError, match=r"^dataset 'x': train labels must lie in \[0, 1\] \(2 classes\); found 0..2$"
+    ):
+        spec_of(Dataset(train=(x, masks), task="segmentation", class_names=("bg", "a")), "dataset 'x'")
+    with pytest.raises(KerastackError, match=r"train labels have dtype float32; segmentation needs integer labels"):
+        spec_of(Dataset(train=(x, masks.astype("float32")), task="segmentation"))
+
+
 def test_dataspec_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DataSpec((3,)).num_classes = 4

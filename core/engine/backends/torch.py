@@ -50,7 +50,9 @@ class Torch(Backend):
 
     def prepare_model(self, model):
         """Several processes: rank 0's initial weights everywhere, and every trainable parameter's
-        gradient all-reduced (averaged) as soon as it is accumulated."""
+        gradient all-reduced (averaged) as soon as it is accumulated. Always: Keras's per-pixel
+        cross-entropy made to train (``_patch_pixel_crossentropy``)."""
+        _patch_pixel_crossentropy()
         if self.world().size == 1:
             return
         import torch.distributed as dist
@@ -101,3 +103,32 @@ class Torch(Backend):
 
 
 BACKEND = Torch()
+
+
+def _patch_pixel_crossentropy():
+    """Keras 3.15.1's torch ``sparse_categorical_crossentropy`` moves the class axis of the output to
+    position 1 for ``nll_loss``. For a class per pixel, (n, H, W, C) becomes a non-contiguous
+    (n, C, H, W), and torch's 4-D ``nll_loss2d`` backward then fails: "grad_input must be contiguous"
+    (pytorch #175084). Outputs of rank above 2 are flattened to (pixels, C) first: the same loss per
+    pixel, by the 2-D kernel. Installed once per process."""
+    from keras.src.backend.torch import nn
+
+    if getattr(nn, "_kerastack_patched", False):
+        return
+    original = nn.sparse_categorical_crossentropy
+
+    def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+        import torch
+
+        output = nn.convert_to_tensor(output)
+        if output.dim() <= 2:
+            return original(target, output, from_logits=from_logits, axis=axis)
+        target = nn.convert_to_tensor(target, dtype=torch.long)
+        if target.dim() == output.dim() and target.shape[axis] == 1:
+            target = torch.squeeze(target, dim=axis)
+        output = torch.movedim(output, axis, -1)
+        flat = original(target.reshape(-1), output.reshape(-1, output.shape[-1]), from_logits=from_logits)
+        return flat.reshape(output.shape[:-1])
+
+    nn.sparse_categorical_crossentropy = sparse_categorical_crossentropy
+    nn._kerastack_patched = True

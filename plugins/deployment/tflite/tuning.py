@@ -211,6 +211,6 @@ def evaluate(model, dataset, task):
     finally:
         tf_logger.setLevel(level)
     kind = task_named(task)
-    scorer = kind.scorer(getattr(dataset, "info", None))
+    scorer = kind.scorer(getattr(dataset, "info", None), dataset.class_names)
     scorer.add(*kind.targets(x, y), pred)
     return {"split": name, **scorer.keras_result()}

@@ -32,6 +32,7 @@ CASES = [
     Case("vae", "digits", {"latent": 4, "filters": 4}),
     Case("diffusion", "digits", {"filters": 8, "embed_dim": 8, "steps": 50}),
     Case("gan", "digits", {"latent": 8, "filters": 8}, steps=4),
+    Case("unet", "shapes", {"filters": 4}, {"task": "segmentation", "samples": 120}),
 ]
 BY_ARCH = {c.arch: c for c in reversed(CASES)}  # the first case of each family
 
@@ -61,8 +62,9 @@ def test_every_builtin_architecture_is_covered():
         for e in PluginHost(entry_points=False).registry("architecture").entries.values()
         if e.plugin.origin == "built-in"
     }
-    # The pretrained backbones have tests of their own: test_pretrained.py and test_hub.py.
-    pretrained = set(BACKBONES) | {"hub_image_classifier", "hub_text_classifier"}
+    # The pretrained backbones have tests of their own: test_pretrained.py, test_hub.py and
+    # test_hub_segmenters.py.
+    pretrained = set(BACKBONES) | {"hub_image_classifier", "hub_text_classifier", "deeplab_v3", "segformer"}
     assert builtin - pretrained == {c.arch for c in CASES}
 
 

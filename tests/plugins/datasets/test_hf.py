@@ -5,9 +5,11 @@ import os
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # before `datasets` is imported: never the network
 
+import re
+
 import numpy as np
 import pytest
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, read_json, run_cli, run_python
 from hub_jobs import OFFLINE, train_export_verify
 from PIL import Image
 
@@ -45,7 +47,7 @@ def test_registered_with_its_options():
     defaults = host.registry("dataset").get("hf").defaults
     assert list(defaults) == [
         "name", "split", "config", "test_split", "image", "text", "label", "cache_dir", "size", "channels",
-        "max_tokens", "length", "samples", "batch_size", "validation", "test", "seed",
+        "max_tokens", "length", "samples", "batch_size", "validation", "test", "seed", "mask", "classes",
     ]  # fmt: skip
     assert defaults["split"] == "train" and defaults["size"] == 32 and defaults["channels"] == 3
 
@@ -204,3 +206,63 @@ def test_cli_a_missing_column_exits_2_and_an_unreachable_hub_exits_1_saying_what
         "and give --data-opt name=DIR (or copy the datasets cache, HF_DATASETS_CACHE)"
     )
     assert not (tmp_path / "run").exists()
+
+
+def write_masks_parquet(path, n=20, seed=0):
+    """RGB ``photo``s of a dark background, a bright (class 1) or grey (class 2) square, and their
+    ``seg`` masks, grayscale and palette PNGs in turn (datasets' ``Image`` feature)."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    photos, masks = [], []
+    for i in range(n):
+        m = np.zeros((24, 24), "uint8")
+        top, left = rng.integers(0, 12, 2)
+        m[top : top + 10, left : left + 10] = 1 + i % 2
+        photos.append(Image.fromarray(np.stack([np.array([20, 230, 120], "uint8")[m]] * 3, -1)))
+        indexed = Image.fromarray(m, "P")
+        indexed.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+        masks.append(indexed if i % 2 else Image.fromarray(m, "L"))
+    features = datasets.Features({"photo": datasets.Image(), "seg": datasets.Image()})
+    datasets.Dataset.from_dict({"photo": photos, "seg": masks}, features=features).to_parquet(path)
+    return path
+
+
+MASKS = """
+import json, sys
+import numpy as np
+from core.data import spec_of
+from plugins.datasets.hf import load
+
+data = load(sys.argv[1], mask="seg", classes="bg,bright,grey", size=16, batch_size=4, cache_dir=sys.argv[2])
+x, y = data.train[0]
+level = x[..., 0]
+facts = {"task": data.task, "names": data.class_names, "classes": spec_of(data).num_classes,
+         "x": [list(x.shape), str(x.dtype)], "y": [list(y.shape), str(y.dtype)],
+         "means": [float(level[y == c].mean()) for c in range(3)],
+         "rows": [len(s.paths) for s in (data.train, data.validation, data.test)]}
+try:  # grey squares (index 2) beyond the classes: found when their batch is read
+    fewer = load(sys.argv[1], mask="seg", classes="bg,bright", size=16, batch_size=4, cache_dir=sys.argv[2])
+    [fewer.train[i] for i in range(len(fewer.train))]
+except Exception as exc:
+    facts["error"] = str(exc)
+json.dump(facts, open(sys.argv[3], "w"))
+"""
+
+
+def test_a_mask_column_makes_a_segmentation_dataset(tmp_path):
+    parquet = write_masks_parquet(tmp_path / "masks.parquet")
+    run_python(MASKS, parquet, tmp_path / "cache", tmp_path / "facts.json", env={"KERAS_BACKEND": "jax", **OFFLINE})
+    facts = read_json(tmp_path / "facts.json")
+    assert (facts["task"], facts["names"], facts["classes"]) == ("segmentation", ["bg", "bright", "grey"], 3)
+    assert facts["x"] == [[4, 16, 16, 3], "float32"] and facts["y"] == [[4, 16, 16], "int32"]
+    means = facts["means"]  # each mask lies on its own image: every class has its own brightness
+    assert means[0] < 0.15 and means[1] > 0.75 and abs(means[2] - 120 / 255) < 0.1, means
+    assert facts["rows"] == [14, 3, 3]
+    assert re.fullmatch(
+        rf"dataset 'hf': the mask of row \d+ of {re.escape(str(parquet))} train holds class index 2; the 2 "
+        r"classes \(bg, bright\) take 0\.\.1",
+        facts["error"],
+    ), facts["error"]
+    assert "needs --data-opt classes=NAME,NAME,..." in error(UsageError, name=str(parquet), mask="seg")
+    assert "option mask='sge': no such column" in error(UsageError, name=str(parquet), mask="sge", classes="a,b")

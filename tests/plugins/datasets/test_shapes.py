@@ -20,7 +20,15 @@ def splits(dataset):
 def test_registered_with_its_options_and_loads_through_the_host():
     host = PluginHost(["plugins.datasets.shapes"], builtins=(), entry_points=False, disabled=())
     entry = host.registry("dataset").get("shapes")
-    assert entry.defaults == {"samples": 1500, "size": 16, "noise": 0.05, "seed": 0, "validation": 0.15, "test": 0.15}
+    assert entry.defaults == {
+        "samples": 1500,
+        "size": 16,
+        "noise": 0.05,
+        "seed": 0,
+        "validation": 0.15,
+        "test": 0.15,
+        "task": "classification",
+    }
     dataset = entry.call(**entry.options({"samples": "300", "size": "12"}))
     check_dataset(dataset, "shapes")
     spec = spec_of(dataset)
@@ -79,6 +87,26 @@ def test_learnable_from_shape_but_not_from_brightness(dataset):
     assert by_shape >= 0.9, by_shape
 
 
+def test_segmentation_masks_are_the_drawn_shapes_of_the_same_images(dataset):
+    seg = shapes.load(task="segmentation")
+    check_dataset(seg, "shapes")
+    spec = spec_of(seg)
+    assert (spec.task, spec.num_classes) == ("segmentation", 4)
+    assert spec.class_names == ("background", "circle", "square", "triangle")
+    for (x, y), (x_seg, masks) in zip(splits(dataset), splits(seg)):
+        np.testing.assert_array_equal(x, x_seg)  # the same images, in the same splits
+        assert masks.shape == x.shape[:3] and masks.dtype == np.int32
+        kinds = masks.max(axis=(1, 2))
+        np.testing.assert_array_equal(kinds, y + 1)  # each image's shape, labelled by its class
+        assert set(np.unique(masks)) == {0, 1, 2, 3}
+    clean_x, clean_masks = shapes.load(samples=300, noise=0.0, task="segmentation").train
+    inside = clean_masks > 0
+    assert clean_x[..., 0][inside].min() >= 0.5 and clean_x[..., 0][~inside].max() < 0.5
+    assert 0.06 < inside.mean() < 0.32  # the shapes' area
+    again = shapes.load(task="segmentation", seed=0).test[1]
+    np.testing.assert_array_equal(again, seg.test[1])
+
+
 @pytest.mark.parametrize(
     "options, match",
     [
@@ -86,6 +114,10 @@ def test_learnable_from_shape_but_not_from_brightness(dataset):
         ({"noise": -0.1}, "option noise=-0.1: expected a number in \\[0, 1\\]"),
         ({"samples": 10}, "option samples=10: expected an integer at least 20 "),
         ({"validation": 0.6, "test": 0.4}, r"validation and test must be fractions in \[0, 1\) summing below 1"),
+        (
+            {"task": "segmentaton"},
+            r"option task='segmentaton' \(did you mean 'segmentation'\?\); valid: classification, seg",
+        ),
     ],
 )
 def test_bad_options_raise_naming_the_option(options, match):

@@ -5,7 +5,7 @@ int8 and verified; the stream's batches, and the bad inputs (names, splits, feat
 import json
 
 import pytest
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, read_json, run_cli, run_python
 from hub_jobs import OFFLINE, train_export_verify
 
 from core import PluginHost, UsageError
@@ -234,3 +234,76 @@ def test_cli_reads_the_prepared_data_dir_from_a_fresh_process_and_names_a_bad_fe
         "features: caption, image, label, score"
     )
     assert not (tmp_path / "run").exists()
+
+
+# A dataset of images and their segmentation masks, prepared and read in one TensorFlow process.
+MASKS = """
+import json, sys
+import numpy as np
+import tensorflow_datasets as tfds
+
+class KerastackSpots(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "segmentation_mask": tfds.features.Image(shape=(None, None, 1)),
+        })
+        return tfds.core.DatasetInfo(builder=self, features=features)
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(24)}
+
+    def _generate_examples(self, n):
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            m = np.zeros((20 + i % 3, 24), "uint8")  # sizes vary: masks are resized with their images
+            top, left = rng.integers(0, 10, 2)
+            m[top : top + 9, left : left + 10] = 1 + i % 2
+            yield i, {"image": np.stack([np.array([20, 230, 120], "uint8")[m]] * 3, -1), "segmentation_mask": m[..., None]}
+
+data_dir = sys.argv[1]
+KerastackSpots(data_dir=data_dir).download_and_prepare()
+
+from core.data import spec_of
+from plugins.datasets.tfds import load
+data = load("kerastack_spots", data_dir=data_dir, mask="segmentation_mask", classes="bg,bright,grey", size=16,
+            batch_size=4, validation=0.25, test=0.25)
+x, y = data.train[0]
+level = x[..., 0]
+facts = {"task": data.task, "names": data.class_names, "classes": spec_of(data).num_classes,
+         "x": [list(x.shape), str(x.dtype)], "y": [list(y.shape), str(y.dtype)],
+         "means": [float(level[y == c].mean()) for c in range(3)],
+         "batches": [len(s) for s in (data.train, data.validation, data.test)]}
+errors = []
+for options, read in (({"mask": "image", "classes": "a,b", "size": 16}, False), ({"mask": "segmentation_mask",
+                      "classes": "bg,bright", "size": 16, "batch_size": 4}, True)):
+    try:
+        loaded = load("kerastack_spots", data_dir=data_dir, **options)
+        if read:
+            [loaded.train[i] for i in range(len(loaded.train))]
+    except Exception as exc:
+        errors.append(str(exc))
+facts["errors"] = errors
+json.dump(facts, open(sys.argv[2], "w"))
+"""
+
+
+def test_a_mask_feature_makes_a_segmentation_dataset(tmp_path):
+    run_python(MASKS, tmp_path / "data", tmp_path / "facts.json", env={"KERAS_BACKEND": "tensorflow", **OFFLINE})
+    facts = read_json(tmp_path / "facts.json")
+    assert (facts["task"], facts["names"], facts["classes"]) == ("segmentation", ["bg", "bright", "grey"], 3)
+    assert facts["x"] == [[4, 16, 16, 3], "float32"] and facts["y"] == [[4, 16, 16], "int32"]
+    means = facts["means"]  # each mask lies on its own image: every class has its own brightness
+    assert means[0] < 0.15 and means[1] > 0.75 and abs(means[2] - 120 / 255) < 0.1, means
+    assert facts["batches"] == [3, 2, 2]
+    assert facts["errors"][0].startswith(
+        "dataset 'tfds': option mask='image': feature 'image' of kerastack_spots is Image of shape (None, None, 3), "
+        "not a one-channel Image of class indices"
+    ), facts["errors"]
+    assert facts["errors"][1] == (
+        "dataset 'tfds': a mask of kerastack_spots holds class index 2; the 2 classes (bg, bright) take 0..1"
+    )
+    with pytest.raises(UsageError, match=r"option mask='segmentation_mask' needs --data-opt classes=NAME,NAME"):
+        load("kerastack_spots", mask="segmentation_mask")
