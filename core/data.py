@@ -1,14 +1,14 @@
 """What dataset plugins return (``Dataset``) and what architectures are built from (``DataSpec``)."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from core.errors import KerastackError
 
-TASKS = ("classification", "regression", "reconstruction", "generation")
+TASKS = ("classification", "regression", "reconstruction", "generation", "forecasting")
 # Tasks that need no labels: an architecture for one of them trains on any dataset's inputs.
 UNSUPERVISED = ("reconstruction", "generation")
 
@@ -30,6 +30,7 @@ class Dataset:
     task: str = "classification"
     class_names: tuple[str, ...] | None = None
     vocab_size: int | None = None
+    info: dict = field(default_factory=dict)
 
     def split(self, name: str) -> Any:
         """The split called ``name`` (``"train"``, ``"validation"`` or ``"test"``), or None."""
@@ -49,7 +50,9 @@ class DataSpec:
 
     ``input_shape`` is one sample's shape (no batch axis); ``num_classes`` and ``class_names`` are
     set for classification; ``task`` is the task the run trains; ``input_dtype`` the inputs' numpy
-    dtype name (``"int32"`` for token ids); ``vocab_size`` the number of token ids, if any.
+    dtype name (``"int32"`` for token ids); ``vocab_size`` the number of token ids, if any;
+    ``target_shape`` one sample's target shape (no batch axis) for the tasks other than
+    classification that have targets (forecasting: ``(horizon,)``), else None.
     """
 
     input_shape: tuple[int, ...]
@@ -58,6 +61,7 @@ class DataSpec:
     class_names: tuple[str, ...] | None = None
     input_dtype: str = "float32"
     vocab_size: int | None = None
+    target_shape: tuple[int, ...] | None = None
 
 
 def is_pair(split: Any) -> bool:
@@ -158,8 +162,15 @@ def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
             num_classes = int(max(int(np.max(a)) for a in labels)) + 1
         if num_classes is not None:
             _check_labels(dataset, num_classes, owner)
+    target_shape = None if dataset.task == "classification" or y is None else tuple(int(d) for d in np.shape(y)[1:])
     return DataSpec(
-        tuple(int(d) for d in x.shape[1:]), num_classes, dataset.task, names, str(x.dtype), dataset.vocab_size
+        tuple(int(d) for d in x.shape[1:]),
+        num_classes,
+        dataset.task,
+        names,
+        str(x.dtype),
+        dataset.vocab_size,
+        target_shape,
     )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from core.data import batch_of, is_pair
 
 LAYER = "target_scaling"
+SCALED_TASKS = ("regression", "forecasting")  # tasks whose targets are numbers in their own units
 STREAM_BATCHES = 32  # of a streamed train split: enough samples for a mean and a std
 # Output activations whose range rescaling would move (a linear output is the only one left alone).
 _BOUNDED = {"sigmoid", "softmax", "relu", "relu6", "tanh", "softplus", "exponential", "hard_sigmoid", "elu", "selu"}
@@ -108,12 +109,12 @@ def standardize(keras, model, spec, train, *, enabled=True, processes=1, where="
     run.json's ``spec.target_scaling`` (``mean``, ``std``, ``samples``, ``layer``), or the model as
     it is with ``{"skipped": reason}`` (also said on stderr, naming ``where``), or with None for
     other tasks or ``--no-standardize-targets``."""
-    if spec.task != "regression" or not enabled:
+    if spec.task not in SCALED_TASKS or not enabled:
         return model, None
     stats, reason = train_statistics(train, processes)
     reason = reason or unscalable(keras, model, stats)
     if reason:
-        print(f"kerastack: note: {where}regression targets not standardized: {reason}", file=sys.stderr)
+        print(f"kerastack: note: {where}{spec.task} targets not standardized: {reason}", file=sys.stderr)
         return model, {"skipped": reason}
     return rescaled(keras, model, spec, stats), {**stats, "layer": LAYER}
 
