@@ -41,6 +41,11 @@ classify = build(DataSpec((16, 3), 4), levels=2)
 report["heads"] = {"classification": [classify.output_shape, classify.layers[-1].name,
                                       [type(layer).__name__ for layer in classify.layers[:3]]],
                    "regression": build(DataSpec((16, 1), task="regression", target_shape=(1,))).output_shape}
+from plugins.architectures import mlp, transformer
+report["forecasters"] = {
+    m.name: [m.output_shape, m.layers[1].name, m.layers[-1].name]
+    for m in (make(spec) for make in (mlp.build, transformer.build, builder("gru")))
+}
 try:
     build(DataSpec((8, 8, 1), 3))
 except ValueError as exc:
@@ -74,4 +79,8 @@ def test_the_head_follows_the_task(reports):
     heads = reports["tensorflow"]["heads"]
     assert heads["classification"] == [[None, 4], "probabilities", ["InputLayer", "ZeroPadding1D", "Conv1D"]]
     assert heads["regression"] == [None, 1]
+    # every family that takes the task standardizes the series first and forecasts the horizon
+    assert set(reports["tensorflow"]["forecasters"]) == {"mlp", "transformer", "gru"}
+    for name, (shape, first, last) in reports["tensorflow"]["forecasters"].items():
+        assert (shape, first, last) == ([None, 8], "input_scaling", "prediction"), name
     assert "tcn needs series (timesteps, features); the dataset gives (8, 8, 1)" in reports["tensorflow"]["image"]
