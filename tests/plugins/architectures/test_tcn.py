@@ -18,6 +18,7 @@ import json, sys, time
 import keras
 import numpy as np
 from core.data import DataSpec, spec_of
+from core.deploy.folding import fold_output_rescaling
 from core.engine.targets import LAYER, standardize
 from plugins.architectures.recurrent import builder
 from plugins.architectures.tcn import build
@@ -35,8 +36,11 @@ for name, make in {"tcn": lambda: build(spec, filters=8), "lstm": lambda: builde
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss="mse")
     start = time.time()
     model.fit(*data.train, epochs=epochs, batch_size=32, verbose=0)
-    report[name] = {**scores(y, model.predict(x, verbose=0)), "seconds": time.time() - start,
-                    "scaled": model.layers[-1].name == LAYER and len(scaling["mean"]) == 8}
+    predicted = model.predict(x, verbose=0)
+    folded = fold_output_rescaling(model)  # for deployment: one scale and offset per step, in the Dense
+    report[name] = {**scores(y, predicted), "seconds": time.time() - start,
+                    "scaled": model.layers[-1].name == LAYER and len(scaling["mean"]) == 8,
+                    "folded": [folded.layers[-1].name, float(np.abs(folded.predict(x, verbose=0) - predicted).max())]}
 classify = build(DataSpec((16, 3), 4), levels=2)
 report["heads"] = {"classification": [classify.output_shape, classify.layers[-1].name,
                                       [type(layer).__name__ for layer in classify.layers[:3]]],
@@ -73,6 +77,8 @@ def test_beats_the_last_value_by_a_fifth(reports, arch, backend):
     report = reports[backend]
     assert report[arch]["mae"] <= 0.8 * report["last_value"]["mae"], report
     assert report[arch]["scaled"], report  # the network learned standardized targets
+    layer, diff = report[arch]["folded"]
+    assert layer == "prediction" and diff < 1e-4, report[arch]  # the scaling folds into the head
 
 
 def test_the_head_follows_the_task(reports):
