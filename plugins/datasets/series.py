@@ -160,10 +160,11 @@ def windows(values, t, window, horizon, stride, split, where):
     from core import UsageError
 
     span = window + horizon
+    larger = "lower options validation and test" if split == "train" else f"raise option {split}"
     if len(values) < span:
         raise UsageError(
             f"{OWNER}: the {split} part of {where} has {len(values)} steps, fewer than window + horizon "
-            f"= {window} + {horizon}; lower options window or horizon, or give the {split} split a larger share"
+            f"= {window} + {horizon}; lower options window or horizon, or {larger}"
         )
     starts = np.arange(0, len(values) - span + 1, stride)
     x = np.stack([values[s : s + window] for s in starts])

@@ -78,6 +78,8 @@ def write(tmp_path, text, name="s.csv"):
     [
         ({"window": 200, "horizon": 120}, UsageError, r"the validation part of built-in noisy sine has 300 steps, fewer "
          r"than window \+ horizon = 200 \+ 120; lower options window or horizon"),
+        ({"window": 1400}, UsageError, r"the train part .* has 1400 steps, .*; lower options window or horizon, "
+         r"or lower options validation and test$"),
         ({"target": "temp"}, UsageError, r"option target='temp': no such column in built-in noisy sine.*columns: sine"),
         ({"stride": 0}, UsageError, r"option stride=0: expected an integer at least 1"),
         ({"validation": 0.6, "test": 0.5}, UsageError, r"options validation and test must be fractions"),
