@@ -114,7 +114,7 @@ def standardize(keras, model, spec, train, *, enabled=True, processes=1, where="
     stats, reason = train_statistics(train, processes)
     reason = reason or unscalable(keras, model, stats)
     if reason:
-        print(f"kerastack: note: {where}regression targets not standardized: {reason}", file=sys.stderr)
+        print(f"kerastack: note: {where}{spec.task} targets not standardized: {reason}", file=sys.stderr)
         return model, {"skipped": reason}
     return rescaled(keras, model, spec, stats), {**stats, "layer": LAYER}
 

@@ -1,4 +1,5 @@
-"""``lstm`` and ``gru``: recurrent sequence classifiers on (timesteps, features) series or token ids."""
+"""``lstm`` and ``gru``: recurrent sequence models on (timesteps, features) series or token ids:
+classifiers, forecasters of a series' next values, regressors."""
 
 from core import hookimpl
 
@@ -11,8 +12,8 @@ def register_architectures(register):
         register(
             name,
             builder(name),
-            tasks=("classification",),
-            summary=f"stacked (optionally bidirectional) {cell} on series or token ids, softmax head",
+            tasks=("classification", "forecasting", "regression"),
+            summary=f"stacked (optionally bidirectional) {cell} on series or token ids; softmax or forecast head",
         )
 
 
@@ -28,7 +29,8 @@ def builder(name):
         runs faster and learns local shape sooner. ``unroll`` writes the recurrence out step by
         step: LiteRT then runs it with builtin (and int8) kernels at any batch size, where Keras 3's
         loop becomes a WHILE loop that exports at batch 1 in float only. Turn it off for long
-        sequences (the graph grows with the steps)."""
+        sequences (the graph grows with the steps). The head is the task's (``_layers.heads``):
+        class probabilities, or the forecast horizon from the last state."""
         return _build(name, spec, units, layers, bidirectional, dropout, embed_dim, frame, unroll)
 
     build.__name__ = build.__qualname__ = f"build_{name}"
@@ -37,6 +39,8 @@ def builder(name):
 
 def _build(name, spec, units, depth, bidirectional, dropout, embed_dim, frame, unroll):
     import keras
+
+    from plugins.architectures._layers.heads import head, series_input
 
     tokens = spec.input_dtype.startswith("int") and spec.vocab_size
     if len(spec.input_shape) != (1 if tokens else 2):
@@ -54,7 +58,7 @@ def _build(name, spec, units, depth, bidirectional, dropout, embed_dim, frame, u
         x = keras.layers.Embedding(spec.vocab_size, embed_dim, mask_zero=False)(inputs)
     else:
         inputs = keras.Input(spec.input_shape, name="series")
-        x = inputs
+        x = series_input(spec, inputs)
         if frame > 1:
             steps, features = spec.input_shape
             x = keras.layers.Reshape((steps // frame, frame * features))(x)
@@ -64,5 +68,4 @@ def _build(name, spec, units, depth, bidirectional, dropout, embed_dim, frame, u
         rnn = cell(units, return_sequences=i < depth - 1, unroll=unroll)
         x = keras.layers.Bidirectional(rnn)(x) if bidirectional else rnn(x)
         x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(spec.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, head(spec, x), name=name)

@@ -33,4 +33,4 @@ def build(spec, patch=4, dim=32, heads=2, blocks=2, mlp_dim=64, dropout=0.1):
     x = inputs if len(shape) == 3 else layers.Reshape((*shape, 1))(inputs)
     x = layers.Conv2D(dim, patch, strides=patch, name="patches")(x)
     x = layers.Reshape(((shape[0] // patch) * (shape[1] // patch), dim))(x)
-    return classify_sequence(inputs, x, spec.num_classes, blocks, heads, mlp_dim, dropout, "vit")
+    return classify_sequence(inputs, x, spec, blocks, heads, mlp_dim, dropout, "vit")

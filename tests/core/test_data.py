@@ -122,6 +122,17 @@ def test_regression_has_no_classes():
     x, _ = pair()
     spec = spec_of(Dataset(train=(x, np.linspace(0, 1, 10)), task="regression"))
     assert (spec.task, spec.num_classes, spec.class_names) == ("regression", None, None)
+    assert spec.target_shape == ()  # one value per sample
+
+
+def test_forecasting_spec_knows_the_horizon_and_the_dataset_its_facts():
+    x = np.zeros((10, 16, 2), dtype="float32")
+    dataset = Dataset(train=(x, np.zeros((10, 4), dtype="float32")), task="forecasting", info={"season": 7})
+    check_dataset(dataset, "series")
+    spec = spec_of(dataset)
+    assert (spec.task, spec.input_shape, spec.target_shape, spec.num_classes) == ("forecasting", (16, 2), (4,), None)
+    assert dataset.info == {"season": 7} and Dataset(train=(x, None)).info == {}
+    assert spec_of(Dataset(train=(x, np.arange(10) % 2))).target_shape is None  # classes, not values
 
 
 def test_spec_of_batches_reads_one_batch():

@@ -57,15 +57,17 @@ def encoder(x, blocks, heads, mlp_dim, dropout):
     return layers.LayerNormalization(epsilon=1e-6)(x)
 
 
-def classify_sequence(inputs, x, num_classes, blocks, heads, mlp_dim, dropout, name):
+def classify_sequence(inputs, x, spec, blocks, heads, mlp_dim, dropout, name):
     """The model from embedded tokens ``x`` (batch, tokens, dim): learned positions, the encoder,
-    average pooling over tokens and a softmax head named ``probabilities``."""
+    average pooling over tokens and the task's head (``_layers.heads``: a softmax named
+    ``probabilities`` for classification, the forecast horizon for forecasting)."""
     import keras
+
+    from plugins.architectures._layers.heads import head
 
     x = PositionEmbedding()(x)
     x = layers.Dropout(dropout)(x)
     x = encoder(x, blocks, heads, mlp_dim, dropout)
     x = layers.GlobalAveragePooling1D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, head(spec, x), name=name)

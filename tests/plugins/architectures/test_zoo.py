@@ -24,6 +24,7 @@ CASES = [
     Case("resnet", "digits", {"width": 4, "stages": 2}),
     Case("mobilenet", "digits", {"alpha": 0.5, "filters": (8, 8), "blocks": (1, 1)}),
     Case("lstm", "waves", {"units": 8}, {"samples": 120, "length": 16}),
+    Case("tcn", "waves", {"filters": 4, "levels": 2}, {"samples": 120, "length": 16}),
     Case("gru", "tokens", {"units": 8, "bidirectional": True}, TOKENS),
     Case("transformer", "tokens", {"dim": 16, "heads": 2, "blocks": 1, "mlp_dim": 16}, TOKENS),
     Case("vit", "digits", {"patch": 4, "dim": 16, "blocks": 1, "mlp_dim": 16}),
