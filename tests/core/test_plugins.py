@@ -42,6 +42,22 @@ def test_builtins_load_and_register():
     assert tflite.defaults["quantize"] == "none"
 
 
+def test_path_plugin_registers_a_task(write_plugin):
+    """A task is registered like any entry: attributed to its plugin, made on request."""
+    source = (
+        "from core import Task, hookimpl\n"
+        "class Ranking(Task):\n"
+        "    metric = ('ndcg', True)\n"
+        "@hookimpl\n"
+        "def register_tasks(register):\n"
+        "    register('ranking', Ranking, summary='ordered scores')\n"
+    )
+    host = host_with(write_plugin("ranked", source))
+    entry = host.registry("task").get("ranking")
+    assert entry.plugin.name == "ranked" and entry.summary == "ordered scores"
+    assert entry.call().metric == ("ndcg", True)
+
+
 def test_path_plugin_registers_with_hparams_from_signature(write_plugin):
     host = host_with(write_plugin("good", GOOD))
     entry = host.registry("architecture").get("tiny")
@@ -116,8 +132,8 @@ def test_disabled_plugin_is_skipped(write_plugin):
 
 def test_unknown_name_suggests_closest():
     host = PluginHost(entry_points=False, disabled=())
-    with pytest.raises(UsageError, match=r"unknown architecture 'ccn' \(did you mean 'cnn'\?\); valid: .*cnn, .*mlp"):
-        host.registry("architecture").get("ccn")
+    with pytest.raises(UsageError, match=r"unknown architecture 'cnnn' \(did you mean 'cnn'\?\); valid: .*cnn, .*mlp"):
+        host.registry("architecture").get("cnnn")
 
 
 @pytest.mark.parametrize(

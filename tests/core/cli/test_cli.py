@@ -87,9 +87,9 @@ def test_plugins_json_lists_builtins_with_options():
     "args, code, expected",
     [
         (
-            ["train", "--arch", "ccn", "--data", "digits"],
+            ["train", "--arch", "cnnn", "--data", "digits"],
             2,
-            "unknown architecture 'ccn' (did you mean 'cnn'?); valid: ",
+            "unknown architecture 'cnnn' (did you mean 'cnn'?); valid: ",
         ),
         (["train", "--arch", "cnn", "--data", "digit"], 2, "unknown dataset 'digit' (did you mean 'digits'?)"),
         (
