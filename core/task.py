@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UsageError
+from core.errors import KerastackError, UsageError
 
 DEVICE_OUTPUTS = ("classes", "mask", "values", "raw")
 
@@ -124,10 +124,16 @@ class Task:
         }
 
 
-def task_named(name: str, hosts: Callable[[], list[Any]] | None = None) -> Task:
+def task_named(name: str, hosts: Callable[[], list[Any]] | None = None, *, optional: bool = False) -> Task | None:
     """The registered task called ``name`` (an instance, made once per process). Looked up in every
     plugin host this process built (a task from a ``--plugin`` module is found in that host), then
-    in the default one, whose error lists the valid names."""
+    in the default one, whose error lists the valid names. ``optional``: None instead of an error
+    for an empty name or one no plugin registers (a run read back after its task plugin is gone)."""
+    if optional:
+        try:
+            return task_named(name, hosts) if name else None
+        except KerastackError:
+            return None
     if name in _made:
         return _made[name]
     from core.plugins import all_plugin_hosts, get_plugin_host

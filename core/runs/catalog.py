@@ -104,12 +104,9 @@ def key_metric(metrics, task=None):
     """The base name (``accuracy``, ``mae``, ...) of the metric the run is judged by, or None: its
     task's (``Task.metric``, e.g. ``mean_iou``) where the run has it, else the first of ``KEY_METRICS``."""
     names = KEY_METRICS
-    if task:
-        try:
-            metric = task_named(task).metric
-        except KerastackError:  # a task no plugin registers now: judged by what its metrics hold
-            metric = None
-        names = (metric[0], *KEY_METRICS) if metric else names
+    known = task_named(task, optional=True)  # a task no plugin registers now: judged by its metrics
+    if known is not None and known.metric:
+        names = (known.metric[0], *KEY_METRICS)
     for name in names:
         if any(f"{split}{name}" in metrics for split in ("val_", "test_", "")):
             return name

@@ -39,9 +39,9 @@ def write_run_plots(run_dir):
         written.append(plot_curves(run.history, run.path / CURVES_FILE, title=_title(run)))
     predictions = run.path / PREDICTIONS_FILE
     spec = run.record.get("spec", {})
-    if predictions.exists() and _has_classes(spec.get("task", "classification")):
+    task = task_named(spec.get("task", "classification"), optional=True)
+    if predictions.exists() and task is not None and task.classes:
         y_true, y_pred, split = read_predictions(predictions)
-        task = task_named(spec.get("task", "classification"))
         written.append(
             plot_confusion(
                 y_true,
@@ -54,15 +54,6 @@ def write_run_plots(run_dir):
             )
         )
     return written
-
-
-def _has_classes(task):
-    """Whether the run's task has class ids (a confusion matrix to draw); False for a task no
-    plugin registers any more (a run whose task plugin was uninstalled still shows its curves)."""
-    try:
-        return task_named(task).classes
-    except KerastackError:
-        return False
 
 
 def read_predictions(path):

@@ -93,12 +93,10 @@ def _write_tflite(path, flatbuffer, mode, options, batch, targets=None):
 
 def _device_output(task):
     """How the device runner shows the output (``core.Task.device``: classes, mask, values, raw)."""
-    from core import KerastackError, task_named
+    from core import task_named
 
-    try:
-        return task_named(task).device if task else "raw"
-    except KerastackError:
-        return "raw"
+    known = task_named(task or "", optional=True)
+    return known.device if known is not None else "raw"
 
 
 def _describe_run(ctx):

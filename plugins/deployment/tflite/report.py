@@ -193,10 +193,7 @@ def _run_task(run_dir):
     """The run's task (``core.Task``), or None where its plugin is gone."""
     from core import load_run, task_named
 
-    try:
-        return task_named(load_run(run_dir).record.get("spec", {}).get("task") or "")
-    except KerastackError:
-        return None
+    return task_named(load_run(run_dir).record.get("spec", {}).get("task") or "", optional=True)
 
 
 def _shown(task):
