@@ -69,8 +69,16 @@ def saved_model_converter(model, batch, mode, options, dataset, saved):
     # batch size, kept in ``saved`` for the next variant of the same model.
     path = Path(saved) / f"batch-{batch or 'any'}"
     if not (path / "saved_model.pb").exists():
+        import keras
+
         signature = [tf.TensorSpec([batch, *tensor.shape[1:]], tensor.dtype)]
-        model.export(str(path), format="tf_saved_model", verbose=False, input_signature=signature)
+        # model.export would trace model(x) with training unset, and a model nested inside (a
+        # KerasHub backbone) then normalizes with its batch statistics: inference is pinned here.
+        # ``*args`` keeps the input named ``serving_default_args_0`` as model.export names it.
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda *args: model(*args, training=False), input_signature=signature)
+        archive.write_out(str(path), verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
     configure(
         converter,
