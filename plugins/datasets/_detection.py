@@ -49,8 +49,9 @@ class Boxes:
         than ``max_boxes`` keeps its largest, with a counted warning."""
         import numpy as np
 
+        from core import KerastackError
         from plugins.datasets._files import warn
-        from plugins.tasks._boxes import pad_boxes
+        from plugins.tasks._boxes import check_boxes, pad_boxes
 
         rel = self._relative()
         images = np.asarray(self.images, "int64")
@@ -78,7 +79,11 @@ class Boxes:
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
             per_image = [rows if len(rows) <= width else rows[np.argsort(-area[rows], kind="stable")[:width]]
                          for rows in per_image]  # fmt: skip
-        return pad_boxes([boxes[rows] for rows in per_image], [classes[rows] for rows in per_image], width)
+        y = pad_boxes([boxes[rows] for rows in per_image], [classes[rows] for rows in per_image], width)
+        problem = check_boxes(y)
+        if problem:  # every bad box is fixed or refused above: this would be a bug, said plainly
+            raise KerastackError(f"{self.name}: {problem}")
+        return y
 
     def _relative(self):
         """All boxes as rel_xyxy float32 ``(M, 4)`` (Keras's ``convert_format``)."""
@@ -122,13 +127,9 @@ def detection_dataset(x, y, class_names, splits=None, **fractions):
     """A detection ``Dataset`` of images ``x`` and targets ``y``: ``splits`` (index arrays of train,
     validation, test, None for a split not there) or, without, a split cut by ``fractions``
     (``validation``, ``test``, ``seed``, ``owner``: see ``_files.split_indices``, not stratified)."""
-    from core import Dataset, KerastackError
+    from core import Dataset
     from plugins.datasets._files import split_indices, take
-    from plugins.tasks._boxes import check_boxes
 
-    problem = check_boxes(y, len(class_names))
-    if problem:  # the readers fix or refuse every bad box: this is a bug, said plainly
-        raise KerastackError(f"{fractions.get('owner', 'a detection dataset')}: {problem}")
     if splits is None:
         owner, seed = fractions.pop("owner"), fractions.pop("seed")
         splits = split_indices(len(x), fractions, seed, owner, "images")
@@ -141,3 +142,17 @@ def check_detection_options(owner, max_boxes):
     from plugins.datasets._checks import check_range
 
     check_range(owner, "max_boxes", max_boxes, 0, 10000, why=" (0: the most boxes any image holds)")
+
+
+def inner_field(owner, option, value, fields, where):
+    """The field after the ``/`` of option value ``value`` (``objects/bbox``) if it is one of
+    ``fields``; else a usage error naming the option, with did-you-mean and the fields listed."""
+    from core import UsageError, did_you_mean
+
+    inner = value.partition("/")[2]
+    if inner not in fields:
+        raise UsageError(
+            f"{owner}: option {option}={value!r}: {where} has no field {inner!r}{did_you_mean(inner, fields)}; "
+            f"its fields: {', '.join(fields)}"
+        )
+    return inner

@@ -40,6 +40,9 @@ def load(
     seed=0,
     mask="",
     classes="",
+    boxes="",
+    box_format="xywh",
+    max_boxes=0,
 ):
     """Split ``split`` of dataset ``name`` (``config``: the Hub dataset's configuration), ``samples``
     rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by
@@ -58,6 +61,18 @@ def load(
     ``mask`` (a column of images of class indices: grayscale or palette) makes it a segmentation
     dataset: the masks are the targets, resized to the nearest pixel, and ``classes`` names the
     indices in order (``background,person,car``); see ``load_masks``.
+
+    ``boxes`` (a box feature: ``objects/bbox``, the field of a struct column, or a column of box
+    lists) makes it a detection dataset: targets float32 (N, max_boxes, 5), ``x_min, y_min, x_max,
+    y_max`` relative and the class id, padding rows of class -1 (``max_boxes`` 0: the most in any
+    row). ``box_format`` is the stored boxes' Keras format: ``xywh`` (the default: COCO's ``[x, y,
+    width, height]`` in pixels, as most Hub detection sets keep them), ``xyxy``, ``center_xywh``,
+    ``yxyx``, ``center_yxhw``, or their ``rel_`` forms (relative to the image). The class of each
+    box is ``label`` (``objects/category``; unset: the ``ClassLabel`` beside the boxes, else a field
+    called category, label or class), named by its ``ClassLabel`` names, else ``classes``, else
+    the ids. Boxes reaching outside their image are clipped, those of zero area dropped, each
+    counted in a warning; a box that is not four numbers or a class that is not one of the classes
+    is an error naming the row.
     """
     from plugins.datasets._hub import HubOptions, load_hub
 
@@ -66,8 +81,14 @@ def load(
         channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
         validation=validation, test=test, seed=seed,
     )  # fmt: skip
+    if mask and boxes:
+        raise _usage(f"options mask={mask!r} and boxes={boxes!r}: give one of them (segmentation or detection)")
     if mask:
         return load_masks(HfHub(options, name, config, cache_dir), mask, classes)
+    if boxes:
+        from plugins.datasets._hf_boxes import load_boxes
+
+        return load_boxes(HfHub(options, name, config, cache_dir), boxes, label, box_format, classes, max_boxes)
     return load_hub(HfHub(options, name, config, cache_dir))
 
 
