@@ -9,55 +9,28 @@ decoded for relative formats; only image headers for pixel ones), checked and pa
 (``_detection.Boxes``); images stream as the other hf image datasets do.
 """
 
+OWNER = "dataset 'hf'"
 LABEL_NAMES = ("category", "categories", "label", "labels", "class", "classes", "category_id")
 
 
-def load_boxes(hub, boxes, label, box_format, classes, max_boxes):
-    """A detection Dataset of split ``split`` (see ``hf.load``)."""
-    import numpy as np
+def read_targets(ds, image, box_path, label_path, names, box_format, max_boxes, where):
+    """``(y, names)``: every row's boxes as the detection target (``_detection.Boxes``), and the
+    class names (``names``, else the ids found). A row whose box and class counts differ, a box
+    that is not four numbers or a class that is not one of ``names`` is an error naming the row."""
+    from plugins.datasets._detection import Boxes
 
-    from core import Dataset
-    from plugins.datasets._detection import FORMATS, Boxes, check_detection_options
-    from plugins.datasets._files import split_indices
-    from plugins.datasets._hub import PIXELS, choose, choose_splits, streamed
-    from plugins.datasets.hf import OWNER, _usage, image_reader, input_column
-
-    o = hub.options
-    hub.check()
-    check_detection_options(OWNER, max_boxes)
-    choose(OWNER, "box_format", box_format, FORMATS, "Keras bounding-box format")
-    if o.text or o.test_split:
-        raise _usage(
-            f"option boxes={boxes!r} detects in images of one split: drop {'text' if o.text else 'test_split'}"
-        )
-    choose_splits(o.owner, o.split, "", list(hub.open()), hub.name)
-    ds = hub.splits[o.split]
-    box_path, label_path = box_fields(ds, boxes, label, hub.name)
-    image = o.image or _first_image(ds, hub.name)
-    input_column(ds, image, "", hub.name)
-    if 0 < o.samples < len(ds):
-        ds = ds.select(np.sort(np.random.default_rng(o.seed).choice(len(ds), o.samples, replace=False)))
-    names = class_names(ds, label_path, classes)
-    where = f"{hub.name} {o.split}"
     found = Boxes("hf", box_format)
     sizes = image_sizes(ds, image, where) if not box_format.startswith("rel_") else None
     for row, (row_boxes, row_classes) in enumerate(read_rows(ds, box_path, label_path)):
         if len(row_boxes) != len(row_classes):
-            raise _usage(f"row {row} of {where}: {len(row_boxes)} boxes but {len(row_classes)} classes")
+            raise _error(f"row {row} of {where}: {len(row_boxes)} boxes but {len(row_classes)} classes")
         width, height = sizes[row] if sizes else (1, 1)
         for k, (box, cls) in enumerate(zip(row_boxes, row_classes)):
             _check_box(box, cls, names, f"row {row} of {where}, box {k}")
             found.add(row, [float(v) for v in box], int(cls), f"row {row} of {where}, box {k}", width, height)
     if names is None:
         names = tuple(str(i) for i in range(max(found.classes, default=0) + 1))
-    y = found.targets(len(ds), max_boxes)
-    rows = split_indices(len(ds), {"validation": o.validation, "test": o.test}, o.seed, OWNER, "rows")
-    read = image_reader(ds, image, o.size, o.channels, where)
-    read(0)  # a column that holds no images stops here, before any training
-    data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, y.__getitem__), task="detection",
-                   class_names=tuple(names))  # fmt: skip
-    data.normalization = PIXELS
-    return data
+    return found.targets(len(ds), max_boxes), names
 
 
 def box_fields(ds, boxes, label, name):
@@ -65,7 +38,6 @@ def box_fields(ds, boxes, label, name):
     label unset: a ``ClassLabel`` beside the boxes, else a field or column named like a class."""
     from plugins.datasets._detection import inner_field
     from plugins.datasets._hub import field
-    from plugins.datasets.hf import OWNER, _described, _usage
 
     column, _, inner = boxes.partition("/")
     field(OWNER, "boxes", column, ds.column_names, "column", name)
@@ -110,7 +82,6 @@ def read_rows(ds, box_path, label_path):
 
 def class_names(ds, label_path, classes):
     """The names of a ``ClassLabel`` class field, else ``classes`` (comma-separated), else None."""
-    from plugins.datasets.hf import _usage
 
     given = tuple(c.strip() for c in str(classes).split(",") if c.strip())
     if given:
@@ -133,7 +104,6 @@ def image_sizes(ds, image, where):
     from PIL import Image
 
     from core import KerastackError, one_line
-    from plugins.datasets.hf import OWNER
 
     raw = ds.select_columns([image]).cast_column(image, datasets.Image(decode=False))
     sizes = []
@@ -151,7 +121,6 @@ def _check_box(box, cls, names, where):
     import math
 
     from core import KerastackError
-    from plugins.datasets.hf import OWNER
 
     if not (
         isinstance(box, (list, tuple))
@@ -197,12 +166,17 @@ def _is_class_label(feature):
     return isinstance(_element(feature), datasets.ClassLabel)
 
 
-def _first_image(ds, name):
-    import datasets
+def _described(ds):
+    return "columns: " + ", ".join(ds.column_names)
 
-    from plugins.datasets.hf import _described, _usage
 
-    for column, feature in ds.features.items():
-        if isinstance(feature, datasets.Image):
-            return column
-    raise _usage(f"{name} has no Image column ({_described(ds)}); give --data-opt image=COLUMN")
+def _usage(message):
+    from core import UsageError
+
+    return UsageError(f"{OWNER}: {message}")
+
+
+def _error(message):
+    from core import KerastackError
+
+    return KerastackError(f"{OWNER}: {message}")

@@ -8,6 +8,8 @@ and padded at once (``_detection.Boxes``); the stream then reads images and find
 boxes by its TFDS id.
 """
 
+OWNER = "dataset 'tfds'"
+
 
 def box_features(info, boxes, label, name):
     """``(box path, label path)``: ``(feature, field)`` pairs (field None for a top-level feature),
@@ -16,7 +18,6 @@ def box_features(info, boxes, label, name):
 
     from plugins.datasets._detection import inner_field
     from plugins.datasets._hub import field
-    from plugins.datasets.tfds import OWNER, _described, _usage
 
     top, _, inner = boxes.partition("/")
     field(OWNER, "boxes", top, sorted(info.features), "feature", name)
@@ -96,3 +97,13 @@ def _fields(feature):
 
     inner = getattr(feature, "feature", feature)
     return inner if isinstance(inner, tfds.features.FeaturesDict) else None
+
+
+def _described(info):
+    return "features: " + ", ".join(f"{k} ({type(f).__name__})" for k, f in sorted(info.features.items()))
+
+
+def _usage(message):
+    from core import UsageError
+
+    return UsageError(f"{OWNER}: {message}")

@@ -86,8 +86,6 @@ def load(
     if mask:
         return load_masks(HfHub(options, name, config, cache_dir), mask, classes)
     if boxes:
-        from plugins.datasets._hf_boxes import load_boxes
-
         return load_boxes(HfHub(options, name, config, cache_dir), boxes, label, box_format, classes, max_boxes)
     return load_hub(HfHub(options, name, config, cache_dir))
 
@@ -130,6 +128,48 @@ def load_masks(hub, mask, classes):
     read, read_mask = image_reader(ds, image, o.size, o.channels, where), mask_reader(ds, mask, o.size, names, where)
     read(0), read_mask(0)  # columns that hold no images stop here, before any training
     data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, read_mask), task="segmentation", class_names=names)
+    data.normalization = PIXELS
+    return data
+
+
+def load_boxes(hub, boxes, label, box_format, classes, max_boxes):
+    """A detection Dataset of split ``split``: column ``image`` (unset: the first ``Image`` column)
+    streamed as pixels, the boxes of every row read, checked and padded first (``_hf_boxes``), cut
+    into train, validation and test (not stratified)."""
+    import datasets
+    import numpy as np
+
+    from core import Dataset
+    from plugins.datasets._detection import FORMATS, check_detection_options
+    from plugins.datasets._files import split_indices
+    from plugins.datasets._hf_boxes import box_fields, class_names, read_targets
+    from plugins.datasets._hub import PIXELS, choose, choose_splits, streamed
+
+    o = hub.options
+    hub.check()
+    check_detection_options(OWNER, max_boxes)
+    choose(OWNER, "box_format", box_format, FORMATS, "Keras bounding-box format")
+    if o.text or o.test_split:
+        raise _usage(
+            f"option boxes={boxes!r} detects in images of one split: drop {'text' if o.text else 'test_split'}"
+        )
+    choose_splits(o.owner, o.split, "", list(hub.open()), hub.name)
+    ds = hub.splits[o.split]
+    box_path, label_path = box_fields(ds, boxes, label, hub.name)
+    image = o.image or next((c for c, f in ds.features.items() if isinstance(f, datasets.Image)), "")
+    if not image:
+        raise _usage(f"{hub.name} has no Image column ({_described(ds)}); give --data-opt image=COLUMN")
+    input_column(ds, image, "", hub.name)
+    if 0 < o.samples < len(ds):
+        ds = ds.select(np.sort(np.random.default_rng(o.seed).choice(len(ds), o.samples, replace=False)))
+    where = f"{hub.name} {o.split}"
+    names = class_names(ds, label_path, classes)
+    y, names = read_targets(ds, image, box_path, label_path, names, box_format, max_boxes, where)
+    rows = split_indices(len(ds), {"validation": o.validation, "test": o.test}, o.seed, OWNER, "rows")
+    read = image_reader(ds, image, o.size, o.channels, where)
+    read(0)  # a column that holds no images stops here, before any training
+    data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, y.__getitem__), task="detection",
+                   class_names=tuple(names))  # fmt: skip
     data.normalization = PIXELS
     return data
 
