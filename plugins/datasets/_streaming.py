@@ -10,7 +10,8 @@ import numpy as np
 
 class FileBatches(keras.utils.PyDataset):
     """``(x, y)`` batches: ``read(path)`` stacked for ``batch_size`` files, and their int32 labels,
-    or with ``read_target`` their targets read the same way (a segmentation mask per image).
+    or with ``read_target`` their targets read the same way, in the dtype it gives (a segmentation
+    mask per image, int32; a detection's boxes, float32).
 
     Only the files of the batch asked for are read. With ``shuffle``, the order is a permutation
     drawn from ``seed`` at the start and again after every epoch; without, it is the given order.
@@ -40,7 +41,7 @@ class FileBatches(keras.utils.PyDataset):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         x = np.stack([self.read(self.paths[i]) for i in rows])
         if self.read_target is not None:
-            return x, np.stack([self.read_target(self.paths[i]) for i in rows]).astype("int32")
+            return x, np.stack([self.read_target(self.paths[i]) for i in rows])
         return x, self.labels[rows]
 
     def on_epoch_end(self):
@@ -50,7 +51,8 @@ class FileBatches(keras.utils.PyDataset):
 class StreamBatches(keras.utils.PyDataset):
     """``(x, y)`` batches of ``count`` examples read in sequence from a source without random access
     (TFDS's TFRecord files): ``examples(pass_number)`` starts a new pass, an iterator of ``(raw,
-    label)``, and ``read(raw)`` makes one input (``read_target(label)`` one target, e.g. a mask).
+    label)``, and ``read(raw)`` makes one input (``read_target(label)`` one target in its own dtype,
+    e.g. a mask; without, labels are int32).
 
     Keras's ``fit`` asks for a finite PyDataset's batches in shuffled index order. With ``shuffle``
     (a train split whose passes are shuffled at the source) the batch served is the next of the pass
@@ -88,7 +90,7 @@ class StreamBatches(keras.utils.PyDataset):
             inputs.append(self.read(raw))
             labels.append(label if self.read_target is None else self.read_target(label))
         self._next += 1
-        return np.stack(inputs), np.asarray(labels, dtype="int32")
+        return np.stack(inputs), np.asarray(labels, dtype="int32") if self.read_target is None else np.stack(labels)
 
     def on_epoch_begin(self):
         self._iterator = None  # the next batch starts a new pass

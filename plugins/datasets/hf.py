@@ -40,6 +40,9 @@ def load(
     seed=0,
     mask="",
     classes="",
+    boxes="",
+    box_format="xywh",
+    max_boxes=0,
 ):
     """Split ``split`` of dataset ``name`` (``config``: the Hub dataset's configuration), ``samples``
     rows of it drawn at random if > 0, cut into train, ``validation`` and ``test`` (stratified by
@@ -58,6 +61,18 @@ def load(
     ``mask`` (a column of images of class indices: grayscale or palette) makes it a segmentation
     dataset: the masks are the targets, resized to the nearest pixel, and ``classes`` names the
     indices in order (``background,person,car``); see ``load_masks``.
+
+    ``boxes`` (a box feature: ``objects/bbox``, the field of a struct column, or a column of box
+    lists) makes it a detection dataset: targets float32 (N, max_boxes, 5), ``x_min, y_min, x_max,
+    y_max`` relative and the class id, padding rows of class -1 (``max_boxes`` 0: the most in any
+    row). ``box_format`` is the stored boxes' Keras format: ``xywh`` (the default: COCO's ``[x, y,
+    width, height]`` in pixels, as most Hub detection sets keep them), ``xyxy``, ``center_xywh``,
+    ``yxyx``, ``center_yxhw``, or their ``rel_`` forms (relative to the image). The class of each
+    box is ``label`` (``objects/category``; unset: the ``ClassLabel`` beside the boxes, else a field
+    called category, label or class), named by its ``ClassLabel`` names, else ``classes``, else
+    the ids. Boxes reaching outside their image are clipped, those of zero area dropped, each
+    counted in a warning; a box that is not four numbers or a class that is not one of the classes
+    is an error naming the row.
     """
     from plugins.datasets._hub import HubOptions, load_hub
 
@@ -66,8 +81,12 @@ def load(
         channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
         validation=validation, test=test, seed=seed,
     )  # fmt: skip
+    if mask and boxes:
+        raise _usage(f"options mask={mask!r} and boxes={boxes!r}: give one of them (segmentation or detection)")
     if mask:
         return load_masks(HfHub(options, name, config, cache_dir), mask, classes)
+    if boxes:
+        return load_boxes(HfHub(options, name, config, cache_dir), boxes, label, box_format, classes, max_boxes)
     return load_hub(HfHub(options, name, config, cache_dir))
 
 
@@ -109,6 +128,48 @@ def load_masks(hub, mask, classes):
     read, read_mask = image_reader(ds, image, o.size, o.channels, where), mask_reader(ds, mask, o.size, names, where)
     read(0), read_mask(0)  # columns that hold no images stop here, before any training
     data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, read_mask), task="segmentation", class_names=names)
+    data.normalization = PIXELS
+    return data
+
+
+def load_boxes(hub, boxes, label, box_format, classes, max_boxes):
+    """A detection Dataset of split ``split``: column ``image`` (unset: the first ``Image`` column)
+    streamed as pixels, the boxes of every row read, checked and padded first (``_hf_boxes``), cut
+    into train, validation and test (not stratified)."""
+    import datasets
+    import numpy as np
+
+    from core import Dataset
+    from plugins.datasets._detection import FORMATS, check_detection_options
+    from plugins.datasets._files import split_indices
+    from plugins.datasets._hf_boxes import box_fields, class_names, read_targets
+    from plugins.datasets._hub import PIXELS, choose, choose_splits, streamed
+
+    o = hub.options
+    hub.check()
+    check_detection_options(OWNER, max_boxes)
+    choose(OWNER, "box_format", box_format, FORMATS, "Keras bounding-box format")
+    if o.text or o.test_split:
+        raise _usage(
+            f"option boxes={boxes!r} detects in images of one split: drop {'text' if o.text else 'test_split'}"
+        )
+    choose_splits(o.owner, o.split, "", list(hub.open()), hub.name)
+    ds = hub.splits[o.split]
+    box_path, label_path = box_fields(ds, boxes, label, hub.name)
+    image = o.image or next((c for c, f in ds.features.items() if isinstance(f, datasets.Image)), "")
+    if not image:
+        raise _usage(f"{hub.name} has no Image column ({_described(ds)}); give --data-opt image=COLUMN")
+    input_column(ds, image, "", hub.name)
+    if 0 < o.samples < len(ds):
+        ds = ds.select(np.sort(np.random.default_rng(o.seed).choice(len(ds), o.samples, replace=False)))
+    where = f"{hub.name} {o.split}"
+    names = class_names(ds, label_path, classes)
+    y, names = read_targets(ds, image, box_path, label_path, names, box_format, max_boxes, where)
+    rows = split_indices(len(ds), {"validation": o.validation, "test": o.test}, o.seed, OWNER, "rows")
+    read = image_reader(ds, image, o.size, o.channels, where)
+    read(0)  # a column that holds no images stops here, before any training
+    data = Dataset(*streamed(rows, None, read, o.batch_size, o.seed, y.__getitem__), task="detection",
+                   class_names=tuple(names))  # fmt: skip
     data.normalization = PIXELS
     return data
 

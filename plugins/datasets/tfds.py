@@ -44,6 +44,8 @@ def load(
     seed=0,
     mask="",
     classes="",
+    boxes="",
+    max_boxes=0,
 ):
     """Split ``split`` of TFDS dataset ``name`` (``NAME``, ``NAME/CONFIG`` or ``NAME:VERSION``) in
     ``data_dir`` (default: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``), its first ``samples``
@@ -68,6 +70,14 @@ def load(
     ``mask`` (an ``Image`` feature of class indices, e.g. ``segmentation_mask``) makes it a
     segmentation dataset: the masks are the targets, int32 (size, size) resized to the nearest pixel,
     and ``classes`` names the indices in order (``classes=background,pet,border``).
+
+    ``boxes`` (a ``BBoxFeature``, e.g. ``objects/bbox`` in voc or coco) makes it a detection
+    dataset: targets float32 (N, max_boxes, 5), ``x_min, y_min, x_max, y_max`` relative (TFDS's
+    ``[ymin, xmin, ymax, xmax]`` reordered) and the class id, padding rows of class -1
+    (``max_boxes`` 0: the most in any example); each box's class is the ``ClassLabel`` beside it
+    (``objects/label``), or ``label``, with its names. The boxes are read (images undecoded) and
+    checked before training: boxes past the image clipped, those of zero area dropped, each counted
+    in a warning.
     """
     from plugins.datasets._hub import HubOptions, load_hub
 
@@ -76,7 +86,7 @@ def load(
         channels=channels, max_tokens=max_tokens, length=length, samples=samples, batch_size=batch_size,
         validation=validation, test=test, seed=seed,
     )  # fmt: skip
-    return load_hub(TfdsHub(options, name, data_dir, mask, classes))
+    return load_hub(TfdsHub(options, name, data_dir, mask, classes, boxes, max_boxes))
 
 
 class TfdsHub(Hub):
@@ -84,12 +94,13 @@ class TfdsHub(Hub):
 
     own_size = True
 
-    def __init__(self, options, name, data_dir, mask="", classes=""):
+    def __init__(self, options, name, data_dir, mask="", classes="", boxes="", max_boxes=0):
         super().__init__(options)
         self.name, self.data_dir = name, data_dir
         self.builder, self.label = None, ""
         self.mask, self.classes = mask, tuple(c.strip() for c in str(classes).split(",") if c.strip())
-        self.task = "segmentation" if mask else "classification"
+        self.boxes, self.max_boxes, self.box_paths = boxes, max_boxes, None
+        self.task = "segmentation" if mask else "detection" if boxes else "classification"
 
     def check(self):
         if not self.name:
@@ -101,6 +112,13 @@ class TfdsHub(Hub):
             )
         if self.mask and self.options.text:
             raise _usage(f"option mask={self.mask!r} segments images; drop text={self.options.text!r}")
+        if self.boxes and (self.mask or self.options.text):
+            drop = f"mask={self.mask!r}" if self.mask else f"text={self.options.text!r}"
+            raise _usage(f"option boxes={self.boxes!r} detects objects in images; drop {drop}")
+        if self.boxes:
+            from plugins.datasets._detection import check_detection_options
+
+            check_detection_options(OWNER, self.max_boxes)
         super().check()
 
     def open(self):
@@ -112,6 +130,12 @@ class TfdsHub(Hub):
         if self.mask:
             self.label = mask_feature(info, self.mask, self.name)
             return input_feature(info, o.image, "", self.name, besides=self.label)[0], "", self.classes
+        if self.boxes:
+            from plugins.datasets._tfds_boxes import box_features, class_names
+
+            self.box_paths = box_features(info, self.boxes, o.label, self.name)
+            self.label = "tfds_id"  # the stream finds each example's boxes by it
+            return input_feature(info, o.image, "", self.name)[0], "", class_names(info, self.box_paths[1])
         image, text = input_feature(info, o.image, o.text, self.name)
         self.label = label_feature(info, o.label, self.name)
         return image, text, tuple(info.features[self.label].names)
@@ -127,19 +151,24 @@ class TfdsHub(Hub):
     def image_splits(self, image):
         o = self.options
         size, channels = image_size(self.builder.info.features[image].shape, o.size, o.channels, image, self.name)
-        masks = partial(read_mask, size=size, names=self.classes, where=self.name) if self.mask else None
-        stream = partial(Stream, self.builder, image=image, label=self.label, shape=(size, channels),
-                         batch_size=o.batch_size, seed=o.seed, read_target=masks)  # fmt: skip
+        targets = partial(read_mask, size=size, names=self.classes, where=self.name) if self.mask else None
         counts = split_counts(self.count(o.split), o.validation, o.test, self.name)
         starts = [0, counts[0], counts[0] + counts[1]]
-        parts = [
-            None if count == 0 else stream(f"{o.split}[{start}:{start + count}]", count, shuffle=(i == 0))
-            for i, (start, count) in enumerate(zip(starts, counts))
-        ]
+        slices = [None if n == 0 else f"{o.split}[{start}:{start + n}]" for start, n in zip(starts, counts)]
         if o.test_split:
-            n_test = self.count(o.test_split)
-            parts[2] = stream(f"{o.test_split}[:{n_test}]", n_test, shuffle=False)
-        return parts
+            counts[2] = self.count(o.test_split)
+            slices[2] = f"{o.test_split}[:{counts[2]}]"
+        if self.boxes:
+            from plugins.datasets._tfds_boxes import read_boxes
+
+            y, rows = read_boxes(self.builder, slices, image, *self.box_paths, self.max_boxes, self.name)
+            targets = lambda tfds_id: y[rows[tfds_id]]  # noqa: E731
+        stream = partial(Stream, self.builder, image=image, label=self.label, shape=(size, channels),
+                         batch_size=o.batch_size, seed=o.seed, read_target=targets)  # fmt: skip
+        return [
+            None if part is None else stream(part, n, shuffle=(i == 0))
+            for i, (part, n) in enumerate(zip(slices, counts))
+        ]
 
 
 def image_size(shape, size, channels, image, name):
@@ -305,7 +334,8 @@ def Stream(builder, split, count, image, label, shape, batch_size, shuffle, seed
     def examples(number):
         import tensorflow_datasets as tfds
 
-        config = tfds.ReadConfig(shuffle_seed=seed + number, try_autocache=False)
+        # label "tfds_id": TFDS's own id of each example (detection finds its boxes by it)
+        config = tfds.ReadConfig(shuffle_seed=seed + number, try_autocache=False, add_tfds_id=label == "tfds_id")
         ds = builder.as_dataset(split=split, shuffle_files=shuffle, read_config=config)
         if shuffle:
             ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed + number, reshuffle_each_iteration=False)

@@ -48,6 +48,7 @@ def test_registered_with_its_options():
     assert list(defaults) == [
         "name", "split", "config", "test_split", "image", "text", "label", "cache_dir", "size", "channels",
         "max_tokens", "length", "samples", "batch_size", "validation", "test", "seed", "mask", "classes",
+        "boxes", "box_format", "max_boxes",
     ]  # fmt: skip
     assert defaults["split"] == "train" and defaults["size"] == 32 and defaults["channels"] == 3
 
