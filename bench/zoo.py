@@ -26,6 +26,9 @@ FAMILIES = [
     ("vae", "digits", {}, {}, 15, "val_loss"),
     ("diffusion", "digits", {}, {}, 10, "val_loss"),
     ("gan", "digits", {}, {}, 10, "g_loss"),
+    ("unet", "shapes", {}, {"task": "segmentation"}, 10, "test_mean_iou"),
+    ("tcn", "series", {}, {}, 20, "test_mae"),
+    ("lstm", "series", {}, {}, 20, "test_mae"),
 ]
 
 
@@ -45,9 +48,9 @@ def main():
     if args.append and (HERE / "zoo.json").exists():
         known = json.loads((HERE / "zoo.json").read_text())
         rows, edge = known["training"], known["edge"]
-    done = {e["arch"] for e in edge}
+    done = {(e["arch"], e["data"]) for e in edge}
     for arch, data, hparams, options, epochs, metric in FAMILIES:
-        if only and arch not in only or arch in done:
+        if only and arch not in only or (arch, data) in done:
             continue
         epochs = max(1, round(epochs * args.epochs_scale))
         for backend in backends:
@@ -81,18 +84,22 @@ def train_row(out, arch, data, backend, hparams, options, epochs, metric):
 
 
 def edge_row(run_dir, arch, data):
-    """The run exported to float32 and int8 TFLite and verified: the row of the edge table."""
-    from core import export, verify
+    """The run exported to float32 and int8 TFLite and verified: the row of the edge table. The
+    metric is the one the run's task is listed by (accuracy, mean IoU, MAE, …)."""
+    from core import export, task_named, verify
 
-    row = {"arch": arch, "data": data}
+    spec = json.loads((run_dir / "run.json").read_text()).get("spec", {})
+    task = task_named(spec.get("task", ""), optional=True)
+    key = task.metric[0] if task and task.metric else "accuracy"
+    row = {"arch": arch, "data": data, "metric": key}
     for quantize in ("none", "int8"):
         try:
             lite = export(run_dir, "tflite", {"quantize": quantize})[0]
             v = verify(lite, run_dir)
             row[quantize] = {
                 "size_kib": v["size_bytes"] / 1024,
-                "accuracy": v.get("tflite_accuracy"),
-                "keras": v.get("keras_accuracy"),
+                "accuracy": v.get(f"tflite_{key}"),
+                "keras": v.get(f"keras_{key}"),
                 "mse": v.get("tflite_mse"),
                 "max_abs_diff": v["max_abs_diff"],
                 "agreement": v.get("agreement"),
@@ -105,9 +112,9 @@ def edge_row(run_dir, arch, data):
 def write(rows, edge):
     (HERE / "zoo.json").write_text(json.dumps({"training": rows, "edge": edge}, indent=2) + "\n")
     f = lambda v, p=3: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
-    order = [f[0] for f in FAMILIES]
-    rows = sorted(rows, key=lambda r: order.index(r["arch"]))
-    edge = sorted(edge, key=lambda e: order.index(e["arch"]))
+    order = [f[:2] for f in FAMILIES]
+    rows = sorted(rows, key=lambda r: order.index((r["arch"], r["data"])))
+    edge = sorted(edge, key=lambda e: order.index((e["arch"], e["data"])))
     lines = [
         "# Model zoo",
         "",
@@ -123,8 +130,8 @@ def write(rows, edge):
         )
     lines += [
         "",
-        "| architecture | float32 KiB | float32 metric | int8 KiB | int8 metric | int8 agreement |",
-        "|---|---|---|---|---|---|",
+        "| architecture | data | float32 KiB | float32 metric | int8 KiB | int8 metric | int8 agreement |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in edge:
 
@@ -132,8 +139,9 @@ def write(rows, edge):
             d = e[q]
             if "error" in d:
                 return f"error: {d['error']}", ""
+            name = e.get("metric", "accuracy")
             metric = (
-                f(d["accuracy"])
+                (f(d["accuracy"]) if name == "accuracy" else f"{name} {f(d['accuracy'])}")
                 if d["accuracy"] is not None
                 else f"mse {f(d['mse'], 4)}"
                 if d["mse"] is not None
@@ -143,7 +151,11 @@ def write(rows, edge):
 
         fs, fm = cells("none")
         i8s, i8m = cells("int8")
-        lines.append(f"| {e['arch']} | {fs} | {fm} | {i8s} | {i8m} | {f(e['int8'].get('agreement'))} |")
+        lines.append(f"| {e['arch']} | {e['data']} | {fs} | {fm} | {i8s} | {i8m} | {f(e['int8'].get('agreement'))} |")
+    # The notes under the tables are written by hand about a measurement: kept across reruns.
+    notes = (HERE / "zoo.md").read_text().partition("\nNotes:")[2] if (HERE / "zoo.md").exists() else ""
+    if notes:
+        lines += ["", "Notes:" + notes.rstrip("\n")]
     (HERE / "zoo.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
