@@ -7,7 +7,7 @@ OWNER = "dataset 'sounds'"
 CLASS_NAMES = ("tone", "chirp", "noise", "clicks")
 FREQUENCY = (300.0, 3000.0)  # Hz: a tone's pitch, a chirp's ends, a burst's band centre
 EVENT = (0.4, 0.9)  # the event's share of the clip
-LEVEL = (0.1, 0.6)  # the event's peak amplitude
+LEVEL = (0.05, 0.2)  # the event's RMS amplitude (peaks clipped to [-1, 1])
 
 
 @hookimpl
@@ -26,7 +26,7 @@ def load(samples=400, duration=0.5, sample_rate=16000, noise=0.02, seed=0, valid
     Each clip holds one event over Gaussian background noise of standard deviation ``noise``: a
     tone (a sine with a random pitch and a weaker second harmonic), a chirp (a sweep up or down
     between two random frequencies), a noise burst (white noise through a random band) or clicks
-    (short decaying pulses at a random rate). Every event has a random level, onset and length
+    (short decaying pulses at a random rate). Every event has a random loudness (RMS), onset and length
     and fades in and out, so neither loudness nor timing tells the class: only the sound's shape.
     """
     import numpy as np
@@ -71,13 +71,13 @@ def clip(kind, length, rate, rng):
         f = np.fft.rfftfreq(n, 1 / rate)
         spectrum[np.abs(np.log2(np.maximum(f, 1) / centre)) > width] = 0  # a band `width` octaves each side
         event = np.fft.irfft(spectrum, n)
-    else:  # clicks: decaying 2 ms pulses, 8 to 40 a second
+    else:  # clicks: decaying 4 ms pulses, 20 to 60 a second
         event = np.zeros(n)
-        pulse = np.exp(-np.arange(int(0.002 * rate)) / (0.0004 * rate)) * rng.choice([-1, 1])
-        for at in np.arange(rng.uniform(0, 0.02), t[-1], 1 / rng.uniform(8, 40)):
+        pulse = np.exp(-np.arange(int(0.004 * rate)) / (0.001 * rate)) * rng.choice([-1, 1])
+        for at in np.arange(rng.uniform(0, 0.02), t[-1], 1 / rng.uniform(20, 60)):
             i = int(at * rate)
             event[i : i + len(pulse)] += pulse[: n - i]
-    event = event / (np.abs(event).max() or 1) * rng.uniform(*LEVEL)
+    event = event / (np.sqrt(np.mean(event**2)) or 1) * rng.uniform(*LEVEL)
     fade = min(n // 4, int(0.01 * rate))
     ramp = np.ones(n)
     ramp[:fade], ramp[n - fade :] = np.linspace(0, 1, fade), np.linspace(1, 0, fade)
