@@ -156,6 +156,37 @@ train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, ou
 """
 
 
+SOUNDS_TRAIN = """
+import sys
+from core import train
+train("audio_cnn", "sounds", backend=sys.argv[2], epochs=8, seed=0, out=sys.argv[1], verbose=0)
+"""
+# A model trained under torch, converted in a TensorFlow process; verified there on the test split.
+SOUNDS_EXPORT = """
+import json, sys
+from core import export, verify
+run = sys.argv[1]
+export(run, "tflite", {"quantize": "none,int8", "keep_float": "log_mel", "layer_errors": False})
+found = {name: verify(f"{run}/export/tflite/{name}", run, latency_runs=1, record=False)
+         for name in ("model_float32.tflite", "model_int8-mixed.tflite")}
+json.dump(found, open(f"{run}/verified.json", "w"))
+"""
+
+
+def sounds_cnn(tmp_path_factory, backend="torch", exported=False):
+    """``audio_cnn`` trained on ``sounds`` under ``backend`` (8 epochs), shared by the audio test
+    modules of a session; ``exported``: the torch-trained run, exported as float32 and int8 with the
+    log-mel front end kept float (``export/tflite``: model_float32 and model_int8-mixed) and verified
+    (``verified.json``: ``core.verify``'s result per file)."""
+    run = tmp_path_factory.getbasetemp() / f"sounds-audio-cnn-{backend}"
+    if not (run / "model.keras").exists():
+        run_python(SOUNDS_TRAIN, run, backend, env={"KERAS_BACKEND": backend})
+    if exported and not (run / "verified.json").exists():
+        assert backend == "torch", backend
+        run_python(SOUNDS_EXPORT, run, env={"KERAS_BACKEND": "tensorflow"})
+    return run
+
+
 def digits_cnn(tmp_path_factory):
     """The digits cnn trained under TensorFlow, shared by the quantization test modules of a session."""
     run = tmp_path_factory.getbasetemp() / "quant-digits-cnn"
