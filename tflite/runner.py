@@ -380,7 +380,9 @@ class TFLiteModel:
             )
         rate, samples = spec
         if int(np.prod([d for d in self.input_shape if d != -1])) != samples:
-            raise ValueError(f"{self.path}: its metadata says {samples} samples a clip, the model takes {self.input_shape}")
+            raise ValueError(
+                f"{self.path}: its metadata says {samples} samples a clip, the model takes {self.input_shape}"
+            )
         x, found = read_wav(path)
         x = resample(x, found, rate)
         windows = max(1, -(-len(x) // samples))
