@@ -80,6 +80,30 @@ def write_plugin(tmp_path):
     return write
 
 
+def write_wav(path, x, rate, width=2, channels=1):
+    """Waveform ``x`` (float in [-1, 1], one channel) as a PCM WAV file of ``width`` bytes a sample
+    (1: unsigned 8-bit; 2, 3, 4: signed) at ``rate`` Hz, the channel repeated ``channels`` times."""
+    import wave
+
+    import numpy as np
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ints = np.round(np.clip(x, -1, 1) * (2 ** (8 * width - 1) - 1)).astype(np.int64)
+    ints = np.repeat(ints[:, None], channels, axis=1).ravel()
+    if width == 1:
+        data = (ints + 128).astype(np.uint8).tobytes()
+    elif width == 3:
+        data = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
+    else:
+        data = ints.astype(f"<i{width}").tobytes()
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(width)
+        f.setframerate(rate)
+        f.writeframes(data)
+    return Path(path)
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 

@@ -5,35 +5,15 @@ The PyDataset checks import keras, so they run in one subprocess; errors come be
 imported and are checked here."""
 
 import json
-import wave
 
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import run_python, write_wav
 
 from core import KerastackError, PluginHost, UsageError
 from plugins.datasets.audio_folder import load
 
 JAX = {"KERAS_BACKEND": "jax"}  # imports fastest; these checks do not depend on the backend
-
-
-def write_wav(path, x, rate, width=2, channels=1):
-    """``x`` (float in [-1, 1], one channel) as integer PCM of ``width`` bytes, the channel repeated."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    full = 2 ** (8 * width - 1) - 1
-    ints = np.round(np.clip(x, -1, 1) * full).astype(np.int64)
-    ints = np.repeat(ints[:, None], channels, axis=1).ravel()
-    if width == 1:
-        data = (ints + 128).astype(np.uint8).tobytes()
-    elif width == 3:
-        data = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
-    else:
-        data = ints.astype(f"<i{width}").tobytes()
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(channels)
-        f.setsampwidth(width)
-        f.setframerate(rate)
-        f.writeframes(data)
 
 
 def tone(frequency, seconds, rate, level=0.5):
