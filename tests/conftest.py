@@ -80,6 +80,30 @@ def write_plugin(tmp_path):
     return write
 
 
+def write_wav(path, x, rate, width=2, channels=1):
+    """Waveform ``x`` (float in [-1, 1], one channel) as a PCM WAV file of ``width`` bytes a sample
+    (1: unsigned 8-bit; 2, 3, 4: signed) at ``rate`` Hz, the channel repeated ``channels`` times."""
+    import wave
+
+    import numpy as np
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ints = np.round(np.clip(x, -1, 1) * (2 ** (8 * width - 1) - 1)).astype(np.int64)
+    ints = np.repeat(ints[:, None], channels, axis=1).ravel()
+    if width == 1:
+        data = (ints + 128).astype(np.uint8).tobytes()
+    elif width == 3:
+        data = b"".join(int(v).to_bytes(3, "little", signed=True) for v in ints)
+    else:
+        data = ints.astype(f"<i{width}").tobytes()
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(width)
+        f.setframerate(rate)
+        f.writeframes(data)
+    return Path(path)
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 
@@ -154,6 +178,38 @@ import sys
 from core import train
 train("cnn", "digits", backend="tensorflow", epochs=4, batch_size=64, seed=0, out=sys.argv[1], verbose=0)
 """
+
+
+SOUNDS_TRAIN = """
+import sys
+from core import train
+train("audio_cnn", "sounds", backend=sys.argv[2], epochs=8, seed=0, out=sys.argv[1], verbose=0)
+"""
+# A model trained under torch, converted in a TensorFlow process; verified there on the test split.
+SOUNDS_EXPORT = """
+import json, sys
+from core import export, verify
+run = sys.argv[1]
+export(run, "tflite", {"quantize": "none,int8", "keep_float": "log_mel", "io": "float", "layer_errors": False})
+found = {name: verify(f"{run}/export/tflite/{name}", run, latency_runs=1, record=False)
+         for name in ("model_float32.tflite", "model_int8-mixed-floatio.tflite")}
+json.dump(found, open(f"{run}/verified.json", "w"))
+"""
+
+
+def sounds_cnn(tmp_path_factory, backend="torch", exported=False):
+    """``audio_cnn`` trained on ``sounds`` under ``backend`` (8 epochs), shared by the audio test
+    modules of a session; ``exported``: the torch-trained run, exported as float32 and int8 with the
+    log-mel front end kept float and a float waveform in (what MediaPipe's AudioClassifier feeds;
+    ``export/tflite``: model_float32 and model_int8-mixed-floatio) and verified
+    (``verified.json``: ``core.verify``'s result per file)."""
+    run = tmp_path_factory.getbasetemp() / f"sounds-audio-cnn-{backend}"
+    if not (run / "model.keras").exists():
+        run_python(SOUNDS_TRAIN, run, backend, env={"KERAS_BACKEND": backend})
+    if exported and not (run / "verified.json").exists():
+        assert backend == "torch", backend
+        run_python(SOUNDS_EXPORT, run, env={"KERAS_BACKEND": "tensorflow"})
+    return run
 
 
 def digits_cnn(tmp_path_factory):

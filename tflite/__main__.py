@@ -1,4 +1,4 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize] | --text TEXT|FILE.txt ...] [--bench N]
+"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize]|FILE.wav | --text TEXT|FILE.txt ...] [--bench N]
                  [--threads N] [--top K] [--out DIR] [--metadata] [--json]
 
 Examples:
@@ -15,6 +15,10 @@ Examples:
   python -m tflite model_int8.tflite --text "a great film" --text reviews.txt
       (a model trained on a text dataset: each text, or each line of a .txt file, tokenized with the
       vocabulary and rule its metadata records, as training tokenized them)
+  python -m tflite audio_int8.tflite --input clip.wav
+      0: chirp 0.9609, tone 0.0234, noise 0.0078, clicks 0.0039
+      (a model trained on an audio dataset: the WAV clip read as mono, resampled to the model's
+      sample rate and cut into windows of its clip length, one line a window)
   python -m tflite unet_int8.tflite --input images.npy --out masks/
       0: background 81.2%, circle 18.8% -> masks/images_0_mask.png, images_0_overlay.png
       (a segmentation model: the class of each pixel as a palette PNG, and the classes over the image)
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import mask
+from .audio import WAV_SUFFIXES, audio_spec
 from .runner import TFLiteModel, clipping_warning, range_warning
 from .text import TEXT_SUFFIXES, read_lines
 
@@ -68,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "--input",
         type=Path,
         metavar="FILE",
-        help="a .npy array of inputs (one sample, or a batch); a csv model's raw rows as .csv (with --normalize)",
+        help="a .npy array of inputs (one sample, or a batch); a csv model's raw rows as .csv (with --normalize); "
+        "an audio model's clip as .wav (PCM)",
     )
     p.add_argument(
         "--text",
@@ -178,7 +184,17 @@ def _text_input(model: TFLiteModel, values: list[str]) -> np.ndarray:
 
 def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
     """The inputs in ``path``: a .csv table's rows encoded with the model's column encodings (with
-    ``normalize``), else a .npy array (scaled with the recorded normalization if ``normalize``)."""
+    ``normalize``), a .wav clip's windows (``TFLiteModel.encode_wav``), else a .npy array (scaled
+    with the recorded normalization if ``normalize``)."""
+    if path.suffix.lower() in WAV_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        if audio_spec(model.metadata) is None:  # not an audio model: the flag, not the file, is wrong
+            raise _UsageError(
+                f"--input {path}: a WAV clip, but {model.path.name}'s metadata records no audio sample rate: a "
+                ".wav input is for a model trained on an audio dataset (sounds, audio_folder)"
+            )
+        return model.encode_wav(path)
     if path.suffix.lower() == ".csv":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import audio_spec, fit_length, read_wav, resample
 from .metadata import EMBEDDED_KEY, read_metadata
 from .tables import encode_rows, read_rows, standardize, table_columns
 from .text import tokenizer_from_metadata
@@ -366,6 +367,27 @@ class TFLiteModel:
                 f"takes inputs of shape {self.input_shape}"
             )
         return tokenizer.encode(texts)
+
+    def encode_wav(self, path: str | Path) -> np.ndarray:
+        """The WAV clip in ``path`` as the waveforms the model takes (``tflite.audio``): mono,
+        resampled to the sample rate its metadata records, cut into consecutive windows of its clip
+        length (the last one zero-padded): one row per window, shaped (windows, *input_shape)."""
+        spec = audio_spec(self.metadata)
+        if spec is None:
+            raise ValueError(
+                f"{self.path}: its metadata records no audio sample rate; a .wav input is for a model trained on "
+                "an audio dataset (sounds, audio_folder)"
+            )
+        rate, samples = spec
+        if int(np.prod([d for d in self.input_shape if d != -1])) != samples:
+            raise ValueError(
+                f"{self.path}: its metadata says {samples} samples a clip, the model takes {self.input_shape}"
+            )
+        x, found = read_wav(path)
+        x = resample(x, found, rate)
+        windows = max(1, -(-len(x) // samples))
+        x = np.stack([fit_length(x[i * samples : (i + 1) * samples], samples) for i in range(windows)])
+        return x.reshape((windows, *(samples if d == -1 else d for d in self.input_shape)))
 
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -114,9 +114,9 @@ def _describe_run(ctx):
         "trained_backend": ctx.run.get("training", {}).get("backend"),
     }
     # What a device needs to prepare inputs like the training data: a text dataset's vocabulary and
-    # tokenizing rule (tflite/text.py), a table's column encodings, the range of the inputs and the
-    # scaling that made them.
-    for key in ("vocabulary", "tokenizer", "preprocessing"):
+    # tokenizing rule (tflite/text.py), a table's column encodings, an audio clip's sample rate and
+    # length (tflite/audio.py), the range of the inputs and the scaling that made them.
+    for key in ("vocabulary", "tokenizer", "preprocessing", "audio"):
         if getattr(ctx.dataset, key, None) is not None:
             described[key] = getattr(ctx.dataset, key)
     inside = model_preprocessing(ctx.model)

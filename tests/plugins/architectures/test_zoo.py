@@ -34,6 +34,7 @@ CASES = [
     Case("diffusion", "digits", {"filters": 8, "embed_dim": 8, "steps": 50}),
     Case("gan", "digits", {"latent": 8, "filters": 8}, steps=4),
     Case("unet", "shapes", {"filters": 4}, {"task": "segmentation", "samples": 120}),
+    Case("audio_cnn", "sounds", {"filters": 4, "mel_bins": 16}, {"samples": 40, "duration": 0.25}),
 ]
 BY_ARCH = {c.arch: c for c in reversed(CASES)}  # the first case of each family
 

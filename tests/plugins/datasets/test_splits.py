@@ -5,9 +5,22 @@ import types
 
 import numpy as np
 import pytest
+from conftest import write_wav
 
 from core.data import check_dataset, spec_of
-from plugins.datasets import csv_table, digits, image_folder, npz, shapes, tabular, text, tokens, waves
+from plugins.datasets import (
+    audio_folder,
+    csv_table,
+    digits,
+    image_folder,
+    npz,
+    shapes,
+    sounds,
+    tabular,
+    text,
+    tokens,
+    waves,
+)
 
 
 def write_csv(path, n=40):
@@ -47,6 +60,14 @@ def write_images(root, n=20):
     return str(root)
 
 
+def write_clips(root, n=20):
+    for label in ("a", "b"):
+        for i in range(n // 2):
+            write_wav(root / label / f"{i}.wav", np.full(80, 0.01 * i), 8000)
+    return str(root)
+
+
+STREAMED = ("image_folder", "audio_folder")  # their splits are FakeBatches here
 LOADERS = {
     "digits": lambda tmp, **f: digits.load(**f),
     "iris": lambda tmp, **f: tabular.load("iris", **f),
@@ -57,6 +78,8 @@ LOADERS = {
     "text_csv": lambda tmp, **f: text.load_csv(write_texts(tmp / "r.csv"), text="review", label="sentiment", **f),
     "npz": lambda tmp, **f: npz.load(write_npz(tmp / "a.npz"), **f),
     "image_folder": lambda tmp, **f: image_folder.load(write_images(tmp / "images"), size=8, **f),
+    "sounds": lambda tmp, **f: sounds.load(samples=40, duration=0.1, **f),
+    "audio_folder": lambda tmp, **f: audio_folder.load(write_clips(tmp / "clips"), sample_rate=8000, **f),
 }
 
 
@@ -86,8 +109,8 @@ def test_a_share_of_0_is_no_split(name, tmp_path, monkeypatch, capsys):
         assert sum(n for n in sizes.values() if n) == total, sizes  # every sample still in some split
         for kept in {"validation", "test"} - set(missing):  # the other split is cut as before (±1: rounding)
             assert abs(sizes[kept] - size(default.split(kept))) <= 1, (fractions, kept)
-        if name != "image_folder":
+        if name not in STREAMED:
             check_dataset(dataset, name)
             spec_of(dataset, name)
-    if name != "image_folder":
+    if name not in STREAMED:
         assert default.evaluation_split()[0] == "test" and dataset.evaluation_split()[0] == "train"
