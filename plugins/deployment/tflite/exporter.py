@@ -73,6 +73,7 @@ def _check_model(model):
 def convert_variants(ctx, model, options, suffix="", extra=None):
     """Convert ``model`` to each variant ``options.quantize`` names and write the files, each name
     ending in ``suffix``, each model.json entry with ``extra``; the paths written, .tflite first."""
+    options = selective.front_ends(model, options)
     described = {**(extra or {}), **({} if options.per_channel else {"per_channel": False})}
     paths = []
     # One SavedModel for all the variants.
@@ -90,7 +91,7 @@ def _convert_variant(ctx, model, mode, options, saved):
     (``keep_float``; the plain int8 model where ``auto`` keeps none, ``extra`` saying why), else the
     converter's, with its per-layer errors where it is an integer variant."""
     found = {}
-    if mode == "int8" and options.keep_float:
+    if mode == "int8" and selective.requested(options.keep_float):
         flatbuffer, found = selective.mixed_int8(ctx, model, options, saved)
         if flatbuffer is not None:
             return flatbuffer, None, found

@@ -115,6 +115,18 @@ def test_quantize_lists_are_parsed():
         TFLiteOptions(quantize="int8,int3").validate()
 
 
+def test_keep_float_none_asks_for_all_int8_with_any_quantize():
+    """``none`` is the opt-out of the spectrogram default (``selective.front_ends``): no layer named,
+    and accepted wherever int8 is, as keep_float unset is."""
+    from plugins.deployment.tflite import selective
+    from plugins.deployment.tflite.options import TFLiteOptions
+
+    assert selective.requested("none") == [] and selective.requested("log_mel, none") == ["log_mel"]
+    assert TFLiteOptions(quantize="none,int16x8", keep_float="none").validate().keep_float == "none"
+    with pytest.raises(UsageError, match="keep_float applies to quantize=int8"):
+        TFLiteOptions(quantize="none", keep_float="log_mel").validate()
+
+
 def test_importing_the_exporter_imports_no_framework():
     """Every module of the package imports keras, TensorFlow and tfmot inside functions only (the
     QAT layer classes are defined on first use)."""
