@@ -30,6 +30,7 @@ def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
     """
     from core import read_json, write_json, write_text
     from plugins.deployment.tflite.metadata import MODEL_JSON, embed_run_metadata
+    from plugins.deployment.tflite.standard_metadata import write_standard_metadata
 
     path = ctx.out_dir / f"model_{variant}.tflite"
     targets = checks.training_targets(ctx.dataset, ctx.run.get("spec", {}).get("task"))
@@ -41,6 +42,9 @@ def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
     meta_path = ctx.out_dir / MODEL_JSON
     meta = read_json(meta_path, "metadata file") if meta_path.exists() else {}
     meta.update(_describe_run(ctx))
+    # The standard entry first (apps' runtimes: MediaPipe Tasks, the LiteRT Task Library), then
+    # kerastack's own, which keeps the first and its associated files and updates the sizes.
+    entry["standard_metadata"] = write_standard_metadata(path, {**meta, "run_created": ctx.run.get("created")}, entry)
     meta.setdefault("files", {})[path.name] = entry
     written = [path, write_json(meta_path, meta)]
     # The same description inside the .tflite (one file is a whole deployment); sizes updated.
