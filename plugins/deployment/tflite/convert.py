@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from core import KerastackError
-from plugins.deployment.tflite.options import INTEGER_VARIANTS
+from plugins.deployment.tflite.options import INTEGER_VARIANTS, io_type
 
 
 def convert(model, mode, options, dataset=None, saved=None):
@@ -100,8 +100,8 @@ def configure(converter, mode, io, float_inputs, allow_select_ops, calibration):
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         converter.representative_dataset = calibration()
-    if mode in (*INTEGER_VARIANTS, "qat") and io == "int8":
-        integer = tf.int16 if mode == "int16x8" else tf.int8
+    if mode in (*INTEGER_VARIANTS, "qat") and io != "float":
+        integer = tf.as_dtype(io_type(io, mode))
         if float_inputs:  # token ids stay integers
             converter.inference_input_type = integer
         converter.inference_output_type = integer
@@ -163,7 +163,8 @@ def calibration(model, dataset, samples, seed, batch):
 
 def check_integer_only(flatbuffer, io, what, layer_names, keras3=True):
     """Fail, naming the layers, if a quantization-aware model converted with float islands in it:
-    float32 tensors (other than a float input/output with ``io=float``) or DEQUANTIZE ops."""
+    float32 tensors (other than a float or uint8 input/output with ``io=float`` or ``uint8``) or
+    DEQUANTIZE ops."""
     floats, dequantize = _float_computation(flatbuffer, io)
     if not floats and dequantize <= 0:
         return
@@ -188,7 +189,8 @@ def _float_computation(flatbuffer, io):
         path = Path(tmp) / "model.tflite"
         path.write_bytes(flatbuffer)
         model = TFLiteModel(path)
-        io_names = {model.input_details["name"], model.output_details["name"]} if io == "float" else set()
+        # io=float: float32 at the edges; io=uint8: uint8 there, requantized to int8 inside.
+        io_names = {model.input_details["name"], model.output_details["name"]} if io in ("float", "uint8") else set()
         dtypes = {t["index"]: t for t in model.tensor_dtypes()}
         floats = []
         for op in model.ops():

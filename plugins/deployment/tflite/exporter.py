@@ -19,7 +19,7 @@ from plugins.deployment.tflite.options import INTEGER_VARIANTS, TFLiteOptions
 def export(
     ctx,
     quantize="none",
-    io="int8",
+    io="auto",
     calibration_samples=300,
     allow_select_ops=False,
     seed=0,
@@ -47,8 +47,8 @@ def export(
     file and, for a regression model, whether its integer output covers the training targets.
     """
     given = {name: value for name, value in locals().items() if name != "ctx"}  # first: the options only
-    options = TFLiteOptions(**given).validate()
     _check_model(ctx.model)
+    options = TFLiteOptions(**given).validate().for_model(ctx.model)
     if options.qat != "none":
         return finetune.quantization_aware(ctx, options)
     if options.prune:
