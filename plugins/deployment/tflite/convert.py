@@ -208,3 +208,37 @@ def _mentions(tensor_name, layer_name, keras3):
     if keras3:
         return any(p.rpartition("_")[0] == layer_name and p.rpartition("_")[2].isdigit() for p in parts)
     return layer_name in parts
+
+
+def raw_pixel_input(flatbuffer, scale, offset):
+    """A uint8-input image model whose input values are the raw 8-bit pixels: the model takes
+    ``pixel * scale + offset``, so the input tensor's quantization becomes scale ``scale``, zero point
+    ``-offset / scale``. Calibration gives the range the training images happened to span (a set
+    without a pure white pixel gets another scale), while apps (MediaPipe Tasks) feed pixels as
+    they are. Exact where the input's only readers are QUANTIZE ops (uint8 → the calibrated int8:
+    they requantize from whatever the input says); ``(flatbuffer, False)`` unchanged otherwise, or
+    where the zero point would not be a uint8. Returns ``(flatbuffer, changed)``."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    zero_point = -offset / scale
+    if abs(zero_point - round(zero_point)) > 1e-6 or not 0 <= round(zero_point) <= 255:
+        return flatbuffer, False
+    data = bytearray(flatbuffer)
+    model = schema.Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    index = graph.Inputs(0)
+    tensor = graph.Tensors(index)
+    quantization = tensor.Quantization()
+    if tensor.Type() != schema.TensorType.UINT8 or quantization is None or quantization.ScaleLength() != 1:
+        return flatbuffer, False
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        if index in op.InputsAsNumpy().tolist():
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != schema.BuiltinOperator.QUANTIZE:
+                return flatbuffer, False
+    # The generated reader's numpy views lie over ``data``: same sizes, written in place.
+    quantization.ScaleAsNumpy()[0] = np.float32(scale)
+    quantization.ZeroPointAsNumpy()[0] = np.int64(round(zero_point))
+    return bytes(data), True
