@@ -48,7 +48,7 @@ def export(
     """
     given = {name: value for name, value in locals().items() if name != "ctx"}  # first: the options only
     _check_model(ctx.model)
-    options = TFLiteOptions(**given).validate().for_model(ctx.model)
+    options = TFLiteOptions(**given).validate().for_model(ctx.model, _task(ctx))
     if options.qat != "none":
         return finetune.quantization_aware(ctx, options)
     if options.prune:
@@ -58,6 +58,12 @@ def export(
     else:
         model, suffix, extra, written = ctx.model, "", {}, []
     return convert_variants(ctx, model, options, suffix, extra) + written
+
+
+def _task(ctx):
+    from core import task_named
+
+    return task_named(ctx.run.get("spec", {}).get("task") or "", optional=True)
 
 
 def _check_model(model):

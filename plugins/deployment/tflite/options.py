@@ -28,8 +28,8 @@ class TFLiteOptions:
     training samples. ``io`` is its interface: ``int8`` input and output, ``uint8`` (the quantized
     values shifted by 128: what MediaPipe Tasks and the LiteRT Task Library feed an image model; an
     image input's uint8 values are then its raw pixels), ``float`` (quantize and dequantize inside),
-    or ``auto`` (default): ``uint8`` for a model taking RGB images, ``int8`` otherwise (token ids stay
-    int32 inputs whatever ``io`` says). ``int16x8`` keeps activations in 16 bits (int16 input/output
+    or ``auto`` (default): ``uint8`` where MediaPipe Tasks could run the file (RGB images, a text
+    classifier), ``int8`` otherwise (token ids stay int32 inputs whatever ``io`` says). ``int16x8`` keeps activations in 16 bits (int16 input/output
     unless ``io=float``); ``all`` writes every variant, and a
     comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` (int8,
     int16x8) quantizes each weight tensor with one scale instead of one per output channel: smaller
@@ -78,16 +78,20 @@ class TFLiteOptions:
     keep_float_max: int = 4
     layer_errors: bool = True
 
-    def for_model(self, model):
-        """These options with ``io=auto`` resolved for ``model``: ``uint8`` where it takes RGB images
-        (float height x width x 3), ``int8`` otherwise."""
+    def for_model(self, model, task=None):
+        """These options with ``io=auto`` resolved for ``model`` (``task``: a ``core.Task`` or None):
+        ``uint8`` where MediaPipe Tasks could run the file, which takes uint8 or float32 only
+        (measured with 1.2.2: int8 inputs and outputs are refused): a model of RGB images (float
+        height x width x 3), or of token ids with class outputs (a text classifier); ``int8``
+        otherwise."""
         from dataclasses import replace
 
         if self.io != "auto":
             return self
         shape, dtype = tuple(model.inputs[0].shape), str(model.inputs[0].dtype)
         rgb = len(shape) == 4 and shape[-1] == 3 and "float" in dtype
-        return replace(self, io="uint8" if rgb else "int8")
+        text = "int" in dtype and task is not None and task.classes
+        return replace(self, io="uint8" if rgb or text else "int8")
 
     @property
     def variants(self):
