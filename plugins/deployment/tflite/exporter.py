@@ -47,8 +47,9 @@ def export(
     file and, for a regression model, whether its integer output covers the training targets.
     """
     given = {name: value for name, value in locals().items() if name != "ctx"}  # first: the options only
+    options = TFLiteOptions(**given).validate()
     _check_model(ctx.model)
-    options = TFLiteOptions(**given).validate().for_model(ctx.model, _task(ctx))
+    options = options.for_model(ctx.model, _task(ctx))  # io=auto resolved
     if options.qat != "none":
         return finetune.quantization_aware(ctx, options)
     if options.prune:
