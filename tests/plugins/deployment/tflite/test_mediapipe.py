@@ -69,19 +69,25 @@ def write_texts(root, n, seed):
         (root / ("positive", "negative")[label] / f"{i:03d}.txt").write_text(" ".join(words).capitalize() + "!")
 
 
-# name → (data writer, kerastack train arguments)
+CNN = {"arch": "cnn", "data": "image_folder", "hparams": {"filters": 8, "dense": 16}, "epochs": 5}
+TEXT = {"arch": "transformer", "data": "text_folder", "hparams": {"dim": 16, "blocks": 1, "heads": 1, "mlp_dim": 16}}
+UNET = {"arch": "unet", "data": "mask_folder", "hparams": {"filters": 4}, "epochs": 3}
+# name → (data writer, samples, backend, core.train's arguments)
 RUNS = {
-    "image_torch": (write_images, ["--arch", "cnn", "--hp", "filters=8", "--hp", "dense=16", "--data", "image_folder",
-                                   "--data-opt", f"size={SIZE}", "--backend", "torch", "--epochs", "6"]),
-    "image_jax": (write_images, ["--arch", "cnn", "--hp", "filters=8", "--hp", "dense=16", "--data", "image_folder",
-                                 "--data-opt", f"size={SIZE}", "--backend", "jax", "--epochs", "6"]),
-    "text": (write_texts, ["--arch", "transformer", "--hp", "dim=16", "--hp", "blocks=1", "--hp", "heads=1",
-                           "--hp", "mlp_dim=16", "--data", "text_folder", "--data-opt", "length=12",
-                           "--backend", "torch", "--epochs", "6"]),
-    "unet": (write_masks, ["--arch", "unet", "--hp", "filters=4", "--data", "mask_folder", "--data-opt", f"size={SIZE}",
-                           "--backend", "torch", "--epochs", "3"]),
-}  # fmt: skip
-SAMPLES = {"image_torch": 150, "image_jax": 150, "text": 80, "unet": 90}
+    "image_torch": (write_images, 120, "torch", CNN),
+    "image_jax": (write_images, 120, "jax", CNN),
+    "text": (write_texts, 60, "torch", {**TEXT, "data_options": {"length": 12}, "epochs": 6}),
+    "unet": (write_masks, 72, "torch", UNET),
+}
+IMAGE_OPTIONS = {"size": SIZE}
+
+# One process per backend trains its runs.
+TRAIN = """
+import json, sys
+from core import train
+for name, arguments in json.loads(sys.argv[1]).items():
+    train(**arguments, seed=0, verbose=0)
+"""
 
 # One TensorFlow process: export float32 and int8 of every run, then MediaPipe on each file.
 JOB = """
@@ -129,11 +135,18 @@ json.dump(results, open(root / "results.json", "w"))
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory):
     root = tmp_path_factory.mktemp("mediapipe")
-    for name, (write, arguments) in RUNS.items():
-        write(root / name / "data", SAMPLES[name], seed=len(name))
-        trained = run_cli("train", *arguments, "--data-opt", f"path={root / name / 'data'}", "--seed", "0",
-                          "--out", root / name / "run")  # fmt: skip
-        assert trained.returncode == 0, trained.stderr[-3000:]
+    jobs = {}
+    for name, (write, samples, backend, arguments) in RUNS.items():
+        write(root / name / "data", samples, seed=len(name))
+        options = {**({} if arguments["data"] == "text_folder" else IMAGE_OPTIONS), **arguments.get("data_options", {})}
+        jobs.setdefault(backend, {})[name] = {
+            **arguments,
+            "data_options": {**options, "path": str(root / name / "data")},
+            "out": str(root / name / "run"),
+        }
+    for backend, runs in jobs.items():
+        run_python(TRAIN, json.dumps({k: {**v, "backend": backend} for k, v in runs.items()}),
+                   env={"KERAS_BACKEND": backend})  # fmt: skip
     run_python(JOB, root, env={"KERAS_BACKEND": "tensorflow"})
     return root, read_json(root / "results.json")
 
@@ -166,7 +179,7 @@ def test_int8_image_model_takes_raw_pixels_as_uint8(apps, name):
 def test_text_classifier_takes_raw_strings(apps, variant):
     _, results = apps
     r = results[f"text/model_{variant}.tflite"]
-    assert r["texts"] == SAMPLES["text"]
+    assert r["texts"] == RUNS["text"][1]
     # MediaPipe tokenizes the strings as kerastack does: the same class as LiteRT on kerastack's ids,
     # and as Keras (the float32 file exactly; int8 may differ where quantization moves a close call).
     assert r["raw_text_litert"] == 1.0
@@ -194,9 +207,9 @@ def test_device_reader_still_reads_kerastacks_entry(apps):
         [sys.executable, "-m", "tflite", str(path), "--metadata", "--json"], capture_output=True, text=True
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
-    meta = json.loads(shown.stdout)
+    meta = json.loads(shown.stdout)["metadata"]
     assert meta["task"] == "classification" and meta["class_names"] == list(CLASSES)
-    assert meta["file"]["standard_metadata"]["input_kind"] == "image"
+    assert meta["files"]["model_int8.tflite"]["standard_metadata"]["input_kind"] == "image"
 
 
 def test_verify_client_mediapipe_prints_the_agreement(apps):
