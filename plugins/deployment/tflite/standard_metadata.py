@@ -52,10 +52,16 @@ def write_standard_metadata(path, described, entry):
     """Embed ``TFLITE_METADATA`` in the .tflite at ``path`` (replaced atomically) and append its
     associated files; ``described``: model.json's top level, ``entry``: this file's model.json entry.
     Returns what model.json records of it: ``{"min_parser_version", "associated_files", "input"}``."""
+    from core import KerastackError
     from tflite.metadata import embed_metadata
 
-    metadata, files, summary = build(described, entry)
-    embed_metadata(path, path, KEY, metadata, files)
+    try:
+        metadata, files, summary = build(described, entry)
+        embed_metadata(path, path, KEY, metadata, files)
+    except (ValueError, KeyError, TypeError) as exc:  # a task's output_metadata, or the file itself
+        raise KerastackError(
+            f"{path}: cannot write the standard metadata (task {described.get('task')!r}): {exc}"
+        ) from None
     return summary
 
 
