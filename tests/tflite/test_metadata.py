@@ -108,6 +108,20 @@ def test_embedding_again_replaces_the_entry(models, tmp_path, x):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"
 
 
+def test_associated_files_survive_embedding_again(models, tmp_path, x):
+    """The standard metadata's files (a zip after the flatbuffer) stay when another entry is written."""
+    from tflite.metadata import associated_files
+
+    path = tmp_path / "model.tflite"
+    embed_metadata(models / "float32.tflite", path, "TFLITE_METADATA", b"M", {"labels.txt": b"a\nb\n"})
+    embed_metadata(path, path, EMBEDDED_KEY, b'{"v": 1}')
+    embed_metadata(path, path, "TFLITE_METADATA", b"N", {"vocab.txt": b"<PAD> 0\n"})
+    assert associated_files(path) == {"labels.txt": b"a\nb\n", "vocab.txt": b"<PAD> 0\n"}
+    assert read_metadata(path)["TFLITE_METADATA"] == b"N" and read_metadata(path)[EMBEDDED_KEY] == b'{"v": 1}'
+    np.testing.assert_array_equal(TFLiteModel(path).predict(x), TFLiteModel(models / "float32.tflite").predict(x))
+    assert associated_files(models / "float32.tflite") == {}
+
+
 def test_weights_stay_16_byte_aligned(models, tmp_path):
     """The schema asks for ``force_align: 16`` on buffer data; the generated Python packer ignores it."""
     from ai_edge_litert import schema_py_generated as schema
