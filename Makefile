@@ -30,9 +30,11 @@ test-fast: $(STAMP)  ## the tests that need no training (seconds)
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-extras.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-extras.txt requirements-dev.txt requirements-mediapipe.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# MediaPipe Tasks, without pip's resolver: see requirements-mediapipe.txt (absl-py 2 beside tfmot).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-mediapipe.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 

@@ -14,7 +14,9 @@ an architecture the tasks it builds for; the core then asks the task, never the 
 - saving: ``predictions`` (``predictions.npz``: what the confusion matrix is drawn from when the
   task has ``classes``; ``unit`` says what it counts);
 - the device: ``device`` says how ``python -m tflite`` shows an output (it reads it from the
-  file's metadata; the device side knows these four ways and nothing of plugins).
+  file's metadata; the device side knows these four ways and nothing of plugins);
+- apps' runtimes: ``output_metadata`` and ``output_groups`` say what the outputs are in the standard
+  LiteRT metadata (``TFLITE_METADATA``) that MediaPipe Tasks and the LiteRT Task Library read.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -113,6 +115,24 @@ class Task:
         """One batch's arrays for ``predictions.npz`` (concatenated over batches), or None to save none.
         With ``classes``: ``y_true`` and ``y_pred`` class ids, of which the confusion matrix is drawn."""
         return None
+
+    def output_metadata(self, class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The model's output tensors as the standard LiteRT metadata describes them: one plain dict
+        per output tensor, in the model's output order, which the exporter turns into the schema's
+        ``TensorMetadata`` (``plugins/deployment/tflite/standard_metadata.py``). Keys, all optional:
+        ``name`` and ``description`` (text); ``content``: ``"feature"`` (default), ``"image"`` (a
+        mask, one value per pixel) or ``{"bounding_box": {"index": [...], "type": "boundaries" |
+        "upper_left" | "center", "coordinate_type": "ratio" | "pixel"}}``; ``range``: ``[min, max]``
+        of the dimension the content spans (a box's 4 values: ``[2, 2]``); ``stats``: ``{"min":
+        [...], "max": [...]}`` of the values; ``labels``: ``"axis"`` (the run's class names,
+        ``labels.txt``, name the last axis: scores per class) or ``"value"`` (they name the values:
+        class ids). The default: one tensor, ``labels="axis"`` where the task has ``classes``."""
+        return [{"name": "output", "labels": "axis" if self.classes and class_names else None}]
+
+    def output_groups(self) -> list[dict[str, Any]]:
+        """Output tensors read together (a detector's boxes, classes and scores): ``[{"name",
+        "tensors": [output names]}]``, the metadata's ``output_tensor_groups``; default none."""
+        return []
 
     def describe(self) -> dict[str, Any]:
         """What ``kerastack plugins`` shows of the task."""

@@ -13,15 +13,17 @@ imported when it is called.
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EMBEDDED_KEY", "embed_metadata", "read_metadata"]
+__all__ = ["EMBEDDED_KEY", "associated_files", "embed_metadata", "read_metadata"]
 
 EMBEDDED_KEY = "kerastack"  # kerastack's entry: model.json's description of this file, as JSON
 FILE_IDENTIFIER = b"TFL3"
@@ -126,12 +128,17 @@ class _FlatBuffer:
         return ValueError(f"{self.path}: not a well-formed .tflite flatbuffer ({why})")
 
 
-def embed_metadata(path_in: str | Path, path_out: str | Path, name: str, data: bytes) -> Path:
+def embed_metadata(
+    path_in: str | Path, path_out: str | Path, name: str, data: bytes, files: dict[str, bytes] | None = None
+) -> Path:
     """Write the model at ``path_in`` to ``path_out`` with metadata entry ``name`` holding ``data``.
 
     An entry of the same name is replaced; every other part of the model is kept (the graph is
-    rewritten with the TFLite schema's object API, as TensorFlow's own ``flatbuffer_utils`` does).
-    ``path_out`` may be ``path_in``; it is replaced atomically. Returns ``Path(path_out)``.
+    rewritten with the TFLite schema's object API, as TensorFlow's own ``flatbuffer_utils`` does),
+    and so is a zip archive of associated files appended after the flatbuffer (where the standard
+    ``TFLITE_METADATA`` entry's readers find ``labels.txt``); ``files`` ({name: bytes}) are added to
+    that archive, replacing those of the same name. ``path_out`` may be ``path_in``; it is replaced
+    atomically. Returns ``Path(path_out)``.
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
@@ -167,8 +174,30 @@ def embed_metadata(path_in: str | Path, path_out: str | Path, name: str, data: b
 
     builder = flatbuffers.Builder(len(raw) + len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
-    _write_atomically(path_out, builder.Output())
+    _write_atomically(path_out, _with_files(builder.Output(), {**associated_files(raw), **(files or {})}))
     return path_out
+
+
+def associated_files(model: bytes | str | Path) -> dict[str, bytes]:
+    """``{name: bytes}`` of the zip archive appended after a .tflite's flatbuffer (the standard
+    metadata's associated files: ``labels.txt``, ``vocab.txt``); {} where there is none."""
+    raw = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return {}
+
+
+def _with_files(flatbuffer: bytes, files: dict[str, bytes]) -> bytes:
+    """``flatbuffer`` with ``files`` appended as a zip archive (LiteRT ignores bytes after the model)."""
+    if not files:
+        return bytes(flatbuffer)
+    out = io.BytesIO(bytes(flatbuffer))
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return out.getvalue()
 
 
 def _buffers_in_use(model, entries) -> set[int]:

@@ -25,8 +25,16 @@ from core.runs import load_run
     is_flag=True,
     help="Also print the per-layer quantization error the export measured (int8, int16x8), worst first.",
 )
+@click.option(
+    "--client",
+    default="litert",
+    show_default=True,
+    metavar="NAME",
+    help="litert (kerastack's runner against Keras) or mediapipe: MediaPipe Tasks fed pixels or raw text, "
+    "against LiteRT (pip install 'kerastack[mediapipe]').",
+)
 @click.pass_obj
-def command(host, tflite_file, run_dir, threads, as_json, other_run, layers):
+def command(host, tflite_file, run_dir, threads, as_json, other_run, layers, client):
     """Run TFLITE_FILE on the LiteRT runtime against the run's Keras model and test split.
 
     \b
@@ -35,8 +43,16 @@ def command(host, tflite_file, run_dir, threads, as_json, other_run, layers):
       model_int8.tflite  test n=270  accuracy tflite 0.9667 keras 0.9704  agreement 0.9926 ...
       kerastack verify .../model_int8.tflite --run runs/cnn-digits-... --layers
       ... then the export's per-layer error table, worst first (int8 and int16x8 files)
+      kerastack verify .../model_int8.tflite --run runs/cnn-... --client mediapipe
+      model_int8.tflite  mediapipe ImageClassifier  test n=45  samples agreeing with LiteRT 1.0000 ...
     """
     plugins = list(host.extra) or None
+    if client != "litert":
+        from core.deploy.client import check_client, format_client_row
+
+        result = check_client(tflite_file, run_dir, client, plugins=plugins)
+        click.echo(json.dumps(result, indent=2) if as_json else format_client_row(result))
+        return
     entry = recorded_layer_errors(tflite_file) if layers else None  # before the work: a float file has none
     result = verify(tflite_file, run_dir, threads=threads, plugins=plugins, record=False, other_run=other_run)
     if entry is not None and as_json:

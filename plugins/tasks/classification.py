@@ -28,6 +28,18 @@ class Classification(Task):
     device = "classes"
     scorer_class = ClassificationScorer
 
+    def output_metadata(self, class_names=None):
+        """One tensor of class probabilities, labelled by the run's classes: what MediaPipe's
+        ImageClassifier and TextClassifier read (scores in [0, 1] by class)."""
+        return [
+            {
+                "name": "probability",
+                "description": "Probabilities of the classes (softmax).",
+                "labels": "axis",
+                "stats": {"min": [0.0], "max": [1.0]},
+            }
+        ]
+
     def predictions(self, y, outputs):
         """Labels and predicted classes, one per sample: what ``confusion.png`` is drawn from."""
         if y is None:

@@ -82,6 +82,18 @@ class Segmentation(Task):
     device = "mask"
     scorer_class = SegmentationScorer
 
+    def output_metadata(self, class_names=None):
+        """Per-pixel class probabilities, the class axis labelled: MediaPipe's ImageSegmenter reads
+        them (its category mask is their argmax; its confidence masks one class's channel each)."""
+        return [
+            {
+                "name": "segmentation_masks",
+                "description": "Per-pixel probabilities of the classes (softmax), height x width x classes.",
+                "content": "image",
+                "labels": "axis",
+            }
+        ]
+
     def predictions(self, y, outputs):
         """True and predicted masks, each image's shape kept: ``(n, H, W)`` class ids."""
         if y is None:

@@ -5,7 +5,7 @@ import gzip
 
 from plugins.deployment.tflite import checks
 from plugins.deployment.tflite.layer_errors import output_layer_name
-from plugins.deployment.tflite.options import INTEGER_VARIANTS
+from plugins.deployment.tflite.options import INTEGER_VARIANTS, io_type
 
 
 def variant_name(mode, options, mixed=False):
@@ -29,18 +29,34 @@ def write_files(ctx, flatbuffer, variant, mode, options, batch, extra=None):
     ``TFLiteOptions``): its ``io`` and ``allow_select_ops``. Returns the paths written.
     """
     from core import read_json, write_json, write_text
+    from plugins.deployment.tflite.convert import raw_pixel_input
     from plugins.deployment.tflite.metadata import MODEL_JSON, embed_run_metadata
+    from plugins.deployment.tflite.standard_metadata import (
+        image_channels,
+        pixel_normalization,
+        write_standard_metadata,
+    )
 
     path = ctx.out_dir / f"model_{variant}.tflite"
     targets = checks.training_targets(ctx.dataset, ctx.run.get("spec", {}).get("task"))
+    described = _describe_run(ctx)
+    raw = None
+    if mode in INTEGER_VARIANTS and io_type(options.io, mode) == "uint8" and image_channels(described):
+        # An app feeds the 8-bit pixels as they are: the uint8 input takes them (model.json says if not).
+        flatbuffer, raw = raw_pixel_input(flatbuffer, *pixel_normalization(described))
     entry = {**_write_tflite(path, flatbuffer, mode, options, batch, targets), **(extra or {})}
+    if raw is not None:
+        entry["input_raw_pixels"] = raw
     if "output_range" in entry:
         entry["output_range"]["output_layer"] = _output_layer(ctx.model)
         if entry["output_range"]["clipped"]:
             checks.warn(checks.clipping_text(path.name, entry["output_range"]))
     meta_path = ctx.out_dir / MODEL_JSON
     meta = read_json(meta_path, "metadata file") if meta_path.exists() else {}
-    meta.update(_describe_run(ctx))
+    meta.update(described)
+    # The standard entry first (apps' runtimes: MediaPipe Tasks, the LiteRT Task Library), then
+    # kerastack's own, which keeps the first and its associated files and updates the sizes.
+    entry["standard_metadata"] = write_standard_metadata(path, {**meta, "run_created": ctx.run.get("created")}, entry)
     meta.setdefault("files", {})[path.name] = entry
     written = [path, write_json(meta_path, meta)]
     # The same description inside the .tflite (one file is a whole deployment); sizes updated.

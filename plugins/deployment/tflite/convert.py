@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from core import KerastackError
-from plugins.deployment.tflite.options import INTEGER_VARIANTS
+from plugins.deployment.tflite.options import INTEGER_VARIANTS, io_type
 
 
 def convert(model, mode, options, dataset=None, saved=None):
@@ -100,8 +100,8 @@ def configure(converter, mode, io, float_inputs, allow_select_ops, calibration):
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         converter.representative_dataset = calibration()
-    if mode in (*INTEGER_VARIANTS, "qat") and io == "int8":
-        integer = tf.int16 if mode == "int16x8" else tf.int8
+    if mode in (*INTEGER_VARIANTS, "qat") and io != "float":
+        integer = tf.as_dtype(io_type(io, mode))
         if float_inputs:  # token ids stay integers
             converter.inference_input_type = integer
         converter.inference_output_type = integer
@@ -163,7 +163,8 @@ def calibration(model, dataset, samples, seed, batch):
 
 def check_integer_only(flatbuffer, io, what, layer_names, keras3=True):
     """Fail, naming the layers, if a quantization-aware model converted with float islands in it:
-    float32 tensors (other than a float input/output with ``io=float``) or DEQUANTIZE ops."""
+    float32 tensors (other than a float or uint8 input/output with ``io=float`` or ``uint8``) or
+    DEQUANTIZE ops."""
     floats, dequantize = _float_computation(flatbuffer, io)
     if not floats and dequantize <= 0:
         return
@@ -188,7 +189,8 @@ def _float_computation(flatbuffer, io):
         path = Path(tmp) / "model.tflite"
         path.write_bytes(flatbuffer)
         model = TFLiteModel(path)
-        io_names = {model.input_details["name"], model.output_details["name"]} if io == "float" else set()
+        # io=float: float32 at the edges; io=uint8: uint8 there, requantized to int8 inside.
+        io_names = {model.input_details["name"], model.output_details["name"]} if io in ("float", "uint8") else set()
         dtypes = {t["index"]: t for t in model.tensor_dtypes()}
         floats = []
         for op in model.ops():
@@ -206,3 +208,37 @@ def _mentions(tensor_name, layer_name, keras3):
     if keras3:
         return any(p.rpartition("_")[0] == layer_name and p.rpartition("_")[2].isdigit() for p in parts)
     return layer_name in parts
+
+
+def raw_pixel_input(flatbuffer, scale, offset):
+    """A uint8-input image model whose input values are the raw 8-bit pixels: the model takes
+    ``pixel * scale + offset``, so the input tensor's quantization becomes scale ``scale``, zero point
+    ``-offset / scale``. Calibration gives the range the training images happened to span (a set
+    without a pure white pixel gets another scale), while apps (MediaPipe Tasks) feed pixels as
+    they are. Exact where the input's only readers are QUANTIZE ops (uint8 → the calibrated int8:
+    they requantize from whatever the input says); ``(flatbuffer, False)`` unchanged otherwise, or
+    where the zero point would not be a uint8. Returns ``(flatbuffer, changed)``."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    zero_point = -offset / scale
+    if abs(zero_point - round(zero_point)) > 1e-6 or not 0 <= round(zero_point) <= 255:
+        return flatbuffer, False
+    data = bytearray(flatbuffer)
+    model = schema.Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    index = graph.Inputs(0)
+    tensor = graph.Tensors(index)
+    quantization = tensor.Quantization()
+    if tensor.Type() != schema.TensorType.UINT8 or quantization is None or quantization.ScaleLength() != 1:
+        return flatbuffer, False
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        if index in op.InputsAsNumpy().tolist():
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != schema.BuiltinOperator.QUANTIZE:
+                return flatbuffer, False
+    # The generated reader's numpy views lie over ``data``: same sizes, written in place.
+    quantization.ScaleAsNumpy()[0] = np.float32(scale)
+    quantization.ZeroPointAsNumpy()[0] = np.int64(round(zero_point))
+    return bytes(data), True

@@ -19,7 +19,7 @@ from plugins.deployment.tflite.options import INTEGER_VARIANTS, TFLiteOptions
 def export(
     ctx,
     quantize="none",
-    io="int8",
+    io="auto",
     calibration_samples=300,
     allow_select_ops=False,
     seed=0,
@@ -49,6 +49,7 @@ def export(
     given = {name: value for name, value in locals().items() if name != "ctx"}  # first: the options only
     options = TFLiteOptions(**given).validate()
     _check_model(ctx.model)
+    options = options.for_model(ctx.model, _task(ctx))  # io=auto resolved
     if options.qat != "none":
         return finetune.quantization_aware(ctx, options)
     if options.prune:
@@ -58,6 +59,12 @@ def export(
     else:
         model, suffix, extra, written = ctx.model, "", {}, []
     return convert_variants(ctx, model, options, suffix, extra) + written
+
+
+def _task(ctx):
+    from core import task_named
+
+    return task_named(ctx.run.get("spec", {}).get("task") or "", optional=True)
 
 
 def _check_model(model):

@@ -11,7 +11,7 @@ from core import BACKENDS, UsageError
 
 VARIANTS = ("none", "float16", "dynamic", "int8", "int16x8")
 QUANTIZE = VARIANTS + ("all",)
-IO = ("int8", "float")
+IO = ("auto", "int8", "uint8", "float")
 QAT = ("none", "native", "tfmot")
 PRUNE_METHODS = ("native", "tfmot")
 INTEGER_VARIANTS = ("int8", "int16x8")  # full-integer, calibrated; per_channel=false applies to them
@@ -25,8 +25,12 @@ class TFLiteOptions:
     """What ``export()`` was asked for, one field per option:
 
     ``quantize``: ``int8`` is full-integer quantization calibrated on ``calibration_samples``
-    training samples, with int8 input and output unless ``io=float``; ``int16x8`` keeps activations
-    in 16 bits (int16 input/output unless ``io=float``); ``all`` writes every variant, and a
+    training samples. ``io`` is its interface: ``int8`` input and output, ``uint8`` (the quantized
+    values shifted by 128: what MediaPipe Tasks and the LiteRT Task Library feed an image model; an
+    image input's uint8 values are then its raw pixels), ``float`` (quantize and dequantize inside),
+    or ``auto`` (default): ``uint8`` where MediaPipe Tasks could run the file (RGB images, a text
+    classifier), ``int8`` otherwise (token ids stay int32 inputs whatever ``io`` says). ``int16x8`` keeps activations in 16 bits (int16 input/output
+    unless ``io=float``); ``all`` writes every variant, and a
     comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` (int8,
     int16x8) quantizes each weight tensor with one scale instead of one per output channel: smaller
     files for models with many channels (each channel costs a float32 scale and an int64 zero point,
@@ -56,7 +60,7 @@ class TFLiteOptions:
     """
 
     quantize: str = "none"
-    io: str = "int8"
+    io: str = "auto"
     calibration_samples: int = 300
     allow_select_ops: bool = False
     seed: int = 0
@@ -73,6 +77,21 @@ class TFLiteOptions:
     keep_float: str = ""
     keep_float_max: int = 4
     layer_errors: bool = True
+
+    def for_model(self, model, task=None):
+        """These options with ``io=auto`` resolved for ``model`` (``task``: a ``core.Task`` or None):
+        ``uint8`` where MediaPipe Tasks could run the file, which takes uint8 or float32 only
+        (measured with 1.2.2: int8 inputs and outputs are refused): a model of RGB images (float
+        height x width x 3), or of token ids with class outputs (a text classifier); ``int8``
+        otherwise."""
+        from dataclasses import replace
+
+        if self.io != "auto":
+            return self
+        shape, dtype = tuple(model.inputs[0].shape), str(model.inputs[0].dtype)
+        rgb = len(shape) == 4 and shape[-1] == 3 and "float" in dtype
+        text = "int" in dtype and task is not None and task.classes
+        return replace(self, io="uint8" if rgb or text else "int8")
 
     @property
     def variants(self):
@@ -143,6 +162,14 @@ class TFLiteOptions:
             _bad("keep_float applies to quantize=int8 (TensorFlow 2.21 cannot leave layers float in int16x8)")
         if "int8" not in self.variants:
             _bad(f"keep_float applies to quantize=int8; got quantize={self.quantize!r}")
+
+
+def io_type(io, mode):
+    """The interface's type name of an integer variant ``mode`` (``int8``, ``uint8``, ``int16``), None
+    for ``io=float``: ``uint8`` applies to int8 files; int16x8 files keep int16."""
+    if io == "float":
+        return None
+    return "int16" if mode == "int16x8" else ("uint8" if io == "uint8" else "int8")
 
 
 def variants(quantize):

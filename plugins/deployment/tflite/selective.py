@@ -254,14 +254,22 @@ class _Checker:
 
         key = tuple(sorted(layers))
         if key not in self._cache:
+            # mlir_quantize makes int8 or float interfaces; uint8 is set on the result, as
+            # TFLiteConverter itself does.
             integer = tf.int8 if self.options.io == "int8" else tf.float32
-            self._cache[key] = tf_convert.mlir_quantize(
+            flatbuffer = tf_convert.mlir_quantize(
                 self.calibrated,
                 disable_per_channel=self.disable_per_channel,
                 input_data_type=integer if self.float_inputs else tf.float32,
                 output_data_type=integer,
                 denylisted_nodes=_denylist(layers, self.nodes) or None,
             )
+            if self.options.io == "uint8":
+                from tensorflow.lite.python.util import modify_model_io_type
+
+                inputs = tf.uint8 if self.float_inputs else tf.float32
+                flatbuffer = modify_model_io_type(flatbuffer, inputs, tf.uint8)
+            self._cache[key] = flatbuffer
         return self._cache[key]
 
     def step(self, layers, log=None):

@@ -84,6 +84,7 @@ def test_clustering_leaves_k_values_per_kernel(results):
         ({"prune": 0.5, "finetune_backend": "numpy"}, "finetune_backend='numpy' is not one of tensorflow, jax, torch"),
         ({"quantize": "dynamic", "per_channel": False}, "per_channel=false applies to quantize=int8 or int16x8"),
         ({"quantize": "int4"}, "quantize='int4' is not one of none, float16, dynamic, int8, int16x8, all"),
+        ({"io": "uint16"}, "io='uint16' is not one of auto, int8, uint8, float"),
     ],
 )
 def test_options_that_do_not_go_together_are_usage_errors(options, message):
