@@ -190,9 +190,9 @@ SOUNDS_EXPORT = """
 import json, sys
 from core import export, verify
 run = sys.argv[1]
-export(run, "tflite", {"quantize": "none,int8", "keep_float": "log_mel", "layer_errors": False})
+export(run, "tflite", {"quantize": "none,int8", "keep_float": "log_mel", "io": "float", "layer_errors": False})
 found = {name: verify(f"{run}/export/tflite/{name}", run, latency_runs=1, record=False)
-         for name in ("model_float32.tflite", "model_int8-mixed.tflite")}
+         for name in ("model_float32.tflite", "model_int8-mixed-floatio.tflite")}
 json.dump(found, open(f"{run}/verified.json", "w"))
 """
 
@@ -200,7 +200,8 @@ json.dump(found, open(f"{run}/verified.json", "w"))
 def sounds_cnn(tmp_path_factory, backend="torch", exported=False):
     """``audio_cnn`` trained on ``sounds`` under ``backend`` (8 epochs), shared by the audio test
     modules of a session; ``exported``: the torch-trained run, exported as float32 and int8 with the
-    log-mel front end kept float (``export/tflite``: model_float32 and model_int8-mixed) and verified
+    log-mel front end kept float and a float waveform in (what MediaPipe's AudioClassifier feeds;
+    ``export/tflite``: model_float32 and model_int8-mixed-floatio) and verified
     (``verified.json``: ``core.verify``'s result per file)."""
     run = tmp_path_factory.getbasetemp() / f"sounds-audio-cnn-{backend}"
     if not (run / "model.keras").exists():

@@ -75,7 +75,7 @@ def top1(proc):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     run = sounds_cnn(tmp_path_factory, "torch", exported=True)
-    return run / "export" / "tflite" / "model_int8-mixed.tflite"
+    return run / "export" / "tflite" / "model_int8-mixed-floatio.tflite"
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """``audio_cnn`` learns the synthetic ``sounds`` under every backend from the raw waveform (the log-mel
 front end is inside the model), and its LiteRT files keep Keras's accuracy: float32, and int8 with
-the front end kept float (``keep_float=log_mel``), exported from a torch-trained run. test_zoo.py
+the front end kept float (``keep_float=log_mel``, ``io=float``), exported from a torch-trained run. test_zoo.py
 checks that it trains, reloads and exports (float32 and plain int8, builtin ops) under each backend."""
 
 import json
@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def verified(runs):
     found = read_json(runs["torch"] / "verified.json")
-    int8 = runs["torch"] / "export" / "tflite" / "model_int8-mixed.tflite"
+    int8 = runs["torch"] / "export" / "tflite" / "model_int8-mixed-floatio.tflite"
     found.update(json.loads(run_python(INSPECT, int8).stdout))  # LiteRT alone: no framework to start
     return found
 
@@ -44,12 +44,12 @@ def test_learns_the_sounds_under_every_backend(runs, backend):
 
 
 def test_litert_files_keep_keras_accuracy(verified):
-    float32, int8 = verified["model_float32.tflite"], verified["model_int8-mixed.tflite"]
+    float32, int8 = verified["model_float32.tflite"], verified["model_int8-mixed-floatio.tflite"]
     assert float32["agreement"] == 1.0 and float32["max_abs_diff"] < 1e-4, float32
     assert int8["tflite_accuracy"] >= int8["keras_accuracy"] - 0.04, int8  # within 2 of the 60 test clips
     assert int8["agreement"] >= 0.95, int8
-    # the file takes the float waveform; its CNN is int8, its front end float (RFFT2D has no int8 kernel)
-    assert verified["io"] == ["int8", [8000], "int8"]
+    # the file takes the float waveform (io=float); its CNN is int8, its front end float
+    assert verified["io"] == ["float32", [8000], "float32"]
     assert {"RFFT2D", "LOG", "CONV_2D", "QUANTIZE", "DEQUANTIZE"} <= set(verified["ops"])
     assert verified["audio"] == {"sample_rate": 16000, "samples": 8000}
 
