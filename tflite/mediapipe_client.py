@@ -66,7 +66,9 @@ class MediaPipeClient:
             elif self.task == "AudioClassifier":
                 options = audio.AudioClassifierOptions(base_options=base, max_results=1)
                 self.runner = audio.AudioClassifier.create_from_options(options)
-                self.audio_data = audio.AudioData  # waveforms go in as AudioData at the file's rate
+                from mediapipe.tasks.python.components.containers.audio_data import AudioData
+
+                self.audio_data = AudioData  # waveforms go in as AudioData at the file's rate
             else:
                 options = text.TextClassifierOptions(base_options=base, max_results=1)
                 self.runner = text.TextClassifier.create_from_options(options)
