@@ -1,9 +1,9 @@
 """A kerastack .tflite run by MediaPipe Tasks, the API Android, iOS and Python apps load models with.
 
 MediaPipe reads only the standard ``TFLITE_METADATA`` entry (image properties, normalization,
-labels, the tokenizer); this module picks the task its file fits from kerastack's own entry
-(``output``: ``classes`` of an image or of a text, a ``mask``) and hands it what an app has: 8-bit
-RGB pixels, or raw strings. ``kerastack verify --client mediapipe`` compares it with LiteRT.
+labels, the tokenizer, audio properties); this module picks the task its file fits from kerastack's
+own entry (``output``: ``classes`` of an image, a text or a waveform, a ``mask``) and hands it what
+an app has: 8-bit RGB pixels, raw strings, or float waveforms. ``kerastack verify --client mediapipe`` compares it with LiteRT.
 
 mediapipe is optional (``pip install kerastack[mediapipe]``); it is imported when a client is made.
 """
@@ -21,6 +21,7 @@ CLIENTS = {
     ("classes", "image"): "ImageClassifier",
     ("classes", "text"): "TextClassifier",
     ("mask", "image"): "ImageSegmenter",
+    ("classes", "audio"): "AudioClassifier",
 }
 
 
@@ -46,11 +47,12 @@ class MediaPipeClient:
     def __init__(self, path: str | Path, metadata: dict):
         try:
             import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, text, vision
+            from mediapipe.tasks.python import BaseOptions, audio, text, vision
         except ImportError:
             raise ValueError("mediapipe is not installed: pip install 'kerastack[mediapipe]'") from None
         self.mp, self.task = mp, client_task(metadata)
         self.class_names = list(metadata.get("class_names") or [])
+        self.sample_rate = int((metadata.get("audio") or {}).get("sample_rate") or 0)
         base = BaseOptions(model_asset_path=str(path))
         try:
             if self.task == "ImageClassifier":
@@ -61,6 +63,12 @@ class MediaPipeClient:
                     base_options=base, output_category_mask=True, output_confidence_masks=False
                 )
                 self.runner = vision.ImageSegmenter.create_from_options(options)
+            elif self.task == "AudioClassifier":
+                options = audio.AudioClassifierOptions(base_options=base, max_results=1)
+                self.runner = audio.AudioClassifier.create_from_options(options)
+                from mediapipe.tasks.python.components.containers.audio_data import AudioData
+
+                self.audio_data = AudioData  # waveforms go in as AudioData at the file's rate
             else:
                 options = text.TextClassifierOptions(base_options=base, max_results=1)
                 self.runner = text.TextClassifier.create_from_options(options)
@@ -69,13 +77,17 @@ class MediaPipeClient:
             raise ValueError(f"{path}: MediaPipe {self.task} refused the file: {first}") from None
 
     def predict(self, inputs) -> list:
-        """Top-1 class ids (``ImageClassifier``: uint8 (H, W, 3) images; ``TextClassifier``: strings)
-        or (H, W) category masks (``ImageSegmenter``)."""
+        """Top-1 class ids (``ImageClassifier``: uint8 (H, W, 3) images; ``TextClassifier``: strings;
+        ``AudioClassifier``: float waveforms at the model's sample rate, one clip each) or (H, W)
+        category masks (``ImageSegmenter``)."""
         return [self._one(x) for x in inputs]
 
     def _one(self, x):
         if self.task == "TextClassifier":
             return self._top(self.runner.classify(x).classifications[0].categories)
+        if self.task == "AudioClassifier":  # one result per clip-long window: a clip is one window
+            clip = self.audio_data.create_from_array(np.asarray(x, dtype=np.float32).ravel(), self.sample_rate)
+            return self._top(self.runner.classify(clip)[0].classifications[0].categories)
         image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=np.ascontiguousarray(x, dtype=np.uint8))
         if self.task == "ImageClassifier":
             return self._top(self.runner.classify(image).classifications[0].categories)

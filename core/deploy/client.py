@@ -48,6 +48,8 @@ def check_client(tflite_path: StrPath, run_dir: StrPath, client: str = "mediapip
             lite_out = np.asarray(lite.predict(x)).argmax(-1)
             if app.task == "TextClassifier":
                 given = texts(x, meta["vocabulary"])
+            elif app.task == "AudioClassifier":
+                given = x  # the waveform itself, at the rate the metadata records
             else:
                 given = pixels(x, standard["normalization_mean"], standard["normalization_std"])
                 given = np.repeat(given, 3, -1) if given.shape[-1] == 1 else given

@@ -29,7 +29,7 @@ class TFLiteOptions:
     values shifted by 128: what MediaPipe Tasks and the LiteRT Task Library feed an image model; an
     image input's uint8 values are then its raw pixels), ``float`` (quantize and dequantize inside),
     or ``auto`` (default): ``uint8`` where MediaPipe Tasks could run the file (RGB images, a text
-    classifier), ``int8`` otherwise (token ids stay int32 inputs whatever ``io`` says). ``int16x8`` keeps activations in 16 bits (int16 input/output
+    classifier), ``float`` for a waveform model (AudioClassifier takes float inputs only), ``int8`` otherwise (token ids stay int32 inputs whatever ``io`` says). ``int16x8`` keeps activations in 16 bits (int16 input/output
     unless ``io=float``); ``all`` writes every variant, and a
     comma-separated list (``quantize=none,int8``) the variants named. ``per_channel=false`` (int8,
     int16x8) quantizes each weight tensor with one scale instead of one per output channel: smaller
@@ -85,8 +85,9 @@ class TFLiteOptions:
         """These options with ``io=auto`` resolved for ``model`` (``task``: a ``core.Task`` or None):
         ``uint8`` where MediaPipe Tasks could run the file, which takes uint8 or float32 only
         (measured with 1.2.2: int8 inputs and outputs are refused): a model of RGB images (float
-        height x width x 3), or of token ids with class outputs (a text classifier); ``int8``
-        otherwise."""
+        height x width x 3), or of token ids with class outputs (a text classifier); ``float`` for a
+        model of waveforms (a spectrogram layer inside: MediaPipe's AudioClassifier takes float16 or
+        float32 only, measured); ``int8`` otherwise."""
         from dataclasses import replace
 
         if self.io != "auto":
@@ -94,7 +95,7 @@ class TFLiteOptions:
         shape, dtype = tuple(model.inputs[0].shape), str(model.inputs[0].dtype)
         rgb = len(shape) == 4 and shape[-1] == 3 and "float" in dtype
         text = "int" in dtype and task is not None and task.classes
-        return replace(self, io="uint8" if rgb or text else "int8")
+        return replace(self, io="uint8" if rgb or text else "float" if takes_audio(model) else "int8")
 
     @property
     def variants(self):
@@ -182,3 +183,13 @@ def variants(quantize):
 
 def _bad(text):
     raise UsageError(f"exporter 'tflite': {text}")
+
+
+AUDIO_FRONT_ENDS = ("MelSpectrogram", "STFTSpectrogram")  # keras.layers that turn a waveform into features
+
+
+def takes_audio(model):
+    """Whether ``model`` computes a spectrogram of its input waveform (``audio_cnn``)."""
+    return any(
+        type(layer).__name__ in AUDIO_FRONT_ENDS for layer in model._flatten_layers(include_self=False, recursive=True)
+    )

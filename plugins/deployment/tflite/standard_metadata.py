@@ -11,7 +11,8 @@ What goes in it comes from three places:
 - the run (model.json's top level, ``described``): name, description, version, author; the input's
   kind: an image (``normalization``: the model takes ``raw * scale + offset`` of 8-bit pixels; a
   pretrained backbone's own preprocessing is inside the model, after that) or token ids (a text
-  dataset's ``vocabulary`` and ``tokenizer``, written as a regex tokenizer) or plain features;
+  dataset's ``vocabulary`` and ``tokenizer``, written as a regex tokenizer) or a waveform (an audio
+  dataset's ``audio``: its sample rate, as AudioProperties) or plain features;
 - the file (its model.json entry): the input and output tensors' types;
 - the task: ``core.Task.output_metadata`` (one plain dict per output tensor) and
   ``core.Task.output_groups``, so a task plugin describes its outputs without this module knowing it.
@@ -113,6 +114,17 @@ def _input(schema, described, entry, files):
         tokenizer.vocabFile = [_file(schema, VOCAB_FILE, "Token ids by word.", schema.AssociatedFileType.VOCABULARY)]
         meta.processUnits = [_unit(schema, schema.ProcessUnitOptions.RegexTokenizerOptions, tokenizer)]
         return meta, {"input_kind": "text"}
+    audio = described.get("audio")
+    if isinstance(audio, dict) and audio.get("sample_rate"):
+        # A waveform (tflite/audio.py): MediaPipe's AudioClassifier resamples what it is given to this
+        # rate and feeds clips of the input's length; the log-mel spectrogram is inside the model.
+        meta.name = "audio_clip"
+        meta.description = f"A mono waveform in [-1, 1]: {audio['samples']} samples at {audio['sample_rate']} Hz."
+        properties = schema.AudioPropertiesT()
+        properties.sampleRate, properties.channels = int(audio["sample_rate"]), 1
+        meta.content = _content(schema, schema.ContentProperties.AudioProperties, properties)
+        meta.stats = _stats(schema, [-1.0], [1.0])
+        return meta, {"input_kind": "audio", "sample_rate": int(audio["sample_rate"])}
     channels = image_channels(described)
     if channels:
         scale, offset = pixel_normalization(described)
