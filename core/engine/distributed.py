@@ -78,6 +78,27 @@ def _int(env, name):
         raise UsageError(f"{name} must be set to an integer by the launcher, got {env.get(name)!r}") from None
 
 
+RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # torchrun's elastic agent: how often it restarted the group
+
+
+def elastic_restart(out):
+    """Whether this process is a restart by torchrun's elastic agent (``--max-restarts``) of a run
+    whose folder ``out`` holds a checkpoint that is not the end of it: the command is the first
+    one again, and it continues that run (as ``--resume``) instead of refusing the folder."""
+    if not out or int(os.environ.get(RESTART_ENV, "0") or 0) < 1:
+        return False
+    from core.engine.callbacks import CHECKPOINT_STATE
+    from core.runs import RUN_FILE
+
+    folder = Path(out)
+    if not (folder / CHECKPOINT_STATE).exists() or not (folder / RUN_FILE).exists():
+        return False  # stopped before its first checkpoint: started again, as any stopped run
+    try:
+        return json.loads((folder / RUN_FILE).read_text()).get("status") != "complete"
+    except (OSError, ValueError):
+        return False
+
+
 def timeout_s():
     return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
 
