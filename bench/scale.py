@@ -212,6 +212,11 @@ def main():
         help="also time torch's 2 processes at these gradient bucket sizes, MB (0: one all-reduce per parameter)",
     )
     parser.add_argument(
+        "--unsynced-bn",
+        action="store_true",
+        help="also time 2 processes with BatchNorm not synchronized (KERASTACK_SYNC_BATCHNORM=0)",
+    )
+    parser.add_argument(
         "--pinned", action="store_true", help="also time 1 and 2 processes pinned to their CPUs (KERASTACK_PIN=1)"
     )
     parser.add_argument("--report-only", action="store_true", help="write scale.md again from scale.json")
@@ -232,6 +237,9 @@ def main():
                 }
                 if spec["half"]:
                     rows["1 at half the batch"] = measure(case, backend, 1, spec["batch"] // 2, tmp, epochs)
+                if args.unsynced_bn:
+                    env = {"KERASTACK_SYNC_BATCHNORM": "0"}
+                    rows["2, BatchNorm not synchronized"] = measure(case, backend, 2, spec["batch"], tmp, epochs, env)
                 if args.pinned:
                     for n in (1, 2):
                         rows[f"{n}, pinned"] = measure(

@@ -44,7 +44,7 @@ class TensorFlow(Backend):
 
     def prepare_model(self, model):
         """Several processes: BatchNormalization normalizes by the global batch's moments."""
-        if self.world().size > 1:
+        if self.world().size > 1 and distributed.sync_batchnorm():
             _patch_synchronized_batch_norm()
 
     def array_feed(self, model, train, validation, opts, seed):

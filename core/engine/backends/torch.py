@@ -66,7 +66,8 @@ class Torch(Backend):
         for variable in model.variables:
             dist.broadcast(variable.value.data, 0)
         self.sync_gradients(model)
-        _patch_synchronized_batch_norm()
+        if distributed.sync_batchnorm():
+            _patch_synchronized_batch_norm()
         _reduce_metrics_when_read(model)
 
     def sync_gradients(self, model):
