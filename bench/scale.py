@@ -219,6 +219,7 @@ def main():
     parser.add_argument(
         "--pinned", action="store_true", help="also time 1 and 2 processes pinned to their CPUs (KERASTACK_PIN=1)"
     )
+    parser.add_argument("--append", action="store_true", help="keep scale.json's other cases and backends")
     parser.add_argument("--report-only", action="store_true", help="write scale.md again from scale.json")
     args = parser.parse_args()
     if args.report_only:
@@ -259,6 +260,11 @@ def main():
         "loopback_bytes_per_s": loopback_bandwidth(),
         "results": results,
     }
+    old = json.loads((HERE / "scale.json").read_text()) if (HERE / "scale.json").exists() else {}
+    if args.append and "loopback_bytes_per_s" in old:  # the same layout: merge, the new rows winning
+        for case, by_backend in old["results"].items():
+            record["results"][case] = {**by_backend, **record["results"].get(case, {})}
+        record["when"] = f"{old['when']}; {record['when']}"
     (HERE / "scale.json").write_text(json.dumps(record, indent=2))
     write_report(record)
 
