@@ -71,6 +71,13 @@ def world(backend=None, environ=None):
     return World()
 
 
+def _count(name):
+    try:
+        return int(os.environ.get(name) or 0)
+    except ValueError:
+        return 0
+
+
 def _int(env, name):
     try:
         return int(env[name])
@@ -78,14 +85,16 @@ def _int(env, name):
         raise UsageError(f"{name} must be set to an integer by the launcher, got {env.get(name)!r}") from None
 
 
-RESTART_ENV = "TORCHELASTIC_RESTART_COUNT"  # torchrun's elastic agent: how often it restarted the group
+# How often the launcher restarted this command: torchrun's elastic agent (--max-restarts), SLURM
+# (a job requeued: --requeue, or preempted).
+RESTART_ENVS = ("TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT")
 
 
 def elastic_restart(out):
-    """Whether this process is a restart by torchrun's elastic agent (``--max-restarts``) of a run
-    whose folder ``out`` holds a checkpoint that is not the end of it: the command is the first
-    one again, and it continues that run (as ``--resume``) instead of refusing the folder."""
-    if not out or int(os.environ.get(RESTART_ENV, "0") or 0) < 1:
+    """Whether this process is a restart by its launcher (torchrun's ``--max-restarts``, SLURM's
+    requeue) of a run whose folder ``out`` holds a checkpoint that is not the end of it: the command
+    is the first one again, and it continues that run (as ``--resume``) instead of refusing the folder."""
+    if not out or not any(_count(name) > 0 for name in RESTART_ENVS):
         return False
     from core.engine.callbacks import CHECKPOINT_STATE
     from core.runs import RUN_FILE

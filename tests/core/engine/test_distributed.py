@@ -313,3 +313,21 @@ def test_torchrun_restarts_the_group_and_the_run_resumes_from_its_checkpoint(tmp
     assert record["status"] == "complete" and record["resumed"] == [2], record
     assert record["training"]["processes"] == 2 and record["distributed"]["launcher"] == "RANK/WORLD_SIZE", record
     assert len((out / "history.csv").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("variable", ["TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT"])
+def test_a_restarted_command_resumes_an_unfinished_run_with_a_checkpoint(variable, tmp_path, monkeypatch):
+    from core.engine.distributed import elastic_restart
+
+    for name in ("TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "failed"}))
+    assert not elastic_restart(run)  # the first start
+    monkeypatch.setenv(variable, "1")
+    assert not elastic_restart(run)  # stopped before its first checkpoint: started again
+    (run / "checkpoint.json").write_text("{}")
+    assert elastic_restart(run)
+    (run / "run.json").write_text(json.dumps({"status": "complete"}))
+    assert not elastic_restart(run)  # a finished run is refused as before
