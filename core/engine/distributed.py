@@ -71,11 +71,51 @@ def world(backend=None, environ=None):
     return World()
 
 
+def _count(name):
+    try:
+        return int(os.environ.get(name) or 0)
+    except ValueError:
+        return 0
+
+
 def _int(env, name):
     try:
         return int(env[name])
     except (KeyError, ValueError):
         raise UsageError(f"{name} must be set to an integer by the launcher, got {env.get(name)!r}") from None
+
+
+# How often the launcher restarted this command: torchrun's elastic agent (--max-restarts), SLURM
+# (a job requeued: --requeue, or preempted).
+RESTART_ENVS = ("TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT")
+
+
+def elastic_restart(out):
+    """Whether this process is a restart by its launcher (torchrun's ``--max-restarts``, SLURM's
+    requeue) of a run whose folder ``out`` holds a checkpoint that is not the end of it: the command
+    is the first one again, and it continues that run (as ``--resume``) instead of refusing the folder."""
+    if not out or not any(_count(name) > 0 for name in RESTART_ENVS):
+        return False
+    from core.engine.callbacks import CHECKPOINT_STATE
+    from core.runs import RUN_FILE
+
+    folder = Path(out)
+    if not (folder / CHECKPOINT_STATE).exists() or not (folder / RUN_FILE).exists():
+        return False  # stopped before its first checkpoint: started again, as any stopped run
+    try:
+        return json.loads((folder / RUN_FILE).read_text()).get("status") != "complete"
+    except (OSError, ValueError):
+        return False
+
+
+SYNC_BATCHNORM_ENV = "KERASTACK_SYNC_BATCHNORM"
+
+
+def sync_batchnorm():
+    """Whether BatchNormalization normalizes by the global batch's moments in several processes
+    (default; ``KERASTACK_SYNC_BATCHNORM=0``: each process's own part, one collective less per layer
+    and step on torch and TensorFlow)."""
+    return os.environ.get(SYNC_BATCHNORM_ENV, "1") != "0"
 
 
 def timeout_s():

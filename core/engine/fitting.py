@@ -35,7 +35,7 @@ def fit(model, job, callbacks, verbose):
             val = tuple(val) if val is not None else None
             if opts.distribute == "data" and not opts.augment:  # each process its shard of each batch
                 stream = job.engine.shard(job.keras, train, opts, job.seed, initial_epoch)
-                size = job.engine.eval_batch_size(opts)
+                size, val = job.engine.eval_batch_size(opts), job.engine.eval_split(val)
                 common["callbacks"] = [stream.callback, *callbacks]
                 return model.fit(stream, validation_data=val, validation_batch_size=size, **common)
             if opts.augment:
@@ -109,6 +109,8 @@ def evaluate(model, job, metrics, out):
         test = targets_for(spec.task, dataset.test)
         if is_pair(test):
             size = job.engine.eval_batch_size(job.opts)
+            if job.opts.distribute == "data":  # each process its part; the metrics reduced over them
+                test = job.engine.eval_split(tuple(test))
             result = model.evaluate(test[0], test[1], batch_size=size, verbose=0, return_dict=True)
         else:
             result = model.evaluate(test, verbose=0, return_dict=True)

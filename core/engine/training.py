@@ -77,6 +77,8 @@ def train(
     Ctrl-C or SIGTERM stops at the next batch end (twice: at once), marks run.json ``interrupted`` and
     says how to continue, then raises ``core.errors.Interrupted`` (a ``KeyboardInterrupt``). If this process already runs keras under another backend, the training runs in a child process.
     """
+    if resume is None and distributed.elastic_restart(out):  # torchrun restarted the group
+        resume = out
     if resume is not None:
         return _resume(Path(resume), verbose)
     opts = make_options(training)

@@ -40,6 +40,10 @@ LAUNCHER_ENV = "KERASTACK_LAUNCHER_PID"
 LOCAL_ENV = "KERASTACK_LOCAL_LAUNCH"
 SCRATCH_ENV = "KERASTACK_SCRATCH"
 TORCH_INIT_ENV = "KERASTACK_TORCH_INIT"
+# ``KERASTACK_PIN=1`` before launching: each worker pinned to its own CPUs, which the launcher
+# names in CPUS_ENV.
+PIN_ENV = "KERASTACK_PIN"
+CPUS_ENV = "KERASTACK_CPUS"
 GRACE_S = 20  # after a worker fails or a stop is asked for, how long the workers get to end by themselves
 HOST = "127.0.0.1"
 # How a worker tells its launcher which stop it was sent.
@@ -163,6 +167,9 @@ def _environment(backend, rank, processes, ports):
     )
     if "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, as torchrun does (it sets 1)
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
+    cpus = _cpus_of(rank, processes)
+    if cpus:
+        env[CPUS_ENV] = ",".join(map(str, cpus))
     if backend == "torch":
         env["GLOO_SOCKET_IFNAME"] = "lo"
     elif backend == "jax":
@@ -176,6 +183,30 @@ def _environment(backend, rank, processes, ports):
         cluster = {"worker": [f"{HOST}:{port}" for port in ports]}
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": rank}})
     return env
+
+
+def _cpus_of(rank, processes):
+    """With ``KERASTACK_PIN=1``, the CPUs worker ``rank`` is pinned to: its share of this process's
+    CPUs, contiguous and apart from the others' (none when there are fewer CPUs than workers). XLA's
+    and TensorFlow's CPU thread pools are sized by the CPUs a process may run on, not by
+    ``OMP_NUM_THREADS``: unpinned, each of N workers makes pools for every core, and they compete.
+    Off by default: on a machine that other jobs share, a pinned worker cannot move off a busy core
+    (measured here: slower under load)."""
+    if os.environ.get(PIN_ENV) != "1" or not hasattr(os, "sched_getaffinity"):
+        return []
+    mine = sorted(os.sched_getaffinity(0))
+    share = len(mine) // processes
+    return mine[rank * share : (rank + 1) * share] if share else []
+
+
+def pin():
+    """In a worker: run on the CPUs the launcher gave it (before any framework makes its threads)."""
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+        except (OSError, ValueError):
+            pass  # CPUs gone (a cgroup changed): run where allowed
 
 
 def _ports(count):

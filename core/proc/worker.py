@@ -12,6 +12,7 @@ def main(argv):
         from core.proc.quiet import filter_native_stderr
 
         filter_native_stderr()
+    launch.pin()  # the CPUs the launcher gave this worker, before a framework starts its threads
     request_path, answer_path = argv
     answer = request.serve(request_path)
     if launch.launched() and "value" not in answer:

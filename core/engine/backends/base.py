@@ -68,8 +68,22 @@ class Backend:
         return opts.batch_size if self.splits_global_batch else opts.batch_size // self.world().size
 
     def eval_batch_size(self, opts):
-        """The batch size each process gives ``evaluate`` (every process evaluates the whole split)."""
-        return opts.batch_size
+        """The batch size each process gives ``evaluate``: its share of the global batch, or the
+        whole of it where the strategy splits global batches itself."""
+        return self.loader_batch_size(opts)
+
+    def eval_split(self, split):
+        """The part of an ``(x, y)`` evaluation split (validation or test) that this process
+        evaluates: in several processes, the ``rank``-th of ``size`` contiguous parts, and the
+        backend reduces the metrics' states (sums and counts) over the processes so that every
+        process reports the whole split's values; the whole split where the strategy splits global
+        batches itself (it reduces its metrics itself) or where a part would be empty."""
+        here = self.world()
+        if split is None or here.size == 1 or self.splits_global_batch or len(split[0]) < here.size:
+            return split
+        n = len(split[0])
+        rows = slice(here.rank * n // here.size, (here.rank + 1) * n // here.size)
+        return tuple(None if part is None else part[rows] for part in split)
 
     def shard(self, keras, train, opts, seed, initial_epoch):
         """The training data of this process for ``fit``: every epoch one permutation of the whole

@@ -65,10 +65,15 @@ class Jax(Backend):
             dataset, train=trim(dataset.train), validation=trim(dataset.validation), test=trim(dataset.test)
         )
 
-    def eval_batch_size(self, opts):
-        """A process's batch is its local part of the global batch (the processes' batches are put
-        together)."""
-        return opts.batch_size // self.world().size
+    def eval_split(self, split):
+        """Each process's local batches are put together into global ones, so the parts must be
+        the same size: a split that does not divide evenly among the processes is evaluated whole
+        by each (every sample then appears once per process in the global batches, which leaves
+        the means as they are). The metrics are computed on the global batches: nothing to reduce."""
+        size = self.world().size
+        if split is None or size == 1 or len(split[0]) % size:
+            return split
+        return super().eval_split(split)
 
 
 def _initialized():

@@ -42,6 +42,11 @@ class TensorFlow(Backend):
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=distributed.timeout_s())
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options).scope()
 
+    def prepare_model(self, model):
+        """Several processes: BatchNormalization normalizes by the global batch's moments."""
+        if self.world().size > 1 and distributed.sync_batchnorm():
+            _patch_synchronized_batch_norm()
+
     def array_feed(self, model, train, validation, opts, seed):
         """One process on one device: one repeating tf.data iterator for the training, not 4 an epoch."""
         if opts.distribute != "none":
@@ -92,6 +97,28 @@ def _patch_keras_tensorflow_trainer():
     trainer.reduce_per_replica = reduce_per_replica
     trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
     trainer._kerastack_patched = True
+
+
+def _patch_synchronized_batch_norm():
+    """BatchNormalization (training) takes Keras's own ``synchronized=True`` moments in a
+    multi-worker process: the batch sums all-reduced over the strategy's replicas
+    (``_compute_moments_sync``), so each worker normalizes by the global batch's moments, as one
+    process does. The layers' ``synchronized`` stays as built (it is saved in the model's config,
+    and Keras refuses it on the other backends)."""
+    from keras import ops
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    if getattr(BatchNormalization, "_kerastack_synced", False):
+        return
+    original = BatchNormalization._moments
+
+    def _moments(self, inputs, mask):
+        if mask is not None:
+            return original(self, inputs, mask)
+        return ops.moments(inputs, axes=self._reduction_axes, synchronized=True)
+
+    BatchNormalization._moments = _moments
+    BatchNormalization._kerastack_synced = True
 
 
 def _as_structure(x: Any) -> Any:

@@ -1,12 +1,16 @@
 """The torch backend: one device per process; several processes through ``torch.distributed`` (gloo
 on CPU, NCCL on GPU) from torchrun's ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE`` (or
-the local launcher's FileStore). Keras's ``fit`` does not reduce anything on torch: each trainable
-parameter all-reduces its gradient in a post-accumulate hook and the epoch's logs are averaged, so
-Keras's own ``fit`` (callbacks, checkpoints) trains the model."""
+the local launcher's FileStore). Keras's ``fit`` does not reduce anything on torch: the gradients are
+all-reduced in buckets while backward runs (``GradientBuckets``), BatchNormalization's moments are
+all-reduced, and the metrics' states are summed over the processes when Keras reads them for the
+logs, so Keras's own ``fit`` (callbacks, checkpoints) trains the model and each process evaluates
+its part of a split."""
 
 import contextlib
 import datetime
+import math
 import os
+import types
 
 from core.engine import distributed
 from core.engine.backends.base import Backend
@@ -49,9 +53,11 @@ class Torch(Backend):
         return contextlib.nullcontext()
 
     def prepare_model(self, model):
-        """Several processes: rank 0's initial weights everywhere, and every trainable parameter's
-        gradient all-reduced (averaged) as soon as it is accumulated. Always: Keras's per-pixel
-        cross-entropy made to train (``_patch_pixel_crossentropy``)."""
+        """Several processes: rank 0's initial weights everywhere, the trainable parameters'
+        gradients all-reduced (averaged) in buckets during backward, BatchNormalization's batch
+        moments over the global batch, and the metrics reduced over the processes whenever Keras
+        reads them for the logs. Always: Keras's per-pixel cross-entropy made to train
+        (``_patch_pixel_crossentropy``)."""
         _patch_pixel_crossentropy()
         if self.world().size == 1:
             return
@@ -60,46 +66,119 @@ class Torch(Backend):
         for variable in model.variables:
             dist.broadcast(variable.value.data, 0)
         self.sync_gradients(model)
+        if distributed.sync_batchnorm():
+            _patch_synchronized_batch_norm()
+        _reduce_metrics_when_read(model)
 
     def sync_gradients(self, model):
-        """Several processes: hook every trainable parameter not hooked yet, so that its gradient is
-        averaged over the ranks. Called again when layers are unfrozen (``--fine-tune-after``): a
+        """Several processes: every trainable parameter's gradient averaged over the ranks
+        (``GradientBuckets``). Called again when layers are unfrozen (``--fine-tune-after``): a
         parameter that was frozen at the start would otherwise train on each rank's own shard, silently."""
         if self.world().size == 1:
             return
+        reducer = model.__dict__.get("_kerastack_buckets")
+        if reducer is None:
+            reducer = model.__dict__["_kerastack_buckets"] = GradientBuckets(bucket_bytes())
+        reducer.track([variable.value for variable in model.trainable_variables])
+
+
+BUCKET_ENV = "KERASTACK_TORCH_BUCKET_MB"
+DEFAULT_BUCKET_MB = 25.0  # DDP's default bucket_cap_mb
+
+
+def bucket_bytes():
+    """The size of a gradient bucket (``KERASTACK_TORCH_BUCKET_MB``, default 25 as DDP's; 0: one
+    all-reduce per parameter, as each is accumulated)."""
+    value = os.environ.get(BUCKET_ENV, "")
+    try:
+        mb = float(value) if value else DEFAULT_BUCKET_MB
+    except ValueError:
+        raise UsageError(f"{BUCKET_ENV}={value!r}: a size in MB (0: one all-reduce per parameter)") from None
+    if mb < 0:
+        raise UsageError(f"{BUCKET_ENV}={value!r}: a size in MB, 0 or more")
+    return int(mb * 2**20)
+
+
+class GradientBuckets:
+    """Gradients averaged over the ranks in buckets, overlapping the backward pass, as DDP's reducer
+    does: the parameters are put in buckets of about ``size`` bytes in reverse order (the order in
+    which backward produces their gradients). A post-accumulate hook marks a parameter's gradient
+    ready; a bucket whose gradients are all ready is flattened into one tensor and all-reduced
+    asynchronously (``async_op=True``), buckets strictly in order so that every rank issues the same
+    collectives in the same order, while backward goes on. At the end of backward (a callback queued
+    on autograd's engine) the rest are launched (a parameter with no gradient contributes zeros),
+    every bucket is waited for and its mean copied back into the gradients, before Keras's optimizer
+    reads them. ``size`` 0: each parameter all-reduced alone, synchronously, in its hook."""
+
+    def __init__(self, size):
+        self.size = size
+        self.params, self.hooked, self.buckets = [], set(), []
+        self._reset()
+
+    def track(self, params):
+        """Hook the parameters not hooked yet; the buckets made again over all of them."""
+        for param in params:
+            if id(param) not in self.hooked:
+                param.register_post_accumulate_grad_hook(self._ready)
+                self.hooked.add(id(param))
+                self.params.append(param)
+        self.buckets, current, nbytes = [], [], 0
+        for param in reversed(self.params):
+            current.append(param)
+            nbytes += param.numel() * param.element_size()
+            if nbytes >= self.size:
+                self.buckets.append(current)
+                current, nbytes = [], 0
+        if current:
+            self.buckets.append(current)
+        self.bucket_of = {id(p): i for i, bucket in enumerate(self.buckets) for p in bucket}
+        self._reset()
+
+    def _reset(self):
+        self.missing = [len(bucket) for bucket in self.buckets]
+        self.launched, self.works, self.queued = 0, [], False
+
+    def _ready(self, param):
         import torch.distributed as dist
 
-        size = dist.get_world_size()
-        hooked = model.__dict__.setdefault("_kerastack_synced", set())
-
-        def average(param):
+        if self.size == 0:
             dist.all_reduce(param.grad)
-            param.grad.div_(size)
+            param.grad.div_(dist.get_world_size())
+            return
+        if not self.queued:
+            from torch.autograd import Variable
 
-        for variable in model.trainable_variables:
-            if id(variable.value) not in hooked:
-                variable.value.register_post_accumulate_grad_hook(average)
-                hooked.add(id(variable.value))
+            Variable._execution_engine.queue_callback(self._finish)
+            self.queued = True
+        self.missing[self.bucket_of[id(param)]] -= 1
+        while self.launched < len(self.buckets) and self.missing[self.launched] == 0:
+            self._launch(self.launched)
 
-    def log_reducers(self):
-        """Several processes: a callback that averages the epoch's training logs over the ranks (each
-        rank logged its own shard's), first among the callbacks so the history has the mean."""
-        if self.world().size == 1:
-            return []
-        import keras
+    def _launch(self, index):
         import torch
         import torch.distributed as dist
 
-        class AverageLogs(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if not logs:
-                    return
-                names = sorted(k for k in logs if not k.startswith("val_"))  # val_: the whole split, each rank
-                values = torch.tensor([float(logs[k]) for k in names], dtype=torch.float64)
-                dist.all_reduce(values)
-                logs.update({k: float(v) / dist.get_world_size() for k, v in zip(names, values.tolist())})
+        bucket = self.buckets[index]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in bucket])
+        self.works.append((index, flat, dist.all_reduce(flat, async_op=True)))
+        self.launched += 1
 
-        return [AverageLogs()]
+    def _finish(self):
+        import torch.distributed as dist
+
+        while self.launched < len(self.buckets):
+            self._launch(self.launched)
+        size = dist.get_world_size()
+        for index, flat, work in self.works:
+            work.wait()
+            flat.div_(size)
+            at = 0
+            for param in self.buckets[index]:
+                n = param.numel()
+                if param.grad is not None:
+                    param.grad.copy_(flat[at : at + n].view_as(param.grad))
+                at += n
+        self._reset()
 
 
 BACKEND = Torch()
@@ -132,3 +211,62 @@ def _patch_pixel_crossentropy():
 
     nn.sparse_categorical_crossentropy = sparse_categorical_crossentropy
     nn._kerastack_patched = True
+
+
+def _reduce_metrics_when_read(model):
+    """Each process's metrics hold its own part (of the training batches, of an evaluated split).
+    Where Keras reads them for an epoch's or an evaluation's logs (``_get_metrics_result_or_logs``,
+    once per epoch and once per ``evaluate``, on every process alike), their states are summed over
+    the processes first: Keras's metrics keep sums and counts (the loss tracker weighs each batch by
+    its size), so the result is the whole's, not a mean of the processes' means."""
+    import torch
+    import torch.distributed as dist
+
+    read = model._get_metrics_result_or_logs
+
+    def reduced(self, logs):
+        variables = [v for metric in self.metrics for v in metric.variables]
+        if variables:
+            flat = torch.cat([v.value.detach().reshape(-1).to(torch.float64) for v in variables])
+            dist.all_reduce(flat)
+            at = 0
+            for v in variables:
+                n = v.value.numel()
+                v.assign(flat[at : at + n].reshape(v.value.shape).to(v.value.dtype))
+                at += n
+        return read(logs)
+
+    object.__setattr__(model, "_get_metrics_result_or_logs", types.MethodType(reduced, model))
+
+
+def _patch_synchronized_batch_norm():
+    """BatchNormalization (training) normalizes by the moments of the global batch, as one process
+    does, not of this process's part: the sum over the processes (``torch.distributed.nn``'s
+    all-reduce, through which the gradient flows back to every process's inputs) of the inputs and of
+    their squares, in one collective; the variance is E[x²] - E[x]² as in Keras's torch ``moments``. Keras 3.15 refuses ``synchronized=True`` on torch; the
+    layer's ``_moments`` is replaced in this process (a multi-process torch worker) only, so saved
+    models are unchanged. Masked inputs keep Keras's own moments."""
+    import torch
+    import torch.distributed.nn.functional as dist_fn
+    from keras.src.layers.normalization.batch_normalization import BatchNormalization
+
+    if getattr(BatchNormalization, "_kerastack_synced", False):
+        return
+    original = BatchNormalization._moments
+
+    def _moments(self, inputs, mask):
+        if mask is not None:
+            return original(self, inputs, mask)
+        x = inputs if inputs.dtype in (torch.float32, torch.float64) else inputs.float()
+        axes = self._reduction_axes
+        count = torch.tensor(float(math.prod(x.shape[i] for i in axes)), dtype=x.dtype, device=x.device)
+        sums = [torch.sum(x, dim=axes).reshape(-1), torch.sum(torch.square(x), dim=axes).reshape(-1)]
+        total = dist_fn.all_reduce(torch.cat([*sums, count.reshape(1)]))
+        channels = sums[0].numel()
+        mean, squares = total[:channels] / total[-1], total[channels:-1] / total[-1]
+        variance = squares - torch.square(mean)  # E[x²] - E[x]², as Keras's own torch moments
+        kept = [d for i, d in enumerate(x.shape) if i not in axes]
+        return mean.reshape(kept).to(inputs.dtype), variance.reshape(kept).to(inputs.dtype)
+
+    BatchNormalization._moments = _moments
+    BatchNormalization._kerastack_synced = True

@@ -191,3 +191,25 @@ def test_a_child_that_a_worker_starts_is_no_worker(monkeypatch):
     assert launched()
     monkeypatch.setenv(LAUNCHER_ENV, str(os.getpid()))  # its parent is not the launcher
     assert not launched()
+
+
+def test_kerastack_pin_gives_each_worker_its_own_cpus(monkeypatch):
+    from core.proc import launch
+
+    mine = sorted(os.sched_getaffinity(0))
+    monkeypatch.delenv(launch.PIN_ENV, raising=False)
+    assert launch.CPUS_ENV not in launch._environment("torch", 0, 2, [29500])  # off by default
+    monkeypatch.setenv(launch.PIN_ENV, "1")
+    shares = [launch._environment("jax", rank, 2, [29500]).get(launch.CPUS_ENV) for rank in (0, 1)]
+    if len(mine) < 2:
+        assert shares == [None, None]
+        return
+    cpus = [set(map(int, share.split(","))) for share in shares]
+    assert cpus[0] and cpus[1] and not cpus[0] & cpus[1] and cpus[0] | cpus[1] <= set(mine), shares
+    monkeypatch.setenv(launch.CPUS_ENV, shares[1])
+    before = os.sched_getaffinity(0)
+    try:
+        launch.pin()
+        assert os.sched_getaffinity(0) == cpus[1]
+    finally:
+        os.sched_setaffinity(0, before)
