@@ -245,7 +245,7 @@ class _Checker:
         self.task = task_named(ctx.run.get("spec", {}).get("task"))
         self.split, self.x, self.y = split, *self.task.targets(x, y)
         self.metric_name, self.higher = self.task.metric or ("max_abs_diff", False)
-        self.float_score = self._score(np.asarray(model.predict(self.x, verbose=0), np.float32))
+        self.float_score = self._score(self.task.deployed(np.asarray(model.predict(self.x, verbose=0), np.float32)))
         self._cache = {}
 
     def flatbuffer(self, layers):
