@@ -10,7 +10,7 @@ CLASS_NAMES = ("circle", "square", "triangle")
 TASKS = ("classification", "segmentation", "detection")
 SIDES = (0, 4, 3)  # per class; 0 means a circle
 AREA = (0.08, 0.3)  # a shape covers this fraction of the image, whatever its class
-DETECTION_AREA = (0.03, 0.1)  # the same with several shapes per image (task=detection)
+DETECTION_AREA = (0.05, 0.12)  # the same with several shapes per image (task=detection)
 
 
 @hookimpl
