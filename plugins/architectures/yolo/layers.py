@@ -31,7 +31,7 @@ def anchor_points(height, width, strides):
 class DecodeBoxes(keras.layers.Layer):
     """``[box_0, cls_0, box_1, cls_1, ...]`` (per level: ``(N, h, w, 4)`` and ``(N, h, w, C)`` raw
     outputs) → ``(N, anchors, 4 + C)``: rel_xyxy boxes, each side ``sigmoid(raw) * reach`` strides
-    from its anchor, then the sigmoid class scores."""
+    from its anchor, clipped to the image, then the sigmoid class scores."""
 
     def __init__(self, image_size, strides, reach=8.0, **kwargs):
         super().__init__(**kwargs)
@@ -48,7 +48,8 @@ class DecodeBoxes(keras.layers.Layer):
         box = ops.sigmoid(ops.concatenate(boxes, axis=1))
         centers = ops.convert_to_tensor(self._centers, dtype=box.dtype)
         scale = ops.convert_to_tensor(self._scale, dtype=box.dtype)
-        return ops.concatenate([centers + box * scale, ops.sigmoid(ops.concatenate(scores, axis=1))], axis=-1)
+        boxes = ops.clip(centers + box * scale, 0.0, 1.0)  # inside the image (a bounded range for int8 too)
+        return ops.concatenate([boxes, ops.sigmoid(ops.concatenate(scores, axis=1))], axis=-1)
 
     def compute_output_shape(self, input_shapes):
         anchors = sum(s[1] * s[2] for s in input_shapes[0::2])
