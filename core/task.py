@@ -87,7 +87,8 @@ class Task:
     with when its ``build`` did not (``loss`` None: the architecture must compile). ``metric``:
     ``(name, higher_is_better)`` of the number a run is judged by; a scorer sums ``keras_NAME``.
     ``unit``: what one prediction is (``"sample"``, ``"pixel"``). ``device``: one of
-    ``DEVICE_OUTPUTS``, how the device runner shows an output.
+    ``DEVICE_OUTPUTS``, how the device runner shows an output. ``agreement``: what the scorer's
+    ``agreement`` is the share of, for reports (empty: the default wording).
     """
 
     name = ""
@@ -100,6 +101,7 @@ class Task:
     metric: tuple[str, bool] | None = None
     unit = "sample"
     device = "raw"
+    agreement = ""
     scorer_class: type[Scorer] = Scorer
 
     def targets(self, x: Any, y: Any) -> tuple[Any, Any]:

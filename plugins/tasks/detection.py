@@ -76,6 +76,7 @@ class Detection(Task):
     metric = ("map50", True)
     unit = "box"
     device = "boxes"
+    agreement = "Keras's boxes scoring 0.25 or more that the file gives too (same class, IoU ≥ 0.9)"
     scorer_class = DetectionScorer
 
     def deployed(self, outputs):

@@ -94,7 +94,7 @@ def _convert_variant(ctx, model, mode, options, saved):
     if mode == "int8" and options.keep_float:
         flatbuffer, found = selective.mixed_int8(ctx, model, options, saved)
         if flatbuffer is not None:
-            return flatbuffer, None, found
+            return flatbuffer, 1 if is_detector(ctx.dataset) else None, found
     flatbuffer, batch = convert(model, mode, options, ctx.dataset, saved)
     if mode in INTEGER_VARIANTS and (batch is None or is_detector(ctx.dataset)) and options.layer_errors:
         found.update(selective.variant_errors(model, mode, options, ctx.dataset, saved, flatbuffer))
