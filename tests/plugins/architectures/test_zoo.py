@@ -34,6 +34,7 @@ CASES = [
     Case("diffusion", "digits", {"filters": 8, "embed_dim": 8, "steps": 50}),
     Case("gan", "digits", {"latent": 8, "filters": 8}, steps=4),
     Case("unet", "shapes", {"filters": 4}, {"task": "segmentation", "samples": 120}),
+    Case("yolo", "shapes", {"filters": 8, "min_stride": 4}, {"task": "detection", "samples": 120, "size": 32}),
 ]
 BY_ARCH = {c.arch: c for c in reversed(CASES)}  # the first case of each family
 
