@@ -12,12 +12,15 @@ from conftest import one_line_error, read_json, run_cli, run_python
 pytestmark = pytest.mark.slow
 
 DATA = {"task": "detection", "size": 32, "samples": 600, "boxes": 2}
-EPOCHS = {"tensorflow": 12, "jax": 12, "torch": 6}
+# TensorFlow (the fastest here) trains a detector worth judging; JAX and torch train a few epochs, to
+# show the loss falls and their runs export and verify (every backend's two steps: test_zoo.py).
+EPOCHS = {"tensorflow": 12, "jax": 3, "torch": 3}
+SAMPLES = {"tensorflow": 600, "jax": 300, "torch": 300}
 
 JOB = """
 import json, sys
 import numpy as np
-from core import train, task_named
+from core import load_run, train, task_named
 from core.deploy.export import export
 from core.deploy.verify import verify
 from plugins.datasets import shapes
@@ -26,7 +29,7 @@ from tflite.runner import TFLiteModel
 backend, out, data, epochs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
 run = train("yolo", "shapes", backend=backend, data_options=data, hparams={"min_stride": 4}, epochs=epochs,
             batch_size=32, checkpoint_every=0, out=out + "/run", seed=0, verbose=0)
-report = {"metrics": run.metrics, "run": str(run.path)}
+report = {"metrics": run.metrics, "run": str(run.path), "losses": [row["loss"] for row in load_run(run.path).history]}
 x, y = shapes.load(**data).test
 raw = run.model.predict(x, verbose=0)
 report["raw_shape"] = list(raw.shape)
@@ -58,7 +61,8 @@ json.dump(report, open(out + "/report.json", "w"))
 def report(request, tmp_path_factory):
     backend = request.param
     out = tmp_path_factory.mktemp(f"yolo-{backend}")
-    run_python(JOB, backend, out, json.dumps(DATA), EPOCHS[backend], timeout=1200)
+    data = {**DATA, "samples": SAMPLES[backend]}
+    run_python(JOB, backend, out, json.dumps(data), EPOCHS[backend], timeout=1200)
     return backend, read_json(out / "report.json")
 
 
@@ -66,11 +70,15 @@ def test_learns_the_boxes(report):
     backend, report = report
     metrics = report["metrics"]
     assert report["raw_shape"][1:] == [64 + 16 + 4, 7]  # anchors at strides 4, 8, 16 of 32x32; 4 + 3 classes
-    # A model whose every anchor says "0.5 of everything" scores ~0; a trained one finds most boxes.
+    losses = report["losses"]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert {"test_map50", "test_map", "test_ap_circle", "test_ap_square", "test_ap_triangle"} <= set(metrics), metrics
+    if backend != "tensorflow":
+        return
+    # A model whose every anchor says "0.5 of everything" scores ~0; the trained one finds the boxes
+    # (class-agnostic mAP@0.5 is ~0.9 here: telling 5-10 pixel shapes apart is what limits it).
     assert report["constant"]["map50"] < 0.05, report["constant"]
-    floor = 0.3 if backend != "torch" else 0.15
-    assert metrics["test_map50"] > floor and metrics["test_map"] < metrics["test_map50"], metrics
-    assert {"test_ap_circle", "test_ap_square", "test_ap_triangle"} <= set(metrics), metrics
+    assert metrics["test_map50"] > 0.3 and metrics["test_map"] < metrics["test_map50"], metrics
 
 
 def test_tflite_selects_boxes_in_one_subgraph_with_mediapipe_outputs(report):
@@ -99,9 +107,11 @@ def test_verify_scores_both_runtimes_and_int8_keeps_the_map(report):
         got = report[name]["verify"]
         assert got["keras_map50"] == pytest.approx(keras_map50, abs=1e-6), (name, got)
         assert {"tflite_map50", "tflite_map", "keras_map", "agreement", "matched_boxes"} <= set(got), got
-        limit, share = (1e-4, 0.99) if name.endswith("float32") else (0.03, 0.3)
-        assert abs(got["tflite_map50"] - keras_map50) <= limit, (backend, name, got)
-        assert got["agreement"] >= share and got["matched_boxes"] > 20, (name, got)
+        if name.endswith("float32"):
+            assert abs(got["tflite_map50"] - keras_map50) <= 1e-4 and got["agreement"] >= 0.99, got
+        elif backend == "tensorflow":  # a trained detector: int8 keeps its mAP and most of its boxes
+            assert abs(got["tflite_map50"] - keras_map50) <= 0.03, (backend, name, got)
+            assert got["agreement"] >= 0.5 and got["matched_boxes"] > 20, (name, got)
         assert set(got["ap_per_class"]) == {"circle", "square", "triangle"}
 
 
