@@ -97,7 +97,7 @@ def test_tflite_selects_boxes_in_one_subgraph_with_mediapipe_outputs(report):
         rows = np.array(lite["rows"])
         real = rows[..., 4] >= 0
         assert real.any() or backend != "tensorflow"  # three epochs leave every score below the threshold
-        assert (rows[..., :4][real] >= 0).all() and (rows[..., :4][real] <= 1).all()
+        assert (rows[..., :4][real] >= -0.01).all() and (rows[..., :4][real] <= 1.01).all()  # clipped (int8: a step)
         assert (rows[..., 2] >= rows[..., 0])[real].all() and (rows[..., 3] >= rows[..., 1])[real].all()
         assert (rows[..., 5][~real] == 0).all()
 
