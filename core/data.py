@@ -163,6 +163,8 @@ def spec_of(dataset: Dataset, owner: str | None = None) -> DataSpec:
             num_classes = int(max(int(np.max(a)) for a in labels)) + 1
         if num_classes is not None:
             _check_labels(dataset, num_classes, owner)
+    elif names:  # class ids inside other targets (detection's boxes): the names count them
+        num_classes = len(names)
     target_shape = None
     if y is not None and not task_named(dataset.task).classes:
         target_shape = tuple(int(d) for d in np.asarray(y).shape[1:])

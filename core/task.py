@@ -11,10 +11,12 @@ an architecture the tasks it builds for; the core then asks the task, never the 
 - judging: ``scorer()`` sums the task's metrics batch by batch, for Keras alone (``metrics.json``
   after training) or Keras beside another runtime (``verify``, export checks, the export report);
   ``metric`` names the one number a run is listed and compared by (``kerastack runs``, reports);
+- deploying: ``deployed`` turns Keras's outputs into what an exported file returns (detection:
+  the boxes its non-max suppression keeps), before they are scored, saved or compared;
 - saving: ``predictions`` (``predictions.npz``: what the confusion matrix is drawn from when the
   task has ``classes``; ``unit`` says what it counts);
 - the device: ``device`` says how ``python -m tflite`` shows an output (it reads it from the
-  file's metadata; the device side knows these four ways and nothing of plugins);
+  file's metadata; the device side knows these ways and nothing of plugins);
 - apps' runtimes: ``output_metadata`` and ``output_groups`` say what the outputs are in the standard
   LiteRT metadata (``TFLITE_METADATA``) that MediaPipe Tasks and the LiteRT Task Library read.
 """
@@ -26,7 +28,7 @@ import numpy as np
 
 from core.errors import KerastackError, UsageError
 
-DEVICE_OUTPUTS = ("classes", "mask", "values", "raw")
+DEVICE_OUTPUTS = ("classes", "mask", "values", "boxes", "raw")
 
 
 class Scorer:
@@ -87,7 +89,8 @@ class Task:
     with when its ``build`` did not (``loss`` None: the architecture must compile). ``metric``:
     ``(name, higher_is_better)`` of the number a run is judged by; a scorer sums ``keras_NAME``.
     ``unit``: what one prediction is (``"sample"``, ``"pixel"``). ``device``: one of
-    ``DEVICE_OUTPUTS``, how the device runner shows an output.
+    ``DEVICE_OUTPUTS``, how the device runner shows an output. ``agreement``: what the scorer's
+    ``agreement`` is the share of, for reports (empty: the default wording).
     """
 
     name = ""
@@ -100,11 +103,18 @@ class Task:
     metric: tuple[str, bool] | None = None
     unit = "sample"
     device = "raw"
+    agreement = ""
     scorer_class: type[Scorer] = Scorer
 
     def targets(self, x: Any, y: Any) -> tuple[Any, Any]:
         """The ``(x, y)`` a model of this task is fitted on, from a split's inputs and targets."""
         return x, y
+
+    def deployed(self, outputs: np.ndarray) -> np.ndarray:
+        """What a deployed file returns for a batch of the Keras model's ``outputs``, where its graph
+        adds a step Keras's model leaves out (detection: box selection after the per-anchor outputs);
+        the scorer, ``predictions`` and verify's comparison take this. Default: the outputs."""
+        return outputs
 
     def scorer(self, info: Mapping[str, Any] | None = None, class_names: Sequence[str] | None = None) -> Scorer:
         """A fresh ``Scorer``; ``info`` is the dataset's ``Dataset.info`` (facts a task needs),

@@ -1,4 +1,4 @@
-"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize]|FILE.wav | --text TEXT|FILE.txt ...] [--bench N]
+"""python -m tflite MODEL.tflite [--input FILE.npy|FILE.csv [--normalize]|FILE.wav|IMAGE.png | --text TEXT|FILE.txt ...] [--bench N]
                  [--threads N] [--top K] [--out DIR] [--metadata] [--json]
 
 Examples:
@@ -22,6 +22,10 @@ Examples:
   python -m tflite unet_int8.tflite --input images.npy --out masks/
       0: background 81.2%, circle 18.8% -> masks/images_0_mask.png, images_0_overlay.png
       (a segmentation model: the class of each pixel as a palette PNG, and the classes over the image)
+  python -m tflite yolo_int8.tflite --input street.png --out drawn/
+      0: circle 0.93 [12, 30, 25, 44], square 0.88 [40, 8, 55, 22] -> drawn/street_0_boxes.png
+      (a detector: each detection's class, score and box in pixels, and the image with the boxes drawn;
+      an image file is resized to the model's input and scaled as the training images were)
   python -m tflite model_int8.tflite --metadata
       {"format": "kerastack-tflite/1", "task": "classification", ...}
 """
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import mask
+from . import boxes, mask
 from .audio import WAV_SUFFIXES, audio_spec
 from .runner import TFLiteModel, clipping_warning, range_warning
 from .text import TEXT_SUFFIXES, read_lines
@@ -73,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         "--input",
         type=Path,
         metavar="FILE",
-        help="a .npy array of inputs (one sample, or a batch); a csv model's raw rows as .csv (with --normalize); "
-        "an audio model's clip as .wav (PCM)",
+        help="a .npy array of inputs (one sample, or a batch); an image file (.png, .jpg; needs Pillow) for an "
+        "image model; a csv model's raw rows as .csv (with --normalize); an audio model's clip as .wav (PCM)",
     )
     p.add_argument(
         "--text",
@@ -93,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads")
     p.add_argument("--top", type=_positive_int, metavar="K", help="show the K best classes (default 5)")
     p.add_argument(
-        "--out", type=Path, metavar="DIR", help="where a segmentation model's mask PNGs go (default: beside --input)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where a segmentation model's masks or a detector's drawn boxes go (default: beside --input)",
     )
     p.add_argument(
         "--metadata",
@@ -184,8 +191,8 @@ def _text_input(model: TFLiteModel, values: list[str]) -> np.ndarray:
 
 def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
     """The inputs in ``path``: a .csv table's rows encoded with the model's column encodings (with
-    ``normalize``), a .wav clip's windows (``TFLiteModel.encode_wav``), else a .npy array (scaled
-    with the recorded normalization if ``normalize``)."""
+    ``normalize``), a .wav clip's windows (``TFLiteModel.encode_wav``), an image file's pixels, else a
+    .npy array (scaled with the recorded normalization if ``normalize``)."""
     if path.suffix.lower() in WAV_SUFFIXES:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
@@ -195,6 +202,8 @@ def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
                 ".wav input is for a model trained on an audio dataset (sounds, audio_folder)"
             )
         return model.encode_wav(path)
+    if path.suffix.lower() in boxes.IMAGE_SUFFIXES:
+        return _image_input(path, model)
     if path.suffix.lower() == ".csv":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
@@ -218,6 +227,20 @@ def _load_input(path: Path, model: TFLiteModel, normalize: bool) -> np.ndarray:
     return x
 
 
+def _image_input(path: Path, model: TFLiteModel) -> np.ndarray:
+    """An image file as a batch of one, resized to the model's input and scaled as its training
+    images were: the metadata's normalization, else 0-255 pixels to [0, 1] where its inputs lay in
+    [0, 1], else the pixels as they are."""
+    shape = model.input_shape
+    if len(shape) not in (2, 3) or -1 in shape or (len(shape) == 3 and shape[2] not in (1, 3)):
+        raise _UsageError(f"{path}: an image file, but the model takes inputs of shape {shape}; pass a .npy array")
+    x = boxes.read_image(path, shape)[None]
+    if model.normalization is not None:
+        return model.normalize(x)
+    low_high = model.input_range
+    return x / 255.0 if low_high is not None and low_high[1] <= 1.0 else x
+
+
 def _is_classification(model: TFLiteModel, outputs: np.ndarray, top: int | None) -> bool:
     if outputs.ndim != 2:
         return False
@@ -234,6 +257,9 @@ def _predictions(
     outputs = model.predict(x)
     records, lines = [], []
     _warn(model, clipping_warning(outputs, model.output_limits, model.metadata), result)
+    if model.detector:
+        folder, stem = masks or (Path("."), model.path.stem)
+        return boxes.draw(x, outputs, model.labels, folder, stem)
     if masks and mask.is_segmentation(model.metadata, model.labels, outputs):
         return mask.draw(x, outputs, model.labels, *masks)
     if not _is_classification(model, outputs, top):

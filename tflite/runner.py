@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 _QUANTIZED_TYPES = (np.int8, np.uint8, np.int16)
+# A detector's four outputs (kerastack's export names them so; MediaPipe's ObjectDetector reads them):
+# boxes [1, K, 4] (ymin, xmin, ymax, xmax, relative), classes [1, K], scores [1, K], count [1].
+DETECTION_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 _SEAMS = ("QUANTIZE", "DEQUANTIZE")  # where an integer model enters and leaves float
 _RUNTIME_NOISE = "INFO: Created TensorFlow Lite XNNPACK delegate"
 # Input beyond the training range by more than this fraction of the range is "far outside" it.
@@ -202,6 +205,18 @@ def clipping_warning(outputs: np.ndarray, limits: tuple[float, float] | None, me
     )
 
 
+def _detection_outputs(interpreter) -> dict | None:
+    """``{output name: tensor index}`` of a detector's ``DETECTION_OUTPUTS`` (read from its
+    signature), or None where the model has not exactly those outputs."""
+    if len(interpreter.get_output_details()) != len(DETECTION_OUTPUTS):
+        return None
+    for signature in interpreter._get_full_signature_list().values():
+        outputs = signature.get("outputs", {})
+        if set(outputs) == set(DETECTION_OUTPUTS):
+            return {name: int(outputs[name]) for name in DETECTION_OUTPUTS}
+    return None
+
+
 def latency_percentiles(latencies_ms: np.ndarray) -> dict:
     """{"p50_ms", "p90_ms", "mean_ms", "runs"} of per-invocation latencies."""
     ms = np.asarray(latencies_ms, dtype=np.float64)
@@ -210,10 +225,12 @@ def latency_percentiles(latencies_ms: np.ndarray) -> dict:
 
 
 class TFLiteModel:
-    """One-input, one-output .tflite model.
+    """One-input, one-output .tflite model, or a detector with the four ``DETECTION_OUTPUTS``.
 
     `predict` takes and returns float32 arrays with a leading batch axis; integer models get their
-    input quantized and their output dequantized with the tensors' own scale and zero point.
+    input quantized and their output dequantized with the tensors' own scale and zero point. A
+    detector's outputs come packed as ``(batch, K, 6)`` rows ``ymin, xmin, ymax, xmax, class,
+    score`` (rows past its count: class -1, score 0); ``detector`` says whether the model is one.
     """
 
     def __init__(self, path: str | Path, num_threads: int = 1):
@@ -235,6 +252,7 @@ class TFLiteModel:
             raise ValueError(f"{self.path}: model has {len(inputs)} inputs and {len(outputs)} outputs")
         self._input = inputs[0]
         self._output_index = outputs[0]["index"]
+        self._detection = _detection_outputs(self._interpreter)
         signature = self._input["shape_signature"]
         if len(signature) == 0:
             raise ValueError(f"{self.path}: model input is a scalar; expected a leading batch axis")
@@ -256,6 +274,11 @@ class TFLiteModel:
     @property
     def output_details(self) -> dict:
         return self._interpreter.get_output_details()[0]
+
+    @property
+    def detector(self) -> bool:
+        """Whether the model returns detections (the four ``DETECTION_OUTPUTS``)."""
+        return self._detection is not None
 
     @property
     def input_shape(self) -> tuple:
@@ -473,4 +496,17 @@ class TFLiteModel:
         self._ensure_shape(x.shape)
         self._interpreter.set_tensor(self._input["index"], x)
         self._interpreter.invoke()
+        if self._detection is not None:
+            return self._detections()
         return self._interpreter.get_tensor(self._output_index)
+
+    def _detections(self) -> np.ndarray:
+        """The detector's outputs packed as rows (see the class); ``_dequantize`` leaves them float."""
+        boxes, classes, scores, count = (
+            np.asarray(self._interpreter.get_tensor(self._detection[name]), np.float32) for name in DETECTION_OUTPUTS
+        )
+        rows = np.concatenate([boxes, classes[..., None], scores[..., None]], axis=-1)
+        past = np.arange(rows.shape[1])[None, :] >= count.reshape(-1, 1)
+        rows[past] = 0.0
+        rows[..., 4][past] = -1.0
+        return rows

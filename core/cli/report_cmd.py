@@ -7,6 +7,7 @@ from core.runs.report import FILE_KEYS, RESULT_KEYS, gather, write_report
 # What the terminal summary shows of each exported model's verify results.
 SHOWN = {
     "tflite_accuracy": "accuracy",
+    "tflite_map50": "mAP@0.5",
     "agreement": "agreement",
     "tflite_mae": "mae",
     "tflite_mse": "mse",

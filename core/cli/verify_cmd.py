@@ -77,6 +77,10 @@ def format_row(r):
     if "tflite_accuracy" in r:
         parts.append(f"accuracy tflite {r['tflite_accuracy']:.4f} keras {r['keras_accuracy']:.4f}")
         parts.append(f"agreement {r['agreement']:.4f}")
+    if "tflite_map50" in r:
+        parts.append(f"mAP@0.5 tflite {r['tflite_map50']:.4f} keras {r['keras_map50']:.4f}")
+        parts.append(f"mAP@0.5:0.95 tflite {r['tflite_map']:.4f} keras {r['keras_map']:.4f}")
+        parts.append(f"boxes matched {r['agreement']:.4f} of {r['matched_boxes']}")
     if "tflite_mae" in r:
         parts.append(f"mae tflite {r['tflite_mae']:.4f} keras {r['keras_mae']:.4f}")
     if "tflite_mse" in r:

@@ -122,6 +122,8 @@ def _compare(lite: Any, keras_model: Any, run: Any, dataset: Any) -> tuple[str, 
             except ValueError as exc:
                 raise KerastackError(f"{exc} (the {split_name} split of run {run.path})") from None
             keras_out = keras_out.astype("float32", copy=False)
+            if task is not None:  # what the file's graph adds after the model (detection: box selection)
+                keras_out = np.asarray(task.deployed(keras_out), np.float32)
             totals.add(x, y, lite_out.reshape(keras_out.shape), keras_out)
             bar.advance(len(x))
     return split_name, first[0], totals

@@ -124,6 +124,7 @@ def evaluate(model, job, metrics, out):
         if y is None:
             return []
         x, y = task.targets(x, y)
+        outputs = task.deployed(outputs)
         scorer.add(x, y, outputs)
         spread.add(outputs)
         kept = task.predictions(y, outputs)

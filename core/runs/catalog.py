@@ -17,7 +17,7 @@ from core.task import task_named
 KEY_METRICS = ("accuracy", "mae", "mse", "loss")
 # Metrics where a smaller value is better; any other known metric is better when larger.
 LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "smape", "error", "seconds")
-HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "agreement", "iou", "dice", "r2")
+HIGHER_IS_BETTER = ("accuracy", "auc", "precision", "recall", "f1", "agreement", "iou", "dice", "r2", "map")
 # Keys of metrics.json that are settings or bookkeeping, not measurements of the model.
 NOT_METRICS = ("backend", "epochs")
 MAX_DEPTH = 3  # runs/ARCH-DATA-TIME is depth 1; sweeps nest a level or two deeper

@@ -26,6 +26,7 @@ import numpy as np
 from core.backend import BACKENDS, resolve
 from core.files import StrPath
 from core.proc.child import call_in_backend
+from core.task import task_named
 
 Results = dict[tuple[str, str], dict[str, Any]]
 """``{(case key, backend): result}``: what ``check_architectures`` returns."""
@@ -186,7 +187,8 @@ def _reload_and_export(
         result = {"errors": []}
         out[name] = result
         try:
-            model = inference_model(load_run(run_dir).model)
+            run = load_run(run_dir)
+            model = inference_model(run.model)
         except KerastackError as exc:
             result["errors"].append(f"reload: {exc}")
             continue
@@ -206,6 +208,9 @@ def _reload_and_export(
         except KerastackError as exc:
             result["errors"].append(f"export {options['quantize']}: {exc}")
             continue
+        # What the files return for Keras's outputs (a detector's: the boxes its graph selects).
+        task = task_named(run.record.get("spec", {}).get("task") or "", optional=True)
+        got = np.asarray(task.deployed(got), dtype="float32") if task is not None else got
         for quantize, path in zip(export, paths):
             lite = TFLiteModel(path)
             lite_out = lite.predict(x).reshape(got.shape)

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from core import KerastackError
+from plugins.deployment.tflite.boxes import is_detector, write_saved_model
 from plugins.deployment.tflite.options import INTEGER_VARIANTS, io_type
 
 
@@ -22,6 +23,11 @@ def convert(model, mode, options, dataset=None, saved=None):
     if saved is None:
         with tempfile.TemporaryDirectory(prefix="kerastack-savedmodel-") as saved:
             return convert(model, mode, options, dataset, saved)
+    if is_detector(dataset):  # the graph selects boxes for one image at a time (boxes.py)
+        try:
+            return _convert(model, 1, mode, options, dataset, saved), 1
+        except NeedsSelectOps as exc:
+            raise KerastackError(exc.message) from None
     try:
         return _convert(model, None, mode, options, dataset, saved), None
     except NeedsSelectOps as exc:
@@ -67,18 +73,24 @@ def saved_model_converter(model, batch, mode, options, dataset, saved):
     # Through a SavedModel written by Keras's own exporter: it freezes the variables (converting a
     # tf.function over a Keras 3 model directly leaves READ_VARIABLE ops with no values). One per
     # batch size, kept in ``saved`` for the next variant of the same model.
-    path = Path(saved) / f"batch-{batch or 'any'}"
+    # A detector at batch 1 is followed by its box selection (boxes.py); at any batch (the per-layer
+    # int8 errors) it is the model alone.
+    detector = batch == 1 and is_detector(dataset)
+    path = Path(saved) / f"batch-{batch or 'any'}{'-boxes' if detector else ''}"
     if not (path / "saved_model.pb").exists():
-        import keras
+        if detector:
+            write_saved_model(model, path)
+        else:
+            import keras
 
-        signature = [tf.TensorSpec([batch, *tensor.shape[1:]], tensor.dtype)]
-        # model.export would trace model(x) with training unset, and a model nested inside (a
-        # KerasHub backbone) then normalizes with its batch statistics: inference is pinned here.
-        # ``*args`` keeps the input named ``serving_default_args_0`` as model.export names it.
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serve", lambda *args: model(*args, training=False), input_signature=signature)
-        archive.write_out(str(path), verbose=False)
+            signature = [tf.TensorSpec([batch, *tensor.shape[1:]], tensor.dtype)]
+            # model.export would trace model(x) with training unset, and a model nested inside (a
+            # KerasHub backbone) then normalizes with its batch statistics: inference is pinned here.
+            # ``*args`` keeps the input named ``serving_default_args_0`` as model.export names it.
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serve", lambda *args: model(*args, training=False), input_signature=signature)
+            archive.write_out(str(path), verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(path))
     configure(
         converter,
@@ -87,13 +99,16 @@ def saved_model_converter(model, batch, mode, options, dataset, saved):
         tf.as_dtype(tensor.dtype).is_floating,
         options.allow_select_ops,
         lambda: calibration(model, dataset, options.calibration_samples, options.seed, batch),
+        float_outputs=detector,
     )
     converter._experimental_disable_per_channel = not options.per_channel  # TF 2.21's (private) switch
     return converter
 
 
-def configure(converter, mode, io, float_inputs, allow_select_ops, calibration):
-    """Set up ``converter`` for ``mode`` (a variant, or ``"qat"``: int8 from fake-quant ranges)."""
+def configure(converter, mode, io, float_inputs, allow_select_ops, calibration, float_outputs=False):
+    """Set up ``converter`` for ``mode`` (a variant, or ``"qat"``: int8 from fake-quant ranges).
+    ``float_outputs``: the outputs stay float32 whatever ``io`` (a detector's selected boxes, whose
+    NON_MAX_SUPPRESSION_V5 LiteRT runs in float only: its integer model keeps the float builtins)."""
     import tensorflow as tf
 
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -108,11 +123,14 @@ def configure(converter, mode, io, float_inputs, allow_select_ops, calibration):
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         converter.representative_dataset = calibration()
+        if float_outputs:
+            ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
     if mode in (*INTEGER_VARIANTS, "qat") and io != "float":
         integer = tf.as_dtype(io_type(io, mode))
         if float_inputs:  # token ids stay integers
             converter.inference_input_type = integer
-        converter.inference_output_type = integer
+        if not float_outputs:
+            converter.inference_output_type = integer
     if allow_select_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     # QAT: the default builtins (asking for TFLITE_BUILTINS_INT8 demands a representative dataset).

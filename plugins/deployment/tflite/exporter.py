@@ -12,6 +12,7 @@ import tempfile
 
 from plugins.deployment.tflite import finetune, selective
 from plugins.deployment.tflite.artifacts import first_tflite, variant_name, write_files
+from plugins.deployment.tflite.boxes import is_detector
 from plugins.deployment.tflite.convert import convert
 from plugins.deployment.tflite.options import INTEGER_VARIANTS, TFLiteOptions
 
@@ -101,8 +102,8 @@ def _convert_variant(ctx, model, mode, options, saved):
     if mode == "int8" and selective.requested(options.keep_float):
         flatbuffer, found = selective.mixed_int8(ctx, model, options, saved)
         if flatbuffer is not None:
-            return flatbuffer, None, found
+            return flatbuffer, 1 if is_detector(ctx.dataset) else None, found
     flatbuffer, batch = convert(model, mode, options, ctx.dataset, saved)
-    if mode in INTEGER_VARIANTS and batch is None and options.layer_errors:
+    if mode in INTEGER_VARIANTS and (batch is None or is_detector(ctx.dataset)) and options.layer_errors:
         found.update(selective.variant_errors(model, mode, options, ctx.dataset, saved, flatbuffer))
     return flatbuffer, batch, found

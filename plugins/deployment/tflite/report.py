@@ -15,7 +15,15 @@ from core import KerastackError, format_size, gzip_size, keras_latency, keras_we
 REPORT_MD = "report.md"
 REPORT_PNG = "report.png"
 # How a task's metric (``Task.metric``) is shown where its name is not: abbreviations.
-LABELS = {"mae": "MAE", "mse": "MSE", "rmse": "RMSE", "smape": "sMAPE", "r2": "R²", "mean_iou": "mean IoU"}
+LABELS = {
+    "mae": "MAE",
+    "mse": "MSE",
+    "rmse": "RMSE",
+    "smape": "sMAPE",
+    "r2": "R²",
+    "mean_iou": "mean IoU",
+    "map50": "mAP@0.5",
+}
 KERAS_ROW = "keras weights"
 
 
@@ -258,7 +266,12 @@ def render_markdown(rows, threads, task, facts, notes=None):
     ]
     legend += [f"{label}: {'higher' if higher else 'lower'} is better."] if key else []
     if any(row["agreement"] is not None for row in rows):
-        agree = f"{task.unit}s whose top-1 class is Keras's" if task.classes else "outputs read alike (the task's rule)"
+        if task.agreement:
+            agree = task.agreement
+        elif task.classes:
+            agree = f"{task.unit}s whose top-1 class is Keras's"
+        else:
+            agree = "outputs read alike (the task's rule)"
         legend.append(f"agreement: the share of {agree}.")
     legend.append("max abs diff: the largest difference from Keras's outputs (dequantized for int8 models).")
     warned = [f"- `{name}`: {line}" for name, found in (notes or {}).items() for line in found]

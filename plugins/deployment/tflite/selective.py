@@ -17,6 +17,7 @@ import numpy as np
 
 from core import KerastackError, UsageError, as_arrays, choices_text, did_you_mean, input_fits, one_line, task_named
 from plugins.deployment.tflite import layer_errors
+from plugins.deployment.tflite.boxes import is_detector
 from plugins.deployment.tflite.checks import warn
 from plugins.deployment.tflite.convert import calibration, calibration_set, saved_model_converter
 from tflite.runner import model_ops
@@ -78,8 +79,8 @@ def _samples(model, options, dataset):
     return calibration(model, dataset, count, options.seed, None)
 
 
-def _debugger(model, options, dataset, saved):
-    converter = saved_model_converter(model, None, "int8", options, dataset, saved)
+def _debugger(model, options, dataset, saved, batch=None):
+    converter = saved_model_converter(model, batch, "int8", options, dataset, saved)
     return layer_errors.Int8Debugger(converter, _samples(model, options, dataset))
 
 
@@ -104,7 +105,8 @@ def mixed_int8(ctx, model, options, saved):
     split, (x, y) = decision_data(ctx.dataset, model, options)
     if wanted == [AUTO] and len(x) < MIN_DECIDING_SAMPLES:
         return None, _plain(split, len(x), _too_few(ctx, split, len(x)))
-    debugger = _debugger(model, options, ctx.dataset, saved)
+    # A detector's mixed file is its whole graph, box selection included (batch 1, see boxes.py).
+    debugger = _debugger(model, options, ctx.dataset, saved, 1 if is_detector(ctx.dataset) else None)
     calibrated = debugger.calibrated_model
     nodes = _nodes_by_layer(calibrated, names, output)
     check = _Checker(ctx, model, options, calibrated, nodes, debugger.disable_per_channel, split, x, y)
@@ -261,13 +263,13 @@ class _Checker:
     on ``x``, ``y`` (``decision_data``: ``split`` says what they are)."""
 
     def __init__(self, ctx, model, options, calibrated, nodes, disable_per_channel, split, x, y):
-        self.options, self.calibrated, self.nodes = options, calibrated, nodes
+        self.options, self.calibrated, self.nodes, self.dataset = options, calibrated, nodes, ctx.dataset
         self.disable_per_channel = disable_per_channel
         self.float_inputs = np.dtype(model.inputs[0].dtype).kind == "f"
         self.task = task_named(ctx.run.get("spec", {}).get("task"))
         self.split, self.x, self.y = split, *self.task.targets(x, y)
         self.metric_name, self.higher = self.task.metric or ("max_abs_diff", False)
-        self.float_score = self._score(np.asarray(model.predict(self.x, verbose=0), np.float32))
+        self.float_score = self._score(self.task.deployed(np.asarray(model.predict(self.x, verbose=0), np.float32)))
         self._cache = {}
 
     def flatbuffer(self, layers):
@@ -283,7 +285,7 @@ class _Checker:
                 self.calibrated,
                 disable_per_channel=self.disable_per_channel,
                 input_data_type=integer if self.float_inputs else tf.float32,
-                output_data_type=integer,
+                output_data_type=tf.float32 if is_detector(self.dataset) else integer,
                 denylisted_nodes=_denylist(layers, self.nodes) or None,
             )
             if self.options.io == "uint8":

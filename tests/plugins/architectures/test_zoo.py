@@ -35,6 +35,7 @@ CASES = [
     Case("gan", "digits", {"latent": 8, "filters": 8}, steps=4),
     Case("unet", "shapes", {"filters": 4}, {"task": "segmentation", "samples": 120}),
     Case("audio_cnn", "sounds", {"filters": 4, "mel_bins": 16}, {"samples": 40, "duration": 0.25}),
+    Case("yolo", "shapes", {"filters": 8, "min_stride": 4}, {"task": "detection", "samples": 120, "size": 32}),
 ]
 BY_ARCH = {c.arch: c for c in reversed(CASES)}  # the first case of each family
 

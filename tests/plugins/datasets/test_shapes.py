@@ -28,6 +28,7 @@ def test_registered_with_its_options_and_loads_through_the_host():
         "validation": 0.15,
         "test": 0.15,
         "task": "classification",
+        "boxes": 3,
     }
     dataset = entry.call(**entry.options({"samples": "300", "size": "12"}))
     check_dataset(dataset, "shapes")
@@ -123,3 +124,23 @@ def test_segmentation_masks_are_the_drawn_shapes_of_the_same_images(dataset):
 def test_bad_options_raise_naming_the_option(options, match):
     with pytest.raises(UsageError, match=match):
         shapes.load(**options)
+
+
+def test_detection_boxes_enclose_their_shapes_apart():
+    from plugins.tasks._boxes import check_boxes, unpad
+
+    dataset = shapes.load(samples=120, size=32, noise=0.0, task="detection", boxes=3)
+    assert dataset.task == "detection" and dataset.class_names == shapes.CLASS_NAMES
+    x, y = dataset.train
+    assert y.shape == (len(x), 3, 5) and y.dtype == np.float32 and check_boxes(y, 3) is None
+    counts = (y[..., 4] >= 0).sum(1)
+    assert counts.min() >= 1 and counts.max() == 3 and len(set(y[..., 4][y[..., 4] >= 0].tolist())) == 3
+    for image, (boxes, _) in zip(x[..., 0], unpad(y)):
+        inside = np.zeros(image.shape, bool)
+        for x0, y0, x1, y1 in np.rint(boxes * 32).astype(int):
+            assert not inside[y0:y1, x0:x1].any()  # boxes apart
+            inside[y0:y1, x0:x1] = True
+            assert image[y0:y1, x0:x1].max() >= 0.5  # a shape inside each box
+        assert image[~inside].max() < 0.5  # and none outside them
+    again = shapes.load(samples=120, size=32, noise=0.0, task="detection", boxes=3)
+    np.testing.assert_array_equal(again.test[1], dataset.test[1])
