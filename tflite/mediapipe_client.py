@@ -1,9 +1,15 @@
 """A kerastack .tflite run by MediaPipe Tasks, the API Android, iOS and Python apps load models with.
 
 MediaPipe reads only the standard ``TFLITE_METADATA`` entry (image properties, normalization,
-labels, the tokenizer, audio properties); this module picks the task its file fits from kerastack's
-own entry (``output``: ``classes`` of an image, a text or a waveform, a ``mask``) and hands it what
-an app has: 8-bit RGB pixels, raw strings, or float waveforms. ``kerastack verify --client mediapipe`` compares it with LiteRT.
+labels, the tokenizer, audio properties, a detector's boxes); this module picks the task its file fits
+from kerastack's own entry (``output``: ``classes`` of an image, a text or a waveform, a ``mask``,
+``boxes``) and hands it what an app has: 8-bit RGB pixels, raw strings, or float waveforms.
+``kerastack verify --client mediapipe`` compares it with LiteRT.
+
+ObjectDetector returns every detection the file gives (no score threshold, no cap: the file's own
+non-max suppression already chose them) with boxes in whole pixels: the corner and the size each
+truncated (MediaPipe's DetectionTransformationCalculator). ``pixel_boxes`` puts LiteRT's boxes on
+the same grid, so that the two are compared box for box even on small images.
 
 mediapipe is optional (``pip install kerastack[mediapipe]``); it is imported when a client is made.
 """
@@ -22,6 +28,7 @@ CLIENTS = {
     ("classes", "text"): "TextClassifier",
     ("mask", "image"): "ImageSegmenter",
     ("classes", "audio"): "AudioClassifier",
+    ("boxes", "image"): "ObjectDetector",
 }
 
 
@@ -42,7 +49,9 @@ def client_task(metadata: dict) -> str:
 
 class MediaPipeClient:
     """One MediaPipe task over the file at ``path``: ``predict(inputs)`` gives top-1 class ids
-    (classifiers, one per input) or category masks (the segmenter, one (H, W) array per image)."""
+    (classifiers, one per input), category masks (the segmenter, one (H, W) array per image) or
+    detections (the detector, one (k, 6) array of rows per image, as LiteRT's: ``ymin, xmin, ymax,
+    xmax`` relative, ``class``, ``score``)."""
 
     def __init__(self, path: str | Path, metadata: dict):
         try:
@@ -63,6 +72,10 @@ class MediaPipeClient:
                     base_options=base, output_category_mask=True, output_confidence_masks=False
                 )
                 self.runner = vision.ImageSegmenter.create_from_options(options)
+            elif self.task == "ObjectDetector":
+                # Everything the file returns: its graph already thresholded and capped the boxes.
+                options = vision.ObjectDetectorOptions(base_options=base, max_results=-1, score_threshold=0.0)
+                self.runner = vision.ObjectDetector.create_from_options(options)
             elif self.task == "AudioClassifier":
                 options = audio.AudioClassifierOptions(base_options=base, max_results=1)
                 self.runner = audio.AudioClassifier.create_from_options(options)
@@ -91,7 +104,29 @@ class MediaPipeClient:
         image = self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=np.ascontiguousarray(x, dtype=np.uint8))
         if self.task == "ImageClassifier":
             return self._top(self.runner.classify(image).classifications[0].categories)
+        if self.task == "ObjectDetector":
+            return self._rows(self.runner.detect(image).detections, *x.shape[:2])
         return np.array(self.runner.segment(image).category_mask.numpy_view()).reshape(x.shape[:2])
+
+    def _rows(self, detections, height, width):
+        rows = np.zeros((len(detections), 6), np.float32)
+        for row, found in zip(rows, detections):
+            box, best = found.bounding_box, found.categories[0]
+            row[:4] = (
+                box.origin_y / height,
+                box.origin_x / width,
+                (box.origin_y + box.height) / height,
+                (box.origin_x + box.width) / width,
+            )
+            row[4], row[5] = self._class_id(best), best.score
+        return rows
+
+    def _class_id(self, category):
+        """A detection's class id: MediaPipe names it from the labels file (its ``index`` stays None)."""
+        if category.index is not None:
+            return int(category.index)
+        name = category.category_name
+        return self.class_names.index(name) if name in self.class_names else -1
 
     def _top(self, categories):
         if not categories:
@@ -107,6 +142,32 @@ class MediaPipeClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def pixel_boxes(rows: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Detection rows (``..., 6``: ``ymin, xmin, ymax, xmax`` relative, class, score) with their boxes
+    as MediaPipe's ObjectDetector reports the same boxes for an image of ``height`` x ``width``: the
+    top-left corner and the size in pixels, each truncated and kept within the image, as relative
+    boxes again."""
+    rows = np.array(rows, dtype=np.float32, copy=True)
+    h, w = np.float32(height), np.float32(width)
+    top = np.clip(np.trunc(rows[..., 0] * h), 0, h)
+    left = np.clip(np.trunc(rows[..., 1] * w), 0, w)
+    tall = np.clip(np.trunc((rows[..., 2] - rows[..., 0]) * h), 0, h)
+    wide = np.clip(np.trunc((rows[..., 3] - rows[..., 1]) * w), 0, w)
+    rows[..., 0], rows[..., 1] = top / h, left / w
+    rows[..., 2], rows[..., 3] = (top + tall) / h, (left + wide) / w
+    return rows
+
+
+def padded(rows: list, k: int) -> np.ndarray:
+    """``(len(rows), k, 6)``: each image's detections, padded as LiteRT's (class -1, score 0)."""
+    out = np.zeros((len(rows), k, 6), np.float32)
+    out[..., 4] = -1
+    for image, found in zip(out, rows):
+        found = np.asarray(found, np.float32).reshape(-1, 6)[:k]
+        image[: len(found)] = found
+    return out
 
 
 def pixels(x: np.ndarray, mean: float, std: float) -> np.ndarray:

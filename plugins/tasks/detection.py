@@ -13,6 +13,18 @@ import numpy as np
 from core import Scorer, Task, hookimpl
 from plugins.tasks._detection_metrics import CocoBoxes, matched, select
 
+# The file's four outputs (plugins/deployment/tflite/boxes.py names them so in its signature) → the
+# names MediaPipe's ObjectDetector finds them by in the standard metadata
+# (mediapipe/tasks/cc/vision/object_detector/object_detector_graph.cc: kLocationTensorName, ...).
+METADATA_NAMES = {
+    "detection_boxes": "location",
+    "detection_classes": "category",
+    "detection_scores": "score",
+    "num_detections": "number of detections",
+}
+# Where left, top, right and bottom lie in a box's 4 values: the file's boxes are ymin, xmin, ymax, xmax.
+BOX_INDEX = [1, 0, 3, 2]
+
 
 class DetectionScorer(Scorer):
     def __init__(self, task, info=None, class_names=None):
@@ -83,6 +95,44 @@ class Detection(Task):
         """The final detections of per-anchor outputs ``(N, anchors, 4 + C)``: ``(N, 25, 6)`` rows
         ``ymin, xmin, ymax, xmax, class, score`` (padding class -1), as the exported graph selects them."""
         return select(outputs)
+
+    def output_metadata(self, class_names=None):
+        """The four outputs as MediaPipe's ObjectDetector reads them (the layout of the TF Object
+        Detection API's post-processing): ``location`` boxes with BoundingBoxProperties (boundaries,
+        relative), ``category`` class ids named by ``labels.txt`` (value labels), ``score``,
+        ``number of detections``; each names its output in the file's signature (``tensor``), so
+        the exporter puts it where the file has that output."""
+        return [
+            {
+                "name": METADATA_NAMES["detection_boxes"],
+                "tensor": "detection_boxes",
+                "description": "The boxes of the detections: ymin, xmin, ymax, xmax, relative to the image.",
+                "content": {"bounding_box": {"index": BOX_INDEX, "type": "boundaries", "coordinate_type": "ratio"}},
+                "range": [2, 2],  # the boxes' 4 values span the last axis of (1, K, 4)
+            },
+            {
+                "name": METADATA_NAMES["detection_classes"],
+                "tensor": "detection_classes",
+                "description": "The class id of each detection (-1 past the number of detections).",
+                "labels": "value",
+            },
+            {
+                "name": METADATA_NAMES["detection_scores"],
+                "tensor": "detection_scores",
+                "description": "The score of each detection, in [0, 1] (0 past the number of detections).",
+                "stats": {"min": [0.0], "max": [1.0]},
+            },
+            {
+                "name": METADATA_NAMES["num_detections"],
+                "tensor": "num_detections",
+                "description": "How many of the rows are detections.",
+            },
+        ]
+
+    def output_groups(self):
+        """The three per-detection outputs, read together (MediaPipe's and the Task Library's group)."""
+        names = [METADATA_NAMES[k] for k in ("detection_boxes", "detection_classes", "detection_scores")]
+        return [{"name": "detection_result", "tensors": names}]
 
     def predictions(self, y, outputs):
         """Per image, the targets and the final detections (``deployed``'s rows)."""

@@ -16,6 +16,9 @@ What goes in it comes from three places:
 - the file (its model.json entry): the input and output tensors' types;
 - the task: ``core.Task.output_metadata`` (one plain dict per output tensor) and
   ``core.Task.output_groups``, so a task plugin describes its outputs without this module knowing it.
+  Readers match the metadata to the outputs by position; where the task names each output (its
+  ``tensor``: a detector's ``detection_boxes``, ...), the list is put in the file's order, read from
+  the file's signature (the converter orders a detector's outputs count, boxes, classes, scores).
 
 The schema code is vendored (``metadata_schema_generated.py``, from mediapipe 1.2.2): writing the
 entry needs only ``flatbuffers``, not mediapipe. ``min_parser_version`` is the newest schema version
@@ -57,7 +60,7 @@ def write_standard_metadata(path, described, entry):
     from tflite.metadata import embed_metadata
 
     try:
-        metadata, files, summary = build(described, entry)
+        metadata, files, summary = build(described, entry, output_names(path))
         embed_metadata(path, path, KEY, metadata, files)
     except (ValueError, KeyError, TypeError) as exc:  # a task's output_metadata, or the file itself
         raise KerastackError(
@@ -66,8 +69,43 @@ def write_standard_metadata(path, described, entry):
     return summary
 
 
-def build(described, entry):
-    """``(the metadata flatbuffer's bytes, {associated file name: bytes}, a summary for model.json)``."""
+def output_names(path):
+    """The names of the .tflite's outputs in its signature, in the order of the file's outputs (what
+    a reader's output index means); None for an output the signature does not name."""
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = tfl.Model.GetRootAs(bytearray(open(path, "rb").read()), 0)
+    if not model.SubgraphsLength():
+        raise ValueError("the file has no subgraph")
+    outputs = [int(t) for t in model.Subgraphs(0).OutputsAsNumpy()] if model.Subgraphs(0).OutputsLength() else []
+    named = {}
+    for i in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(i)
+        if signature.SubgraphIndex() != 0:
+            continue
+        for j in range(signature.OutputsLength()):
+            tensor = signature.Outputs(j)
+            named[tensor.TensorIndex()] = tensor.Name().decode("utf-8")
+    return [named.get(t) for t in outputs]
+
+
+def in_file_order(specs, names):
+    """A task's ``output_metadata`` list in the file's output order: by each spec's ``tensor`` (its
+    output's name in the signature) where every spec names one, else as the task listed it."""
+    wanted = [spec.get("tensor") for spec in specs]
+    if not any(wanted) or names is None:
+        return list(specs)
+    if not all(wanted) or sorted(wanted) != sorted(n for n in names if n is not None) or None in names:
+        raise ValueError(
+            f"the task describes outputs {wanted}; the file's signature names {names} (in the file's order)"
+        )
+    by_name = {spec["tensor"]: spec for spec in specs}
+    return [by_name[name] for name in names]
+
+
+def build(described, entry, names=None):
+    """``(the metadata flatbuffer's bytes, {associated file name: bytes}, a summary for model.json)``;
+    ``names``: the file's outputs' names (``output_names``), which order a task's named outputs."""
     import flatbuffers
 
     from core import task_named
@@ -80,6 +118,7 @@ def build(described, entry):
         files[LABELS_FILE] = ("\n".join(class_names) + "\n").encode("utf-8")
     input_meta, input_summary = _input(schema, described, entry, files)
     outputs = task.output_metadata(class_names) if task is not None else [{"name": "output"}]
+    outputs = in_file_order(outputs, names)
     output_meta = [_output(schema, spec, i, files) for i, spec in enumerate(outputs)]
     subgraph = schema.SubGraphMetadataT()
     subgraph.name = described.get("architecture") or "model"
