@@ -128,15 +128,19 @@ class Task:
 
     def output_metadata(self, class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The model's output tensors as the standard LiteRT metadata describes them: one plain dict
-        per output tensor, in the model's output order, which the exporter turns into the schema's
-        ``TensorMetadata`` (``plugins/deployment/tflite/standard_metadata.py``). Keys, all optional:
+        per output tensor, in the model's output order (or each named: ``tensor``), which the
+        exporter turns into the schema's ``TensorMetadata``
+        (``plugins/deployment/tflite/standard_metadata.py``). Keys, all optional:
         ``name`` and ``description`` (text); ``content``: ``"feature"`` (default), ``"image"`` (a
         mask, one value per pixel) or ``{"bounding_box": {"index": [...], "type": "boundaries" |
         "upper_left" | "center", "coordinate_type": "ratio" | "pixel"}}``; ``range``: ``[min, max]``
         of the dimension the content spans (a box's 4 values: ``[2, 2]``); ``stats``: ``{"min":
         [...], "max": [...]}`` of the values; ``labels``: ``"axis"`` (the run's class names,
         ``labels.txt``, name the last axis: scores per class) or ``"value"`` (they name the values:
-        class ids). The default: one tensor, ``labels="axis"`` where the task has ``classes``."""
+        class ids); ``tensor``: the output's name in the file's signature (a detector's
+        ``detection_boxes``, ...): where every dict names one, the exporter puts each where the file
+        has that output (a converter may reorder outputs; readers go by position). The default: one
+        tensor, ``labels="axis"`` where the task has ``classes``."""
         return [{"name": "output", "labels": "axis" if self.classes and class_names else None}]
 
     def output_groups(self) -> list[dict[str, Any]]:

@@ -72,9 +72,11 @@ def write_standard_metadata(path, described, entry):
 def output_names(path):
     """The names of the .tflite's outputs in its signature, in the order of the file's outputs (what
     a reader's output index means); None for an output the signature does not name."""
+    from pathlib import Path
+
     from ai_edge_litert import schema_py_generated as tfl
 
-    model = tfl.Model.GetRootAs(bytearray(open(path, "rb").read()), 0)
+    model = tfl.Model.GetRootAs(bytearray(Path(path).read_bytes()), 0)
     if not model.SubgraphsLength():
         raise ValueError("the file has no subgraph")
     outputs = [int(t) for t in model.Subgraphs(0).OutputsAsNumpy()] if model.Subgraphs(0).OutputsLength() else []

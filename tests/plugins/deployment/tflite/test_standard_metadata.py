@@ -157,3 +157,40 @@ def test_a_bad_output_description_names_the_tensor():
 
     with pytest.raises(ValueError, match=r"'mask': content='pixels' is not one of"):
         _output(schema, {"name": "mask", "content": "pixels"}, 0, {})
+
+
+DETECTOR = {**IMAGE, "task": "detection", "architecture": "yolo", "dataset": "yolo_folder"}
+
+
+def test_a_detectors_metadata_follows_the_files_output_order():
+    """The converter orders a detector's outputs count, boxes, classes, scores; MediaPipe's
+    ObjectDetector reads the metadata by position and finds each output by its metadata name."""
+    file_order = ["num_detections", "detection_boxes", "detection_classes", "detection_scores"]
+    data, files, summary = build(DETECTOR, {}, file_order)
+    graph = read(data).subgraphMetadata[0]
+    count, location, category, score = graph.outputTensorMetadata
+    assert [t.name.decode() for t in (count, location, category, score)] == [
+        "number of detections",
+        "location",
+        "category",
+        "score",
+    ]
+    box = location.content.contentProperties
+    assert location.content.contentPropertiesType == schema.ContentProperties.BoundingBoxProperties
+    assert list(box.index) == [1, 0, 3, 2] and box.type == schema.BoundingBoxType.BOUNDARIES
+    assert box.coordinateType == schema.CoordinateType.RATIO
+    assert category.associatedFiles[0].type == schema.AssociatedFileType.TENSOR_VALUE_LABELS
+    assert [n.decode() for n in graph.outputTensorGroups[0].tensorNames] == ["location", "category", "score"]
+    assert files["labels.txt"] == b"circle\nsquare\ntriangle\n" and summary["min_parser_version"] == "1.2.0"
+    # Another order of the same outputs moves the metadata with them.
+    data, _, _ = build(DETECTOR, {}, list(reversed(file_order)))
+    names = [t.name.decode() for t in read(data).subgraphMetadata[0].outputTensorMetadata]
+    assert names == ["score", "category", "location", "number of detections"]
+
+
+def test_outputs_the_task_names_must_be_the_files():
+    with pytest.raises(ValueError, match=r"the task describes outputs \['detection_boxes'.*the file's signature names"):
+        build(DETECTOR, {}, ["num_detections", "detection_boxes", "detection_classes", "scores"])
+    # A file whose signature names no outputs: the task's own order.
+    data, _, _ = build(DETECTOR, {}, None)
+    assert read(data).subgraphMetadata[0].outputTensorMetadata[0].name == b"location"
