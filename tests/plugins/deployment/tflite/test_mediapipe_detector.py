@@ -4,8 +4,6 @@ images), exported float32 and int8 (uint8 input, ``io=auto``). Its detections ar
 file's row for row, the int8 file's up to the two runtimes' integer kernels. One training process, one
 TensorFlow process for the exports and every check."""
 
-import json
-
 import numpy as np
 import pytest
 from conftest import read_json, run_cli, run_python
@@ -50,7 +48,7 @@ TRAIN = """
 import sys
 from core import train
 train("yolo", "yolo_folder", backend="tensorflow", data_options={"path": sys.argv[1], "size": 32},
-      hparams={"min_stride": 4}, epochs=8, batch_size=32, checkpoint_every=0, out=sys.argv[2], seed=0, verbose=0)
+      hparams={"min_stride": 4}, epochs=10, batch_size=32, checkpoint_every=0, out=sys.argv[2], seed=0, verbose=0)
 """
 
 # Export both files; then, for each, the standard entry as written, verify --client mediapipe, and
@@ -97,8 +95,8 @@ for path in [p for p in export(run, "tflite", {"quantize": "none,int8", "calibra
         "outputs_in_file": output_names(path),
         "metadata_names": [t.name.decode() for t in graph.outputTensorMetadata],
         "groups": [[g.name.decode(), [n.decode() for n in g.tensorNames]] for g in graph.outputTensorGroups],
-        "box_index": list(location.content.contentProperties.index),
-        "label_types": [[f.type for f in t.associatedFiles or []] for t in graph.outputTensorMetadata],
+        "box_index": [int(v) for v in location.content.contentProperties.index],
+        "label_types": [[int(f.type) for f in t.associatedFiles or []] for t in graph.outputTensorMetadata],
         "min_parser_version": standard.minParserVersion.decode(),
         "labels": associated_files(path)["labels.txt"].decode(),
         "images": len(x), "same_count": int(sum(same_count)), "rows": pairs, "equal_rows": equal,
@@ -112,7 +110,7 @@ json.dump(results, open(run + "/mediapipe.json", "w"))
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory):
     root = tmp_path_factory.mktemp("mediapipe-detector")
-    write_yolo_folder(root / "data", 240)
+    write_yolo_folder(root / "data", 600)
     run_python(TRAIN, root / "data", root / "run", env={"KERAS_BACKEND": "tensorflow"})
     run_python(JOB, root / "run", env={"KERAS_BACKEND": "tensorflow"})
     return root / "run", read_json(root / "run" / "mediapipe.json")
@@ -137,7 +135,7 @@ def test_metadata_names_the_outputs_in_the_files_order(detectors, variant):
 def test_float32_detections_are_litert_s_row_for_row(detectors):
     _, results = detectors
     r = results["model_float32"]
-    assert r["same_count"] == r["images"] and r["rows"] >= r["images"], r  # detections on every image
+    assert r["same_count"] == r["images"] and r["rows"] >= r["images"], r  # as many, a few an image
     assert r["equal_rows"] == r["rows"], r  # same class, same score, the box within a pixel
     client = r["client"]
     assert client["client_task"] == "ObjectDetector" and client["unit"] == "box", client
@@ -157,9 +155,6 @@ def test_int8_detections_are_litert_s_up_to_the_integer_kernels(detectors):
 
 def test_verify_client_mediapipe_on_a_detector(detectors):
     run, results = detectors
-    shown = run_cli("verify", results["model_float32"]["path"], "--run", run, "--client", "mediapipe", "--json")
+    shown = run_cli("verify", results["model_float32"]["path"], "--run", run, "--client", "mediapipe")
     assert shown.returncode == 0, shown.stderr[-2000:]
-    found = json.loads(shown.stdout)
-    assert found["client_task"] == "ObjectDetector" and found["agreement"] == 1.0, found
-    row = run_cli("verify", results["model_float32"]["path"], "--run", run, "--client", "mediapipe")
-    assert "mediapipe ObjectDetector" in row.stdout and "found alike 1.0000" in row.stdout, row.stdout
+    assert "mediapipe ObjectDetector" in shown.stdout and "found alike 1.0000" in shown.stdout, shown.stdout
