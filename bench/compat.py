@@ -12,6 +12,7 @@ versions are what is measured, not the models' accuracy. Both runtimes run bench
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,17 @@ import numpy as np
 
 HERE = Path(__file__).parent
 SAMPLES = 8
+# Each family's float32 and int8 files (default options: io=auto); and on two families, the other
+# interfaces and modes: their op versions are the ones the converter's table rates newest.
+VARIANTS = [("float32", {"quantize": "none"}), ("int8", {"quantize": "int8"})]
+EXTRA = {
+    ("mobilenet", "shapes"): [("int8 io=uint8", {"quantize": "int8", "io": "uint8"})],
+    ("cnn", "digits"): [
+        ("float16", {"quantize": "float16"}),
+        ("dynamic", {"quantize": "dynamic"}),
+        ("int16x8", {"quantize": "int16x8"}),
+    ],
+}
 
 
 def main():
@@ -51,27 +63,40 @@ def main():
 
 
 def family_files(run_dir, arch, data, hparams, options, epochs, jobs):
-    """Train, export float32 and int8 (default options: io=auto), and prepare each file's inputs."""
+    """Train, export each variant, and prepare each file's inputs. Each file is copied under a name
+    of its own (``io=uint8`` writes ``model_int8.tflite`` again)."""
     from core import as_arrays, export, load_dataset, load_run, train
 
     row = {"arch": arch, "data": data}
     try:
-        train(arch, data, backend="tensorflow", hparams=hparams, data_options=options, epochs=epochs, seed=0,
-              out=run_dir, verbose=0)
+        train(
+            arch,
+            data,
+            backend="tensorflow",
+            hparams=hparams,
+            data_options=options,
+            epochs=epochs,
+            seed=0,
+            out=run_dir,
+            verbose=0,
+        )
     except Exception as exc:
         return [{**row, "variant": v, "error": f"training: {one_line(exc)}"} for v in ("float32", "int8")]
     dataset = load_dataset(load_run(run_dir))
     x, _ = as_arrays(dataset.test if dataset.test is not None else dataset.train, limit=SAMPLES)
     out = []
-    for variant, quantize in (("float32", "none"), ("int8", "int8")):
+    for variant, export_options in VARIANTS + EXTRA.get((arch, data), []):
         try:
-            path = export(run_dir, "tflite", {"quantize": quantize})[0]
+            exported = export(run_dir, "tflite", export_options)[0]
         except Exception as exc:
             out.append({**row, "variant": variant, "error": f"export: {one_line(exc)}"})
             continue
+        facts = file_facts(exported)
+        path = run_dir / f"compat_{variant.replace(' ', '_').replace('=', '-')}.tflite"
+        shutil.copyfile(exported, path)
         inputs = write_inputs(path, np.asarray(x)[:SAMPLES])
         jobs.append({"file": str(path), "inputs": str(inputs)})
-        out.append({**row, "variant": variant, "file": str(path), **file_facts(path)})
+        out.append({**row, "variant": variant, "file": str(path), **facts})
     return out
 
 
@@ -117,6 +142,7 @@ def compare(row, results):
     if old["runs"] and new["runs"]:
         a, b = np.load(new["outputs"]), np.load(old["outputs"])
         found["max_abs_diff"] = max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+        found["output_scale"] = new["output_scale"]
     elif not new["runs"]:
         found["litert_error"] = new.get("error")
     return found
@@ -138,7 +164,7 @@ def write(rows, results):
         f"1 epoch under TensorFlow, exported float32 and int8 (default options, io=auto), then run on "
         f"{old['runtime']} {old['version']} (numpy {old['numpy']}) and on the project's LiteRT "
         f"(ai_edge_litert) with the same {SAMPLES} input tensors. max abs diff: between the two runtimes' "
-        "(dequantized) outputs. oldest runtime (table): the converter's table "
+        "(dequantized) outputs, and in steps of an integer output's scale. oldest runtime (table): the converter's table "
         "(`tflite::FindMinimumRuntimeVersionForOp`) over the file's op versions; converter entry: the "
         "`min_runtime_version` the converter wrote into the file.",
         "",
@@ -151,6 +177,9 @@ def write(rows, results):
             lines.append(f"| {r['arch']} | {r['data']} | {r['variant']} | — | — | — | {r['error']} | — | — |")
             continue
         diff = f"{r['max_abs_diff']:.3g}" if r.get("max_abs_diff") is not None else (r.get("old_error") or "—")
+        if r.get("max_abs_diff") and r.get("output_scale"):
+            steps = r["max_abs_diff"] / r["output_scale"]
+            diff += f" ({steps:.3g} step{'' if round(steps, 3) == 1 else 's'})"
         lines.append(
             f"| {r['arch']} | {r['data']} | {r['variant']} | {r['input_dtype']} | {yes(r['loads'])} | "
             f"{yes(r['runs'])} | {diff} | {r['table_min_runtime'] or '—'} | {r['converter_min_runtime'] or '—'} |"

@@ -7,7 +7,7 @@ interpreter, so the same code runs on both sides and only the runtime differs.
 JOBS.json: ``[{"file": ".tflite", "inputs": ".npz"}, ...]``; the .npz holds one array per model
 input (``in0``, ``in1``, ...) as the Keras model takes it (float), or already in the tensor's type.
 Each file's outputs go to ``<inputs>.<runtime>.npz`` (dequantized to float32); OUT.json says per file
-whether it loaded and ran, or the runtime's error.
+whether it loaded and ran, or the runtime's error, and its outputs' quantization step (0: float).
 """
 
 import json
@@ -71,11 +71,12 @@ def run(path, inputs_path):
             results[k].append(from_tensor(interpreter.get_tensor(detail["index"]), detail))
     out_path = f"{inputs_path}.{RUNTIME}.npz"
     np.savez(out_path, **{f"out{k}": np.concatenate(r) for k, r in enumerate(results)})
-    return out_path
+    return out_path, max(float(d["quantization"][0]) for d in outs)
 
 
 def main():
-    jobs = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as f:
+        jobs = json.load(f)
     report = {"runtime": RUNTIME, "version": VERSION, "numpy": np.__version__, "files": {}}
     for job in jobs:
         entry = {"loads": False, "runs": False}
@@ -83,13 +84,14 @@ def main():
             interpreter = Interpreter(model_path=job["file"])
             interpreter.allocate_tensors()
             entry["loads"] = True
-            entry["outputs"] = run(job["file"], job["inputs"])
+            entry["outputs"], entry["output_scale"] = run(job["file"], job["inputs"])
             entry["runs"] = True
         except Exception as exc:  # the runtime's own words go into the table
             entry["error"] = " ".join(str(exc).split())[:300]
         report["files"][job["file"]] = entry
         print(json.dumps({job["file"]: entry}), flush=True)
-    json.dump(report, open(sys.argv[2], "w"), indent=2)
+    with open(sys.argv[2], "w") as f:
+        json.dump(report, f, indent=2)
 
 
 if __name__ == "__main__":

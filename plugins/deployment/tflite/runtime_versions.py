@@ -31,9 +31,8 @@ def runtime_requirements(op_versions, path=None):
     find = _table()
     if find is None:
         return None
-    from ai_edge_litert import schema_py_generated as schema
-
     import tensorflow as tf
+    from ai_edge_litert import schema_py_generated as schema
 
     ops, unknown = {}, []
     for name, versions in op_versions.items():
