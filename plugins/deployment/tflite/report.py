@@ -85,10 +85,12 @@ def _entries(folder, names):
 
 RUNTIME_NOTE = (
     "Oldest runtime: TensorFlow's own table of the first runtime with each (op, version) "
-    "(`tflite::FindMinimumRuntimeVersionForOp`, what the converter writes into a file's "
-    "`min_runtime_version`). It is kept by hand and lists only the pairs added to it; a pair it lacks "
-    "(—) is left out of the file's minimum, so the minimum is a lower bound. Measured: tflite-runtime "
-    "2.14.0 loaded and ran the float32 and int8 files of every zoo family (bench/compat.md)."
+    "(`tflite::FindMinimumRuntimeVersionForOp`, from which the converter writes a file's "
+    "`min_runtime_version`), over this file's ops. The table is kept by hand: a pair it lacks (—) is "
+    "left out of the minimum, which is then only a lower bound. Measured with tflite-runtime 2.14.0 "
+    "(bench/compat.md): it ran every file the table puts at 2.14 or below, and refused the one it puts "
+    "above (a `quantize=dynamic` file: FULLY_CONNECTED v12, 2.17.0), naming that op and version. A "
+    "device whose runtime is older than the minimum will not load the file."
 )
 
 
