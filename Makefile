@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo zoo-pretrained parity
+.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo zoo-pretrained parity compat
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -39,7 +39,7 @@ $(STAMP): requirements.txt requirements-extras.txt requirements-dev.txt requirem
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-compat runs .pytest_cache
 
 bench: $(STAMP)  ## measurements side by side (minutes; not run by CI): bench/results.md
 	$(PY) bench/run.py
@@ -58,3 +58,12 @@ parity: $(STAMP)  ## backend x converter x mode on LiteRT, and the int8 collapse
 
 zoo-pretrained: $(STAMP)  ## each pretrained backbone: freeze, fine-tune, float32/int8 LiteRT (not run by CI): bench/pretrained.md
 	$(PY) bench/pretrained.py
+
+# An older runtime in a side venv: tflite-runtime 2.14.0 needs numpy < 2, which the project's venv cannot hold.
+.venv-compat/.installed: requirements-compat.txt
+	test -x .venv-compat/bin/python || $(PYTHON) -m venv .venv-compat
+	.venv-compat/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-compat.txt
+	touch $@
+
+compat: $(STAMP) .venv-compat/.installed  ## every zoo family's float32/int8 files on tflite-runtime 2.14.0 (not run by CI): bench/compat.md
+	$(PY) bench/compat.py --side .venv-compat/bin/python

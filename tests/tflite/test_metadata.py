@@ -312,3 +312,19 @@ def test_range_warning_only_far_outside_the_recorded_range():
     assert "up to 254 beyond it" in range_warning(np.array([0.0, 255.0]), meta)
     assert range_warning(np.array([0.0, 255.0]), {}) is None  # nothing recorded: nothing to say
     assert range_warning(np.array([0.0, 255.0]), {"input_range": {"min": "a", "max": 1}}) is None
+
+
+def test_op_versions_are_the_files_operator_codes_and_survive_embedding(models, tmp_path):
+    """``tflite.ops.op_versions``: one entry per op the runtime runs; the int8 file's kernels are later
+    versions of the same ops; rewriting the file to embed metadata changes none of them."""
+    from tflite.ops import op_versions
+
+    found = {v: op_versions(models / f"{v}.tflite") for v in ("float32", "int8")}
+    for variant, versions in found.items():
+        assert set(versions) == set(TFLiteModel(models / f"{variant}.tflite").op_names())
+        assert all(v and min(v) >= 1 for v in versions.values())
+    assert found["float32"]["FULLY_CONNECTED"] == [1]
+    assert found["int8"]["FULLY_CONNECTED"][0] > 1
+    embed_metadata(models / "int8.tflite", tmp_path / "int8.tflite", EMBEDDED_KEY, b"{}")
+    assert op_versions(tmp_path / "int8.tflite") == found["int8"]
+    assert op_versions((models / "int8.tflite").read_bytes()) == found["int8"]

@@ -81,6 +81,8 @@ def _write_tflite(path, flatbuffer, mode, options, batch, targets=None):
     file) and, where an integer tensor makes a regression model's output, ``output_range`` against
     the training ``targets`` (``checks``)."""
     from core import KerastackError, atomic_path
+    from plugins.deployment.tflite.runtime_versions import runtime_requirements
+    from tflite.ops import op_versions
     from tflite.runner import TFLiteModel
 
     with atomic_path(path) as tmp:
@@ -96,9 +98,14 @@ def _write_tflite(path, flatbuffer, mode, options, batch, targets=None):
             "size_bytes": len(flatbuffer),
             "gzip_bytes": len(gzip.compress(flatbuffer, 9, mtime=0)),
             "ops": sorted(set(model.op_names())),
+            # Each op's version, from the file's operator codes: what an older runtime must have.
+            "op_versions": op_versions(flatbuffer),
             "input": _tensor(model.input_details),
             "output": _tensor(model.output_details),
         }
+        runtime = runtime_requirements(entry["op_versions"], tmp)
+        if runtime is not None:
+            entry["runtime"] = runtime
         if mode in INTEGER_VARIANTS:
             entry["float_ops"] = model.float_ops()
         checked = checks.output_range(model, targets)

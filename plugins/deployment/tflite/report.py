@@ -65,7 +65,10 @@ def write_export_report(run_dir, files, threads=(1, 2), *, latency_runs=200):
     facts = _facts(run_dir, first, threads)
     layers = recorded_layers(folder, [p.name for p in lite])
     notes = file_notes(folder, {p.name: r[threads[0]] for p, r in zip(lite, every)})
-    md = write_text(folder / REPORT_MD, render_markdown(rows, threads, task, facts, notes) + render_layers(layers))
+    runtimes = render_runtimes(_entries(folder, [p.name for p in lite]))
+    md = write_text(
+        folder / REPORT_MD, render_markdown(rows, threads, task, facts, notes) + render_layers(layers) + runtimes
+    )
     png = plot_report(rows, threads, task, folder / REPORT_PNG, title=facts["title"], layers=layers)
     return [md, png]
 
@@ -77,6 +80,54 @@ def recorded_layers(folder, names):
     meta_path = Path(folder) / "model.json"
     files = (read_json(meta_path, "metadata file").get("files") or {}) if meta_path.exists() else {}
     return {n: files[n] for n in names if isinstance(files.get(n), dict) and _has_layers(files[n])}
+
+
+def _entries(folder, names):
+    """``{file name: its model.json entry}`` for ``names`` (those it lists)."""
+    from core import read_json
+
+    meta_path = Path(folder) / "model.json"
+    files = (read_json(meta_path, "metadata file").get("files") or {}) if meta_path.exists() else {}
+    return {n: files[n] for n in names if isinstance(files.get(n), dict)}
+
+
+RUNTIME_NOTE = (
+    "Oldest runtime: TensorFlow's own table of the first runtime with each (op, version) "
+    "(`tflite::FindMinimumRuntimeVersionForOp`, from which the converter writes a file's "
+    "`min_runtime_version`), over this file's ops. The table is kept by hand: a pair it lacks (—) is "
+    "left out of the minimum, which is then only a lower bound. Measured with tflite-runtime 2.14.0 "
+    "(bench/compat.md): it ran every file the table puts at 2.14 or below, and refused the one it puts "
+    "above (a `quantize=dynamic` file: FULLY_CONNECTED v12, 2.17.0), naming that op and version. A "
+    "device whose runtime is older than the minimum will not load the file."
+)
+
+
+def render_runtimes(entries):
+    """A section: each file's ops with their versions and the oldest runtime that has each, then the
+    file's minimum. Files exported before op versions were recorded are left out."""
+    out = []
+    for name, entry in entries.items():
+        versions = entry.get("op_versions")
+        if not versions:
+            continue
+        runtime = entry.get("runtime") or {}
+        table = runtime.get("ops") or {}
+        ops = ", ".join(
+            f"{op} v{v}" + (f" ({table.get(f'{op} v{v}') or '—'})" if runtime else "")
+            for op, vs in versions.items()
+            for v in vs
+        )
+        least = runtime.get("min_runtime") or "not known"
+        out.append(f"| `{name}` | {ops} | {least if runtime else 'no table here'} |")
+    if not out:
+        return ""
+    head = [
+        "",
+        "## Ops, versions and the oldest runtime",
+        "",
+        "| file | op version (oldest runtime) | file's minimum |",
+    ]
+    return "\n".join(head + ["|---|---|---|"] + out + ["", RUNTIME_NOTE]) + "\n"
 
 
 def file_notes(folder, results):

@@ -137,3 +137,40 @@ def test_header_names_run_split_and_backend(report):
     text = (folder / "report.md").read_text()
     assert text.startswith(f"# Export report — {run.name}: cnn on digits")
     assert re.search(r"Test split, \d+ samples", text) and "under tensorflow" in text
+
+
+def test_model_json_lists_each_op_with_its_version_and_oldest_runtime(report):
+    """Issue 27: what an older runtime must have. The versions are the file's operator codes (read
+    here with the schema's object API); the oldest runtime is TensorFlow's table, whose maximum is
+    the ``min_runtime_version`` the converter itself wrote into the file."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    _, folder, _ = report
+    files = read_json(folder / "model.json")["files"]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    text = (folder / "report.md").read_text()
+    section = text.split("## Ops, versions and the oldest runtime")[1]
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        entry = files[name]
+        model = schema.ModelT.InitFromPackedBuf(bytearray((folder / name).read_bytes()), 0)
+        codes = {}
+        for op in model.subgraphs[0].operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            codes.setdefault(names[max(code.builtinCode, code.deprecatedBuiltinCode)], set()).add(code.version)
+        assert entry["op_versions"] == {op: sorted(v) for op, v in codes.items()}
+        assert set(entry["op_versions"]) == set(entry["ops"])
+        assert entry["op_versions"]["FULLY_CONNECTED"][0] >= 1
+        runtime = entry["runtime"]
+        assert set(runtime["ops"]) == {f"{op} v{v}" for op, vs in codes.items() for v in vs}
+        assert runtime["unknown"] == [k for k, v in runtime["ops"].items() if v is None]
+        # The table's answer over these ops is the converter's own entry in the file.
+        assert runtime["min_runtime"] == runtime["converter_min_runtime_version"]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", runtime["min_runtime"])
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{name}`"))
+        assert f"FULLY_CONNECTED v{entry['op_versions']['FULLY_CONNECTED'][0]} (" in row
+        assert row.endswith(f"| {runtime['min_runtime']} |")
+    # int8 kernels are later versions of the same ops: the int8 file needs a newer runtime.
+    float32, int8 = files["model_float32.tflite"], files["model_int8.tflite"]
+    assert int8["op_versions"]["FULLY_CONNECTED"] > float32["op_versions"]["FULLY_CONNECTED"]
+    version = lambda e: tuple(map(int, e["runtime"]["min_runtime"].split(".")))  # noqa: E731
+    assert version(int8) > version(float32)
