@@ -86,6 +86,12 @@ def is_boxes(x, y):
     )
 
 
+def _copy(keras, transformation):
+    """A copy of a drawn transformation's tensors, one for each side it is applied to (Keras's torch
+    ``affine_transform`` rewrites its matrix in place: see ``transform``)."""
+    return keras.tree.map_structure(lambda v: keras.ops.copy(v) if keras.ops.is_tensor(v) else v, transformation)
+
+
 def transform(keras, pipeline, images, masks):
     """``(images, masks)`` through ``pipeline``'s layers, each drawing one transformation for both.
 
@@ -95,13 +101,10 @@ def transform(keras, pipeline, images, masks):
     dtypes = images.dtype, masks.dtype
     masks = masks[..., None].astype("float32")
 
-    def copy(transformation):
-        return keras.tree.map_structure(lambda v: keras.ops.copy(v) if keras.ops.is_tensor(v) else v, transformation)
-
     for layer in pipeline:
         drawn = layer.get_random_transformation({"images": images, "segmentation_masks": masks}, training=True)
-        images = layer.transform_images(images, copy(drawn), training=True)
-        masks = layer.transform_segmentation_masks(masks, copy(drawn), training=True)
+        images = layer.transform_images(images, _copy(keras, drawn), training=True)
+        masks = layer.transform_segmentation_masks(masks, _copy(keras, drawn), training=True)
     moved = np.rint(keras.ops.convert_to_numpy(masks)[..., 0])
     return keras.ops.convert_to_numpy(images).astype(dtypes[0]), moved.astype(dtypes[1])
 
@@ -117,13 +120,10 @@ def transform_boxes(keras, pipeline, images, y):
     boxes = {"boxes": bounding_boxes.convert_format(y[..., :4], "rel_xyxy", "xyxy", height=height, width=width)}
     boxes["labels"] = keras.ops.convert_to_tensor(labels)
 
-    def copy(transformation):
-        return keras.tree.map_structure(lambda v: keras.ops.copy(v) if keras.ops.is_tensor(v) else v, transformation)
-
     for layer in pipeline:
         drawn = layer.get_random_transformation({"images": images, "bounding_boxes": boxes}, training=True)
-        images = layer.transform_images(images, copy(drawn), training=True)
-        boxes = layer.transform_bounding_boxes(boxes, copy(drawn), training=True)
+        images = layer.transform_images(images, _copy(keras, drawn), training=True)
+        boxes = layer.transform_bounding_boxes(boxes, _copy(keras, drawn), training=True)
     rel = bounding_boxes.convert_format(boxes["boxes"], "xyxy", "rel_xyxy", height=height, width=width)
     kept = keras.ops.convert_to_numpy(boxes["labels"]) >= 0  # moved out of the image: Keras sets -1
     moved = np.concatenate([keras.ops.convert_to_numpy(rel), y[..., 4:]], axis=-1).astype(y.dtype)
