@@ -43,12 +43,11 @@ class Torch(Backend):
         gpu = torch.cuda.is_available()
         if gpu:
             torch.cuda.set_device(here.local_rank % torch.cuda.device_count())
+        timeout = datetime.timedelta(seconds=distributed.timeout_s())
+        store = _restart_store(here, timeout)
+        where = {"store": store} if store is not None else {"init_method": os.environ.get(TORCH_INIT_ENV) or "env://"}
         dist.init_process_group(
-            "nccl" if gpu else "gloo",
-            init_method=os.environ.get(TORCH_INIT_ENV) or "env://",
-            rank=here.rank,
-            world_size=here.size,
-            timeout=datetime.timedelta(seconds=distributed.timeout_s()),
+            "nccl" if gpu else "gloo", rank=here.rank, world_size=here.size, timeout=timeout, **where
         )
         return contextlib.nullcontext()
 
@@ -80,6 +79,27 @@ class Torch(Backend):
         if reducer is None:
             reducer = model.__dict__["_kerastack_buckets"] = GradientBuckets(bucket_bytes())
         reducer.track([variable.value for variable in model.trainable_variables])
+
+
+def _restart_store(here, timeout):
+    """Under torchrun, the agent's TCPStore, with the keys of this restart apart from the last's.
+
+    torchrun (torch >= 2.5) keeps one TCPStore for all its restarts and ``env://`` writes the
+    process group's keys into it with no prefix, so a worker of a restarted group can read the
+    address a dead worker of the previous attempt published, and gloo fails with "connection
+    refused" (pytorch/pytorch#135712, #167288; seen here in 1 of ~10 full test runs). The keys
+    of each attempt go under ``kerastack/restart_<TORCHELASTIC_RESTART_COUNT>``. On one node the
+    count is the same in every worker. On several nodes torch's agents can count restarts
+    differently; there ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` on torchrun gives a fresh store
+    per restart instead (README, Restarts). None: not under torchrun's agent store."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or os.environ.get(TORCH_INIT_ENV):
+        return None
+    import torch.distributed as dist
+
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    agent = dist.TCPStore(host, port, here.size, is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"kerastack/restart_{restart}", agent)
 
 
 BUCKET_ENV = "KERASTACK_TORCH_BUCKET_MB"

@@ -45,3 +45,47 @@ print("ok")
 def test_a_class_per_pixel_trains_with_sparse_crossentropy():
     proc = run_python(CHECK, env={"KERAS_BACKEND": "torch"})
     assert proc.stdout.strip().splitlines()[-1] == "ok", proc.stdout
+
+
+RESTART = """
+import os, subprocess, sys, time
+import torch.distributed as dist
+
+WORKER = '''
+import torch, torch.distributed as dist
+from core.engine.backends.torch import Torch
+Torch().join(None)
+total = torch.ones(1) * (dist.get_rank() + 1)
+dist.all_reduce(total)
+print(int(total.item()))
+'''
+agent = dist.TCPStore("127.0.0.1", 0, 2, is_master=True, wait_for_workers=False)  # torchrun's agent: one store for all attempts
+base = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(agent.port), WORLD_SIZE="2",
+            TORCHELASTIC_USE_AGENT_STORE="True", GLOO_SOCKET_IFNAME="lo", KERASTACK_DIST_TIMEOUT="30")
+
+def worker(rank, attempt):
+    env = dict(base, RANK=str(rank), LOCAL_RANK=str(rank), TORCHELASTIC_RESTART_COUNT=str(attempt))
+    return subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def finish(procs):
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o.strip() for o, _ in outs] == ["3", "3"], outs
+
+finish([worker(0, 0), worker(1, 0)])  # attempt 0 publishes its addresses and exits
+# Attempt 1: one rank well before the other, while the store still holds the dead attempt's
+# addresses (which rank connects to which is gloo's choice: both orders).
+first = worker(0, 1)
+time.sleep(4)
+finish([first, worker(1, 1)])
+first = worker(1, 2)
+time.sleep(4)
+finish([worker(0, 2), first])
+print("ok")
+"""
+
+
+def test_a_restarted_group_does_not_read_the_dead_attempts_addresses():
+    """torchrun keeps one store across restarts: a worker of attempt 1 must not connect to an
+    address that a worker of attempt 0 published (pytorch/pytorch#135712)."""
+    assert run_python(RESTART, timeout=180).stdout.strip().endswith("ok")
