@@ -58,7 +58,40 @@ def use(name: str | None) -> ModuleType:
     os.environ["KERAS_BACKEND"] = name
     import keras
 
+    if name != "tensorflow":
+        _tensorflow_when_used()
     return keras
+
+
+# The Keras modules that ask whether TensorFlow is installed only to test an object against its
+# types (saving) or to seed it (set_random_seed).
+_ASKERS = ("keras.src.saving.", "keras.src.legacy.saving.", "keras.src.utils.rng_utils")
+
+
+def _tensorflow_when_used() -> None:
+    """Under JAX or torch, keep Keras from importing TensorFlow where nothing uses it.
+
+    Keras asks ``tensorflow.available`` (which imports it) before every isinstance test against a
+    TensorFlow type when it saves a model, and in ``set_random_seed``: each JAX or torch run
+    imported all of TensorFlow, 4 s of its start here. For those callers the answer becomes "is it
+    imported": nothing is a TensorFlow object before TensorFlow is imported, and a dataset plugin
+    that reads through ``tf.data`` has imported it before the run is seeded. Every other caller (the
+    lookup and hashing layers, which run on TensorFlow) gets Keras's own answer."""
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if type(lazy) is not module_utils.LazyModule:
+        return  # done already, or Keras changed: its own behaviour
+
+    class WhenUsed(module_utils.LazyModule):
+        @property
+        def available(self):
+            asker = sys._getframe(1).f_globals.get("__name__", "")
+            if asker.startswith(_ASKERS) and "tensorflow" not in sys.modules:
+                return False
+            return module_utils.LazyModule.available.fget(self)
+
+    lazy.__class__ = WhenUsed
 
 
 @contextlib.contextmanager
