@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format install clean bench bench-edge bench-scale zoo zoo-pretrained parity compat
+.PHONY: run test test-all test-fast lint format install clean bench bench-edge bench-scale zoo zoo-pretrained parity compat
 
 run: $(STAMP)
 	$(VENV)/bin/kerastack run
@@ -13,6 +13,11 @@ run: $(STAMP)
 # on two cores; --dist loadfile keeps each file's fixtures in one worker.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# Everything make test runs, and the sweeps it leaves out (tests marked `sweep`: the same check on
+# more backends, every pretrained backbone, faults at random moments): about three times as long.
+test-all: $(STAMP)
+	KERASTACK_TEST_ALL=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 # The architecture, checked: ruff (style, errors) and import-linter's contracts in pyproject.toml
 # (the kernel imports no wing, plugins use core's public API only, tflite/ needs no framework, no cycles).

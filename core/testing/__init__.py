@@ -42,6 +42,8 @@ class Case:
     data_options: dict[str, Any] = field(default_factory=dict)
     steps: int = 2
     batch_size: int = 16
+    backends: tuple[str, ...] | None = None
+    """The backends to train it under; None: every one ``check_architectures`` is given."""
 
     @property
     def key(self) -> str:
@@ -69,15 +71,26 @@ def check_architectures(
     results = {}
     for backend in backends:
         resolve(backend)
+        mine = [p for p, c in zip(payload, cases) if c.backends is None or backend in c.backends]
+        if not mine:
+            continue
         done = call_in_backend(
             backend,
             _train_cases,
-            dict(cases=payload, workdir=str(workdir / backend), plugins=list(plugins)),
+            dict(cases=mine, workdir=str(workdir / backend), plugins=list(plugins)),
         )
         for key, result in done.items():
             results[(key, backend)] = result
+
+    def exporter(i, case):  # the backends take turns, among those the case trains under
+        turn = backends[i % len(backends)]
+        return turn if case.backends is None or turn in case.backends else case.backends[0]
+
     exporting = {
-        (c.key, b) for i, c in enumerate(cases) for b in backends if export_all or b == backends[i % len(backends)]
+        (c.key, b)
+        for i, c in enumerate(cases)
+        for b in backends
+        if (c.key, b) in results and (export_all or b == exporter(i, c))
     }
     for key, result in results.items():
         result["exported"] = key in exporting and "run" in result

@@ -96,6 +96,7 @@ def _seconds_after(args, ready):
     return time.time() - started
 
 
+@pytest.mark.sweep  # make test: test_snapshots.py's SIGKILL while a write is pending
 def test_sigkill_at_random_moments_leaves_only_whole_files(tmp_path):
     """Kill ``train`` (a checkpoint, best.keras and history.csv every epoch) and ``export`` at
     random moments (four seeds each, four processes at a time); every file left must load, and

@@ -18,6 +18,7 @@ def run_example(name, *args):
     return proc.stdout
 
 
+@pytest.mark.sweep  # the example plugin trains, exports and verifies in test_example_plugin.py
 def test_three_backends():
     out = run_example("three_backends.py", "--epochs", "2")
     rows = re.findall(r"^(tensorflow|jax|torch)\s+([0-9.]+)\s+[0-9.]+\s+([0-9.]+)\s+([0-9.]+)$", out, re.M)

@@ -296,6 +296,7 @@ def test_layers_unfrozen_by_fine_tune_after_train_in_step_on_torch(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # make test: the restart's store (backends/test_torch.py) and the resume (above)
 def test_torchrun_restarts_the_group_and_the_run_resumes_from_its_checkpoint(tmp_path):
     """``torchrun --max-restarts 1``: rank 1 SIGKILLed after epoch 2 of 3; the agent restarts both
     workers with the same command, and kerastack continues the run from rank 0's checkpoint."""

@@ -94,6 +94,7 @@ def _check_stopped(tmp_path, out, code, took, stderr, signum):
 
 
 @pytest.mark.slow
+@pytest.mark.sweep  # make test: each signal on its own, below and in test_interrupt.py
 def test_torch_sigterm_to_the_launcher_then_sigint_to_a_worker_of_the_resumed_run(tmp_path):
     from mlflow import MlflowClient
 

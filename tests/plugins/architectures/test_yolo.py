@@ -57,7 +57,12 @@ json.dump(report, open(out + "/report.json", "w"))
 """
 
 
-@pytest.fixture(scope="module", params=["tensorflow", "jax", "torch"])
+# make test trains TensorFlow's detector; make test-all JAX's and torch's too (every backend's two
+# steps and its export: test_zoo.py).
+@pytest.fixture(
+    scope="module",
+    params=["tensorflow", pytest.param("jax", marks=pytest.mark.sweep), pytest.param("torch", marks=pytest.mark.sweep)],
+)
 def report(request, tmp_path_factory):
     backend = request.param
     out = tmp_path_factory.mktemp(f"yolo-{backend}")
