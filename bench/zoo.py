@@ -29,6 +29,14 @@ FAMILIES = [
     ("unet", "shapes", {}, {"task": "segmentation"}, 10, "test_mean_iou"),
     ("tcn", "series", {}, {}, 20, "test_mae"),
     ("lstm", "series", {}, {}, 20, "test_mae"),
+    (
+        "yolo",
+        "shapes",
+        {"min_stride": 4},
+        {"task": "detection", "size": 32, "samples": 1000, "boxes": 2},
+        12,
+        "test_map50",
+    ),
 ]
 
 
