@@ -279,8 +279,8 @@ def write_report(record):
         + (
             ": other jobs shared these cores, so the ratios are what this machine gave then, not what an "
             "idle one gives (rerun `make bench-scale` on a quiet machine)."
-            if max(load_before[0], load_after[0]) >= 1
-            else " (an idle machine)."
+            if load_before[0] >= 1.5  # after: the bench's own processes are still in the average
+            else ": nothing else ran beside the bench."
         ),
         f"Loopback (one TCP stream, 4 MB messages): {bandwidth / 1e9:.2f} GB/s.",
         "",
