@@ -51,7 +51,7 @@ TEST_ALL = os.environ.get("KERASTACK_TEST_ALL") == "1"
 
 def pytest_collection_modifyitems(config, items):
     """Without ``KERASTACK_TEST_ALL=1`` the tests marked ``sweep`` are deselected: they repeat a
-    check that ``make test`` makes once (another backend, every backbone, a fault at random moments)."""
+    check that ``make test`` makes once (another backend, a fault at random moments)."""
     if TEST_ALL:
         return
     sweeps = [item for item in items if item.get_closest_marker("sweep")]
