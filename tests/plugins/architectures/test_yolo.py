@@ -57,8 +57,8 @@ json.dump(report, open(out + "/report.json", "w"))
 """
 
 
-# make test trains TensorFlow's detector; make test-all JAX's and torch's too (every backend's two
-# steps and its export: test_zoo.py).
+# make test trains TensorFlow's detector here (and JAX's two steps and export in test_zoo.py);
+# make test-all trains JAX's and torch's here too.
 @pytest.fixture(
     scope="module",
     params=["tensorflow", pytest.param("jax", marks=pytest.mark.sweep), pytest.param("torch", marks=pytest.mark.sweep)],

@@ -1,4 +1,5 @@
-"""Every built-in architecture × every backend: trains two steps without NaN, reloads in a
+"""Every built-in architecture, under the backend that exports it (make test; the GAN and VAE under
+every backend) or under every backend (make test-all): trains two steps without NaN, reloads in a
 TensorFlow process with the same outputs; each architecture, from one backend's run in turn, exports
 to float32 and int8 TFLite with builtin ops only and runs on LiteRT. One process per backend for all
 of them, plus one TensorFlow process.
