@@ -6,6 +6,7 @@ all-reduced, and the metrics' states are summed over the processes when Keras re
 logs, so Keras's own ``fit`` (callbacks, checkpoints) trains the model and each process evaluates
 its part of a split."""
 
+import atexit
 import contextlib
 import datetime
 import math
@@ -49,6 +50,7 @@ class Torch(Backend):
         dist.init_process_group(
             "nccl" if gpu else "gloo", rank=here.rank, world_size=here.size, timeout=timeout, **where
         )
+        atexit.register(_leave_group)
         return contextlib.nullcontext()
 
     def prepare_model(self, model):
@@ -79,6 +81,16 @@ class Torch(Backend):
         if reducer is None:
             reducer = model.__dict__["_kerastack_buckets"] = GradientBuckets(bucket_bytes())
         reducer.track([variable.value for variable in model.trainable_variables])
+
+
+def _leave_group():
+    """At exit, the process group destroyed, as torch asks: left to the interpreter's teardown, a
+    gloo worker that had finished now and then died in it ("terminate called without an active
+    exception", exit -6) after printing its result (seen once in the restart test here)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _restart_store(here, timeout):
