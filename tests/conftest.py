@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import warm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,18 +36,27 @@ NO_NETWORK = dict.fromkeys(("https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PR
 NO_NETWORK.update(no_proxy="", NO_PROXY="")
 
 
-def run_cli(*args, env=None, cwd=None, timeout=600):
-    """``kerastack ARGS`` in a fresh process; returns the CompletedProcess (text, captured)."""
+def run_cli(*args, env=None, cwd=None, timeout=600, fresh=False):
+    """``kerastack ARGS`` in a new process; returns the CompletedProcess (text, captured). A command
+    that names its ``--backend`` runs in a child of that backend's warm process (tests/warm.py)
+    unless ``fresh``."""
     full_env = dict(os.environ)
     full_env.pop("KERASTACK_PLUGINS", None)
     full_env.update(env or {})
-    return subprocess.run(
-        [KERASTACK, *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
-    )
+    argv = [KERASTACK, *map(str, args)]
+    found = None if fresh else warm.zygote(warm.backend_of(args, full_env), full_env)
+    if found is not None:
+        request = {"kind": "cli", "argv": argv, "env": full_env, "cwd": None if cwd is None else str(cwd)}
+        return found.run(request, argv, timeout)
+    return subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
 TEST_ALL = os.environ.get("KERASTACK_TEST_ALL") == "1"
 """``make test-all``: the ``sweep`` tests too (CI's ``make test`` leaves them out)."""
+
+
+def pytest_sessionfinish(session):
+    warm.close_all()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,16 +70,19 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if not item.get_closest_marker("sweep")]
 
 
-def run_python(code, *args, env=None, timeout=600):
-    """Run ``code`` with this interpreter in a fresh process; fails the test on a non-zero exit."""
+def run_python(code, *args, env=None, timeout=600, fresh=False):
+    """Run ``code`` with this interpreter in a new process; fails the test on a non-zero exit. With
+    ``KERAS_BACKEND`` in ``env``, a child of that backend's warm process (tests/warm.py) runs it
+    unless ``fresh``."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
+    code = textwrap.dedent(code)
+    argv = [sys.executable, "-c", code, *map(str, args)]
+    found = None if fresh else warm.zygote((env or {}).get("KERAS_BACKEND"), full_env)
+    if found is not None:
+        request = {"kind": "code", "code": code, "argv": ["-c", *argv[3:]], "env": full_env, "cwd": None}
+        proc = found.run(request, argv, timeout)
+    else:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 
@@ -181,7 +194,7 @@ def trained(tmp_path_factory):
     def get(backend):
         if backend not in cache:
             out = tmp_path_factory.mktemp(f"run-{backend}") / "run"
-            run_python(TRAIN_JOB, backend, out)
+            run_python(TRAIN_JOB, backend, out, env={"KERAS_BACKEND": backend})
             cache[backend] = out
         return cache[backend]
 
