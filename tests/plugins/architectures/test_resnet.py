@@ -26,7 +26,7 @@ json.dump({
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("resnet")
-    run_python(JOB, out)
+    run_python(JOB, out, env={"KERAS_BACKEND": "tensorflow"})
     return read_json(out / "report.json")
 
 

@@ -55,7 +55,7 @@ def report(tmp_path_factory):
     import json
 
     out = tmp_path_factory.mktemp("unet")
-    run_python(JOB, out, json.dumps(DATA))
+    run_python(JOB, out, json.dumps(DATA), env={"KERAS_BACKEND": "tensorflow"})
     return read_json(out / "report.json")
 
 

@@ -55,7 +55,7 @@ json.dump({"backend": keras.backend.backend(), "diff": float(diff)}, open(out + 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("vit")
-    run_python(JOB, out)
+    run_python(JOB, out, env={"KERAS_BACKEND": "tensorflow"})
     return out
 
 

@@ -69,7 +69,7 @@ def report(request, tmp_path_factory):
     backend = request.param
     out = tmp_path_factory.mktemp(f"yolo-{backend}")
     data = {**DATA, "samples": SAMPLES[backend]}
-    run_python(JOB, backend, out, json.dumps(data), EPOCHS[backend], timeout=1200)
+    run_python(JOB, backend, out, json.dumps(data), EPOCHS[backend], env={"KERAS_BACKEND": backend}, timeout=1200)
     return backend, read_json(out / "report.json")
 
 
