@@ -36,11 +36,12 @@ FRESH = os.environ.get("KERASTACK_TEST_FRESH") == "1"
 # differs in one of these gets a fresh process.
 _READ_AT_IMPORT = ("JAX_", "XLA_", "TF_", "KERAS_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "TORCH", "CUDA")
 _READ_AT_IMPORT += ("PYTHON", "LD_", "HOME", "NVIDIA_", "TPU_")
-# Set by the zygote itself, as the CLI sets it before TensorFlow loads (core/proc/quiet.py).
-_ZYGOTE_SETS = {"KERAS_BACKEND": None, "TF_CPP_MIN_LOG_LEVEL": "2"}
+# Set by the zygote itself: its backend, and the log level the CLI sets before TensorFlow loads
+# (core/proc/quiet.py).
+_ZYGOTE_SETS = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
 
 ZYGOTE = r"""
-import atexit, importlib, io, json, os, random, site, sys, tempfile, traceback, types
+import atexit, importlib, json, os, random, site, sys, tempfile, traceback, types
 
 os.environ.update(KERAS_BACKEND=sys.argv[1], TF_CPP_MIN_LOG_LEVEL="2")
 import numpy
@@ -50,7 +51,6 @@ proto_in, proto_out = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb", buf
 null = os.open(os.devnull, os.O_RDWR)
 for fd in (0, 1):
     os.dup2(null, fd)
-home = os.getcwd()
 pth_files = {p: set(os.listdir(p)) for p in site.getsitepackages() if os.path.isdir(p)}
 
 
@@ -59,7 +59,7 @@ def child(req):
     proto_out.close()
     os.environ.clear()
     os.environ.update(req["env"])
-    os.chdir(req["cwd"] or home)
+    os.chdir(req["cwd"])
     for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
         os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
     # What a new process would find: its own temporary folder, random seeds, the files and
@@ -151,7 +151,8 @@ class Zygote:
             out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
             out.touch()
             err.touch()
-            request = {**request, "stdout": str(out), "stderr": str(err)}
+            # cwd None: the caller's working folder now, as subprocess.run would start in.
+            request = {**request, "cwd": request["cwd"] or os.getcwd(), "stdout": str(out), "stderr": str(err)}
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
             pid = self._expect("pid", timeout=60)
