@@ -38,8 +38,9 @@ NO_NETWORK.update(no_proxy="", NO_PROXY="")
 
 def run_cli(*args, env=None, cwd=None, timeout=600, fresh=False):
     """``kerastack ARGS`` in a new process; returns the CompletedProcess (text, captured). A command
-    that names its ``--backend`` runs in a child of that backend's warm process (tests/warm.py)
-    unless ``fresh``."""
+    whose arguments tell its backend (``--backend``, train's default, ``export --to tflite``: see
+    ``warm.backend_of``) runs in a child of that backend's warm process (tests/warm.py) unless
+    ``fresh``."""
     full_env = dict(os.environ)
     full_env.pop("KERASTACK_PLUGINS", None)
     full_env.update(env or {})
