@@ -124,7 +124,7 @@ class Zygote:
     def __init__(self, backend):
         self.backend = backend
         self._pending = b""
-        self.env = {k: v for k, v in os.environ.items() if k not in _ZYGOTE_SETS}
+        self.env = _snapshot()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ZYGOTE, backend],
             stdin=subprocess.PIPE,
@@ -139,12 +139,7 @@ class Zygote:
 
     def serves(self, env):
         """Whether a child of this zygote can stand for a fresh process with environment ``env``."""
-        for key in set(env) | set(self.env):
-            if key in _ZYGOTE_SETS or not key.startswith(_READ_AT_IMPORT):
-                continue
-            if env.get(key) != self.env.get(key):
-                return False
-        return True
+        return _same_at_import(env, self.env)
 
     def run(self, request, args, timeout):
         with tempfile.TemporaryDirectory(prefix="kerastack-warm-") as tmp:
@@ -193,15 +188,34 @@ class Zygote:
                 self.proc.kill()
 
 
+def _snapshot():
+    return {k: v for k, v in os.environ.items() if k not in _ZYGOTE_SETS}
+
+
+def _same_at_import(env, other):
+    """Whether ``env`` and ``other`` agree on every variable a library reads at import."""
+    for key in set(env) | set(other):
+        if key in _ZYGOTE_SETS or not key.startswith(_READ_AT_IMPORT):
+            continue
+        if env.get(key) != other.get(key):
+            return False
+    return True
+
+
 _zygotes = {}
 
 
 def zygote(backend, env):
-    """This worker's zygote for ``backend`` if it can serve a call with ``env``, else None."""
+    """This worker's zygote for ``backend`` if it can serve a call with ``env``, else None. A zygote
+    started before this worker's own environment changed (a test set a variable for good) is
+    replaced by one started from the environment now."""
     if FRESH or backend not in ("tensorflow", "jax", "torch"):
         return None
     found = _zygotes.get(backend)
-    if found is None or not found.alive():
+    stale = found is not None and not found.serves(env) and _same_at_import(env, _snapshot())
+    if found is None or not found.alive() or stale:
+        if found is not None:
+            found.close()
         found = _zygotes[backend] = Zygote(backend)
     return found if found.serves(env) else None
 
