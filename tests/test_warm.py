@@ -1,5 +1,6 @@
 """tests/warm.py: a call forked from a warm process behaves as a fresh process would."""
 
+import json
 import os
 
 import warm
@@ -15,8 +16,6 @@ print("to stderr", file=sys.stderr)
 
 
 def _show(proc):
-    import json
-
     return json.loads(proc.stdout)
 
 
@@ -51,3 +50,6 @@ def test_exit_codes_and_what_libraries_read_at_import():
     assert warm.backend_of(["train", "--backend", "torch"], {"KERAS_BACKEND": "jax"}) == "torch"
     assert warm.backend_of(["train", "--resume", "run"], {}) is None
     assert warm.backend_of(["verify", "m.tflite"], {}) is None
+    # Reading a command line sets nothing in this process (it once turned plugin tracing on here).
+    assert warm.backend_of(["--trace-plugins", "--unsafe", "train"], {}) == "tensorflow"
+    assert "KERASTACK_TRACE_PLUGINS" not in os.environ and "KERASTACK_UNSAFE" not in os.environ

@@ -9,8 +9,9 @@ pid, environment, working directory, stdout and stderr; it runs the command as a
 and exits with its code. What a fork cannot be is a process that has not imported keras, so those
 calls get a fresh process, as before:
 
-- no backend named (``--backend`` in a command's arguments, ``KERAS_BACKEND`` in a job's ``env``):
-  the checks of what a command imports, ``--help``, usage errors;
+- no backend told (a command's ``--backend``, ``train``'s and ``run``'s default, ``export --to
+  tflite``: ``backend_of``; ``KERAS_BACKEND`` in a job's ``env``): the checks of what a command
+  imports, ``--help``, ``--resume``, ``verify``;
 - an environment that differs from the zygote's in what libraries read at import (``JAX_*``,
   ``XLA_FLAGS``, ``TF_*``, ``OMP_*``, ``PYTHONPATH``, ...);
 - ``fresh=True``, and every call when ``KERASTACK_TEST_FRESH=1``.
@@ -28,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from core.backend import BACKENDS
 
 FRESH = os.environ.get("KERASTACK_TEST_FRESH") == "1"
 """Every call in a fresh process (``KERASTACK_TEST_FRESH=1``): slower, for comparison."""
@@ -209,7 +212,7 @@ def zygote(backend, env):
     """This worker's zygote for ``backend`` if it can serve a call with ``env``, else None. A zygote
     started before this worker's own environment changed (a test set a variable for good) is
     replaced by one started from the environment now."""
-    if FRESH or backend not in ("tensorflow", "jax", "torch"):
+    if FRESH or backend not in BACKENDS:
         return None
     found = _zygotes.get(backend)
     stale = found is not None and not found.serves(env) and _same_at_import(env, _snapshot())
@@ -229,12 +232,9 @@ def close_all():
 def backend_of(args, env):
     """The backend a fresh ``kerastack ARGS`` process with ``env`` imports keras under, where the
     command line says it before any file is read; else None."""
-    args, rest = iter(str(a) for a in args), []
-    for arg in args:  # the global options taken out, as core.cli.app.split_globals does
-        if arg == "--plugin":
-            next(args, None)
-        elif not arg.startswith("--plugin=") and arg not in ("--debug", "--trace-plugins", "--unsafe"):
-            rest.append(arg)
+    from core.cli.app import split_globals
+
+    _, _, rest = split_globals([str(a) for a in args])
     for i, arg in enumerate(rest):
         if arg == "--backend" and i + 1 < len(rest):
             return rest[i + 1]

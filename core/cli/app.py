@@ -71,20 +71,22 @@ def build_cli(host):
     return cli
 
 
+# The global switches that hold for the whole process (and its children): the variable each sets.
+SWITCH_ENV = {"--trace-plugins": "KERASTACK_TRACE_PLUGINS", "--unsafe": "KERASTACK_UNSAFE"}
+
+
 def split_globals(argv):
-    """``(debug, plugins, rest)``: the global options taken out of ``argv``."""
-    debug, plugins, rest = False, [], []
+    """``(switches, plugins, rest)``: the global options taken out of ``argv``: the switches given
+    (``--debug`` and those of ``SWITCH_ENV``), the ``--plugin`` values, and the rest. It sets
+    nothing: ``main`` does, so that reading a command line (tests/warm.py) changes no state."""
+    switches, plugins, rest = set(), [], []
     args = iter(argv)
     for arg in args:
         if arg == "--":
             rest.append(arg)
             rest.extend(args)
-        elif arg == "--debug":
-            debug = True
-        elif arg == "--trace-plugins":
-            os.environ["KERASTACK_TRACE_PLUGINS"] = "1"
-        elif arg == "--unsafe":
-            os.environ["KERASTACK_UNSAFE"] = "1"
+        elif arg == "--debug" or arg in SWITCH_ENV:
+            switches.add(arg)
         elif arg == "--plugin":
             value = next(args, None)
             if value is None:
@@ -94,7 +96,7 @@ def split_globals(argv):
             plugins.append(arg.split("=", 1)[1])
         else:
             rest.append(arg)
-    return debug, plugins, rest
+    return switches, plugins, rest
 
 
 def _interrupt_code(exc):
@@ -106,7 +108,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("KERASTACK_DEBUG"))
     try:
-        _, plugins, argv = split_globals(argv)
+        switches, plugins, argv = split_globals(argv)
+        os.environ.update({SWITCH_ENV[s]: "1" for s in switches if s in SWITCH_ENV})
         if debug:
             os.environ["KERASTACK_DEBUG"] = "1"
         else:

@@ -86,7 +86,7 @@ class Torch(Backend):
 def _leave_group():
     """At exit, the process group destroyed, as torch asks: left to the interpreter's teardown, a
     gloo worker that had finished now and then died in it ("terminate called without an active
-    exception", exit -6) after printing its result (seen once in the restart test here)."""
+    exception") after printing its result (seen once in the restart test here)."""
     import torch.distributed as dist
 
     if dist.is_initialized():
