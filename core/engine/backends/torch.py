@@ -102,8 +102,9 @@ def _restart_store(here, timeout):
     refused" (pytorch/pytorch#135712, #167288; it failed the torchrun restart test in two full
     runs in a row here). The keys of each attempt go under
     ``kerastack/restart_<TORCHELASTIC_RESTART_COUNT>``. On one node the count is the same in every
-    worker. On several nodes torch's agents can count restarts differently; there ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` on torchrun gives a fresh store
-    per restart instead (README, Restarts). None: not under torchrun's agent store."""
+    worker. On several nodes torch's agents can count restarts differently; there
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` on torchrun gives a fresh store per restart instead
+    (README, Restarts). None: not under torchrun's agent store."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or os.environ.get(TORCH_INIT_ENV):
         return None
     import torch.distributed as dist
