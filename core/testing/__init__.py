@@ -2,11 +2,12 @@
 
 ``check_architectures`` trains each case for a couple of steps under every backend, or those its
 ``backends`` names (one process per backend for all its cases), then in one TensorFlow process
-reloads every saved model, compares its outputs with the training backend's, and exports float32
-and int8 TFLite through the ``tflite`` exporter, running both on the LiteRT runtime. Export goes through that TensorFlow reload whichever
-backend trained the model, so by default each case is exported once, from one backend's run taken in
-turn (``export_all=True`` exports every run). It returns a result per (architecture, backend) rather
-than stopping at the first failure; ``check_architecture`` asserts on one case::
+reloads every saved model, compares its outputs with the training backend's, and exports float32 and
+int8 TFLite through the ``tflite`` exporter, running both on the LiteRT runtime. Export goes through
+that TensorFlow reload whichever backend trained the model, so by default each case is exported
+once, from one backend's run taken in turn (``export_all=True`` exports every run). It returns a
+result per (architecture, backend) rather than stopping at the first failure; ``check_architecture``
+asserts on one case::
 
     from core.testing import check_architecture
 
