@@ -77,9 +77,10 @@ def test_every_builtin_architecture_is_covered():
         for e in PluginHost(entry_points=False).registry("architecture").entries.values()
         if e.plugin.origin == "built-in"
     }
-    # The pretrained backbones have tests of their own: test_pretrained.py, test_hub.py and
-    # test_hub_segmenters.py.
-    pretrained = set(BACKBONES) | {"hub_image_classifier", "hub_text_classifier", "deeplab_v3", "segformer"}
+    # The pretrained backbones have tests of their own: test_pretrained.py, test_hub.py,
+    # test_hub_segmenters.py and test_retinanet.py.
+    hub = {"hub_image_classifier", "hub_text_classifier", "deeplab_v3", "segformer", "retinanet"}
+    pretrained = set(BACKBONES) | hub
     assert builtin - pretrained == {c.arch for c in CASES}
 
 
