@@ -119,18 +119,21 @@ ONE_THREAD = {
 }
 
 
-def measure(case, backend, processes, batch, tmp, epochs, extra_env=None):
-    """One training run; the timings of rank 0 and the CPU time of every process."""
+def measure(case, backend, processes, batch, tmp, epochs, extra_env=None, extra_args=()):
+    """One training run (``extra_args`` added to its command line); the timings of rank 0 and the
+    CPU time of every process."""
     spec = CASES[case]
     plugin = Path(tmp) / "scale_plugin.py"
     plugin.write_text(PLUGIN)
     tag = f"{case}-{backend}-{processes}-{batch}-{'-'.join(f'{k}{v}' for k, v in (extra_env or {}).items())}"
+    tag += "".join(a.strip("-") for a in extra_args)
     times = Path(tmp) / f"{tag}.json"
     env = dict(os.environ, **ONE_THREAD, SCALE_TIMES=str(times), PYTHONPATH=str(REPO), **(extra_env or {}))
     out = Path(tmp) / f"run-{tag}"
     cmd = [KERASTACK, "--plugin", str(plugin), "train", *spec["args"], "--backend", backend]
     cmd += ["--epochs", str(epochs), "--batch-size", str(batch), "--distribute", "data"]
     cmd += ["--processes", str(processes), "--seed", "0", "--quiet", "--callback", "scale_times", "--out", str(out)]
+    cmd += list(extra_args)
     pinned = processes == 1 and env.get("KERASTACK_PIN") == "1" and hasattr(os, "sched_setaffinity")
     # KERASTACK_PIN=1: one process on one CPU, as the launcher then pins each of 2 workers to its own.
     first = min(os.sched_getaffinity(0)) if pinned else None
@@ -214,7 +217,7 @@ def main():
     parser.add_argument(
         "--unsynced-bn",
         action="store_true",
-        help="also time 2 processes with BatchNorm not synchronized (KERASTACK_SYNC_BATCHNORM=0)",
+        help="also time 2 processes with BatchNorm not synchronized (--no-sync-batchnorm)",
     )
     parser.add_argument(
         "--pinned", action="store_true", help="also time 1 and 2 processes pinned to their CPUs (KERASTACK_PIN=1)"
@@ -239,8 +242,9 @@ def main():
                 if spec["half"]:
                     rows["1 at half the batch"] = measure(case, backend, 1, spec["batch"] // 2, tmp, epochs)
                 if args.unsynced_bn:
-                    env = {"KERASTACK_SYNC_BATCHNORM": "0"}
-                    rows["2, BatchNorm not synchronized"] = measure(case, backend, 2, spec["batch"], tmp, epochs, env)
+                    rows["2, BatchNorm not synchronized"] = measure(
+                        case, backend, 2, spec["batch"], tmp, epochs, extra_args=["--no-sync-batchnorm"]
+                    )
                 if args.pinned:
                     for n in (1, 2):
                         rows[f"{n}, pinned"] = measure(

@@ -55,6 +55,13 @@ TRAINING_FLAGS = [
         "MirroredStrategy; torch: one device); model = jax ModelParallel.",
     ),
     ("--processes", int, "With --distribute data: train in N local processes, --batch-size divided among them."),
+    (
+        "--sync-batchnorm/--no-sync-batchnorm",
+        bool,
+        "Several processes: BatchNorm normalizes by the global batch's moments, as one process does "
+        "(default on; off: each process's part, one collective less per layer and step on torch and "
+        "TensorFlow; JAX's is always global).",
+    ),
 ]
 
 

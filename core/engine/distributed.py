@@ -108,16 +108,6 @@ def elastic_restart(out):
         return False
 
 
-SYNC_BATCHNORM_ENV = "KERASTACK_SYNC_BATCHNORM"
-
-
-def sync_batchnorm():
-    """Whether BatchNormalization normalizes by the global batch's moments in several processes
-    (default; ``KERASTACK_SYNC_BATCHNORM=0``: each process's own part, one collective less per layer
-    and step on torch and TensorFlow)."""
-    return os.environ.get(SYNC_BATCHNORM_ENV, "1") != "0"
-
-
 def timeout_s():
     return float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
 

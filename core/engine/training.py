@@ -200,7 +200,7 @@ def _train_locked(record, out, verbose, resume_from, interrupts):
             monitor_without_validation(job)
             check_job_monitor(model, job)
             replace_stopped_run(out)
-        job.engine.prepare_model(model)
+        job.engine.prepare_model(model, sync_batchnorm=job.opts.sync_batchnorm)
         record["status"] = "running"
         tracker = Tracker(record, out)  # only where the run folder is written
         tracker.start()

@@ -46,8 +46,9 @@ class Backend:
         """The dataset as this process's devices take it (as it is, unless a backend says otherwise)."""
         return dataset
 
-    def prepare_model(self, model):
-        """The model built or resumed, before the first step: what the processes must agree on."""
+    def prepare_model(self, model, sync_batchnorm=True):
+        """The model built or resumed, before the first step: what the processes must agree on;
+        ``sync_batchnorm`` (``--sync-batchnorm``): BatchNormalization by the global batch's moments."""
 
     def sync_gradients(self, model):
         """Reduce the gradients of trainable variables not reduced yet (called again after

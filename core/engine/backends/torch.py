@@ -53,7 +53,7 @@ class Torch(Backend):
         atexit.register(_leave_group)
         return contextlib.nullcontext()
 
-    def prepare_model(self, model):
+    def prepare_model(self, model, sync_batchnorm=True):
         """Several processes: rank 0's initial weights everywhere, the trainable parameters'
         gradients all-reduced (averaged) in buckets during backward, BatchNormalization's batch
         moments over the global batch, and the metrics reduced over the processes whenever Keras
@@ -67,7 +67,7 @@ class Torch(Backend):
         for variable in model.variables:
             dist.broadcast(variable.value.data, 0)
         self.sync_gradients(model)
-        if distributed.sync_batchnorm():
+        if sync_batchnorm:
             _patch_synchronized_batch_norm()
         _reduce_metrics_when_read(model)
 

@@ -150,6 +150,25 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
 
 
 @pytest.mark.slow
+def test_no_sync_batchnorm_normalizes_each_process_part(tmp_path):
+    # torch (its default is the synchronized moments, the test above): with --no-sync-batchnorm
+    # each process normalizes its own half of the batch, so after one epoch the weights have left
+    # the one-process run's (the issue measured 1e-2), and the run's record says how it trained.
+    one = run_cli("train", *CNN, "--epochs", "1", "--backend", "torch", "--out", tmp_path / "one", env=THREADS)
+    assert one.returncode == 0, one.stderr
+    two = run_cli(
+        "train", *CNN, "--epochs", "1", "--backend", "torch", "--processes", "2", "--no-sync-batchnorm",
+        "--out", tmp_path / "two", env=THREADS, timeout=240,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr
+    assert read_json(tmp_path / "two" / "run.json")["training"]["sync_batchnorm"] is False
+    assert read_json(tmp_path / "one" / "run.json")["training"]["sync_batchnorm"] is True
+    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
+    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert diff > 1e-4, f"2 processes with per-process BatchNorm equal 1 process ({diff}): the option did nothing"
+
+
+@pytest.mark.slow
 def test_a_worker_that_raises_ends_the_run(tmp_path):
     plugin = tmp_path / "faults.py"
     plugin.write_text(FAULTS)
