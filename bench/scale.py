@@ -119,6 +119,9 @@ ONE_THREAD = {
 }
 
 
+SYNCED = "2, BatchNorm synchronized"
+
+
 def measure(case, backend, processes, batch, tmp, epochs, extra_env=None, extra_args=()):
     """One training run (``extra_args`` added to its command line); the timings of rank 0 and the
     CPU time of every process."""
@@ -215,9 +218,9 @@ def main():
         help="also time torch's 2 processes at these gradient bucket sizes, MB (0: one all-reduce per parameter)",
     )
     parser.add_argument(
-        "--unsynced-bn",
+        "--synced-bn",
         action="store_true",
-        help="also time 2 processes with BatchNorm not synchronized (--no-sync-batchnorm)",
+        help="also time 2 processes with BatchNorm synchronized (--sync-batchnorm; the rows '2' are not)",
     )
     parser.add_argument(
         "--pinned", action="store_true", help="also time 1 and 2 processes pinned to their CPUs (KERASTACK_PIN=1)"
@@ -241,9 +244,9 @@ def main():
                 }
                 if spec["half"]:
                     rows["1 at half the batch"] = measure(case, backend, 1, spec["batch"] // 2, tmp, epochs)
-                if args.unsynced_bn:
-                    rows["2, BatchNorm not synchronized"] = measure(
-                        case, backend, 2, spec["batch"], tmp, epochs, extra_args=["--no-sync-batchnorm"]
+                if args.synced_bn:
+                    rows[SYNCED] = measure(
+                        case, backend, 2, spec["batch"], tmp, epochs, extra_args=["--sync-batchnorm"]
                     )
                 if args.pinned:
                     for n in (1, 2):

@@ -58,9 +58,9 @@ TRAINING_FLAGS = [
     (
         "--sync-batchnorm/--no-sync-batchnorm",
         bool,
-        "Several processes: BatchNorm normalizes by the global batch's moments, as one process does "
-        "(default on; off: each process's part, one collective less per layer and step on torch and "
-        "TensorFlow; JAX's is always global).",
+        "Several processes: BatchNorm normalizes by the global batch's moments, as one process does, "
+        "at one blocking collective per layer and step (default off: each process's part, as torch "
+        "DDP and tf.distribute do; JAX's is always global).",
     ),
 ]
 

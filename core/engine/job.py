@@ -60,7 +60,9 @@ class Job:
 def prepare(record, resume_from):
     """Load the plugins and the dataset, select the backend, seed it, and work out the DataSpec."""
     training = record["training"]
-    opts = make_options({k: v for k, v in training.items() if k not in ("backend", "seed", "callbacks")})
+    given = {k: v for k, v in training.items() if k not in ("backend", "seed", "callbacks")}
+    given.setdefault("sync_batchnorm", True)  # a run recorded before the option trained synchronized
+    opts = make_options(given)
     host = get_plugin_host(record["plugins"])
     arch_entry = host.registry("architecture").get(record["architecture"]["name"])
     data_entry = host.registry("dataset").get(record["dataset"]["name"])

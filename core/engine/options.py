@@ -38,7 +38,7 @@ class TrainingOptions:
     checkpoint_every: int = 1  # epochs between checkpoints (0: none)
     distribute: str = "none"
     processes: int = 1  # --distribute data in this many processes (core.proc.launch)
-    sync_batchnorm: bool = True  # several processes: BatchNorm by the global batch's moments (torch, TF)
+    sync_batchnorm: bool = False  # several processes: BatchNorm by the global batch's moments (torch, TF)
     tensorboard: bool = False  # logs in RUN/tensorboard
     fine_tune_after: int = None  # with --freeze backbone: unfreeze after N epochs (core/engine/transfer.py)
     fine_tune_factor: float = 0.1  # ... and train on at learning rate x this factor

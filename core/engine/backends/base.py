@@ -46,7 +46,7 @@ class Backend:
         """The dataset as this process's devices take it (as it is, unless a backend says otherwise)."""
         return dataset
 
-    def prepare_model(self, model, sync_batchnorm=True):
+    def prepare_model(self, model, sync_batchnorm=False):
         """The model built or resumed, before the first step: what the processes must agree on;
         ``sync_batchnorm`` (``--sync-batchnorm``): BatchNormalization by the global batch's moments."""
 

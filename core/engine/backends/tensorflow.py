@@ -42,9 +42,9 @@ class TensorFlow(Backend):
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=distributed.timeout_s())
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options).scope()
 
-    def prepare_model(self, model, sync_batchnorm=True):
-        """Several processes: BatchNormalization normalizes by the global batch's moments (unless
-        ``--no-sync-batchnorm``)."""
+    def prepare_model(self, model, sync_batchnorm=False):
+        """Several processes with ``--sync-batchnorm``: BatchNormalization normalizes by the global
+        batch's moments."""
         if self.world().size > 1 and sync_batchnorm:
             _patch_synchronized_batch_norm()
 

@@ -53,10 +53,10 @@ class Torch(Backend):
         atexit.register(_leave_group)
         return contextlib.nullcontext()
 
-    def prepare_model(self, model, sync_batchnorm=True):
+    def prepare_model(self, model, sync_batchnorm=False):
         """Several processes: rank 0's initial weights everywhere, the trainable parameters'
         gradients all-reduced (averaged) in buckets during backward, BatchNormalization's batch
-        moments over the global batch, and the metrics reduced over the processes whenever Keras
+        moments over the global batch (``sync_batchnorm``), and the metrics reduced over the processes whenever Keras
         reads them for the logs. Always: Keras's per-pixel cross-entropy made to train
         (``_patch_pixel_crossentropy``)."""
         _patch_pixel_crossentropy()

@@ -4,10 +4,10 @@ One scenario per backend, three runs: (1) one process trains a small cnn (BatchN
 digits for 2 epochs; (2) two processes (one thread each) train the same for 4, and after epoch 2
 rank 0 lists the sockets its process listens on and rank 1 kills itself with SIGKILL (a plugin
 callback); (3) ``--resume`` restarts the two processes from rank 0's checkpoint. The checkpoint of
-epoch 2 equals the one-process run's weights (BatchNormalization's moments synchronized) and its
-history the one-process run's (each process evaluated its part of the validation split, the
-metrics reduced exactly), every worker ended with one line naming its rank, nothing listened
-outside loopback, and the resumed run completes.
+epoch 2 equals the one-process run's weights (BatchNormalization's moments synchronized:
+``--sync-batchnorm``) and its history the one-process run's (each process evaluated its part of
+the validation split, the metrics reduced exactly), every worker ended with one line naming its
+rank, nothing listened outside loopback, and the resumed run completes.
 """
 
 import io
@@ -70,6 +70,8 @@ ARGS += ["--seed", "3", "--distribute", "data", "--quiet"]
 CNN = ["--arch", "cnn", "--data", "digits", "--hp", "filters=8", "--hp", "blocks=1", "--hp", "dense=16"]
 CNN += ["--hp", "dropout=0", "--optimizer", "sgd", "--learning-rate", "0.1", "--batch-size", "64"]
 CNN += ["--seed", "3", "--distribute", "data", "--quiet"]
+# --sync-batchnorm: the global batch's moments, so that 2 processes train what 1 does.
+SYNCED = ["--sync-batchnorm"]
 
 
 def weights(path):
@@ -98,7 +100,8 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
     sockets = tmp_path / "sockets.json"
     fault = {"FAULT_AT": "2", "FAULT_SOCKETS": str(sockets)}
     two = run_cli(
-        "--plugin", plugin, "train", *CNN, "--epochs", "4", "--backend", backend, "--processes", "2", "--out", out,
+        "--plugin", plugin, "train", *CNN, *SYNCED, "--epochs", "4", "--backend", backend, "--processes", "2",
+        "--out", out,
         "--callback", "fault", env={**env, **fault}, timeout=240,
     )  # fmt: skip
     # Rank 1 was killed; rank 0 noticed (its collective failed) and said so in one line; exit 1.
@@ -109,6 +112,7 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
     assert "Traceback" not in two.stderr, two.stderr[-3000:]
     record = read_json(out / "run.json")
     assert record["status"] == "failed" and record["training"]["processes"] == 2, record
+    assert record["training"]["sync_batchnorm"] is True, record
     engine = {"torch": "torch.distributed", "jax": "keras.distribution.initialize", "tensorflow": "MultiWorker"}
     assert record["distributed"]["processes"] == 2 and engine[backend] in record["distributed"]["engine"], record
     assert read_json(out / "checkpoint.json")["epoch"] == 2
@@ -150,22 +154,21 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
 
 
 @pytest.mark.slow
-def test_no_sync_batchnorm_normalizes_each_process_part(tmp_path):
-    # torch (its default is the synchronized moments, the test above): with --no-sync-batchnorm
-    # each process normalizes its own half of the batch, so after one epoch the weights have left
-    # the one-process run's (the issue measured 1e-2), and the run's record says how it trained.
+def test_batchnorm_normalizes_each_process_part_by_default(tmp_path):
+    # torch (--sync-batchnorm is the test above): by default each process normalizes its own half
+    # of the batch, so after one epoch the weights have left the one-process run's (the issue
+    # measured 1e-2), and the run's record says how it trained.
     one = run_cli("train", *CNN, "--epochs", "1", "--backend", "torch", "--out", tmp_path / "one", env=THREADS)
     assert one.returncode == 0, one.stderr
     two = run_cli(
-        "train", *CNN, "--epochs", "1", "--backend", "torch", "--processes", "2", "--no-sync-batchnorm",
-        "--out", tmp_path / "two", env=THREADS, timeout=240,
+        "train", *CNN, "--epochs", "1", "--backend", "torch", "--processes", "2", "--out", tmp_path / "two",
+        env=THREADS, timeout=240,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr
     assert read_json(tmp_path / "two" / "run.json")["training"]["sync_batchnorm"] is False
-    assert read_json(tmp_path / "one" / "run.json")["training"]["sync_batchnorm"] is True
     a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
     diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
-    assert diff > 1e-4, f"2 processes with per-process BatchNorm equal 1 process ({diff}): the option did nothing"
+    assert diff > 1e-4, f"2 processes with per-process BatchNorm equal 1 process ({diff}): BatchNorm was synchronized"
 
 
 @pytest.mark.slow
