@@ -60,7 +60,7 @@ TRAINING_FLAGS = [
         bool,
         "Several processes: BatchNorm normalizes by the global batch's moments, as one process does, "
         "at one blocking collective per layer and step (default off: each process's part, as torch "
-        "DDP and tf.distribute do; JAX's is always global).",
+        "DDP and tf.distribute do).",
     ),
 ]
 

@@ -154,14 +154,16 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
 
 
 @pytest.mark.slow
-def test_batchnorm_normalizes_each_process_part_by_default(tmp_path):
-    # torch (--sync-batchnorm is the test above): by default each process normalizes its own half
-    # of the batch, so after one epoch the weights have left the one-process run's (the issue
-    # measured 1e-2), and the run's record says how it trained.
-    one = run_cli("train", *CNN, "--epochs", "1", "--backend", "torch", "--out", tmp_path / "one", env=THREADS)
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_batchnorm_normalizes_each_process_part_by_default(backend, tmp_path):
+    # --sync-batchnorm is the test above. By default each process normalizes its own half of the
+    # batch (on JAX, whose batch is one global array: each device's part), so after one epoch the
+    # weights have left the one-process run's (the issue measured 1e-2), and the run's record says
+    # how it trained. TensorFlow's switch is the same `if` as torch's.
+    one = run_cli("train", *CNN, "--epochs", "1", "--backend", backend, "--out", tmp_path / "one", env=THREADS)
     assert one.returncode == 0, one.stderr
     two = run_cli(
-        "train", *CNN, "--epochs", "1", "--backend", "torch", "--processes", "2", "--out", tmp_path / "two",
+        "train", *CNN, "--epochs", "1", "--backend", backend, "--processes", "2", "--out", tmp_path / "two",
         env=THREADS, timeout=240,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr
