@@ -193,3 +193,38 @@ def test_tensorboard_logs_every_epoch_under_jax(tmp_path):
     for split in ("train", "validation"):
         for tag in ("epoch_loss", "epoch_accuracy"):
             assert scalars.get(f"{split}/{tag}") == [0, 1], scalars
+
+
+TUNED = """
+import json, sys
+import keras
+from core import load_run, train
+out = sys.argv[1]
+run = train("vae", "digits", hparams={"latent": 4, "filters": 4, "learning_rate": 0.004}, epochs=1,
+            steps_per_epoch=4, schedule="cosine", warmup=2, clip_norm=1.0, seed=0, out=out, verbose=0)
+report = {}
+for name, model in (("trained", run.model), ("reloaded", load_run(out).model)):
+    opt = model.optimizer
+    report[name] = {"schedule": type(opt._learning_rate).__name__, "clipnorm": opt.clipnorm,
+                    "rates": [float(keras.ops.convert_to_numpy(opt._learning_rate(s))) for s in range(4)]}
+print(json.dumps(report))
+"""
+
+
+def test_an_architecture_that_compiles_itself_takes_the_runs_schedule_and_clipping(tmp_path):
+    # The VAE compiles its own Adam at 0.004: --schedule, --warmup and --clip-norm tune that optimizer
+    # (they were dropped before), and its rate is the schedule's peak; the saved model keeps them.
+    proc = run_python(TUNED, tmp_path / "vae", env={"KERAS_BACKEND": "jax"})
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("trained", "reloaded"):
+        tuned = report[name]
+        assert tuned["schedule"] == "CosineDecay" and tuned["clipnorm"] == 1.0, report
+        assert tuned["rates"][:3] == pytest.approx([0.0, 0.002, 0.004]) and tuned["rates"][3] < 0.004, report
+
+
+def test_options_that_replace_an_architectures_optimizer_are_refused(tmp_path):
+    proc = run_cli(
+        "train", "--arch", "vae", "--data", "digits", "--optimizer", "sgd", "--epochs", "1", "--out", tmp_path / "r"
+    )
+    line = one_line_error(proc, 2)
+    assert "--optimizer" in line and "'vae'" in line and "compiles its own optimizer" in line, line
