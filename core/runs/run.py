@@ -73,12 +73,17 @@ class Run:
         """The run's keras.Model (the trained one if this process trained it, else loaded, with its
         optimizer state; without it, and a note, only where that state cannot be set: ``UnrecordedLayers``)."""
         if self._model is None:
+            from core.backend import dtype_policy
+
             modules = self.record.get("custom_modules", ())
-            try:
-                self._model = load_model(self.model_path, modules, transfer=self.record.get("transfer"))
-            except UnrecordedLayers as exc:  # the one state that cannot be set; not needed to run it
-                print(f"kerastack: note: {exc}; loaded without it", file=sys.stderr)
-                self._model = load_model(self.model_path, modules, compile=False)
+            # Under the run's precision: Keras wraps a mixed_float16 model's optimizer in loss
+            # scaling only when the model's own policy says so, and the saved state has its variables.
+            with dtype_policy(self.record.get("training", {}).get("precision") or "float32"):
+                try:
+                    self._model = load_model(self.model_path, modules, transfer=self.record.get("transfer"))
+                except UnrecordedLayers as exc:  # the one state that cannot be set; not needed to run it
+                    print(f"kerastack: note: {exc}; loaded without it", file=sys.stderr)
+                    self._model = load_model(self.model_path, modules, compile=False)
         return self._model
 
     @property

@@ -228,3 +228,15 @@ def test_options_that_replace_an_architectures_optimizer_are_refused(tmp_path):
     )
     line = one_line_error(proc, 2)
     assert "--optimizer" in line and "'vae'" in line and "compiles its own optimizer" in line, line
+
+
+def test_a_mixed_float16_run_loads_in_another_process_and_initializes_another(tmp_path):
+    # Keras gives a model loss scaling (a LossScaleOptimizer, 4 more variables) only when the
+    # model's own policy is mixed_float16 at compile time: loaded under float32, the saved optimizer
+    # state did not fit, and --init-from such a run failed.
+    common = ["--arch", "mlp", "--data", "digits", "--backend", "jax", "--epochs", "1", "--quiet"]
+    source = run_cli("train", *common, "--precision", "mixed_float16", "--out", tmp_path / "source")
+    assert source.returncode == 0, source.stderr
+    again = run_cli("train", *common, "--init-from", tmp_path / "source", "--out", tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    assert "layers matched" in again.stdout + again.stderr, again.stdout
