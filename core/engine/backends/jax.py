@@ -46,14 +46,20 @@ class Jax(Backend):
         return contextlib.nullcontext()
 
     def prepare_model(self, model, sync_batchnorm=False):
-        """Several processes without ``--sync-batchnorm``: BatchNormalization normalizes each
-        device's part of the global batch by its own moments (``_patch_per_device_batch_norm``),
-        as torch's and TensorFlow's workers do; with it, the global batch's, as XLA computes them
-        for a global array anyway."""
+        """Several processes without ``--sync-batchnorm``: each device computes its part of the
+        batch's gradients, BatchNormalization moments included, and the gradients are averaged in
+        one all-reduce (``_one_gradient_all_reduce``), as torch's and TensorFlow's workers do; a
+        model with its own ``train_step`` keeps Keras's step, with BatchNormalization patched to
+        each device's moments (``_patch_per_device_batch_norm``). With ``--sync-batchnorm``:
+        Keras's step on the global batch, whose moments XLA computes across the processes."""
         if self.world().size > 1 and not sync_batchnorm:
             import jax
+            from keras.src.backend.jax.trainer import JAXTrainer
 
-            _patch_per_device_batch_norm(jax.device_count())
+            if type(model).train_step is JAXTrainer.train_step:
+                _one_gradient_all_reduce(model)
+            else:
+                _patch_per_device_batch_norm(jax.device_count())
 
     def for_devices(self, dataset, opts):
         """JAX shards every batch across the devices, the last partial one too: with ``--distribute``,
@@ -93,6 +99,76 @@ def _initialized():
         return jax_distributed.global_state.client is not None
     except (ImportError, AttributeError):
         return False
+
+
+def _one_gradient_all_reduce(model):
+    """Keras's training step, with the gradients computed per device (``jax.shard_map`` over the
+    batch axis) and averaged in **one** all-reduce of a flat vector.
+
+    Under Keras's own step the gradients are reduced by the partitioner: one all-reduce op, but
+    XLA's CPU runtime runs it as one gloo collective per gradient (79 on a 1 M-parameter ResNet, a
+    round trip each), which cost a 2-process step ~170 ms of its ~530 (bench/scale_notes.md). Here
+    each device also normalizes by its own part's BatchNormalization moments; the non-trainable
+    float state (moving statistics) takes the devices' mean, the metric states the sum of their
+    updates (the loss tracker's total and count); the step's predictions are put back together for
+    the compiled metrics, which Keras then updates on the global batch as before."""
+    import jax
+    import keras
+    from jax.flatten_util import ravel_pytree
+    from jax.sharding import PartitionSpec
+    from keras.src.trainers.data_adapters import data_adapter_utils
+
+    distribution = keras.distribution.distribution()
+    mesh, axis = distribution.device_mesh.backend_mesh, distribution.batch_dim_name
+    replicated, sharded = PartitionSpec(), PartitionSpec(axis)
+
+    def is_float(value):
+        return jax.numpy.issubdtype(value.dtype, jax.numpy.floating)
+
+    def train_step(state, data):
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+
+        def local(trainable, non_trainable, metrics_variables, optimizer_variables, x, y, sample_weight):
+            (_, aux), grads = grad_fn(
+                trainable,
+                non_trainable,
+                metrics_variables,
+                x,
+                y,
+                sample_weight,
+                training=True,
+                optimizer_variables=optimizer_variables,
+            )
+            loss, y_pred, new_non_trainable, new_metrics = aux
+            # Everything reduced goes in one vector: means (gradients, moving statistics, loss)
+            # as sums over the devices divided by their count, the metric states' updates as sums.
+            devices = mesh.shape[axis]
+            means = [v / devices if is_float(v) else None for v in new_non_trainable]
+            updates = [new - old if is_float(new) else None for old, new in zip(metrics_variables, new_metrics)]
+            flat, unflatten = ravel_pytree(([g / devices for g in grads], loss / devices, means, updates))
+            grads, loss, means, updates = unflatten(jax.lax.psum(flat, axis))
+            new_non_trainable = [v if mean is None else mean for v, mean in zip(new_non_trainable, means)]
+            new_metrics = [
+                new if update is None else old + update
+                for old, new, update in zip(metrics_variables, new_metrics, updates)
+            ]
+            return grads, loss, y_pred, new_non_trainable, new_metrics
+
+        grads, loss, y_pred, non_trainable, metrics_variables = jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(replicated, replicated, replicated, replicated, sharded, sharded, sharded),
+            out_specs=(replicated, replicated, sharded, replicated, replicated),
+            check_vma=False,
+        )(trainable, non_trainable, metrics_variables, optimizer_variables, x, y, sample_weight)
+        trainable, optimizer_variables = model.optimizer.stateless_apply(optimizer_variables, grads, trainable)
+        logs, metrics_variables = model._update_metrics_variables(metrics_variables, loss, x, y, y_pred, sample_weight)
+        return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+    model.train_step = train_step
+    model.train_function = None  # made again from this step
 
 
 def _patch_per_device_batch_norm(groups):

@@ -174,6 +174,26 @@ def test_batchnorm_normalizes_each_process_part_by_default(backend, tmp_path):
 
 
 @pytest.mark.slow
+def test_jax_workers_step_reduces_gradients_loss_and_metrics_as_one_process(tmp_path):
+    # Without --sync-batchnorm, JAX's workers run their own step (each device's gradients, one
+    # all-reduce of a flat vector: core/engine/backends/jax.py). On an mlp (no BatchNorm) two
+    # processes must still train and log what one process does: the gradients' mean, the loss
+    # tracker's summed updates, the compiled metrics on the put-together predictions.
+    args = [*ARGS, "--epochs", "2", "--backend", "jax"]
+    one = run_cli("train", *args, "--out", tmp_path / "one", env=THREADS)
+    assert one.returncode == 0, one.stderr
+    two = run_cli("train", *args, "--processes", "2", "--out", tmp_path / "two", env=THREADS, timeout=240)
+    assert two.returncode == 0, two.stderr
+    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
+    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    assert diff <= 1e-5, f"2 JAX processes differ from 1 by {diff}"
+    h1, h2 = (tmp_path / "one" / "history.csv").read_text(), (tmp_path / "two" / "history.csv").read_text()
+    rows1, rows2 = ([line.split(",") for line in h.splitlines()] for h in (h1, h2))
+    assert rows1[0] == rows2[0] and "loss" in rows1[0] and "accuracy" in rows1[0], (h1, h2)
+    assert np.allclose(np.array(rows1[1:], float), np.array(rows2[1:], float), rtol=1e-5, atol=1e-6), (h1, h2)
+
+
+@pytest.mark.slow
 def test_a_worker_that_raises_ends_the_run(tmp_path):
     plugin = tmp_path / "faults.py"
     plugin.write_text(FAULTS)
