@@ -42,7 +42,7 @@ FAMILIES = [
         "yolo",
         "shapes",
         {"min_stride": 8},
-        {"task": "detection", "size": 64, "samples": 3000, "boxes": 2},
+        {"task": "detection", "size": 64, "samples": 4000, "boxes": 2},
         30,
         "test_map50",
         "shapes 64x64",
