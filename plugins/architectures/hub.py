@@ -37,7 +37,6 @@ def build_image(spec, preset="mobilenet_v3_small_050_imagenet", size=None, dropo
     import keras
     from keras import layers
 
-    from plugins.architectures._layers.pixels import PixelPreprocessing
     from plugins.architectures.pretrained import check_image_input, keep_batchnorm_statistics
 
     arch = "hub_image_classifier"
@@ -45,24 +44,13 @@ def build_image(spec, preset="mobilenet_v3_small_050_imagenet", size=None, dropo
     keras_hub = _keras_hub()
     where = resolve_preset(arch, preset, keras_hub.models.ImageClassifier)
     backbone = _from_preset(arch, preset, keras_hub.models.Backbone)
-    converter = _optional(lambda: keras_hub.layers.ImageConverter.from_preset(where))
     side = (height, width) if size is None else (int(size), int(size))
 
     inputs = keras.Input(spec.input_shape, name="image")
     x = inputs if len(spec.input_shape) == 3 else layers.Reshape((*spec.input_shape, 1))(inputs)
     if side != (height, width):
         x = layers.Resizing(*side, name="resize")(x)
-    scale, offset = (
-        _channels(getattr(converter, "scale", None), 1 / 255),
-        _channels(getattr(converter, "offset", None), 0.0),
-    )
-    x = PixelPreprocessing(
-        pixel_max=pixel_max,
-        scale=scale,
-        offset=offset,
-        library=f"KerasHub {type(converter).__name__ if converter else 'no image converter'} of preset {preset}",
-        name="pixel_preprocessing",
-    )(x)
+    x = preset_pixels(x, keras_hub, where, preset, pixel_max)
     keep_batchnorm_statistics(backbone)
     # Also said in the graph: a reloaded KerasHub backbone has lost the flags above (it is rebuilt
     # from its arguments), and without this its SavedModel export normalized with batch statistics.
@@ -168,6 +156,21 @@ def _from_preset(arch, preset, cls):
             f"offline?): fetch it with kagglehub.model_download({handle.removeprefix('kaggle://')!r}) into "
             f"KaggleHub's cache ({cache}), or save it to a folder and pass preset=DIR"
         ) from None
+
+
+def preset_pixels(x, keras_hub, where, preset, pixel_max):
+    """``x`` scaled as the preset's image converter scales pixels (``PixelPreprocessing``, baked
+    into the model): ``pixel_max`` in the data is white; a preset without a converter: 0..1."""
+    from plugins.architectures._layers.pixels import PixelPreprocessing
+
+    converter = _optional(lambda: keras_hub.layers.ImageConverter.from_preset(where))
+    return PixelPreprocessing(
+        pixel_max=pixel_max,
+        scale=_channels(getattr(converter, "scale", None), 1 / 255),
+        offset=_channels(getattr(converter, "offset", None), 0.0),
+        library=f"KerasHub {type(converter).__name__ if converter else 'no image converter'} of preset {preset}",
+        name="pixel_preprocessing",
+    )(x)
 
 
 def _optional(load):

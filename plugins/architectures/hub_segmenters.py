@@ -123,8 +123,7 @@ def _small(arch, keras_hub, shape):
 def _pretrained(arch, keras_hub, preset, x, pixel_max):
     """``(backbone, x)``: the preset's backbone (weights included) and the images ``x`` made into
     what it expects by its image converter (baked in as ``PixelPreprocessing``)."""
-    from plugins.architectures._layers.pixels import PixelPreprocessing
-    from plugins.architectures.hub import _channels, _from_preset, _optional, resolve_preset
+    from plugins.architectures.hub import _from_preset, preset_pixels, resolve_preset
     from plugins.architectures.pretrained import keep_batchnorm_statistics
 
     task = (
@@ -132,13 +131,6 @@ def _pretrained(arch, keras_hub, preset, x, pixel_max):
     )
     where = resolve_preset(arch, preset, task)
     backbone = _from_preset(arch, preset, keras_hub.models.Backbone)
-    converter = _optional(lambda: keras_hub.layers.ImageConverter.from_preset(where))
-    x = PixelPreprocessing(
-        pixel_max=pixel_max,
-        scale=_channels(getattr(converter, "scale", None), 1 / 255),
-        offset=_channels(getattr(converter, "offset", None), 0.0),
-        library=f"KerasHub {type(converter).__name__ if converter else 'no image converter'} of preset {preset}",
-        name="pixel_preprocessing",
-    )(x)
+    x = preset_pixels(x, keras_hub, where, preset, pixel_max)
     keep_batchnorm_statistics(backbone)
     return backbone, x

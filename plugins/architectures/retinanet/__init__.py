@@ -191,8 +191,7 @@ def _pretrained(keras_hub, preset, x, pixel_max, min_level, max_level, anchor_si
     """``(backbone, x)``: a RetinaNet backbone with the preset's weights (the preset's own, or a
     new feature pyramid over the preset's image encoder) and the images made into what it expects
     by the preset's image converter (``PixelPreprocessing``)."""
-    from plugins.architectures._layers.pixels import PixelPreprocessing
-    from plugins.architectures.hub import _channels, _from_preset, _optional, resolve_preset
+    from plugins.architectures.hub import _from_preset, preset_pixels, resolve_preset
     from plugins.architectures.pretrained import keep_batchnorm_statistics
 
     arch = "retinanet"
@@ -214,13 +213,6 @@ def _pretrained(keras_hub, preset, x, pixel_max, min_level, max_level, anchor_si
             use_p5=False,
             image_shape=(height, width, 3),
         )
-    converter = _optional(lambda: keras_hub.layers.ImageConverter.from_preset(where))
-    x = PixelPreprocessing(
-        pixel_max=pixel_max,
-        scale=_channels(getattr(converter, "scale", None), 1 / 255),
-        offset=_channels(getattr(converter, "offset", None), 0.0),
-        library=f"KerasHub {type(converter).__name__ if converter else 'no image converter'} of preset {preset}",
-        name="pixel_preprocessing",
-    )(x)
+    x = preset_pixels(x, keras_hub, where, preset, pixel_max)
     keep_batchnorm_statistics(backbone)
     return backbone, x
