@@ -111,7 +111,9 @@ def _one_gradient_all_reduce(model):
     each device also normalizes by its own part's BatchNormalization moments; the non-trainable
     float state (moving statistics) takes the devices' mean, the metric states the sum of their
     updates (the loss tracker's total and count); the step's predictions are put back together for
-    the compiled metrics, which Keras then updates on the global batch as before."""
+    the compiled metrics, which Keras then updates on the global batch as before. Random layers
+    (dropout) draw the same stream on each device, as each torch or TensorFlow process draws its
+    own from the same seed."""
     import jax
     import keras
     from jax.flatten_util import ravel_pytree
