@@ -85,6 +85,19 @@ def weights(path):
         return found
 
 
+def weight_diff(a, b):
+    """The largest difference between the layer weights of two .keras files (of the same layers)."""
+    a, b = weights(a), weights(b)
+    assert sorted(a) == sorted(b)
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+def history(run):
+    """A run's history.csv: its header, and its rows as a float array."""
+    rows = [line.split(",") for line in (run / "history.csv").read_text().splitlines()]
+    return rows[0], np.array(rows[1:], float)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", "jax", "tensorflow"])
 def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
@@ -118,16 +131,13 @@ def test_two_processes_match_one_survive_a_kill_and_resume(backend, tmp_path):
     assert read_json(out / "checkpoint.json")["epoch"] == 2
     # Two processes, global batch 64 (32 + 32), trained as one process at batch 64 did: BatchNorm's
     # moments are the global batch's.
-    a, b = weights(tmp_path / "one" / "model.keras"), weights(out / "checkpoint.keras")
-    assert sorted(a) == sorted(b)
-    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    diff = weight_diff(tmp_path / "one" / "model.keras", out / "checkpoint.keras")
     assert diff <= 1e-5, f"{backend}: 2 processes differ from 1 by {diff}"
     # The logs: each process evaluated its part of the validation split, and the metrics (sums and
     # counts), the training ones too, were reduced over both: the whole split's values.
-    h1, h2 = (tmp_path / "one" / "history.csv").read_text(), (out / "history.csv").read_text()
-    rows1, rows2 = ([line.split(",") for line in h.splitlines()] for h in (h1, h2))
-    assert rows1[0] == rows2[0] and len(rows2) == 3, (h1, h2)
-    assert np.allclose(np.array(rows1[1:], float), np.array(rows2[1:], float), rtol=1e-5, atol=1e-6), (h1, h2)
+    (head1, rows1), (head2, rows2) = history(tmp_path / "one"), history(out)
+    assert head1 == head2 and len(rows2) == 2, (head1, rows1, head2, rows2)
+    assert np.allclose(rows1, rows2, rtol=1e-5, atol=1e-6), (head1, rows1, rows2)
     # Nobody else gets in: everything each worker's process listened on was on loopback.
     # TensorFlow's gRPC server cannot be told an address: it listens on every interface at its
     # TF_CONFIG port (measured, TF 2.21; README "Scaling out" says to firewall it). Nothing else may.
@@ -168,8 +178,7 @@ def test_batchnorm_normalizes_each_process_part_by_default(backend, tmp_path):
     )  # fmt: skip
     assert two.returncode == 0, two.stderr
     assert read_json(tmp_path / "two" / "run.json")["training"]["sync_batchnorm"] is False
-    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
-    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    diff = weight_diff(tmp_path / "one" / "model.keras", tmp_path / "two" / "model.keras")
     assert diff > 1e-4, f"2 processes with per-process BatchNorm equal 1 process ({diff}): BatchNorm was synchronized"
 
 
@@ -184,13 +193,11 @@ def test_jax_workers_step_reduces_gradients_loss_and_metrics_as_one_process(tmp_
     assert one.returncode == 0, one.stderr
     two = run_cli("train", *args, "--processes", "2", "--out", tmp_path / "two", env=THREADS, timeout=240)
     assert two.returncode == 0, two.stderr
-    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
-    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    diff = weight_diff(tmp_path / "one" / "model.keras", tmp_path / "two" / "model.keras")
     assert diff <= 1e-5, f"2 JAX processes differ from 1 by {diff}"
-    h1, h2 = (tmp_path / "one" / "history.csv").read_text(), (tmp_path / "two" / "history.csv").read_text()
-    rows1, rows2 = ([line.split(",") for line in h.splitlines()] for h in (h1, h2))
-    assert rows1[0] == rows2[0] and "loss" in rows1[0] and "accuracy" in rows1[0], (h1, h2)
-    assert np.allclose(np.array(rows1[1:], float), np.array(rows2[1:], float), rtol=1e-5, atol=1e-6), (h1, h2)
+    (head1, rows1), (head2, rows2) = history(tmp_path / "one"), history(tmp_path / "two")
+    assert head1 == head2 and "loss" in head1 and "accuracy" in head1, (head1, head2)
+    assert np.allclose(rows1, rows2, rtol=1e-5, atol=1e-6), (head1, rows1, rows2)
 
 
 @pytest.mark.slow
@@ -329,8 +336,7 @@ def test_layers_unfrozen_by_fine_tune_after_train_in_step_on_torch(tmp_path):
     assert one.returncode == 0, one.stderr
     two = run_cli("train", *ARGS, *more, "--processes", "2", "--out", tmp_path / "two", env=THREADS, timeout=240)
     assert two.returncode == 0, two.stderr
-    a, b = weights(tmp_path / "one" / "model.keras"), weights(tmp_path / "two" / "model.keras")
-    diff = max(float(np.abs(a[k] - b[k]).max()) for k in a)
+    diff = weight_diff(tmp_path / "one" / "model.keras", tmp_path / "two" / "model.keras")
     assert diff <= 1e-5, f"2 processes differ from 1 by {diff} after fine-tuning"
     # Each process evaluated its part of the test split (15 of iris's 30), the metrics reduced exactly.
     m1, m2 = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
